@@ -1,0 +1,69 @@
+"""Exceptions that cross the boundary between btic and its users or plugins.
+
+Every message is written for the person who has to act on it: it names the
+thing that failed (a config key, a site, a destination) and what to do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One problem in a configuration.
+
+    :param path: where in the configuration, in dotted form
+        (``schedules.nightly.transfers[0].site``); empty for the file itself.
+    :param message: what is wrong and what is allowed.
+    """
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class BticError(Exception):
+    """Base class of the errors btic reports to a user without a traceback."""
+
+
+class ConfigError(BticError):
+    """The configuration cannot be used.
+
+    Raised by the loader with every problem found (not just the first), and by
+    a plugin's ``on_configure`` with a message a user can act on. A plugin
+    raises it with a plain message; the core adds the destination's path.
+
+    :param problems: one message, or the list of :class:`ConfigProblem` found.
+    """
+
+    def __init__(self, problems: str | list[ConfigProblem]):
+        if isinstance(problems, str):
+            problems = [ConfigProblem("", problems)]
+        self.problems: list[ConfigProblem] = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class DestinationError(BticError):
+    """A destination could not take an item.
+
+    Raised by plugins. The message is shown to the user as it is, so it should
+    name the path, table, bucket or key and the cause ("/srv/archive: No space
+    left on device"). The core records the failure in the ledger and retries
+    the item on the next run.
+
+    :param message: what failed and why, for the user.
+    :param permanent: True when retrying cannot help (the item itself is
+        unacceptable to this destination); the ledger then reports it instead
+        of retrying it on every run.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False):
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class PluginLoadError(BticError):
+    """A plugin could not be imported or its hook implementations are invalid."""

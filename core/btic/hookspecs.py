@@ -1,0 +1,89 @@
+"""The hooks a destination plugin implements.
+
+A destination plugin is a class with an ``Options`` pydantic model and methods
+marked ``@btic.hookimpl``. The core makes one instance per configured
+destination and calls that instance alone for each item, so a hook never sees
+another destination's items. Every hook is called with keyword arguments; an
+implementation may accept fewer arguments than the spec lists.
+
+Which data types a destination can receive follows from the hooks it
+implements: ``on_session_xml`` for ``session`` and ``presentation``,
+``on_recording`` for the four recording types, ``on_backup`` for ``backup``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from btic.appliance.model import Session
+    from btic.types import AppContext, Backup, Delivery, Recording, TransferContext
+
+PROJECT_NAME = "btic"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def on_configure(destination: str, options: BaseModel, app: AppContext) -> None:
+    """Prepare a destination before any transfer.
+
+    Called once per configured destination, after its options were validated
+    against the plugin's ``Options`` model. Open nothing expensive here that a
+    ``btic check --offline`` would not want; connect lazily.
+
+    :param destination: the destination's name (``[destinations.NAME]``).
+    :param options: the validated instance of the plugin's ``Options``.
+    :param app: paths and services of the running btic.
+    :raises btic.ConfigError: with a message a user can act on, when the
+        options are valid one by one but unusable together.
+    """
+
+
+@hookspec(firstresult=True)
+def on_session_xml(session: Session, xml: bytes, ctx: TransferContext) -> Delivery | None:
+    """Deliver one session report (support, access or presentation).
+
+    Called once per session and destination. Delivering the same session again
+    must leave one copy (replace by key, or the configured conflict mode).
+
+    :param session: the parsed report.
+    :param xml: the standalone XML document of this one session, as the
+        appliance sent it (its namespace kept).
+    :param ctx: site, destination, data type and run.
+    :return: where the session went, or None when the destination skipped it
+        (for example ``conflict = "Skip"`` and the file exists).
+    :raises btic.DestinationError: when the destination could not take it; the
+        core records the failure and retries on the next run.
+    """
+
+
+@hookspec(firstresult=True)
+def on_recording(recording: Recording, ctx: TransferContext) -> Delivery | None:
+    """Deliver one downloaded recording (session, command shell, Show My
+    Screen or presentation).
+
+    The core downloaded the file once, verified its size and computed its
+    sha256; read it through ``recording.open()`` in chunks, never whole.
+
+    :param recording: the recording and its spooled file.
+    :param ctx: site, destination, data type and run.
+    :return: where it went, or None when skipped.
+    :raises btic.DestinationError: when the destination could not take it.
+    """
+
+
+@hookspec(firstresult=True)
+def on_backup(backup: Backup, ctx: TransferContext) -> Delivery | None:
+    """Deliver one site backup (``.nsb``).
+
+    :param backup: the backup and its spooled file.
+    :param ctx: site, destination, data type and run.
+    :return: where it went, or None when skipped.
+    :raises btic.DestinationError: when the destination could not take it.
+    """

@@ -1,0 +1,318 @@
+"""Plugin discovery, per-plugin error isolation and the capability table.
+
+:class:`PluginManager` owns everything between "a package declared an entry
+point in group ``btic``" and "destination ``archive`` received a session":
+
+* discovery loops over the entry points itself, so one plugin that fails to
+  import is reported and skipped instead of taking the CLI down;
+* ``BTIC_DISABLE_PLUGINS=a,b`` blocks plugins by entry-point name before
+  their code is imported; ``BTIC_STRICT_PLUGINS=1`` re-raises load errors;
+* each plugin class is checked against the hook specs when it is loaded, so a
+  misspelled hook fails loudly instead of silently never being called;
+* one instance per configured destination is registered with pluggy under the
+  destination's name, and :meth:`PluginManager.call` calls exactly that one.
+
+Nothing is loaded at import time: the CLI calls :meth:`PluginManager.discover`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+import pluggy
+from pydantic import BaseModel
+
+from btic import hookspecs
+from btic.errors import ConfigError, ConfigProblem, PluginLoadError
+from btic.types import AppContext, DataType, data_types_for_hooks
+
+ENTRY_POINT_GROUP = "btic"
+DISABLE_ENV = "BTIC_DISABLE_PLUGINS"
+STRICT_ENV = "BTIC_STRICT_PLUGINS"
+
+
+class PluginWarning(UserWarning):
+    """Raised as a warning for plugin problems that do not stop btic."""
+
+
+@dataclass
+class PluginInfo:
+    """One entry point of group ``btic`` and what came of loading it.
+
+    :ivar name: the entry-point name: what ``plugin = "..."`` refers to.
+    :ivar target: the entry point's ``module:attribute``.
+    :ivar plugin_class: the loaded class; None when disabled or broken.
+    :ivar hooks: names of the hooks the class implements.
+    :ivar error: why it could not be loaded, for the user.
+    """
+
+    name: str
+    distribution: str | None
+    version: str | None
+    target: str
+    plugin_class: type | None = None
+    hooks: tuple[str, ...] = ()
+    error: str | None = None
+    disabled: bool = False
+
+    @property
+    def loaded(self) -> bool:
+        return self.plugin_class is not None
+
+    @property
+    def data_types(self) -> frozenset[DataType]:
+        return data_types_for_hooks(frozenset(self.hooks))
+
+    @property
+    def options_model(self) -> type[BaseModel]:
+        assert self.plugin_class is not None
+        return self.plugin_class.Options
+
+    def describe(self) -> str:
+        """``name (distribution version)`` for messages."""
+        if self.distribution:
+            return f"{self.name} ({self.distribution} {self.version})"
+        return self.name
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "distribution": self.distribution,
+            "version": self.version,
+            "target": self.target,
+            "hooks": list(self.hooks),
+            "data_types": sorted(dt.value for dt in self.data_types),
+            "disabled": self.disabled,
+            "error": self.error,
+        }
+
+
+@dataclass
+class _Destination:
+    name: str
+    plugin: PluginInfo
+    instance: object
+    options: BaseModel
+    callers: dict[str, Any] = field(default_factory=dict)
+
+
+class PluginManager:
+    """Finds destination plugins and calls configured destinations.
+
+    :param disabled: entry-point names not to import.
+    :param strict: re-raise load errors instead of reporting them.
+    :param entry_points: the entry points to consider; by default those of
+        group ``btic`` in the installed distributions.
+    """
+
+    def __init__(
+        self,
+        *,
+        disabled: Iterable[str] = (),
+        strict: bool = False,
+        entry_points: Iterable[importlib.metadata.EntryPoint] | None = None,
+    ):
+        self.disabled = frozenset(disabled)
+        self.strict = strict
+        self._entry_points = entry_points
+        self.plugins: dict[str, PluginInfo] = {}
+        self.warnings: list[str] = []
+        self._discovered = False
+        self._hooks = self._new_pluggy_manager()
+        self._destinations: dict[str, _Destination] = {}
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> PluginManager:
+        """A manager configured by ``BTIC_DISABLE_PLUGINS`` and ``BTIC_STRICT_PLUGINS``."""
+        environ = os.environ if environ is None else environ
+        disabled = {n.strip() for n in environ.get(DISABLE_ENV, "").split(",") if n.strip()}
+        strict = environ.get(STRICT_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+        return cls(disabled=disabled, strict=strict)
+
+    # -- discovery ---------------------------------------------------------
+
+    def discover(self) -> PluginManager:
+        """Load every plugin once. Safe to call again (it does nothing)."""
+        if self._discovered:
+            return self
+        self._discovered = True
+        by_name: dict[str, list[importlib.metadata.EntryPoint]] = {}
+        for ep in self._iter_entry_points():
+            claimants = by_name.setdefault(ep.name, [])
+            if not any(_dist_name(c) == _dist_name(ep) for c in claimants):
+                claimants.append(ep)
+        for name, claimants in by_name.items():
+            chosen = claimants[0]
+            if len(claimants) > 1:
+                others = ", ".join(_describe_ep(ep) for ep in claimants[1:])
+                self._warn(
+                    f"plugin name {name!r} is claimed by {_describe_ep(chosen)} and by "
+                    f"{others}; using {_dist_name(chosen)}. Uninstall one of them."
+                )
+            self.plugins[name] = self._load(chosen)
+        return self
+
+    def _iter_entry_points(self) -> Iterable[importlib.metadata.EntryPoint]:
+        if self._entry_points is not None:
+            return self._entry_points
+        return importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+
+    def _load(self, ep: importlib.metadata.EntryPoint) -> PluginInfo:
+        dist = getattr(ep, "dist", None)
+        info = PluginInfo(
+            name=ep.name,
+            distribution=dist.name if dist else None,
+            version=dist.version if dist else None,
+            target=ep.value,
+        )
+        if ep.name in self.disabled:
+            info.disabled = True
+            info.error = f"disabled by {DISABLE_ENV}"
+            return info
+        try:
+            plugin_class = ep.load()
+            info.hooks = self._validate_class(ep.name, plugin_class)
+        except Exception as exc:
+            if self.strict:
+                raise
+            info.error = f"{type(exc).__name__}: {exc}"
+            self._warn(
+                f"plugin {info.describe()} failed to load and is skipped: {info.error} "
+                f"(set {STRICT_ENV}=1 to see the traceback, or {DISABLE_ENV}={ep.name} "
+                "to silence this)"
+            )
+            return info
+        info.plugin_class = plugin_class
+        return info
+
+    def _validate_class(self, name: str, plugin_class: Any) -> tuple[str, ...]:
+        if not isinstance(plugin_class, type):
+            raise PluginLoadError(f"entry point must name a class, not {plugin_class!r}")
+        options = getattr(plugin_class, "Options", None)
+        if not (isinstance(options, type) and issubclass(options, BaseModel)):
+            raise PluginLoadError(f"{plugin_class.__qualname__}.Options must be a pydantic model")
+        if options.model_config.get("extra") != "forbid":
+            raise PluginLoadError(
+                f"{plugin_class.__qualname__}.Options must set "
+                "model_config = ConfigDict(extra='forbid') so misspelled settings are reported"
+            )
+        # A throwaway manager: registering the class validates every hookimpl's
+        # arguments against its spec, and check_pending catches hook names
+        # that match no spec (a typo would otherwise never be called).
+        probe = self._new_pluggy_manager()
+        try:
+            probe.register(plugin_class, name=name)
+            probe.check_pending()
+        except pluggy.PluginValidationError as exc:
+            raise PluginLoadError(str(exc)) from None
+        hooks = sorted(caller.name for caller in probe.get_hookcallers(plugin_class) or [])
+        if not hooks:
+            raise PluginLoadError(f"{plugin_class.__qualname__} implements no btic hook")
+        return tuple(hooks)
+
+    def _warn(self, message: str) -> None:
+        self.warnings.append(message)
+        warnings.warn(message, PluginWarning, stacklevel=3)
+
+    @staticmethod
+    def _new_pluggy_manager() -> pluggy.PluginManager:
+        manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        manager.add_hookspecs(hookspecs)
+        return manager
+
+    # -- lookups -------------------------------------------------------------
+
+    def get(self, name: str) -> PluginInfo:
+        """The loaded plugin ``name``.
+
+        :raises ConfigError: naming the installed plugins, or why this one
+            did not load.
+        """
+        self.discover()
+        info = self.plugins.get(name)
+        if info is None:
+            raise ConfigError(
+                f"no installed plugin {name!r}; installed: {', '.join(self.loaded_names()) or 'none'}"
+            )
+        if not info.loaded:
+            raise ConfigError(f"plugin {info.describe()} is not usable: {info.error}")
+        return info
+
+    def loaded_names(self) -> list[str]:
+        self.discover()
+        return sorted(n for n, info in self.plugins.items() if info.loaded)
+
+    # -- destinations --------------------------------------------------------
+
+    def add_destination(
+        self, name: str, plugin_name: str, options: BaseModel, app: AppContext
+    ) -> None:
+        """Make and configure the instance for destination ``name``.
+
+        :raises ConfigError: from the plugin's ``on_configure``, with the
+            destination's config path.
+        """
+        info = self.get(plugin_name)
+        instance = info.plugin_class()  # type: ignore[misc]
+        self._hooks.register(instance, name=name)
+        self._hooks.check_pending()
+        self._destinations[name] = _Destination(name, info, instance, options)
+        self._forget_callers()
+        try:
+            self.call(name, "on_configure", destination=name, options=options, app=app)
+        except ConfigError as exc:
+            self.remove_destination(name)
+            raise ConfigError(
+                [
+                    ConfigProblem(f"destinations.{name}" + (f".{p.path}" if p.path else ""), p.message)
+                    for p in exc.problems
+                ]
+            ) from None
+
+    def remove_destination(self, name: str) -> None:
+        destination = self._destinations.pop(name, None)
+        if destination is not None:
+            self._hooks.unregister(destination.instance)
+            self._forget_callers()
+
+    def _forget_callers(self) -> None:
+        # A cached subset caller excludes the destinations that existed when
+        # it was made; any change to the set invalidates all of them.
+        for destination in self._destinations.values():
+            destination.callers.clear()
+
+    def destination_plugin(self, name: str) -> PluginInfo:
+        return self._destinations[name].plugin
+
+    def can_receive(self, destination: str, data_type: DataType) -> bool:
+        return data_type in self._destinations[destination].plugin.data_types
+
+    def call(self, destination: str, hook: str, /, **kwargs: Any) -> Any:
+        """Call ``hook`` on one destination only and return its result.
+
+        pluggy stops a hook call at the first exception, so the core calls
+        each destination separately and isolates their failures.
+        """
+        target = self._destinations[destination]
+        caller = target.callers.get(hook)
+        if caller is None:
+            others = [d.instance for d in self._destinations.values() if d is not target]
+            caller = self._hooks.subset_hook_caller(hook, remove_plugins=others)
+            target.callers[hook] = caller
+        return caller(**kwargs)
+
+
+def _dist_name(ep: importlib.metadata.EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    return dist.name if dist else ep.value
+
+
+def _describe_ep(ep: importlib.metadata.EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    if dist is None:
+        return ep.value
+    return f"{dist.name} {dist.version} ({ep.value})"

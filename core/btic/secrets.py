@@ -1,0 +1,178 @@
+"""Secret values in the configuration: ``env:NAME``, ``file:PATH`` or literal.
+
+A :class:`Secret` resolves its reference when the configuration is validated,
+so a missing variable or unreadable file is reported at load time with its
+config path. It never shows its value: ``str()``, ``repr()`` and pydantic
+serialisation all give the reference (``env:BTIC_SECRET``) or a mask, so a
+secret cannot reach a summary, a log line or a traceback by accident.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic_core import core_schema
+
+MASK = "********"
+ENV_PREFIX = "env:"
+FILE_PREFIX = "file:"
+
+
+class Secret:
+    """A resolved secret and the reference it came from.
+
+    Plugins declare secret options with this type (``password: Secret``) and
+    call :meth:`get_secret_value` at the moment they need the value.
+    """
+
+    __slots__ = ("_value", "reference")
+
+    def __init__(self, value: str, reference: str | None = None):
+        self._value = value
+        #: ``env:NAME`` or ``file:PATH``; None for a secret written literally.
+        self.reference = reference
+
+    def get_secret_value(self) -> str:
+        return self._value
+
+    @property
+    def is_literal(self) -> bool:
+        return self.reference is None
+
+    @property
+    def written_in_file(self) -> bool:
+        """True when the secret itself (not a reference) is in the config file."""
+        return self.reference is None
+
+    @property
+    def display(self) -> str:
+        """What may be shown of this secret: its reference, or a mask."""
+        return self.reference or MASK
+
+    def __repr__(self) -> str:
+        return f"Secret({self.display!r})"
+
+    __str__ = display.fget  # type: ignore[assignment]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and (self._value, self.reference) == (
+            other._value,
+            other.reference,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self._value, self.reference))
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.with_info_plain_validator_function(
+            functools.partial(_validate_secret, cls),
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                lambda secret: secret.display
+            ),
+        )
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> dict[str, Any]:
+        return {
+            "type": "string",
+            "description": "a literal secret, env:NAME or file:PATH",
+        }
+
+
+def resolve_secret(
+    text: str, *, environ: Mapping[str, str] | None = None, base_dir: Path | None = None
+) -> Secret:
+    """Resolve one secret reference.
+
+    :param text: ``env:NAME``, ``file:PATH`` (relative to ``base_dir``) or the
+        secret itself.
+    :param environ: where ``env:`` looks; the process environment by default.
+    :param base_dir: the configuration file's directory.
+    :raises ValueError: with a message that names the variable or file but
+        never the secret.
+    """
+    environ = os.environ if environ is None else environ
+    if text.startswith(ENV_PREFIX):
+        name = text[len(ENV_PREFIX) :]
+        if not name:
+            raise ValueError("env: needs a variable name, as in env:BTIC_SECRET")
+        value = environ.get(name)
+        if value is None:
+            raise ValueError(f"environment variable {name} is not set (referenced as {text})")
+        if not value:
+            raise ValueError(f"environment variable {name} is empty (referenced as {text})")
+        return Secret(value, text)
+    if text.startswith(FILE_PREFIX):
+        raw = text[len(FILE_PREFIX) :]
+        if not raw:
+            raise ValueError("file: needs a path, as in file:/run/secrets/btic")
+        path = Path(raw).expanduser()
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        try:
+            value = path.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise ValueError(f"cannot read secret file {path}: {exc.strerror or exc}") from None
+        if not value:
+            raise ValueError(f"secret file {path} is empty")
+        return Secret(value, text)
+    if not text:
+        raise ValueError("is empty; give the secret, env:NAME or file:PATH")
+    return Secret(text, None)
+
+
+class DatabaseUrl(Secret):
+    """A database URL, which may carry a password.
+
+    Shown as its reference, or, written literally, as the URL with the
+    password masked (``postgresql://btic:***@db/btic``) so a summary still
+    says which database is meant.
+    """
+
+    __slots__ = ()
+
+    @property
+    def written_in_file(self) -> bool:
+        return self.reference is None and self._password() is not None
+
+    def _password(self) -> str | None:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            return make_url(self._value).password
+        except ArgumentError:
+            return self._value
+
+    @property
+    def display(self) -> str:
+        if self.reference is not None:
+            return self.reference
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            return make_url(self._value).render_as_string(hide_password=True)
+        except ArgumentError:
+            return MASK
+
+    __str__ = display.fget  # type: ignore[assignment]
+
+
+def _validate_secret(cls: type[Secret], value: Any, info: core_schema.ValidationInfo) -> Secret:
+    if isinstance(value, cls):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be a string: the secret, env:NAME or file:PATH")
+    context = info.context or {}
+    secret = resolve_secret(value, environ=context.get("environ"), base_dir=context.get("base_dir"))
+    return secret if cls is Secret else cls(secret.get_secret_value(), secret.reference)

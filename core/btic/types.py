@@ -1,0 +1,189 @@
+"""The public data types handed to destination plugins.
+
+Plugins never receive raw dicts: a session arrives as
+:class:`btic.appliance.model.Session` plus its XML bytes, a recording as a
+:class:`Recording`, a backup as a :class:`Backup`; a plugin answers with a
+:class:`Delivery` (or None when it skipped the item).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from btic.appliance.model import Product, Session
+
+
+class DataType(str, Enum):
+    """The kinds of data a transfer moves (the ``data = [...]`` of a schedule)."""
+
+    SESSION = "session"
+    RECORDING = "recording"
+    COMMAND_SHELL_RECORDING = "command_shell_recording"
+    SHOW_MY_SCREEN_RECORDING = "show_my_screen_recording"
+    PRESENTATION = "presentation"
+    PRESENTATION_RECORDING = "presentation_recording"
+    BACKUP = "backup"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: The hook a destination must implement to receive each data type.
+HOOK_FOR_DATA_TYPE: dict[DataType, str] = {
+    DataType.SESSION: "on_session_xml",
+    DataType.PRESENTATION: "on_session_xml",
+    DataType.RECORDING: "on_recording",
+    DataType.COMMAND_SHELL_RECORDING: "on_recording",
+    DataType.SHOW_MY_SCREEN_RECORDING: "on_recording",
+    DataType.PRESENTATION_RECORDING: "on_recording",
+    DataType.BACKUP: "on_backup",
+}
+
+#: Data types an appliance of each product can serve.
+PRODUCT_DATA_TYPES: dict[str, frozenset[DataType]] = {
+    "rs": frozenset(DataType),
+    "pa": frozenset(
+        {
+            DataType.SESSION,
+            DataType.RECORDING,
+            DataType.COMMAND_SHELL_RECORDING,
+            DataType.BACKUP,
+        }
+    ),
+}
+
+RecordingKind = Literal["session", "command_shell", "show_my_screen", "presentation"]
+
+
+def data_types_for_hooks(hooks: set[str] | frozenset[str]) -> frozenset[DataType]:
+    """The data types a plugin implementing ``hooks`` can receive."""
+    return frozenset(dt for dt, hook in HOOK_FOR_DATA_TYPE.items() if hook in hooks)
+
+
+@dataclass(frozen=True)
+class SiteInfo:
+    """What a plugin may know about the appliance an item came from.
+
+    :ivar name: the site's name in the configuration (``[sites.NAME]``).
+    :ivar host: the appliance's host name (``%SUPPORT_SITE_HOST%``).
+    :ivar product: ``rs`` or ``pa``.
+    """
+
+    name: str
+    host: str
+    product: Product
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A recording downloaded once by the core and handed to every destination.
+
+    The file at :attr:`path` is complete: its size was verified against the
+    appliance's answer and its sha256 computed while it streamed. Read it with
+    :meth:`open`; never move or delete it (other destinations read it too).
+
+    :ivar lsid: the session's id.
+    :ivar kind: ``session``, ``command_shell``, ``show_my_screen`` or
+        ``presentation``.
+    :ivar instance: the instance for command shell and Show My Screen
+        recordings, as the session report numbers it; None otherwise.
+    :ivar extension: without the dot (``flv``, ``mp4``, ``txt``...).
+    :ivar session: the report of the session the recording belongs to (for
+        file names: external key, lseq, session type, end time).
+    """
+
+    site: SiteInfo
+    lsid: str
+    kind: RecordingKind
+    instance: int | None
+    extension: str
+    size: int
+    sha256: str
+    path: Path
+    session: Session
+
+    @property
+    def data_type(self) -> DataType:
+        return {
+            "session": DataType.RECORDING,
+            "command_shell": DataType.COMMAND_SHELL_RECORDING,
+            "show_my_screen": DataType.SHOW_MY_SCREEN_RECORDING,
+            "presentation": DataType.PRESENTATION_RECORDING,
+        }[self.kind]
+
+    def open(self) -> IO[bytes]:
+        return self.path.open("rb")
+
+
+@dataclass(frozen=True)
+class Backup:
+    """A site backup (``.nsb``), downloaded once and handed to every destination.
+
+    :ivar time: the appliance's clock when the backup was taken (UTC).
+    """
+
+    site: SiteInfo
+    time: datetime
+    extension: str
+    size: int
+    sha256: str
+    path: Path
+
+    def open(self) -> IO[bytes]:
+        return self.path.open("rb")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a destination did with an item: where it went.
+
+    :ivar location: a path, URL, table key or object key a person can find
+        the item by.
+    :ivar size: bytes written, when the destination knows.
+    :ivar sha256: of what was written, when the destination knows.
+    """
+
+    location: str
+    size: int | None = None
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class AppContext:
+    """What the core tells a destination when it is configured.
+
+    :ivar config_dir: the directory of the configuration file; relative paths
+        in a destination's options are relative to it.
+    :ivar version: btic's version.
+    :ivar log: a structlog logger bound to the destination's name.
+    """
+
+    config_dir: Path
+    version: str
+    log: Any = None
+
+
+@dataclass(frozen=True)
+class TransferContext:
+    """The transfer an item belongs to, passed with every item.
+
+    :ivar site: the appliance the item came from.
+    :ivar destination: the destination's name (``[destinations.NAME]``).
+    :ivar data_type: the data type being delivered.
+    :ivar run_id: identifies this run in logs and the ledger.
+    :ivar force: True when the user asked to re-deliver items the ledger
+        already has (``btic transfer --force``).
+    :ivar log: a structlog logger bound to site, destination and run.
+    """
+
+    site: SiteInfo
+    destination: str
+    data_type: DataType
+    run_id: str
+    force: bool = False
+    log: Any = field(default=None, compare=False)

@@ -1,0 +1,79 @@
+"""Shared test helpers: the installed ``btic`` command and throwaway plugins."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+BTIC = str(Path(sys.executable).with_name("btic"))
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run_btic(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+             pythonpath: list[Path] = (), timeout: float = 120) -> Result:
+    """Run the installed ``btic`` console script as a user would."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("BTIC_")}
+    if pythonpath:
+        full_env["PYTHONPATH"] = os.pathsep.join(str(p) for p in pythonpath)
+    full_env.update(env or {})
+    proc = subprocess.run(
+        [BTIC, *args], env=full_env, cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+class DistributionFactory:
+    """Writes throwaway distributions (dist-info + module) into one directory.
+
+    importlib.metadata finds them on sys.path exactly as it finds installed
+    packages, so discovery is tested for real.
+    """
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def make(self, dist: str, version: str, entry_points: dict[str, str], modules: dict[str, str]) -> Path:
+        info = self.root / f"{dist.replace('-', '_')}-{version}.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+        lines = ["[btic]"] + [f"{name} = {target}" for name, target in entry_points.items()]
+        (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+        for module, source in modules.items():
+            (self.root / f"{module}.py").write_text(textwrap.dedent(source))
+        return self.root
+
+
+@pytest.fixture
+def distributions(tmp_path: Path) -> DistributionFactory:
+    return DistributionFactory(tmp_path / "site")
+
+
+VALID_PLUGIN = '''
+import btic
+from pydantic import BaseModel, ConfigDict
+
+class Destination:
+    class Options(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        label: str = "x"
+
+    @btic.hookimpl
+    def on_session_xml(self, session, xml, ctx):
+        return btic.Delivery(location="somewhere")
+'''
