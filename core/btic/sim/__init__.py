@@ -1,0 +1,7 @@
+"""A simulated BeyondTrust RS or PA appliance, for the demo, tests, benchmarks
+and plugin authors. See :class:`SimulatedAppliance` and ``btic sim``."""
+
+from btic.sim.faults import FaultPlan
+from btic.sim.server import SimulatedAppliance
+
+__all__ = ["FaultPlan", "SimulatedAppliance"]

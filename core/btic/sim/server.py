@@ -1,0 +1,570 @@
+"""The simulated appliance's HTTP(S) server.
+
+Serves what the API guides describe and btic uses: ``POST /oauth2/token``,
+``/api/command`` (``get_api_info``, ``check_health``), ``/check_health``,
+``/api/reporting`` (session, listing and recording reports of RS or PA) and
+``/api/backup``, with GET and form-encoded POST. Standard library only, one
+thread per connection, bodies streamed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import socket
+import ssl
+import struct
+import tempfile
+import threading
+import time
+from collections import Counter, OrderedDict
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Iterable, Iterator
+from urllib.parse import parse_qsl, urlsplit
+
+from btic.sim import render
+from btic.sim.data import (
+    RECORDING_EXTENSION,
+    SimDataset,
+    SimSession,
+    content_sha256,
+    content_stream,
+    recording_key,
+)
+from btic.sim.faults import FaultPlan
+
+MAX_TOKENS = 30
+ACCESS_DENIED = {
+    "error": "access_denied",
+    "message": "The resource owner or authorization server denied the request.",
+}
+
+REPORTS = {
+    "rs": {
+        "SupportSession": ("support", "full"),
+        "SupportSessionListing": ("support", "listing"),
+        "SupportSessionRecording": ("support", "recording"),
+        "CommandShellRecording": ("support", "command_shell"),
+        "ShowMyScreenRecording": ("support", "show_my_screen"),
+        "PresentationSession": ("presentation", "full"),
+        "PresentationSessionListing": ("presentation", "listing"),
+        "PresentationSessionRecording": ("presentation", "recording"),
+    },
+    "pa": {
+        "AccessSession": ("access", "full"),
+        "AccessSessionListing": ("access", "listing"),
+        "AccessSessionRecording": ("access", "recording"),
+        "CommandShellRecording": ("access", "command_shell"),
+    },
+}
+
+
+def default_permissions(product: str) -> dict[str, str]:
+    if product == "pa":
+        return {"perm_backup": "1", "perm_command": "full_access", "perm_reporting": "1"}
+    return {
+        "perm_backup": "1",
+        "perm_command": "full_access",
+        "perm_reporting_archive": "0",
+        "perm_reporting_license": "0",
+        "perm_reporting_presentation": "1",
+        "perm_reporting_support": "1",
+    }
+
+
+def report_permission(product: str, report: str) -> str:
+    if product == "pa":
+        return "perm_reporting"
+    return "perm_reporting_presentation" if report == "presentation" else "perm_reporting_support"
+
+
+class _Aborted(Exception):
+    """The handler cut the connection on purpose (a fault)."""
+
+
+class TokenStore:
+    """OAuth tokens of the one API account: at most 30 live, oldest evicted."""
+
+    def __init__(self, ttl: float):
+        self.ttl = ttl
+        self._tokens: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+        self.grants = 0
+
+    def grant(self) -> str:
+        token = secrets.token_urlsafe(30)
+        with self._lock:
+            self.grants += 1
+            self._tokens[token] = time.monotonic() + self.ttl
+            while len(self._tokens) > MAX_TOKENS:
+                self._tokens.popitem(last=False)
+        return token
+
+    def valid(self, token: str) -> bool:
+        with self._lock:
+            expires = self._tokens.get(token)
+            return expires is not None and expires > time.monotonic()
+
+    def revoke_all(self) -> None:
+        with self._lock:
+            self._tokens.clear()
+
+
+class SimulatedAppliance:
+    """A simulated RS or PA appliance on a local port.
+
+    Use as a context manager, or call :meth:`start` and :meth:`stop`::
+
+        with SimulatedAppliance("rs", sessions=20) as sim:
+            print(sim.url, sim.client_id, sim.client_secret, sim.ca_path)
+
+    :param port: 0 picks a free port.
+    :param tls: serve HTTPS with a generated CA (:attr:`ca_path`).
+    :param faults: a :class:`FaultPlan` or its spec string.
+    :param token_ttl: seconds a token lives (the appliance's is 3600).
+    :param language: the language of "no matching data" answers.
+    :param permissions: overrides of the API account's permissions
+        (``{"perm_backup": "0"}``).
+    """
+
+    def __init__(
+        self,
+        product: str = "rs",
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: bool = True,
+        sessions: int = 40,
+        seed: int = 1,
+        recording_size: int = 256 * 1024,
+        backup_size: int = 512 * 1024,
+        presentations: int | None = None,
+        live_sessions: int = 3,
+        live_interval: int = 30,
+        history_seconds: int = 2 * 86400,
+        expired_every: int = 0,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        faults: FaultPlan | str | None = None,
+        token_ttl: float = 3600,
+        language: str = "en",
+        permissions: dict[str, str] | None = None,
+        state_dir: Path | None = None,
+    ):
+        if product not in REPORTS:
+            raise ValueError("product must be rs or pa")
+        self.product = product
+        self.bind_host = host
+        self.port = port
+        self.tls = tls
+        self.seed = seed
+        self.client_id = client_id or secrets.token_hex(20)
+        self.client_secret = client_secret or secrets.token_urlsafe(33)
+        self.faults = faults if isinstance(faults, FaultPlan) else FaultPlan.parse(faults)
+        self.tokens = TokenStore(token_ttl)
+        self.language = language
+        self.permissions = {**default_permissions(product), **(permissions or {})}
+        self.stats: Counter[str] = Counter()
+        self.backups_served: list[tuple[int, int, str]] = []
+        self._state_dir = state_dir
+        self._tempdir: tempfile.TemporaryDirectory[str] | None = None
+        self.ca_path: Path | None = None
+        self.dataset = SimDataset(
+            product=product,  # type: ignore[arg-type]
+            seed=seed,
+            anchor=int(self.now()),
+            sessions=sessions,
+            live_sessions=live_sessions,
+            live_interval=live_interval,
+            history_seconds=history_seconds,
+            recording_size=recording_size,
+            backup_size=backup_size,
+            presentations=(sessions // 7 if presentations is None else presentations),
+            expired_every=expired_every,
+        )
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def start(self) -> SimulatedAppliance:
+        server = _Server((self.bind_host, self.port), _Handler)
+        server.appliance = self
+        if self.tls:
+            from btic.sim.tls import make_certificates
+
+            directory = self._state_dir
+            if directory is None:
+                self._tempdir = tempfile.TemporaryDirectory(prefix="btic-sim-")
+                directory = Path(self._tempdir.name)
+            certificates = make_certificates(directory, self.bind_host)
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(certificates.cert_path, certificates.key_path)
+            server.socket = context.wrap_socket(server.socket, server_side=True)
+            self.ca_path = certificates.ca_path
+        self.port = server.server_address[1]
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="btic-sim", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._tempdir is not None:
+            self._tempdir.cleanup()
+            self._tempdir = None
+
+    def __enter__(self) -> SimulatedAppliance:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- what clients need -------------------------------------------------------
+
+    @property
+    def host(self) -> str:
+        """``host:port`` as a site's ``host`` setting takes it."""
+        return f"{self.bind_host}:{self.port}"
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}"
+
+    def site_toml(self, name: str = "sim", secret_ref: str | None = None) -> str:
+        """A ready-to-paste ``[sites.NAME]`` section."""
+        lines = [
+            f"[sites.{name}]",
+            f'host = "{self.host}"',
+            f'client_id = "{self.client_id}"',
+            f'client_secret = "{secret_ref or self.client_secret}"',
+            f'product = "{self.product}"',
+        ]
+        if self.tls:
+            lines.append(f'ca_bundle = "{self.ca_path}"')
+        else:
+            lines.append('scheme = "http"')
+        return "\n".join(lines) + "\n"
+
+    def now(self) -> float:
+        """The appliance's clock (UNIX seconds), fault offset included."""
+        return time.time() + self.faults.clock_offset
+
+    def recording_sha256(self, lsid: str, kind: str, instance: int | None = None) -> str:
+        """What a download of this recording must hash to (``instance`` as the API numbers it)."""
+        size = self.dataset.recording_size_of(kind)
+        return content_sha256(recording_key(self.seed, lsid, kind, instance), size)
+
+    def revoke_tokens(self) -> None:
+        self.tokens.revoke_all()
+
+    # -- request handling ------------------------------------------------------------
+
+    def select_sessions(self, report: str, params: dict[str, str], kind: str) -> list[SimSession] | str:
+        """Sessions matching the guide's parameters, or an error message."""
+        now = self.now()
+        wanted = [s for s in self.dataset.all() if s.report == report and s.start <= now]
+        if "lsid" in params or "lsids" in params:
+            if kind == "listing":
+                return "The lsid and lsids parameters are not accepted by listing reports."
+            ids = {params["lsid"]} if "lsid" in params else {
+                i.strip() for i in params["lsids"].split(",") if i.strip()}
+            return [s for s in wanted if s.lsid in ids]
+        given = [p for p in ("start_date", "start_time", "end_date", "end_time") if p in params]
+        if len(given) != 1:
+            return ("Exactly one of start_date, start_time, end_date, end_time, lsid or lsids "
+                    "must be given.")
+        field = given[0]
+        if "duration" not in params:
+            return "The duration parameter is required with " + field + "."
+        try:
+            duration = int(params["duration"])
+            if duration < 0:
+                raise ValueError
+        except ValueError:
+            return "Invalid duration: must be a non-negative integer."
+        try:
+            if field.endswith("_date"):
+                day = datetime.strptime(params[field], "%Y-%m-%d").replace(tzinfo=timezone.utc)
+                low = int(day.timestamp())
+                high = low + duration * 86400 - 1 if duration else None
+            else:
+                low = int(params[field])
+                high = low + duration if duration else None
+        except ValueError:
+            return f"Invalid {field}: " + ("use YYYY-MM-DD." if field.endswith("_date") else "use a UNIX timestamp.")
+        selected = []
+        for s in wanted:
+            if field.startswith("end"):
+                if not s.closed_at(now):
+                    continue
+                moment = s.end
+            else:
+                moment = s.start
+            if moment >= low and (high is None or moment <= high):
+                selected.append(s)
+        limit = params.get("limit", "all")
+        if limit != "all":
+            selected = self._limit(selected, limit)
+            if isinstance(selected, str):
+                return selected
+        return selected
+
+    @staticmethod
+    def _limit(sessions: list[SimSession], limit: str) -> list[SimSession] | str:
+        kind, _, value = limit.partition(":")
+        if kind == "rep" and value.isdigit():
+            return [s for s in sessions if int(value) in s.rep_ids]
+        if kind in ("team", "members") and (value == "all" or value.isdigit()):
+            return [s for s in sessions if s.team_ids and (value == "all" or int(value) in s.team_ids)]
+        if kind == "site" and value.isdigit():
+            return [s for s in sessions if s.site_id == int(value)]
+        return "Invalid limit: use all, rep:ID, team:all, team:ID, members:ID or site:ID."
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    appliance: SimulatedAppliance
+
+    def handle_error(self, request, client_address) -> None:  # noqa: ANN001
+        # Clients that hang up (and faults that hang up on them) are normal here.
+        pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+    server_version = "btic-sim"
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+    @property
+    def sim(self) -> SimulatedAppliance:
+        return self.server.appliance
+
+    def do_GET(self) -> None:
+        self._dispatch(dict(parse_qsl(urlsplit(self.path).query)))
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode("utf-8", "replace") if length else ""
+        params = dict(parse_qsl(urlsplit(self.path).query))
+        params.update(parse_qsl(body))
+        self._dispatch(params)
+
+    # -- routing ------------------------------------------------------------------
+
+    def _dispatch(self, params: dict[str, str]) -> None:
+        path = urlsplit(self.path).path
+        label = {
+            "/oauth2/token": "token",
+            "/api/command": "command",
+            "/check_health": "health",
+            "/api/backup": "backup",
+        }.get(path, params.get("generate_report", "reporting"))
+        self.sim.stats[label] += 1
+        if self.sim.faults.latency:
+            time.sleep(self.sim.faults.latency)
+        fault = self.sim.faults.take(label)
+        try:
+            if fault == "revoke":
+                self.sim.revoke_tokens()
+                fault = None
+            if fault in ("500", "502", "503", "504"):
+                return self._send(int(fault), b"<html><body>Server Error</body></html>", "text/html")
+            if fault == "429":
+                return self._send(429, b"Too Many Requests", "text/plain",
+                                  {"Retry-After": str(self.sim.faults.retry_after)})
+            if path == "/oauth2/token":
+                return self._token(params)
+            if path == "/check_health":
+                return self._send(200, b"<html><body>OK</body></html>", "text/html")
+            if path not in ("/api/command", "/api/reporting", "/api/backup"):
+                return self._send(404, b"<html><body>Document Not Found</body></html>", "text/html")
+            if not self._authorised():
+                return self._send(401, json.dumps(ACCESS_DENIED).encode(), "application/json")
+            if path == "/api/command":
+                return self._command(params)
+            if path == "/api/backup":
+                return self._backup(fault)
+            return self._reporting(params, fault)
+        except _Aborted:
+            self.close_connection = True
+
+    def _authorised(self) -> bool:
+        header = self.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        return scheme.lower() == "bearer" and self.sim.tokens.valid(token.strip())
+
+    def _token(self, params: dict[str, str]) -> None:
+        if self.command != "POST":
+            return self._send(405, b"", "text/plain")
+        scheme, _, encoded = self.headers.get("Authorization", "").partition(" ")
+        try:
+            client_id, _, secret = base64.b64decode(encoded).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            client_id = secret = ""
+        if scheme.lower() != "basic" or (client_id, secret) != (self.sim.client_id, self.sim.client_secret):
+            body = {"error": "invalid_client", "message": "Client authentication failed."}
+            return self._send(401, json.dumps(body).encode(), "application/json")
+        if params.get("grant_type") != "client_credentials":
+            body = {"error": "unsupported_grant_type", "message": "grant_type must be client_credentials."}
+            return self._send(400, json.dumps(body).encode(), "application/json")
+        body = {"access_token": self.sim.tokens.grant(), "token_type": "Bearer",
+                "expires_in": int(self.sim.tokens.ttl)}
+        # Real appliances label the JSON as XML; clients must not care.
+        return self._send(200, json.dumps(body).encode(), "text/xml")
+
+    def _command(self, params: dict[str, str]) -> None:
+        if self.sim.permissions.get("perm_command", "deny") == "deny":
+            return self._send(404, b"<html><body>Document Not Found</body></html>", "text/html")
+        action = params.get("action")
+        if action == "get_api_info":
+            body = render.api_info_document(self.sim.product, int(self.sim.now()), self.sim.permissions)
+        elif action == "check_health":
+            body = render.health_document(self.sim.product, self.sim.bind_host, int(self.sim.now()))
+        else:
+            body = render.error_document(self.sim.product, f"Invalid action: {action!r}.")
+        return self._send(200, body, "text/xml; charset=UTF-8")
+
+    def _reporting(self, params: dict[str, str], fault: str | None) -> None:
+        sim = self.sim
+        name = params.get("generate_report", "")
+        spec = REPORTS[sim.product].get(name)
+        if spec is None:
+            return self._xml(render.error_document(sim.product, f"Invalid report type: {name!r}."), fault)
+        report, kind = spec
+        if sim.permissions.get(report_permission(sim.product, report)) != "1":
+            return self._send(404, b"<html><body>Document Not Found</body></html>", "text/html")
+        if kind in ("recording", "command_shell", "show_my_screen"):
+            return self._recording(report, kind, params, fault)
+        selected = sim.select_sessions(report, params, kind)
+        if isinstance(selected, str):
+            return self._xml(render.error_document(sim.product, selected), fault)
+        if not selected:
+            return self._xml(render.no_data_document(sim.product, report, sim.language), fault)
+        if kind == "listing":
+            chunks: Iterable[bytes] = render.listing_document(sim.product, selected)
+        else:
+            chunks = render.sessions_document(sim.dataset, selected, sim.now(), sim.url)
+        return self._stream_xml(chunks, fault)
+
+    def _recording(self, report: str, kind: str, params: dict[str, str], fault: str | None) -> None:
+        sim = self.sim
+        session = sim.dataset.get(params.get("lsid", ""))
+        instance: int | None = None
+        if kind != "recording":
+            try:
+                instance = int(params.get("instance", ""))
+            except ValueError:
+                return self._xml(render.error_document(sim.product, "Invalid instance: must be an integer."), None)
+        rec_kind = {"recording": "presentation" if report == "presentation" else "session"}.get(kind, kind)
+        available = (
+            session is not None
+            and session.report == report
+            and session.closed_at(sim.now())
+            and (rec_kind, instance) in set(session.recordings())
+        )
+        if not available:
+            return self._xml(render.error_document(sim.product, "No recording is available for this session."), None)
+        if session.recording_expired:
+            return self._xml(render.error_document(sim.product, render.EXPIRED_MESSAGE), None)
+        size = sim.dataset.recording_size_of(rec_kind)
+        suffix = "" if instance is None else f"-{instance}"
+        filename = f"{sim.bind_host}-{rec_kind}-{session.lsid}{suffix}.{RECORDING_EXTENSION}"
+        stream = content_stream(recording_key(sim.seed, session.lsid, rec_kind, instance), size)
+        return self._stream_file(stream, size, "video/x-flv", filename, fault)
+
+    def _backup(self, fault: str | None) -> None:
+        sim = self.sim
+        if sim.permissions.get("perm_backup") != "1":
+            return self._send(404, b"<html><body>Document Not Found</body></html>", "text/html")
+        ts = int(sim.now())
+        key = f"{sim.seed}:backup:{ts}"
+        size = sim.dataset.backup_size
+        sim.backups_served.append((ts, size, content_sha256(key, size, b"NSB\x00")))
+        stamp = datetime.fromtimestamp(ts, timezone.utc).strftime("%Y%m%d-%H%M%S")
+        filename = f"{sim.bind_host}-backup-{stamp}.nsb"
+        return self._stream_file(content_stream(key, size, b"NSB\x00"), size,
+                                 "application/octet-stream", filename, fault)
+
+    # -- sending ----------------------------------------------------------------------
+
+    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _xml(self, body: bytes, fault: str | None) -> None:
+        if fault in ("truncate", "reset"):
+            return self._stream_xml([body], fault)
+        return self._send(200, body, "text/xml; charset=UTF-8")
+
+    def _stream_xml(self, chunks: Iterable[bytes], fault: str | None) -> None:
+        """Send an XML report chunked, as appliances stream long reports."""
+        if fault in ("truncate", "reset"):
+            whole = b"".join(chunks)
+            chunks = [whole[: max(1, len(whole) // 2)]]
+        self.send_response(200)
+        self.send_header("Content-Type", "text/xml; charset=UTF-8")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        pending: list[bytes] = []
+        pending_size = 0
+        for chunk in chunks:
+            pending.append(chunk)
+            pending_size += len(chunk)
+            if pending_size >= 64 * 1024:
+                self._chunk(b"".join(pending))
+                pending, pending_size = [], 0
+        if pending:
+            self._chunk(b"".join(pending))
+        if fault == "reset":
+            self._reset()
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+    def _stream_file(self, chunks: Iterator[bytes], size: int, content_type: str, filename: str,
+                     fault: str | None) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(size))
+        self.send_header("Content-Disposition", f'attachment; filename="{filename}"')
+        self.end_headers()
+        sent = 0
+        for chunk in chunks:
+            if fault in ("reset", "truncate") and sent + len(chunk) > size // 2:
+                self.wfile.write(chunk[: size // 2 - sent])
+                if fault == "reset":
+                    self._reset()
+                self.close_connection = True
+                raise _Aborted
+            self.wfile.write(chunk)
+            sent += len(chunk)
+
+    def _reset(self) -> None:
+        """Hang up with a TCP reset, as a crashing appliance or proxy does."""
+        try:
+            self.wfile.flush()
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+        finally:
+            raise _Aborted
