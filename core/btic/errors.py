@@ -67,3 +67,46 @@ class DestinationError(BticError):
 
 class PluginLoadError(BticError):
     """A plugin could not be imported or its hook implementations are invalid."""
+
+
+class ApplianceError(BticError):
+    """Talking to an appliance failed.
+
+    The message names the site, what was asked (report and parameters) and,
+    where there is one, what to do about it.
+
+    :param site: the site's name in the configuration.
+    :param message: the full message for the user.
+    """
+
+    def __init__(self, site: str, message: str):
+        super().__init__(message)
+        self.site = site
+
+
+class ApplianceUnreachable(ApplianceError):
+    """No answer, or only server errors, until the retry budget ran out."""
+
+
+class TlsVerificationError(ApplianceError):
+    """The appliance's certificate is not trusted."""
+
+
+class AuthenticationError(ApplianceError):
+    """The client ID/secret were refused, or tokens keep being refused."""
+
+
+class PermissionDenied(ApplianceError):
+    """The API account lacks a permission (the appliance says "Document Not Found")."""
+
+
+class ReportError(ApplianceError):
+    """The appliance answered a report with an ``<error>``, or with XML btic refuses."""
+
+
+class RecordingExpired(ApplianceError):
+    """The appliance no longer keeps this recording; retrying cannot help."""
+
+
+class RecordingUnavailable(ApplianceError):
+    """The appliance has no such recording (yet)."""
