@@ -77,3 +77,39 @@ class Destination:
     def on_session_xml(self, session, xml, ctx):
         return btic.Delivery(location="somewhere")
 '''
+
+
+# -- the simulated appliance and clients of it ----------------------------------
+
+from btic.appliance.client import ApplianceClient, SiteConnection  # noqa: E402
+from btic.secrets import Secret  # noqa: E402
+from btic.sim import SimulatedAppliance  # noqa: E402
+
+
+def connect(sim: SimulatedAppliance, *, name: str = "sim", secret: str | None = None, ca: bool = True,
+            keep_alive: bool = False, product: str = "auto", **kwargs) -> ApplianceClient:
+    """A client of ``sim`` that verifies TLS with the simulator's CA; never sleeps."""
+    site = SiteConnection(
+        host=sim.host,
+        client_id=sim.client_id,
+        client_secret=Secret(secret or sim.client_secret),
+        scheme=sim.scheme,
+        ca_bundle=sim.ca_path if ca else None,
+        keep_alive=keep_alive,
+        product=product,
+        timeout=10,
+    )
+    kwargs.setdefault("sleep", lambda seconds: None)
+    return ApplianceClient(name, site, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def rs_sim():
+    with SimulatedAppliance("rs", sessions=40, seed=7, recording_size=300_000) as sim:
+        yield sim
+
+
+@pytest.fixture(scope="module")
+def pa_sim():
+    with SimulatedAppliance("pa", sessions=20, seed=8, recording_size=200_000) as sim:
+        yield sim

@@ -332,8 +332,10 @@ class ApplianceClient:
         Returns the response (body read) or what ``consume`` returned. Body
         errors inside ``consume`` are retried like connection errors.
         """
-        what = label if not params else f"{label} " + " ".join(
-            f"{k}={v}" for k, v in params.items() if k != "generate_report")
+        what = " ".join(
+            [label, *(f"{k}={_shorten(v)}" for k, v in {**(data or {}), **(params or {})}.items()
+                      if k not in ("generate_report", "action", "grant_type"))]
+        )
         refreshed = False
         attempt = 0
         last_problem = ""
@@ -526,6 +528,10 @@ def _looks_complete(head: bytes, tail: bytes) -> bool:
     if re.search(rb"<(?:[A-Za-z_][\w.\-]*:)?" + re.escape(root) + rb"(\s[^<>]*)?/>$", stripped):
         return True
     return re.search(rb"</(?:[A-Za-z_][\w.\-]*:)?" + re.escape(root) + rb"\s*>$", stripped) is not None
+
+
+def _shorten(value: str, limit: int = 80) -> str:
+    return value if len(value) <= limit else value[: limit - 3] + "..."
 
 
 def _retry_after(value: str | None) -> float | None:

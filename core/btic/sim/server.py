@@ -347,6 +347,10 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     server_version = "btic-sim"
 
+    def setup(self) -> None:
+        super().setup()
+        self.server.appliance.stats["connections"] += 1
+
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         pass
 
