@@ -90,15 +90,36 @@ def plugins_command(runtime: Runtime) -> None:
 @config_option
 @click.option("--offline", is_flag=True, help="Validate the configuration only; contact nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the redacted configuration as JSON.")
+@click.option("--site", "sites", multiple=True, help="Check only this site (repeatable).")
 @click.pass_obj
-def check_command(runtime: Runtime, config_path: Path | None, offline: bool, as_json: bool) -> None:
-    """Validate the configuration and show what it says, secrets redacted."""
+def check_command(
+    runtime: Runtime, config_path: Path | None, offline: bool, as_json: bool, sites: tuple[str, ...]
+) -> None:
+    """Validate the configuration; unless --offline, test every site's
+    credentials, permissions and clock as the schedules need them."""
     config = runtime.load_config(config_path)
-    if as_json:
-        click.echo(json.dumps(config.summary(), indent=2))
-    else:
-        _print_summary(config)
-    click.echo("configuration is valid")
+    if offline:
+        if as_json:
+            click.echo(json.dumps(config.summary(), indent=2))
+        else:
+            _print_summary(config)
+        click.echo("configuration is valid")
+        return
+    from btic.checks import check_site
+
+    unknown = [s for s in sites if s not in config.sites]
+    if unknown:
+        click.echo(f"error: no site named {', '.join(unknown)}; defined: {', '.join(config.sites)}", err=True)
+        raise SystemExit(EXIT_CONFIG)
+    failed = False
+    for name in sites or tuple(config.sites):
+        for result in check_site(config, name):
+            click.echo(result.line())
+            failed = failed or not result.ok
+    if failed:
+        click.echo("check failed: fix the lines marked FAIL and run btic check again", err=True)
+        raise SystemExit(EXIT_FAILED)
+    click.echo("all checks passed")
 
 
 def _print_summary(config: Config) -> None:
@@ -137,6 +158,60 @@ def _print_summary(config: Config) -> None:
 def _short(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+@main.command("sim")
+@click.option("--product", type=click.Choice(["rs", "pa"]), default="rs", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=0, help="0 picks a free port.")
+@click.option("--tls/--no-tls", default=True, show_default=True)
+@click.option("--sessions", type=int, default=40, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--recording-size", type=int, default=256 * 1024, show_default=True, help="Bytes per session recording.")
+@click.option("--backup-size", type=int, default=512 * 1024, show_default=True)
+@click.option("--client-id", default=None, help="Generated when not given.")
+@click.option("--client-secret", default=None, help="Generated when not given.")
+@click.option("--faults", default=None, help="e.g. 'latency=0.2,500:3,reset:1@recording,clock=-3600'.")
+@click.option("--language", default="en", show_default=True, help="Language of 'no matching data' answers.")
+@click.option("--deny", "denied", multiple=True, help="A permission the API account lacks (perm_backup...).")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the CA certificate is written (a temporary directory by default).")
+@click.option("--site-name", default="sim", show_default=True, help="Name used in the printed [sites.NAME].")
+def sim_command(product: str, host: str, port: int, tls: bool, sessions: int, seed: int, recording_size: int,
+                backup_size: int, client_id: str | None, client_secret: str | None, faults: str | None,
+                language: str, denied: tuple[str, ...], state_dir: Path | None, site_name: str) -> None:
+    """Serve a simulated RS or PA appliance until interrupted."""
+    import signal
+    import threading
+
+    from btic.sim import FaultPlan, SimulatedAppliance
+
+    try:
+        plan = FaultPlan.parse(faults)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--faults") from None
+    appliance = SimulatedAppliance(
+        product, host=host, port=port, tls=tls, sessions=sessions, seed=seed, recording_size=recording_size,
+        backup_size=backup_size, client_id=client_id, client_secret=client_secret, faults=plan,
+        language=language, permissions={name: "0" for name in denied}, state_dir=state_dir,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with appliance:
+        click.echo(f"simulated {product.upper()} appliance at {appliance.url}")
+        click.echo(f"client id:     {appliance.client_id}")
+        click.echo(f"client secret: {appliance.client_secret}")
+        if appliance.ca_path:
+            click.echo(f"CA certificate: {appliance.ca_path}")
+        click.echo("\n# paste into btic.toml:")
+        click.echo(appliance.site_toml(site_name), nl=False)
+        click.echo("\n(Ctrl-C to stop)")
+        sys.stdout.flush()
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
 
 
 @main.command("init")

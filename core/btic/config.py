@@ -100,6 +100,10 @@ class SiteConfig(_Section):
     keep_alive: bool = False
     backup_password: Secret | None = None
     timeout: float = Field(default=60.0, gt=0, le=3600)
+    no_data_messages: list[str] = Field(
+        default_factory=list,
+        description="extra phrases (regular expressions) this appliance uses for 'no matching data'",
+    )
     first_run_since: str = "1d"
     overlap: Duration = timedelta(minutes=10)
     settle_delay: Duration = timedelta(minutes=2)
@@ -120,6 +124,16 @@ class SiteConfig(_Section):
         if not value.strip():
             raise ValueError("is empty; copy the OAuth client ID of the API account")
         return value.strip()
+
+    @field_validator("no_data_messages")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from None
+        return value
 
     @field_validator("first_run_since")
     @classmethod

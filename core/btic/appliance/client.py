@@ -161,6 +161,12 @@ class ApplianceClient:
             follow_redirects=False,
         )
 
+    @classmethod
+    def for_site(cls, name: str, config: Any, **kwargs: Any) -> ApplianceClient:
+        """The client of ``config.sites[name]`` (a :class:`btic.config.Config`)."""
+        site = config.sites[name]
+        return cls(name, site, base_dir=config.base_dir, no_data_messages=tuple(site.no_data_messages), **kwargs)
+
     @staticmethod
     def _verify(site: Any, base_dir: Path | None) -> ssl.SSLContext | bool:
         if not site.verify_tls:
