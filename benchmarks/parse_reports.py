@@ -1,0 +1,96 @@
+"""Report parsing: btic's streaming parser against lxml.etree.fromstring.
+
+Writes a SupportSession report of at least --megabytes MB with the simulated
+appliance's renderer, then parses it in separate processes (so each peak RSS
+is its own): btic's iter_sessions (parsed models plus the standalone XML of
+each session, as a transfer needs) and, as the baseline, one
+lxml.etree.fromstring of the whole document. Prints sessions/s, MB/s, peak
+RSS and the ratios.
+
+    .venv/bin/python benchmarks/parse_reports.py [--megabytes 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CHILD = r"""
+import json, resource, sys, time
+from pathlib import Path
+mode, path = sys.argv[1], Path(sys.argv[2])
+started = time.perf_counter()
+if mode == "stream":
+    from btic.appliance.parse import iter_sessions
+    count = 0
+    for session, xml in iter_sessions(path, product="rs", report="support", host="bench"):
+        count += 1
+else:
+    from lxml import etree
+    root = etree.fromstring(path.read_bytes(), etree.XMLParser(huge_tree=True))
+    count = len(root)
+elapsed = time.perf_counter() - started
+print(json.dumps({"sessions": count, "seconds": elapsed,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def write_report(path: Path, megabytes: int) -> int:
+    from btic.sim.data import SimDataset
+    from btic.sim.render import sessions_document
+
+    target = megabytes * 1024 * 1024
+    dataset = SimDataset(product="rs", seed=1, anchor=int(time.time()), sessions=0, live_sessions=0)
+    base = dataset.anchor - 30 * 86400
+    written = 0
+    count = 0
+    with path.open("wb") as out:
+        batch = []
+        while written < target:
+            for _ in range(500):
+                batch.append(dataset.add_session(base + count * 60, base + count * 60 + 1800))
+                count += 1
+            for chunk in sessions_document(dataset, batch, time.time(), "https://bench"):
+                if chunk.startswith(b"<?xml") and written:
+                    continue
+                if chunk.startswith(b"</session_list>"):
+                    continue
+                out.write(chunk)
+                written += len(chunk)
+            batch = []
+        out.write(b"</session_list>\n")
+    return count
+
+
+def run(mode: str, path: Path) -> dict:
+    result = subprocess.run([sys.executable, "-c", CHILD, mode, str(path)], capture_output=True, text=True, check=True)
+    return json.loads(result.stdout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--megabytes", type=int, default=200)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "report.xml"
+        count = write_report(path, args.megabytes)
+        size_mb = path.stat().st_size / 1024 / 1024
+        print(f"report: {size_mb:.0f} MB, {count} sessions")
+        stream = run("stream", path)
+        baseline = run("fromstring", path)
+    assert stream["sessions"] == baseline["sessions"] == count
+    for name, figures in (("btic iter_sessions", stream), ("lxml fromstring (baseline)", baseline)):
+        print(f"{name:28s} {figures['sessions'] / figures['seconds']:9.0f} sessions/s "
+              f"{size_mb / figures['seconds']:7.1f} MB/s  peak RSS {figures['peak_rss_mb']:7.0f} MB")
+    print(f"speed ratio (btic / baseline): {baseline['seconds'] / stream['seconds']:.2f}")
+    print(f"memory ratio (btic / baseline): {stream['peak_rss_mb'] / baseline['peak_rss_mb']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
