@@ -86,3 +86,21 @@ def check_site(config: Config, name: str, client: ApplianceClient | None = None)
     finally:
         if owned:
             client.close()
+
+
+def check_destinations(config: Config, plugins) -> Iterator[CheckResult]:  # noqa: ANN001
+    """``on_check`` of every configured destination."""
+    from btic.errors import ConfigError, DestinationError
+    from btic.transfer import Engine
+
+    engine = Engine(config, plugins, state=None, run_id="check")  # type: ignore[arg-type]
+    for name in config.destinations:
+        subject = f"destination {name}"
+        try:
+            line = engine.check_destination(name)
+        except (DestinationError, ConfigError) as exc:
+            yield CheckResult(subject, False, str(exc))
+        except Exception as exc:  # noqa: BLE001 - a plugin bug is a failed check, not a crash
+            yield CheckResult(subject, False, f"{type(exc).__name__}: {exc}")
+        else:
+            yield CheckResult(subject, True, line or "configured (the plugin has no on_check)")

@@ -18,7 +18,10 @@ from typing import Any
 import click
 
 import btic
-from btic.config import Config, default_config_path, format_duration, load_config
+from datetime import datetime, timedelta, timezone
+
+from btic.config import Config, default_config_path, format_duration, load_config, parse_duration
+from btic.types import DataType
 from btic.errors import ConfigError
 from btic.plugins import PluginManager, PluginWarning
 
@@ -105,7 +108,7 @@ def check_command(
             _print_summary(config)
         click.echo("configuration is valid")
         return
-    from btic.checks import check_site
+    from btic.checks import check_destinations, check_site
 
     unknown = [s for s in sites if s not in config.sites]
     if unknown:
@@ -114,6 +117,10 @@ def check_command(
     failed = False
     for name in sites or tuple(config.sites):
         for result in check_site(config, name):
+            click.echo(result.line())
+            failed = failed or not result.ok
+    if not sites:
+        for result in check_destinations(config, runtime.plugins):
             click.echo(result.line())
             failed = failed or not result.ok
     if failed:
@@ -158,6 +165,299 @@ def _print_summary(config: Config) -> None:
 def _short(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+# -- moving data -------------------------------------------------------------------
+
+
+def _data_types(values: tuple[str, ...]) -> tuple[DataType, ...]:
+    chosen: list[DataType] = []
+    for value in values:
+        for part in value.split(","):
+            part = part.strip()
+            if part:
+                chosen.append(DataType(part))
+    return tuple(dict.fromkeys(chosen))
+
+
+def _parse_moment(value: str, option: str) -> datetime | timedelta:
+    """An ISO time (UTC unless it says otherwise) or a period back from the appliance's now."""
+    try:
+        return parse_duration(value)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            "use an ISO time (2024-05-01T08:00:00Z) or a period back from now (30m, 2h, 1d)", param_hint=option
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+class _Run:
+    """State, engine and reporting for one command that moves data."""
+
+    def __init__(self, runtime: Runtime, config: Config, kind: str, schedule: str | None = None):
+        from btic import logs
+        from btic.config import iter_secrets
+        from btic.state import StateError, StateStore
+        from btic.transfer import Engine
+
+        self.config = config
+        self.interactive = sys.stderr.isatty()
+        self.log = logs.configure(config.logging.level, [s.get_secret_value() for _, s in iter_secrets(config)])
+        try:
+            self.state = StateStore(config.state_url)
+        except StateError as exc:
+            click.echo(f"error: {exc}", err=True)
+            raise SystemExit(EXIT_FAILED) from None
+        self.run_id = self.state.start_run(kind, schedule)
+        self.bars = None
+        if self.interactive:
+            from rich.console import Console
+
+            from btic.progress import BarReporter
+
+            self.bars = BarReporter(Console(stderr=True))
+            reporter: Any = self.bars
+        else:
+            from btic.progress import LogReporter
+
+            reporter = LogReporter(self.log)
+        self.engine = Engine(config, runtime.plugins, self.state, run_id=self.run_id, reporter=reporter,
+                             concurrency=4, log=self.log)
+
+    def __enter__(self) -> _Run:
+        if self.bars is not None:
+            self.bars.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bars is not None:
+            self.bars.__exit__(*exc)
+
+    def finish(self, summary: Any, dry_run: bool = False) -> None:
+        from btic.progress import summary_table, summary_text
+
+        if dry_run:
+            for (destination, data_type), items in sorted(summary.planned.items()):
+                click.echo(f"would transfer {len(items)} {data_type} to {destination}")
+                for item in items[:50]:
+                    click.echo(f"  {item}")
+                if len(items) > 50:
+                    click.echo(f"  ... and {len(items) - 50} more")
+        else:
+            if self.interactive:
+                from rich.console import Console
+
+                Console().print(summary_table(summary))
+            else:
+                click.echo(summary_text(summary))
+        for message in summary.given_up:
+            click.echo(f"given up: {message}", err=True)
+        problems = list(dict.fromkeys(summary.problems))
+        for message in problems[:20]:
+            click.echo(f"error: {message}", err=True)
+        if len(problems) > 20:
+            click.echo(f"error: ... and {len(problems) - 20} more problems (see the log)", err=True)
+        status = "failed" if summary.failed else "ok"
+        self.state.finish_run(self.run_id, status, summary_text(summary))
+        self.state.close()
+        if summary.failed:
+            raise SystemExit(EXIT_FAILED)
+
+
+def _configure_or_exit(run: _Run, destinations: Any) -> None:
+    try:
+        run.engine.configure(destinations)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(f"error: {problem}", err=True)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+@main.command("transfer")
+@config_option
+@click.option("--site", required=True, help="The site to transfer from.")
+@click.option("--dest", "destinations", multiple=True, required=True, help="A destination (repeatable).")
+@click.option("--type", "types", multiple=True, required=True,
+              help="A data type: " + ", ".join(dt.value for dt in DataType) + " (repeatable, or comma-separated).")
+@click.option("--since", default=None, help="Sessions that ended at or after: ISO time, or a period back (2h, 1d).")
+@click.option("--until", default=None, help="... and at or before (default: now).")
+@click.option("--start-date", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="As in the vendor's API tester: sessions that ended on or after this day (UTC) ...")
+@click.option("--duration", type=int, default=None, help="... within this many days (0: to now).")
+@click.option("--lsid", "lsids", multiple=True, help="A session id (repeatable) instead of a window.")
+@click.option("--force", is_flag=True, help="Deliver again what the ledger says was delivered.")
+@click.option("--dry-run", is_flag=True, help="List what would be transferred; move nothing.")
+@click.pass_obj
+def transfer_command(runtime: Runtime, config_path: Path | None, site: str, destinations: tuple[str, ...],
+                     types: tuple[str, ...], since: str | None, until: str | None, start_date: datetime | None,
+                     duration: int | None, lsids: tuple[str, ...], force: bool, dry_run: bool) -> None:
+    """Transfer a window or given sessions now (the vendor's API Tester).
+
+    Watermarks do not move: scheduled transfers are unaffected.
+    """
+    from btic.appliance.reports import DateWindow, RelativeWindow
+    from btic.transfer import TransferRequest
+
+    config = runtime.load_config(config_path)
+    try:
+        data_types = _data_types(types)
+    except ValueError as exc:
+        raise click.BadParameter(f"{exc}; allowed: {', '.join(dt.value for dt in DataType)}",
+                                 param_hint="--type") from None
+    _require_known(config, site, destinations)
+    selections = sum(1 for chosen in (since is not None, start_date is not None, bool(lsids)) if chosen)
+    if selections != 1:
+        raise click.UsageError("give exactly one of --since [--until], --start-date [--duration], or --lsid")
+    window: Any = None
+    if since is not None:
+        window = RelativeWindow(_parse_moment(since, "--since"),
+                                None if until is None else _parse_moment(until, "--until"))
+    elif start_date is not None:
+        window = DateWindow("end", start_date.date(), duration or 0)
+    _check_capabilities(runtime, config, destinations, data_types)
+    request = TransferRequest(site=site, destinations=destinations, data_types=data_types, window=window,
+                              lsids=lsids, force=force, dry_run=dry_run)
+    with _Run(runtime, config, "transfer") as run:
+        _configure_or_exit(run, destinations)
+        summary = run.engine.run(request)
+    run.finish(summary, dry_run=dry_run)
+
+
+@main.command("sync")
+@config_option
+@click.option("--schedule", "schedules", multiple=True, help="Only this schedule (repeatable).")
+@click.pass_obj
+def sync_command(runtime: Runtime, config_path: Path | None, schedules: tuple[str, ...]) -> None:
+    """Run the configured schedules' transfers now, incrementally.
+
+    Each window starts at what the last run delivered and ends at the
+    appliance's present; watermarks move. Run it from cron, or let the daemon
+    call it.
+    """
+    from btic.transfer import Summary, TransferRequest
+
+    config = runtime.load_config(config_path)
+    unknown = [s for s in schedules if s not in config.schedules]
+    if unknown:
+        click.echo(f"error: no schedule named {', '.join(unknown)}; defined: {', '.join(config.schedules)}",
+                   err=True)
+        raise SystemExit(EXIT_CONFIG)
+    chosen = [n for n in (schedules or config.schedules) if schedules or config.schedules[n].enabled]
+    total = Summary()
+    with _Run(runtime, config, "sync", ",".join(chosen)) as run:
+        for name in chosen:
+            for transfer in config.schedules[name].transfers:
+                _configure_or_exit(run, transfer.destinations)
+                request = TransferRequest(site=transfer.site, destinations=tuple(transfer.destinations),
+                                          data_types=tuple(transfer.data), incremental=True)
+                total.merge(run.engine.run(request))
+    run.finish(total)
+
+
+@main.command("import-xml")
+@config_option
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dest", "destinations", multiple=True, required=True, help="A destination (repeatable).")
+@click.option("--type", "types", multiple=True, default=("session",), show_default=True,
+              help="Data types to deliver from these reports; recordings are fetched from --site.")
+@click.option("--site", default=None, help="The site the reports came from (needed for recordings).")
+@click.option("--host", default=None, help="The appliance host name, when no --site is given.")
+@click.option("--product", type=click.Choice(["rs", "pa"]), default=None, help="Default: the site's, else rs.")
+@click.option("--force", is_flag=True, help="Deliver again what the ledger says was delivered.")
+@click.pass_obj
+def import_xml_command(runtime: Runtime, config_path: Path | None, files: tuple[Path, ...],
+                       destinations: tuple[str, ...], types: tuple[str, ...], site: str | None, host: str | None,
+                       product: str | None, force: bool) -> None:
+    """Deliver previously downloaded session report files (the vendor's "XML Files" tab)."""
+    from btic.transfer import import_reports
+
+    config = runtime.load_config(config_path)
+    try:
+        data_types = _data_types(types)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--type") from None
+    _require_known(config, site, destinations)
+    needs_site = [dt for dt in data_types if dt not in (DataType.SESSION, DataType.PRESENTATION)]
+    if needs_site and site is None:
+        raise click.UsageError(f"{', '.join(dt.value for dt in needs_site)} must be fetched from an appliance: "
+                               "give --site")
+    if DataType.BACKUP in data_types:
+        raise click.UsageError("backups do not come from report files; use btic transfer --type backup")
+    if site is None and host is None:
+        raise click.UsageError("give --site, or --host with the appliance's host name")
+    _check_capabilities(runtime, config, destinations, data_types)
+    with _Run(runtime, config, "import") as run:
+        _configure_or_exit(run, destinations)
+        summary = import_reports(run.engine, files, site=site, host=host, product=product,
+                                 destinations=destinations, data_types=data_types, force=force)
+    run.finish(summary)
+
+
+def _require_known(config: Config, site: str | None, destinations: tuple[str, ...]) -> None:
+    if site is not None and site not in config.sites:
+        click.echo(f"error: no site named {site!r}; defined: {', '.join(config.sites) or 'none'}", err=True)
+        raise SystemExit(EXIT_CONFIG)
+    missing = [d for d in destinations if d not in config.destinations]
+    if missing:
+        click.echo(f"error: no destination named {', '.join(map(repr, missing))}; defined: "
+                   f"{', '.join(config.destinations) or 'none'}", err=True)
+        raise SystemExit(EXIT_CONFIG)
+
+
+def _check_capabilities(runtime: Runtime, config: Config, destinations: tuple[str, ...],
+                        data_types: tuple[DataType, ...]) -> None:
+    problems = []
+    for name in destinations:
+        plugin = runtime.plugins.get(config.destinations[name].plugin)
+        for data_type in data_types:
+            if data_type not in plugin.data_types:
+                problems.append(f"destination {name!r} (plugin {plugin.name}) cannot receive {data_type.value!r}; "
+                                f"it receives: {', '.join(sorted(d.value for d in plugin.data_types))}")
+    if problems:
+        for problem in problems:
+            click.echo(f"error: {problem}", err=True)
+        raise SystemExit(EXIT_CONFIG)
+
+
+@main.command("demo")
+@click.option("--directory", type=click.Path(file_okay=False, path_type=Path), default=Path("btic-demo"),
+              show_default=True, help="Where the configuration, state and archive go.")
+@click.option("--sessions", type=int, default=30, show_default=True)
+@click.option("--recording-size", type=int, default=512 * 1024, show_default=True)
+@click.pass_context
+def demo_command(ctx: click.Context, directory: Path, sessions: int, recording_size: int) -> None:
+    """Archive a simulated appliance into ./btic-demo, start to finish."""
+    from btic import demo
+
+    appliance, config_path = demo.prepare(directory, sessions=sessions, recording_size=recording_size)
+    click.echo(f"started a simulated RS appliance at {appliance.url}")
+    click.echo(f"wrote {config_path} (client secret in {directory / 'sim-client-secret'})")
+    failed = False
+    try:
+        for schedule in ("every-15-minutes", "nightly"):
+            click.echo(f"\n$ btic sync --config {config_path} --schedule {schedule}")
+            try:
+                ctx.invoke(sync_command, config_path=config_path, schedules=(schedule,))
+            except SystemExit as exc:
+                failed = failed or bool(exc.code)
+    finally:
+        appliance.stop()
+    click.echo("")
+    for line in demo.describe(directory):
+        click.echo(line)
+    click.echo(f"state:   {directory / 'btic-state.db'} (the ledger of every delivery)")
+    click.echo("\nlook around:")
+    click.echo(f"  ls -R {directory / 'archive'}")
+    click.echo(f"  btic check --offline --config {config_path}")
+    click.echo(f"  sqlite3 {directory / 'btic-state.db'} 'select data_type, status, count(*) from btic_deliveries "
+               "group by 1, 2'")
+    click.echo("the simulated appliance stopped with the demo; run `btic sim` to start one of your own.")
+    if failed:
+        raise SystemExit(EXIT_FAILED)
 
 
 @main.command("sim")

@@ -13,6 +13,7 @@ import os
 import re
 import stat
 import sys
+import warnings
 from dataclasses import dataclass, field
 from datetime import time, timedelta
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Annotated, Any, Literal, Mapping, Union, get_args, get_origin
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from btic.errors import ConfigError, ConfigProblem
+from btic.naming import ConfigWarning
 from btic.plugins import PluginManager
 from btic.secrets import DatabaseUrl, Secret
 from btic.types import PRODUCT_DATA_TYPES, DataType
@@ -215,6 +217,7 @@ class DestinationConfig:
     name: str
     plugin: str
     options: BaseModel
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass
@@ -353,6 +356,8 @@ def build_config(
     if problems:
         raise ConfigError(problems)
     config.warnings.extend(_site_warnings(config))
+    for destination in destinations.values():
+        config.warnings.extend(destination.warnings)
     return config
 
 
@@ -450,12 +455,15 @@ def _validate_destination(
     except ConfigError as exc:
         problems.append(ConfigProblem(f"{where}.plugin", str(exc)))
         return None
-    try:
-        validated = info.options_model.model_validate(options, context=context)
-    except ValidationError as exc:
-        problems.extend(_problems_from(exc, info.options_model, prefix=where))
-        return None
-    return DestinationConfig(name=name, plugin=plugin_name, options=validated)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConfigWarning)
+        try:
+            validated = info.options_model.model_validate(options, context=context)
+        except ValidationError as exc:
+            problems.extend(_problems_from(exc, info.options_model, prefix=where))
+            return None
+    notes = [f"{where}: {w.message}" for w in caught if issubclass(w.category, ConfigWarning)]
+    return DestinationConfig(name=name, plugin=plugin_name, options=validated, warnings=tuple(notes))
 
 
 def _check_names(declared: dict[str, set[str]]) -> list[ConfigProblem]:

@@ -46,6 +46,22 @@ def on_configure(destination: str, options: BaseModel, app: AppContext) -> None:
 
 
 @hookspec(firstresult=True)
+def on_check(destination: str) -> str | None:
+    """Test that the destination can be reached and written, writing nothing
+    that stays.
+
+    Called by ``btic check`` (online) after ``on_configure``. A file system
+    destination writes and removes a probe file; a database opens a
+    connection; a bucket checks it can put objects.
+
+    :param destination: the destination's name.
+    :return: one line on what was checked ("/srv/archive writable, 120 GiB
+        free"), or None.
+    :raises btic.DestinationError: with what failed and how to fix it.
+    """
+
+
+@hookspec(firstresult=True)
 def on_session_xml(session: Session, xml: bytes, ctx: TransferContext) -> Delivery | None:
     """Deliver one session report (support, access or presentation).
 

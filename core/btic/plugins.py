@@ -257,6 +257,7 @@ class PluginManager:
             destination's config path.
         """
         info = self.get(plugin_name)
+        self.remove_destination(name)  # configuring again replaces the instance
         instance = info.plugin_class()  # type: ignore[misc]
         self._hooks.register(instance, name=name)
         self._hooks.check_pending()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Literal
 
 from btic.appliance.model import Product, ReportKind
@@ -113,6 +113,22 @@ class DateWindow:
 
     def describe(self) -> str:
         return f"{self.by}_date {self.day.isoformat()} + {self.days or 'to now'} days"
+
+
+@dataclass(frozen=True)
+class RelativeWindow:
+    """A window whose bounds may be "this long before the appliance's now"
+    (``--since 2h``), resolved once the appliance's clock is known."""
+
+    since: datetime | timedelta
+    until: datetime | timedelta | None = None
+    by: Literal["start", "end"] = "end"
+
+    def resolve(self, appliance_now: datetime) -> Window:
+        def absolute(value: datetime | timedelta) -> datetime:
+            return appliance_now - value if isinstance(value, timedelta) else value
+
+        return Window(self.by, absolute(self.since), None if self.until is None else absolute(self.until))
 
 
 @dataclass(frozen=True)

@@ -196,7 +196,7 @@ class SimulatedAppliance:
         if self.tls:
             from btic.sim.tls import make_certificates
 
-            directory = self._state_dir
+            directory = self._state_dir.resolve() if self._state_dir is not None else None
             if directory is None:
                 self._tempdir = tempfile.TemporaryDirectory(prefix="btic-sim-")
                 directory = Path(self._tempdir.name)

@@ -1,0 +1,87 @@
+"""Progress of a run: bars on a terminal, one log line per item otherwise,
+and the summary table at the end."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from btic.transfer import Summary
+
+
+class LogReporter:
+    """One log line per delivered, skipped, failed or expired item."""
+
+    def __init__(self, log: Any):
+        self.log = log
+
+    def delivered(self, destination: str, data_type: str, key: str, status: str, detail: str,
+                  size: int | None) -> None:
+        method = self.log.warning if status == "failed" else self.log.info
+        method(status, destination=destination, data_type=data_type, item=key, detail=detail, size=size)
+
+    def note(self, message: str) -> None:
+        self.log.info(message)
+
+
+class BarReporter:
+    """A bar per destination: items and bytes."""
+
+    def __init__(self, console: Console):
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=None),
+            TextColumn("{task.fields[items]} items"),
+            DownloadColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self._tasks: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> BarReporter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def delivered(self, destination: str, data_type: str, key: str, status: str, detail: str,
+                  size: int | None) -> None:
+        with self._lock:
+            task = self._tasks.get(destination)
+            if task is None:
+                task = self.progress.add_task(destination, total=None, items=0)
+                self._tasks[destination] = task
+            items = self.progress.tasks[task].fields["items"] + 1
+            self.progress.update(task, advance=size or 0, items=items)
+        if status == "failed":
+            self.progress.console.print(f"[red]failed[/red] {destination} {data_type} {key}: {detail}")
+
+    def note(self, message: str) -> None:
+        self.progress.console.print(message)
+
+
+def summary_table(summary: Summary) -> Table:
+    table = Table(title="transfer summary")
+    for column in ("destination", "type", "delivered", "skipped", "expired", "failed", "bytes"):
+        table.add_column(column, justify="left" if column in ("destination", "type") else "right")
+    for (destination, data_type), tally in sorted(summary.tallies.items()):
+        table.add_row(destination, data_type, str(tally.delivered), str(tally.skipped), str(tally.expired),
+                      str(tally.failed), f"{tally.bytes:,}")
+    return table
+
+
+def summary_text(summary: Summary) -> str:
+    rows = [("destination", "type", "delivered", "skipped", "expired", "failed", "bytes")]
+    for (destination, data_type), tally in sorted(summary.tallies.items()):
+        rows.append((destination, data_type, str(tally.delivered), str(tally.skipped), str(tally.expired),
+                     str(tally.failed), str(tally.bytes)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in
+                               enumerate(zip(row, widths))) for row in rows)
