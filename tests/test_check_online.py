@@ -54,7 +54,9 @@ def test_check_passes_for_a_healthy_site(tmp_path):
     assert lines[0] == (f"ok   site sim: {sim.url} reachable, TLS verified, credentials accepted, "
                         "API 1.21.0, product RS (detected)")
     assert re.fullmatch(r"ok   site sim: appliance clock is \d+s (ahead of|behind) this machine", lines[1])
+    assert re.fullmatch(rf"ok   destination archive: {tmp_path / 'archive'} writable, [\d.]+ GiB free", lines[2])
     assert lines[-1] == "all checks passed"
+    assert [p.name for p in (tmp_path / "archive").iterdir()] == []  # the probe is gone
     assert sim.client_secret not in result.output
 
 
@@ -79,7 +81,7 @@ def test_check_reports_a_wrong_secret_in_one_line(tmp_path):
         section = sim.site_toml("sim").replace(sim.client_secret, "not-the-secret")
         result = run_btic("check", "--config", str(config_for(tmp_path, section)))
     assert result.returncode == 1
-    assert result.stdout.splitlines() == [
+    assert [l for l in result.stdout.splitlines() if l.startswith("FAIL")] == [
         "FAIL site sim: the appliance refused the client ID and secret (HTTP 401 invalid_client); check "
         "sites.sim.client_id and client_secret against /login > Management > API Configuration"
     ]
@@ -152,3 +154,12 @@ def test_btic_sim_rejects_an_unreadable_fault_spec():
     result = run_btic("sim", "--faults", "explode:2")
     assert result.returncode == 2
     assert "cannot read fault 'explode:2'" in result.stderr
+
+
+def test_check_reports_a_destination_that_cannot_be_written(tmp_path):
+    blocker = tmp_path / "archive"
+    blocker.write_text("a file where the directory should be")
+    with SimulatedAppliance("rs", sessions=1) as sim:
+        result = run_btic("check", "--config", str(config_for(tmp_path, sim.site_toml("sim"))))
+    assert result.returncode == 1
+    assert f"FAIL destination archive: {blocker}: cannot create the destination directory" in result.stdout

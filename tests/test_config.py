@@ -57,6 +57,8 @@ retention_count = 14
 download_format = "xml+json"
 [destinations.archive.file_name_formats]
 backup = "backups/%SUPPORT_SITE_HOST%-%TIMESTAMP%.%EXTENSION%"
+command_shell_recording = "shell/%LSID%-%INSTANCE%.%EXTENSION%"
+show_my_screen_recording = "sms/%LSID%-%INSTANCE%.%EXTENSION%"
 
 [destinations.reports]
 plugin = "sqlserver"

@@ -23,7 +23,7 @@ def test_btic_plugins_lists_the_shipped_plugins_with_versions_and_hooks():
     fs = listing["filesystem"]
     assert fs["distribution"] == "btic-filesystem"
     assert fs["version"] == importlib.metadata.version("btic-filesystem")
-    assert fs["hooks"] == ["on_backup", "on_recording", "on_session_xml"]
+    assert fs["hooks"] == ["on_backup", "on_check", "on_configure", "on_recording", "on_session_xml"]
     assert fs["error"] is None
     assert listing["sqlserver"]["hooks"] == ["on_session_xml"]
     assert listing["sqlserver"]["data_types"] == ["presentation", "session"]

@@ -462,7 +462,7 @@ def _validate_destination(
         except ValidationError as exc:
             problems.extend(_problems_from(exc, info.options_model, prefix=where))
             return None
-    notes = [f"{where}: {w.message}" for w in caught if issubclass(w.category, ConfigWarning)]
+    notes = list(dict.fromkeys(f"{where}: {w.message}" for w in caught if issubclass(w.category, ConfigWarning)))
     return DestinationConfig(name=name, plugin=plugin_name, options=validated, warnings=tuple(notes))
 
 

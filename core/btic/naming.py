@@ -147,7 +147,8 @@ def check_destination_templates(general: str | None, per_type: Mapping[DataType,
         for dt in usable:
             if dt not in per_type:
                 for message in check_template(general, dt, conflict):
-                    problems.append(("file_name_format", f"for {dt.value}: {message}"))
+                    problems.append(("file_name_format", f"for {dt.value}: {message} "
+                                                         f"(or set file_name_formats.{dt.value})"))
     for dt, template in per_type.items():
         for message in check_template(template, dt, conflict):
             problems.append((f"file_name_formats.{dt.value}", message))

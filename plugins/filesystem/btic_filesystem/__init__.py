@@ -17,7 +17,6 @@ import os
 import re
 import secrets
 import shutil
-import warnings
 from pathlib import Path
 from typing import IO, Callable, Literal
 
@@ -43,13 +42,13 @@ class FileSystemOptions(BaseModel):
     conflict: Literal["AppendNumber", "Overwrite", "Skip"] = Field(
         default="AppendNumber", description="what to do when the file name already exists"
     )
+    # Before file_name_format: its check needs to know which types override it.
+    file_name_formats: dict[DataType, str] = Field(
+        default_factory=dict, description="per-data-type templates overriding file_name_format"
+    )
     file_name_format: str | None = Field(
         default=None,
         description="%TOKEN% template for every data type; default: one per type (see docs)",
-    )
-    file_name_formats: dict[DataType, str] = Field(
-        default_factory=dict, validate_default=True,
-        description="per-data-type templates overriding file_name_format",
     )
     retention_count: int | None = Field(
         default=None, ge=1, description="newest backups kept per site; empty keeps all"
@@ -59,29 +58,27 @@ class FileSystemOptions(BaseModel):
         description='"xml": session reports as received; "xml+json": also the parsed session as JSON',
     )
 
+    @field_validator("file_name_formats")
+    @classmethod
+    def _per_type_templates(cls, value: dict[DataType, str], info: ValidationInfo) -> dict[DataType, str]:
+        conflict = info.data.get("conflict", "AppendNumber")
+        problems = [f"{key.removeprefix('file_name_formats.')}: {message}"
+                    for key, message in naming.check_destination_templates(None, value, conflict, RECEIVES)]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
     @field_validator("file_name_format")
     @classmethod
     def _general_template(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None:
             conflict = info.data.get("conflict", "AppendNumber")
-            with warnings.catch_warnings():
-                # Warnings wait for file_name_formats: an override may settle them.
-                warnings.simplefilter("ignore", naming.ConfigWarning)
-                problems = [m for _, m in naming.check_destination_templates(value, {}, conflict, RECEIVES)]
+            per_type = info.data.get("file_name_formats") or {}
+            problems = [message for key, message in
+                        naming.check_destination_templates(value, per_type, conflict, RECEIVES)
+                        if key == "file_name_format"]
             if problems:
                 raise ValueError("; ".join(problems))
-        return value
-
-    @field_validator("file_name_formats")
-    @classmethod
-    def _per_type_templates(cls, value: dict[DataType, str], info: ValidationInfo) -> dict[DataType, str]:
-        conflict = info.data.get("conflict", "AppendNumber")
-        general = info.data.get("file_name_format")
-        problems = [f"{key.removeprefix('file_name_formats.')}: {m}"
-                    for key, m in naming.check_destination_templates(general, value, conflict, RECEIVES)
-                    if key.startswith("file_name_formats.")]
-        if problems:
-            raise ValueError("; ".join(problems))
         return value
 
 
