@@ -1,0 +1,27 @@
+"""Test tools for btic plugin authors.
+
+Installed with btic as a pytest plugin (entry point ``pytest11``), so these
+fixtures are available in any test suite:
+
+* ``btic_sim``: a running simulated RS appliance (HTTPS, its CA trusted);
+* ``btic_transfer``: runs a real transfer from it into your destination;
+* ``btic_destination``: your destination configured alone, to call its hooks.
+
+And a conformance suite to subclass::
+
+    from btic.testing import DestinationConformance
+
+    class TestMyDestination(DestinationConformance):
+        plugin = "mything"
+
+        @pytest.fixture
+        def destination_options(self, tmp_path): ...
+        @pytest.fixture
+        def broken_options(self, tmp_path): ...
+        def stored_items(self, options): ...
+"""
+
+from btic.testing.conformance import DestinationConformance
+from btic.testing.helpers import ConfiguredDestination, TransferResult, sample_session
+
+__all__ = ["ConfiguredDestination", "DestinationConformance", "TransferResult", "sample_session"]

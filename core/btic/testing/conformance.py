@@ -1,0 +1,153 @@
+"""The destination conformance suite: what btic relies on from every destination.
+
+Subclass :class:`DestinationConformance` in your plugin's tests, set
+``plugin`` and provide the three members it asks for. Each test is a promise
+btic makes to its users on your plugin's behalf.
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import btic
+from btic.testing.helpers import ConfiguredDestination, make_recording, sample_session
+from btic.types import Recording
+
+HOSTILE_EXTERNAL_KEYS = [
+    "../../etc/x",
+    "/etc/passwd",
+    "C:\\Windows\\system32",
+    "CON",
+    "nul.txt",
+    "a\uff0fb\uff0f..\uff0f..",
+    "x" * 300,
+    "ctrl\x00\x01\x1f\x7fchars",
+    "..",
+    " . ",
+    "日本語-ключ-ü",
+]
+
+
+class _BrokenRecording(Recording):
+    """A recording whose bytes stop half way, as when the process dies mid-copy."""
+
+    def open(self):  # noqa: ANN201
+        return _FailingReader(self.path, self.size // 2)
+
+
+class _FailingReader:
+    def __init__(self, path: Path, limit: int):
+        self._handle = path.open("rb")
+        self._left = limit
+
+    def read(self, size: int = -1) -> bytes:
+        if self._left <= 0:
+            raise KeyboardInterrupt("simulated crash mid-delivery")
+        size = self._left if size < 0 else min(size, self._left)
+        data = self._handle.read(size)
+        self._left -= len(data)
+        return data
+
+    def readinto(self, buffer) -> int:  # noqa: ANN001
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def __enter__(self) -> _FailingReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._handle.close()
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+class DestinationConformance:
+    """Subclass it; provide ``plugin``, ``destination_options``, ``broken_options``, ``stored_items``.
+
+    * ``destination_options`` (fixture): options of a working destination;
+      file-name/key templates may be left at their defaults.
+    * ``hostile_options`` (fixture, optional): options whose name template
+      includes ``%EXTERNAL_KEY%``; defaults to ``destination_options``.
+    * ``broken_options`` (fixture): options with which every delivery fails.
+    * ``stored_items(options)``: every item the destination holds, as
+      ``{location: bytes}``; ``location`` as your ``Delivery`` reports it.
+    * ``is_inside(location, options)``: whether a location lies inside the
+      destination (default: True).
+    """
+
+    plugin: str = ""
+    large_file_size = 64 * 1024 * 1024
+    memory_budget = 16 * 1024 * 1024
+
+    def stored_items(self, options: dict[str, Any]) -> dict[str, bytes]:
+        raise NotImplementedError
+
+    def is_inside(self, location: str, options: dict[str, Any]) -> bool:
+        return True
+
+    @pytest.fixture
+    def hostile_options(self, destination_options: dict[str, Any]) -> dict[str, Any]:
+        return destination_options
+
+    def _destination(self, options: dict[str, Any], tmp_path: Path) -> ConfiguredDestination:
+        return ConfiguredDestination(self.plugin, options, tmp_path)
+
+    def test_redelivery_leaves_one_copy(self, btic_transfer, destination_options):  # noqa: ANN001
+        first = btic_transfer(plugin=self.plugin, options=destination_options)
+        assert not first.summary.failed, first.summary.problems
+        before = self.stored_items(destination_options)
+        assert before, "the transfer stored nothing"
+        again = btic_transfer(plugin=self.plugin, options=destination_options, force=True)
+        assert not again.summary.failed, again.summary.problems
+        assert self.stored_items(destination_options) == before
+
+    def test_a_crash_mid_delivery_leaves_no_partial_item(self, destination_options, tmp_path):  # noqa: ANN001
+        destination = self._destination(destination_options, tmp_path)
+        assert self.stored_items(destination_options) == {}
+        complete = make_recording(tmp_path / "whole.flv", 3 * 1024 * 1024)
+        broken = _BrokenRecording(**{f: getattr(complete, f) for f in complete.__dataclass_fields__})
+        with pytest.raises(KeyboardInterrupt):
+            destination.recording(broken)
+        assert self.stored_items(destination_options) == {}, "a partial item is visible after a crash"
+        delivery = destination.recording(complete)
+        assert self.stored_items(destination_options) == {delivery.location: complete.path.read_bytes()}
+
+    def test_hostile_names_stay_inside(self, hostile_options, tmp_path):  # noqa: ANN001
+        destination = self._destination(hostile_options, tmp_path)
+        locations = set()
+        for index, key in enumerate(HOSTILE_EXTERNAL_KEYS):
+            session = sample_session(f"hostile{index:02d}", external_key=key)
+            delivery = destination.session(session)
+            assert delivery is not None
+            assert self.is_inside(delivery.location, hostile_options), delivery.location
+            locations.add(delivery.location)
+        assert len(locations) == len(HOSTILE_EXTERNAL_KEYS)
+        stored = self.stored_items(hostile_options)
+        assert locations <= set(stored)
+
+    def test_large_files_stream_with_bounded_memory(self, destination_options, tmp_path):  # noqa: ANN001
+        destination = self._destination(destination_options, tmp_path)
+        recording = make_recording(tmp_path / "large.flv", self.large_file_size)
+        tracemalloc.start()
+        try:
+            delivery = destination.recording(recording)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert peak < self.memory_budget, f"delivering {self.large_file_size} bytes peaked at {peak} bytes"
+        assert delivery.sha256 in (None, recording.sha256)
+        assert len(self.stored_items(destination_options)[delivery.location]) == recording.size
+
+    def test_failures_raise_destination_error(self, broken_options, tmp_path):  # noqa: ANN001
+        destination = self._destination(broken_options, tmp_path)
+        with pytest.raises(btic.DestinationError) as info:
+            destination.session(sample_session())
+        assert str(info.value), "the message must tell the user what failed"
+        with pytest.raises(btic.DestinationError):
+            destination.recording(make_recording(tmp_path / "r.flv", 1000))
