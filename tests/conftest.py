@@ -113,3 +113,67 @@ def rs_sim():
 def pa_sim():
     with SimulatedAppliance("pa", sessions=20, seed=8, recording_size=200_000) as sim:
         yield sim
+
+
+# -- a real PostgreSQL server, started for the session when the machine has one ----------
+
+import glob  # noqa: E402
+import shutil  # noqa: E402
+import socket as _socket  # noqa: E402
+import tempfile  # noqa: E402
+import time as _time  # noqa: E402
+
+
+def _pg_bin(name: str) -> str | None:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return found[-1] if found else shutil.which(name)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A PostgreSQL URL on a private server in a temporary directory."""
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if not initdb or not pg_ctl:
+        pytest.skip("PostgreSQL is not installed (.ci/run installs Debian's postgresql)")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.skip("psycopg is not installed (pip install -r requirements-dev.txt)")
+    root = Path(tempfile.mkdtemp(prefix="btic-pg-"))
+    data = root / "data"
+    run_as: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        if shutil.which("runuser") is None:
+            pytest.skip("running as root without runuser: cannot start PostgreSQL")
+        run_as = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(root, "postgres")
+        root.chmod(0o755)
+    with _socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    init = subprocess.run([*run_as, initdb, "-D", str(data), "-U", "btic", "--auth=trust", "-E", "UTF8"],
+                          capture_output=True, text=True)
+    if init.returncode != 0:
+        pytest.skip(f"initdb failed: {init.stderr.strip()[:200]}")
+    start = subprocess.run([*run_as, pg_ctl, "-D", str(data), "-l", str(root / "log"), "-w", "-o",
+                            f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
+                           capture_output=True, text=True)
+    if start.returncode != 0:
+        pytest.skip(f"PostgreSQL did not start: {start.stderr.strip()[:200]}")
+    try:
+        yield f"postgresql+psycopg://btic@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*run_as, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def fresh_postgres(postgres_url):
+    """An empty database on the session's PostgreSQL server."""
+    import psycopg
+
+    name = f"btic_{int(_time.time() * 1000) % 10**9}_{os.getpid()}"
+    plain = postgres_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    yield postgres_url.rsplit("/", 1)[0] + "/" + name
