@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import ssl
 import subprocess
 import time
 
@@ -22,7 +23,7 @@ from btic.sim import SimulatedAppliance
 def fetch_httpx(sim: SimulatedAppliance, token: str, lsid: str) -> float:
     started = time.perf_counter()
     size = 0
-    verify = str(sim.ca_path) if sim.tls else False
+    verify = ssl.create_default_context(cafile=str(sim.ca_path)) if sim.tls else False
     with httpx.Client(verify=verify, timeout=60) as client:
         with client.stream("GET", sim.url + "/api/reporting", headers={"Authorization": f"Bearer {token}"},
                            params={"generate_report": "SupportSessionRecording", "lsid": lsid}) as response:

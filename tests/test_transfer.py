@@ -1,0 +1,227 @@
+"""Transfers end to end: btic sync/transfer/import-xml against the simulator over HTTPS."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from btic.sim import SimulatedAppliance
+
+from conftest import run_btic
+from transfer_helpers import ALL_TYPES, check_archive, expected_files, host_part, write_config
+
+
+@pytest.fixture
+def sim():
+    with SimulatedAppliance("rs", sessions=16, seed=21, recording_size=150_000, live_sessions=2,
+                            live_interval=30) as appliance:
+        yield appliance
+
+
+def ledger(tmp_path: Path, query: str) -> list[tuple]:
+    with sqlite3.connect(tmp_path / "btic-state.db") as connection:
+        return connection.execute(query).fetchall()
+
+
+def test_everything_lands_with_the_right_names_and_bytes(sim, tmp_path):
+    config = write_config(tmp_path, sim, data=ALL_TYPES + ["backup"])
+    result = run_btic("sync", "--config", str(config))
+    assert result.returncode == 0, result.output
+    expected = expected_files(sim)
+    assert any(n.endswith(".xml") and "-presentation-" in n for n in expected)
+    assert any("-shell-" in n for n in expected) and any("-sms-" in n for n in expected)
+    [(backup_time, backup_size, backup_sha)] = sim.backups_served
+    stamp = datetime.fromtimestamp(backup_time, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    expected[f"{host_part(sim)}-backup-{stamp}.nsb"] = backup_sha
+    check_archive(tmp_path / "archive", expected)
+    # each session file is the appliance's own <session>, whole
+    one = next(n for n in expected if n.endswith(".xml"))
+    root = etree.fromstring((tmp_path / "archive" / one).read_bytes())
+    assert root.tag == "{https://www.beyondtrust.com/namespaces/API/reporting}session"
+    assert one.endswith(f"-{root.get('lsid')}.xml")
+    # the summary table counts what happened
+    assert "archive      session" in result.stdout
+    rows = dict(ledger(tmp_path, "select status, count(*) from btic_deliveries group by status"))
+    assert "failed" not in rows
+
+
+def test_a_second_run_transfers_nothing_and_asks_only_for_what_is_new(sim, tmp_path):
+    config = write_config(tmp_path, sim)
+    assert run_btic("sync", "--config", str(config)).returncode == 0
+    before = dict(sim.stats)
+    files_before = sorted((tmp_path / "archive").iterdir())
+    again = run_btic("sync", "--config", str(config))
+    assert again.returncode == 0, again.output
+    asked = {k: sim.stats[k] - before.get(k, 0) for k in sim.stats if sim.stats[k] != before.get(k, 0)}
+    assert asked.get("SupportSession", 0) == 0 and asked.get("PresentationSession", 0) == 0
+    assert not any(k.endswith("Recording") for k in asked), asked
+    assert asked["SupportSessionListing"] == 1 and asked["PresentationSessionListing"] == 1
+    assert asked["token"] == 1
+    assert sorted((tmp_path / "archive").iterdir()) == files_before
+    assert "delivered" not in again.stderr
+
+
+def test_sessions_that_end_during_a_run_are_picked_up_by_the_next(sim, tmp_path):
+    config = write_config(tmp_path, sim, data=["session"], extra_site='settle_delay = "1s"\n')
+    assert run_btic("sync", "--config", str(config)).returncode == 0
+    live = [s for s in sim.dataset.all() if not s.closed_at(sim.now())]
+    assert len(live) == 2
+    # one ends "during" the run: just before the appliance's now when the next run starts
+    sim.faults.clock_offset += live[-1].end - sim.now() + 5
+    assert run_btic("sync", "--config", str(config)).returncode == 0
+    names = {p.name for p in (tmp_path / "archive").iterdir()}
+    for session in live:
+        assert f"{host_part(sim)}-support-{session.lsid}.xml" in names
+    assert len(names) == len(expected_files(sim, settle=1, data=["session"]))
+
+
+@pytest.mark.parametrize("offset", [-3600, 3600])
+def test_a_skewed_appliance_clock_loses_and_duplicates_nothing(offset, tmp_path):
+    with SimulatedAppliance("rs", sessions=10, seed=22, recording_size=50_000, live_sessions=3,
+                            live_interval=40, faults=f"clock={offset}") as sim:
+        config = write_config(tmp_path, sim, data=["session", "recording"], extra_site='settle_delay = "1s"\n')
+        assert run_btic("sync", "--config", str(config)).returncode == 0
+        for _ in range(3):  # the live sessions end one by one between runs
+            sim.faults.clock_offset += 40
+            assert run_btic("sync", "--config", str(config)).returncode == 0
+        check_archive(tmp_path / "archive", expected_files(sim, settle=1, data=["session", "recording"]))
+        rows = ledger(tmp_path, "select count(*), count(distinct item_key) from btic_deliveries "
+                                "where data_type = 'session'")
+        assert rows[0][0] == rows[0][1] == 13
+
+
+def test_btic_transfer_by_lsid_window_dry_run_and_force(sim, tmp_path):
+    config = write_config(tmp_path, sim, data=["session"])
+    closed = [s for s in sim.dataset.all() if s.report == "support" and s.closed_at(sim.now() - 120)]
+    target = closed[3]
+    one = run_btic("transfer", "--config", str(config), "--site", "sim", "--dest", "archive", "--type",
+                   "session,recording", "--lsid", target.lsid)
+    assert one.returncode == 0, one.output
+    names = sorted(p.name for p in (tmp_path / "archive").iterdir())
+    assert names == sorted(n for n in (f"{host_part(sim)}-support-{target.lsid}.xml",
+                                       f"{host_part(sim)}-support-{target.lsid}.flv" if target.has_recording else None) if n)
+    assert ledger(tmp_path, "select count(*) from btic_watermarks") == [(0,)]  # manual: no watermark moves
+    dry = run_btic("transfer", "--config", str(config), "--site", "sim", "--dest", "archive", "--type", "session",
+                   "--since", "3d", "--dry-run")
+    assert dry.returncode == 0, dry.output
+    assert f"would transfer {len(closed) - 1} session to archive" in dry.stdout
+    assert target.lsid not in dry.stdout  # the ledger has it already
+    assert sorted(p.name for p in (tmp_path / "archive").iterdir()) == names  # nothing moved
+    (tmp_path / "archive" / names[0]).write_bytes(b"tampered")
+    forced = run_btic("transfer", "--config", str(config), "--site", "sim", "--dest", "archive", "--type",
+                      "session", "--lsid", target.lsid, "--force")
+    assert forced.returncode == 0
+    assert (tmp_path / "archive" / names[0]).read_bytes() == b"tampered"  # AppendNumber never overwrites
+    numbered = names[0].replace(".xml", ".1.xml")
+    assert (tmp_path / "archive" / numbered).read_bytes().startswith(b"<?xml")
+    by_date = run_btic("transfer", "--config", str(config), "--site", "sim", "--dest", "archive", "--type",
+                       "session", "--start-date", datetime.fromtimestamp(closed[0].end, timezone.utc).strftime("%Y-%m-%d"),
+                       "--duration", "0", "--dry-run")
+    assert by_date.returncode == 0 and "would transfer" in by_date.stdout
+
+
+def test_btic_transfer_rejects_bad_requests_clearly(sim, tmp_path):
+    config = write_config(tmp_path, sim, data=["session"], destinations=(
+        f'[destinations.archive]\nplugin = "filesystem"\ndirectory = "{tmp_path / "a"}"\n'
+        '[destinations.reports]\nplugin = "sqlserver"\nurl = "sqlite:///r.db"\n'))
+    both = run_btic("transfer", "--config", str(config), "--site", "sim", "--dest", "archive", "--type", "session")
+    assert both.returncode == 2 and "give exactly one of --since" in both.stderr
+    wrong = run_btic("transfer", "--config", str(config), "--site", "nope", "--dest", "archive", "--type",
+                     "session", "--since", "1d")
+    assert wrong.returncode == 2 and "no site named 'nope'" in wrong.stderr
+    cannot = run_btic("transfer", "--config", str(config), "--site", "sim", "--dest", "reports", "--type",
+                      "recording", "--since", "1d")
+    assert cannot.returncode == 2
+    assert "destination 'reports' (plugin sqlserver) cannot receive 'recording'" in cannot.stderr
+    badtype = run_btic("transfer", "--config", str(config), "--site", "sim", "--dest", "archive", "--type",
+                       "recordings", "--since", "1d")
+    assert badtype.returncode == 2 and "'recordings' is not a valid DataType" in badtype.stderr
+
+
+def test_one_failing_destination_does_not_stop_the_other(sim, tmp_path):
+    blocker = tmp_path / "blocked"
+    blocker.write_text("a file where a directory should be")
+    destinations = (f'[destinations.archive]\nplugin = "filesystem"\ndirectory = "{tmp_path / "archive"}"\n'
+                    f'[destinations.broken]\nplugin = "filesystem"\ndirectory = "{blocker / "sub"}"\n')
+    config = write_config(tmp_path, sim, data=["session", "recording"], destinations=destinations,
+                          dest_names=("archive", "broken"))
+    result = run_btic("sync", "--config", str(config))
+    assert result.returncode == 1
+    assert f"error: broken: session" in result.stderr and "cannot create the destination directory" in result.stderr
+    check_archive(tmp_path / "archive", expected_files(sim, data=["session", "recording"]))
+    failed = ledger(tmp_path, "select count(*) from btic_deliveries where destination='broken' and status='failed'")
+    assert failed[0][0] > 0
+    # fixed: the next run delivers what the broken one missed, and nothing twice to the other
+    blocker.unlink()
+    again = run_btic("sync", "--config", str(config))
+    assert again.returncode == 0, again.output
+    check_archive(blocker / "sub", expected_files(sim, data=["session", "recording"]))
+    check_archive(tmp_path / "archive", expected_files(sim, data=["session", "recording"]))
+
+
+def test_an_expired_recording_is_recorded_and_not_retried(tmp_path):
+    with SimulatedAppliance("rs", sessions=8, seed=23, expired_every=3, recording_size=20_000) as sim:
+        config = write_config(tmp_path, sim, data=["recording"])
+        first = run_btic("sync", "--config", str(config))
+        assert first.returncode == 0, first.output
+        expired = ledger(tmp_path, "select count(*) from btic_deliveries where status='expired'")[0][0]
+        assert expired == sum(1 for s in sim.dataset.all() if s.recording_expired and s.has_recording
+                              and s.closed_at(sim.now() - 120) and s.report == "support")
+        assert expired > 0
+        before = sim.stats["SupportSessionRecording"]
+        assert run_btic("sync", "--config", str(config)).returncode == 0
+        assert sim.stats["SupportSessionRecording"] == before
+
+
+def test_import_xml_delivers_saved_reports_and_fetches_their_recordings(sim, tmp_path):
+    from btic.appliance.reports import Window, utc
+    from conftest import connect
+
+    saved = tmp_path / "saved.xml"
+    with connect(sim) as client:
+        lsids = [e.lsid for e in client.list_sessions("support", Window("end", utc(sim.now() - 5 * 86400)))][:4]
+    body = b"".join(run_raw_report(sim, lsids))
+    saved.write_bytes(body)
+    config = write_config(tmp_path, sim, data=["session"])
+    result = run_btic("import-xml", "--config", str(config), str(saved), "--dest", "archive", "--type",
+                      "session,recording", "--site", "sim")
+    assert result.returncode == 0, result.output
+    names = {p.name for p in (tmp_path / "archive").iterdir()}
+    assert {f"{host_part(sim)}-support-{lsid}.xml" for lsid in lsids} <= names
+    with_recording = [s for s in sim.dataset.all() if s.lsid in lsids and s.has_recording]
+    for s in with_recording:
+        assert f"{host_part(sim)}-support-{s.lsid}.flv" in names
+    # a later sync does not deliver the imported sessions again
+    assert run_btic("sync", "--config", str(config)).returncode == 0
+    assert not any(".1." in p.name for p in (tmp_path / "archive").iterdir())
+    needs_site = run_btic("import-xml", "--config", str(config), str(saved), "--dest", "archive", "--type",
+                          "recording", "--host", "x")
+    assert needs_site.returncode == 2 and "give --site" in needs_site.stderr
+
+
+def run_raw_report(sim, lsids):
+    import ssl
+
+    import httpx
+
+    token = sim.tokens.grant()
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(sim.ca_path))) as client:
+        response = client.post(sim.url + "/api/reporting", headers={"Authorization": f"Bearer {token}"},
+                               data={"generate_report": "SupportSession", "lsids": ",".join(lsids)})
+        yield response.content
+
+
+def test_json_download_format(sim, tmp_path):
+    destinations = (f'[destinations.archive]\nplugin = "filesystem"\ndirectory = "{tmp_path / "archive"}"\n'
+                    'download_format = "xml+json"\n')
+    config = write_config(tmp_path, sim, data=["session"], destinations=destinations)
+    assert run_btic("sync", "--config", str(config)).returncode == 0
+    jsons = sorted((tmp_path / "archive").glob("*.json"))
+    assert jsons and len(jsons) == len(list((tmp_path / "archive").glob("*.xml")))
+    document = json.loads(jsons[0].read_text())
+    assert document["lsid"] in jsons[0].name and document["events"] and document["product"] == "rs"
