@@ -1,0 +1,192 @@
+"""The file-system plugin: the guide's conflict modes, retention, errors, names."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+import btic
+from btic.testing.helpers import SITE, ConfiguredDestination, make_recording, sample_session
+from btic.types import Backup
+
+LSID = "1234"
+
+
+def destination(tmp_path: Path, **options) -> ConfiguredDestination:
+    options.setdefault("directory", str(tmp_path / "archive"))
+    return ConfiguredDestination("filesystem", options, tmp_path)
+
+
+def recording(tmp_path: Path, name: str, size: int = 1000):
+    session = sample_session(LSID, host="support.example.com")
+    return make_recording(tmp_path / name, size, session)
+
+
+def test_append_number_as_the_guide_describes(tmp_path):
+    # "if support.example.com-support-1234.flv already exists, then support.example.com-support-1234.1.flv
+    #  will be created. Likewise ... support.example.com-support-1234.2.flv"
+    dest = destination(tmp_path)
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "support.example.com-support-1234.flv").write_bytes(b"an older recording")
+    first = dest.recording(recording(tmp_path, "a", 1000))
+    assert Path(first.location).name == "support.example.com-support-1234.1.flv"
+    second = dest.recording(recording(tmp_path, "b", 2000))
+    assert Path(second.location).name == "support.example.com-support-1234.2.flv"
+    assert (archive / "support.example.com-support-1234.flv").read_bytes() == b"an older recording"
+    # the same bytes again (a redelivery) add nothing
+    again = dest.recording(recording(tmp_path, "c", 1000))
+    assert again.location == first.location
+    assert len(list(archive.iterdir())) == 3
+
+
+def test_overwrite_replaces_the_contents(tmp_path):
+    dest = destination(tmp_path, conflict="Overwrite")
+    first = dest.recording(recording(tmp_path, "a", 1000))
+    second = dest.recording(recording(tmp_path, "b", 2000))
+    assert first.location == second.location
+    assert Path(second.location).stat().st_size == 2000
+    assert len(list((tmp_path / "archive").iterdir())) == 1
+
+
+def test_skip_keeps_the_existing_file_and_creates_none(tmp_path):
+    dest = destination(tmp_path, conflict="Skip")
+    assert dest.recording(recording(tmp_path, "a", 1000)) is not None
+    assert dest.recording(recording(tmp_path, "b", 2000)) is None
+    [only] = (tmp_path / "archive").iterdir()
+    assert only.stat().st_size == 1000
+
+
+def backup(tmp_path: Path, when: datetime, host: str = "support.example.com") -> Backup:
+    path = tmp_path / f"spool-{when:%H%M%S}-{host}.nsb"
+    path.write_bytes(f"backup {host} {when}".encode())
+    import hashlib
+
+    return Backup(site=btic.SiteInfo("s", host, "rs"), time=when, extension="nsb", size=path.stat().st_size,
+                  sha256=hashlib.sha256(path.read_bytes()).hexdigest(), path=path)
+
+
+@pytest.mark.parametrize("template", [None, "backups/%YEAR%/%SUPPORT_SITE_HOST%-%TIMESTAMP%.%EXTENSION%"])
+def test_retention_keeps_the_newest_backups_per_site(tmp_path, template):
+    options = {"retention_count": 3}
+    if template:
+        options["file_name_formats"] = {"backup": template}
+    dest = destination(tmp_path, **options)
+    start = datetime(2024, 12, 30, 2, 0, tzinfo=timezone.utc)
+    other = dest.backup(backup(tmp_path, start, host="other.example.com"))
+    locations = [dest.backup(backup(tmp_path, start + timedelta(days=i))).location for i in range(6)]
+    kept = sorted(p for p in (tmp_path / "archive").rglob("*.nsb") if "other" not in p.name)
+    assert [str(p) for p in kept] == sorted(locations[-3:])
+    assert Path(other.location).exists()  # another site's backups are not counted
+
+
+def test_retention_empty_keeps_all(tmp_path):
+    dest = destination(tmp_path)
+    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    for i in range(4):
+        dest.backup(backup(tmp_path, start + timedelta(hours=i)))
+    assert len(list((tmp_path / "archive").glob("*.nsb"))) == 4
+
+
+def test_templates_make_directories_from_the_end_time(tmp_path):
+    dest = destination(tmp_path, file_name_format="%SUPPORT_SITE_HOST%/%YEAR%/%MONTH%/%DAY%/%LSID%-%LSEQ%-%KIND%.%EXTENSION%")
+    delivery = dest.session(sample_session("abc"))
+    assert Path(delivery.location) == tmp_path / "archive/support.example.com/2024/05/01/abc-7-session.xml"
+
+
+def test_a_missing_share_is_a_destination_error_naming_the_path(tmp_path):
+    dest = destination(tmp_path, directory="/proc/btic-no-such-share/archive")
+    with pytest.raises(btic.DestinationError) as info:
+        dest.session(sample_session())
+    assert str(info.value).startswith("/proc/btic-no-such-share/archive: cannot create the destination directory")
+
+
+def test_a_symlink_pointing_out_is_refused(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "INC-1").symlink_to(outside)
+    dest = destination(tmp_path, file_name_format="%EXTERNAL_KEY%/%LSID%.%EXTENSION%")
+    with pytest.raises(btic.DestinationError, match="refused a file name outside the destination"):
+        dest.session(sample_session(external_key="INC-1"))
+    assert list(outside.iterdir()) == []
+
+
+def test_a_full_disk_is_a_destination_error_and_leaves_nothing(tmp_path):
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {result.stderr.decode().strip()}")
+    try:
+        dest = destination(tmp_path, directory=str(mount))
+        with pytest.raises(btic.DestinationError) as info:
+            dest.recording(recording(tmp_path, "big", 1024 * 1024))
+        assert str(info.value).endswith("No space left on device")
+        assert str(mount) in str(info.value)
+        assert list(mount.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+def test_stale_temporary_files_of_a_dead_process_are_removed(tmp_path):
+    dest = destination(tmp_path)
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    name = "support.example.com-support-1234.flv"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = archive / f".{name}.btic-{dead.pid}-abcd1234.tmp"
+    stale.write_bytes(b"half a file")
+    alive = archive / f".{name}.btic-{os.getpid()}-ffff0000.tmp"
+    alive.write_bytes(b"another writer at work")
+    dest.recording(recording(tmp_path, "a"))
+    assert not stale.exists()
+    assert alive.exists()
+
+
+def test_bad_templates_are_reported_at_load_with_their_path(tmp_path):
+    from conftest import run_btic
+
+    config = tmp_path / "btic.toml"
+    config.write_text(f"""
+[destinations.archive]
+plugin = "filesystem"
+directory = "{tmp_path}"
+conflict = "Skip"
+file_name_format = "%SUPPORT_SITE_HOST%-%lsid%.%EXTENSION%"
+[destinations.archive.file_name_formats]
+backup = "%SUPPORT_SITE_HOST%-backup.%EXTENSION%"
+command_shell_recording = "%LSID%-%INSTANCE%.%EXTENSION%"
+session = "%LSID%-%INSTANCE%.%EXTENSION%"
+""")
+    result = run_btic("check", "--offline", "--config", str(config))
+    assert result.returncode == 2
+    assert ("error: destinations.archive.file_name_format: unknown token %lsid%; did you mean %LSID%?"
+            in result.stderr)
+    assert ("backup: cannot tell two backup items apart without %TIMESTAMP%: conflict = 'Skip' would drop data"
+            in result.stderr)
+    assert "session: %INSTANCE% cannot be filled for session" in result.stderr
+    assert "command_shell_recording:" not in result.stderr  # that one is valid
+
+
+def test_a_template_without_uniqueness_only_warns_with_append_number(tmp_path):
+    from conftest import run_btic
+
+    config = tmp_path / "btic.toml"
+    config.write_text(f"""
+[destinations.archive]
+plugin = "filesystem"
+directory = "{tmp_path}"
+file_name_format = "%SUPPORT_SITE_HOST%.%EXTENSION%"
+""")
+    config.chmod(0o600)
+    result = run_btic("check", "--offline", "--config", str(config))
+    assert result.returncode == 0, result.output
+    assert ("warning: destinations.archive: cannot tell two session items apart without %LSID% or %LSEQ%; "
+            "AppendNumber will number the clashes") in result.stderr
