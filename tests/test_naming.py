@@ -21,7 +21,7 @@ from btic.types import DataType
         ("lpt1.txt", "_lpt1.txt"),
         ("a\uff0fb\u2215c", "a_b_c"),
         ("ctrl\x00\x07\x1b\x7fend", "ctrl____end"),
-        ("trailing dots...", "trailing dots"),
+        ("trailing dots...", "trailing dots__"),
         ("  spaced  ", "spaced"),
         ("日本語 ключ", "日本語 ключ"),
         ("<tag>|pipe?*", "_tag__pipe__"),
