@@ -8,6 +8,7 @@ btic makes to its users on your plugin's behalf.
 from __future__ import annotations
 
 import tracemalloc
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +33,18 @@ HOSTILE_EXTERNAL_KEYS = [
 ]
 
 
+@dataclass(frozen=True)
 class _BrokenRecording(Recording):
-    """A recording whose bytes stop half way, as when the process dies mid-copy."""
+    """A recording whose bytes stop half way, as when the process dies mid-copy.
+
+    Its ``path`` does not exist, so a plugin that would link or move the spool
+    file has to read it through ``open()``.
+    """
+
+    data_path: Path = Path()
 
     def open(self):  # noqa: ANN201
-        return _FailingReader(self.path, self.size // 2)
+        return _FailingReader(self.data_path, self.size // 2)
 
 
 class _FailingReader:
@@ -111,7 +119,8 @@ class DestinationConformance:
         destination = self._destination(destination_options, tmp_path)
         assert self.stored_items(destination_options) == {}
         complete = make_recording(tmp_path / "whole.flv", 3 * 1024 * 1024)
-        broken = _BrokenRecording(**{f: getattr(complete, f) for f in complete.__dataclass_fields__})
+        fields = {f: getattr(complete, f) for f in Recording.__dataclass_fields__}
+        broken = _BrokenRecording(**{**fields, "path": tmp_path / "vanished.flv"}, data_path=complete.path)
         with pytest.raises(KeyboardInterrupt):
             destination.recording(broken)
         assert self.stored_items(destination_options) == {}, "a partial item is visible after a crash"

@@ -124,12 +124,13 @@ class FileSystemDestination:
     @btic.hookimpl
     def on_recording(self, recording: btic.Recording, ctx: btic.TransferContext) -> btic.Delivery | None:
         relative = self._name(recording.data_type, naming.recording_values(recording))
-        return self._write(relative, _copier(recording.open), recording.sha256, recording.size)
+        return self._write(relative, _copier(recording.open), recording.sha256, recording.size,
+                           source=recording.path)
 
     @btic.hookimpl
     def on_backup(self, backup: btic.Backup, ctx: btic.TransferContext) -> btic.Delivery | None:
         relative = self._name(DataType.BACKUP, naming.backup_values(backup))
-        delivery = self._write(relative, _copier(backup.open), backup.sha256, backup.size)
+        delivery = self._write(relative, _copier(backup.open), backup.sha256, backup.size, source=backup.path)
         if self.options.retention_count:
             self._apply_retention(backup)
         return delivery
@@ -151,7 +152,10 @@ class FileSystemDestination:
 
     # -- writing -----------------------------------------------------------------
 
-    def _write(self, relative: str, produce: Callable[[IO[bytes]], object], sha256: str, size: int) -> btic.Delivery | None:
+    def _write(self, relative: str, produce: Callable[[IO[bytes]], object], sha256: str, size: int,
+               source: Path | None = None) -> btic.Delivery | None:
+        """Write one file under ``relative``; ``source``, when given, is a
+        finished spool file that may be hard-linked instead of copied."""
         root = self._root()
         try:
             final = naming.inside(root, relative)
@@ -170,10 +174,11 @@ class FileSystemDestination:
                     return btic.Delivery(location=str(existing), size=size, sha256=sha256)
             temp = final.with_name(f".{final.name}.btic-{os.getpid()}-{secrets.token_hex(4)}.tmp")
             try:
-                with temp.open("xb") as out:
-                    produce(out)
-                    out.flush()
-                    os.fsync(out.fileno())
+                if not (source is not None and _link_spool(source, temp)):
+                    with temp.open("xb") as out:
+                        produce(out)
+                        out.flush()
+                        os.fsync(out.fileno())
                 placed = _place(temp, final, conflict)
             finally:
                 temp.unlink(missing_ok=True)
@@ -276,6 +281,22 @@ def _place(temp: Path, final: Path, conflict: str) -> Path | None:
                 continue
             os.rename(temp, candidate)
             return candidate
+
+
+def _link_spool(source: Path, temp: Path) -> bool:
+    """Hard-link a finished spool file as ``temp`` (same filesystem only) and
+    flush it to disk: the bytes are written once instead of twice. The core
+    only ever deletes its spool name, so the link keeps the data."""
+    try:
+        os.link(source, temp)
+    except OSError:
+        return False
+    fd = os.open(temp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return True
 
 
 def _numbered(final: Path, number: int) -> Path:
