@@ -225,3 +225,31 @@ def test_json_download_format(sim, tmp_path):
     assert jsons and len(jsons) == len(list((tmp_path / "archive").glob("*.xml")))
     document = json.loads(jsons[0].read_text())
     assert document["lsid"] in jsons[0].name and document["events"] and document["product"] == "rs"
+
+
+def test_the_ledger_can_live_in_postgresql(sim, tmp_path, fresh_postgres):
+    from btic.testing.helpers import run_transfer
+
+    options = {"directory": str(tmp_path / "archive")}
+    first = run_transfer(sim, tmp_path=tmp_path, plugin="filesystem", options=options,
+                         data=["session", "command_shell_recording"], state_url=fresh_postgres)
+    assert not first.summary.failed, first.summary.problems
+    delivered = first.summary.tallies[("under-test", "session")].delivered
+    assert delivered == len([s for s in sim.dataset.all() if s.report == "support" and s.closed_at(sim.now() - 120)])
+    again = run_transfer(sim, tmp_path=tmp_path, plugin="filesystem", options=options,
+                         data=["session", "command_shell_recording"], state_url=fresh_postgres)
+    assert sum(t.delivered for t in again.summary.tallies.values()) == 0
+    assert first.state.count() == again.state.count() > delivered
+
+
+def test_btic_demo_archives_a_simulated_appliance(tmp_path):
+    result = run_btic("demo", "--directory", str(tmp_path / "demo"), cwd=tmp_path)
+    assert result.returncode == 0, result.output
+    archive = tmp_path / "demo" / "archive"
+    kinds = {p.relative_to(archive).parts[1] for p in archive.rglob("*") if p.is_file()}
+    assert kinds == {"session", "recording", "command_shell", "show_my_screen", "presentation", "backups"}
+    assert "look around:" in result.stdout and f"ls -R {tmp_path / 'demo' / 'archive'}" in result.stdout
+    assert (tmp_path / "demo" / "btic-state.db").exists()
+    assert oct((tmp_path / "demo" / "sim-client-secret").stat().st_mode & 0o777) == "0o600"
+    secret = (tmp_path / "demo" / "sim-client-secret").read_text().strip()
+    assert secret not in result.output and secret not in (tmp_path / "demo" / "btic.toml").read_text()

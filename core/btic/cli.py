@@ -226,7 +226,7 @@ class _Run:
 
             reporter = LogReporter(self.log)
         self.engine = Engine(config, runtime.plugins, self.state, run_id=self.run_id, reporter=reporter,
-                             concurrency=4, log=self.log)
+                             log=self.log)
 
     def __enter__(self) -> _Run:
         if self.bars is not None:

@@ -102,6 +102,7 @@ class SiteConfig(_Section):
     keep_alive: bool = False
     backup_password: Secret | None = None
     timeout: float = Field(default=60.0, gt=0, le=3600)
+    download_concurrency: int = Field(default=4, ge=1, le=32, description="recordings downloaded at once")
     no_data_messages: list[str] = Field(
         default_factory=list,
         description="extra phrases (regular expressions) this appliance uses for 'no matching data'",

@@ -152,18 +152,19 @@ class TransferRequest:
 class Engine:
     """Runs transfers for one configuration and state database.
 
-    :param concurrency: recordings downloaded (and delivered) at once.
+    :param concurrency: recordings downloaded (and delivered) at once; None
+        takes each site's ``download_concurrency``.
     """
 
     def __init__(self, config: Config, plugins: PluginManager, state: StateStore, *, run_id: str,
-                 reporter: Reporter | None = None, concurrency: int = 4, log: Any = None,
+                 reporter: Reporter | None = None, concurrency: int | None = None, log: Any = None,
                  client_factory: Callable[[str], ApplianceClient] | None = None):
         self.config = config
         self.plugins = plugins
         self.state = state
         self.run_id = run_id
         self.reporter = reporter or SilentReporter()
-        self.concurrency = max(1, concurrency)
+        self.concurrency = concurrency
         self.log = log
         self._client_factory = client_factory or (lambda name: ApplianceClient.for_site(name, config))
         self._configured: set[str] = set()
@@ -375,8 +376,10 @@ class _SessionRun:
         """Fetch reports in batches and deliver; False if a batch could not be fetched."""
         all_fetched = True
         recording_types = [dt for dt in self.data_types if dt in RECORDING_KIND]
-        with ThreadPoolExecutor(max_workers=self.engine.concurrency, thread_name_prefix="btic-download") as pool:
-            slots = threading.BoundedSemaphore(self.engine.concurrency * 2)
+        workers = self.engine.concurrency or self.settings.download_concurrency
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="btic-download") as pool:
+            # Bounded hand-off: memory stays flat however many sessions a report holds.
+            slots = threading.BoundedSemaphore(workers * 2)
             futures: list[Future[None]] = []
             for start in range(0, len(lsids), LSIDS_PER_REQUEST):
                 batch = lsids[start:start + LSIDS_PER_REQUEST]

@@ -91,7 +91,7 @@ class TransferResult:
 def run_transfer(sim: Any, *, tmp_path: Path, plugin: str, options: dict[str, Any],
                  data: Iterable[str] = ("session", "recording", "command_shell_recording"),
                  force: bool = False, state_url: str | None = None, environ: dict[str, str] | None = None,
-                 concurrency: int = 4) -> TransferResult:
+                 concurrency: int | None = None) -> TransferResult:
     """Transfer everything ``sim`` has (closed) into one destination, in-process."""
     data_types = tuple(DataType(d) for d in data)
     raw = {
