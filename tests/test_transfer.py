@@ -253,3 +253,14 @@ def test_btic_demo_archives_a_simulated_appliance(tmp_path):
     assert oct((tmp_path / "demo" / "sim-client-secret").stat().st_mode & 0o777) == "0o600"
     secret = (tmp_path / "demo" / "sim-client-secret").read_text().strip()
     assert secret not in result.output and secret not in (tmp_path / "demo" / "btic.toml").read_text()
+
+
+def test_a_backup_transfer_needs_no_window(sim, tmp_path):
+    config = write_config(tmp_path, sim, data=["backup"])
+    result = run_btic("transfer", "--config", str(config), "--site", "sim", "--dest", "archive", "--type", "backup")
+    assert result.returncode == 0, result.output
+    [(_, size, sha)] = sim.backups_served
+    [backup] = list((tmp_path / "archive").glob("*.nsb"))
+    import hashlib
+
+    assert backup.stat().st_size == size and hashlib.sha256(backup.read_bytes()).hexdigest() == sha

@@ -310,8 +310,10 @@ def transfer_command(runtime: Runtime, config_path: Path | None, site: str, dest
                                  param_hint="--type") from None
     _require_known(config, site, destinations)
     selections = sum(1 for chosen in (since is not None, start_date is not None, bool(lsids)) if chosen)
-    if selections != 1:
-        raise click.UsageError("give exactly one of --since [--until], --start-date [--duration], or --lsid")
+    only_backups = set(data_types) == {DataType.BACKUP}
+    if selections > 1 or (selections == 0 and not only_backups):
+        raise click.UsageError("give exactly one of --since [--until], --start-date [--duration], or --lsid "
+                               "(a backup needs none)")
     window: Any = None
     if since is not None:
         window = RelativeWindow(_parse_moment(since, "--since"),

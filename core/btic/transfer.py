@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
 from urllib.parse import parse_qs, urlsplit
 
+import structlog
+
 import btic
 from btic.appliance.client import ApplianceClient, Download
 from btic.appliance.model import ReportKind, Session
@@ -165,7 +167,8 @@ class Engine:
         self.run_id = run_id
         self.reporter = reporter or SilentReporter()
         self.concurrency = concurrency
-        self.log = log
+        # Plugins may always log through ctx.log / app.log.
+        self.log = log if log is not None else structlog.get_logger("btic")
         self._client_factory = client_factory or (lambda name: ApplianceClient.for_site(name, config))
         self._configured: set[str] = set()
 
@@ -235,9 +238,8 @@ class Engine:
         except Exception as exc:  # noqa: BLE001 - a plugin bug must not stop the others
             status, error = FAILED, f"{type(exc).__name__}: {exc}"
             result = None
-            if self.log is not None:
-                self.log.error("plugin raised", destination=destination, data_type=data_type.value, key=key,
-                               traceback=traceback.format_exc())
+            self.log.error("plugin raised", destination=destination, data_type=data_type.value, key=key,
+                           traceback=traceback.format_exc())
         else:
             status, error = (DELIVERED if result is not None else SKIPPED), None
         attempts = self.state.record(

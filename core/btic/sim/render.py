@@ -139,27 +139,12 @@ def render_session(dataset: SimDataset, s: SimSession, now: float, base_url: str
             "AccessSessionRecording" if pa else "SupportSessionRecording")
         out.append(text("session_recording_view_url", f"{base_url}/session_download.ns?lsid={s.lsid}&view=1&dl_action=video"))
         out.append(text("session_recording_download_url", f"{query}{report}&lsid={s.lsid}"))
-    if recordings_visible and s.sms_instances:
-        out.append("<show_my_screen_recordings>")
-        for i in range(s.sms_instances):
-            out.append(
-                f'<show_my_screen_recording instance="{i}">'
-                + text("download_url", f"{query}ShowMyScreenRecording&lsid={s.lsid}&instance={i}")
-                + text("view_url", f"{base_url}/session_download.ns?lsid={s.lsid}&sms={i}")
-                + "</show_my_screen_recording>"
-            )
-        out.append("</show_my_screen_recordings>")
-    if recordings_visible and s.shell_instances:
-        out.append("<command_shell_recordings>")
-        for i in range(s.shell_instances):
-            out.append(
-                # The RS guide: the report numbers shells from 1, the API from 0.
-                f'<command_shell_recording instance="{i + 1}">'
-                + text("download_url", f"{query}CommandShellRecording&lsid={s.lsid}&instance={i}")
-                + text("view_url", f"{base_url}/session_download.ns?lsid={s.lsid}&shell={i}")
-                + "</command_shell_recording>"
-            )
-        out.append("</command_shell_recordings>")
+    if recordings_visible:
+        out.extend(_recording_links("show_my_screen_recording", "ShowMyScreenRecording", "sms",
+                                    s.lsid, s.sms_instances, 0, query, base_url))
+        # The RS guide: the report numbers command shells from 1, the API from 0.
+        out.extend(_recording_links("command_shell_recording", "CommandShellRecording", "shell",
+                                    s.lsid, s.shell_instances, 1, query, base_url))
 
     reps = [r for r in REPRESENTATIVES if r[0] in s.rep_ids]
     customer_gs = 100 + s.index % 50
@@ -255,6 +240,23 @@ def render_session(dataset: SimDataset, s: SimSession, now: float, base_url: str
     out.append("</session_details>")
     out.append("</session>\n")
     return "".join(out)
+
+
+def _recording_links(element: str, report: str, view: str, lsid: str, count: int, first_number: int,
+                     query: str, base_url: str) -> list[str]:
+    """``<{element}s>`` with one ``<{element} instance=...>`` per recording."""
+    if not count:
+        return []
+    links = [f"<{element}s>"]
+    for i in range(count):
+        links.append(
+            f'<{element} instance="{i + first_number}">'
+            + text("download_url", f"{query}{report}&lsid={lsid}&instance={i}")
+            + text("view_url", f"{base_url}/session_download.ns?lsid={lsid}&{view}={i}")
+            + f"</{element}>"
+        )
+    links.append(f"</{element}s>")
+    return links
 
 
 def _party(tag: str, kind: str, gsnumber: int | None, name: str) -> str:
