@@ -350,3 +350,12 @@ def test_a_billion_laughs_is_refused_quickly():
 def test_malformed_xml_is_a_report_error():
     with pytest.raises(ReportError, match="malformed XML"):
         sessions(document(RS_SESSION, None)[:-200])
+
+
+def test_huge_text_and_absurd_depth_are_refused():
+    huge = b"<session_list><session lsid='x'><external_key>" + b"A" * (20 * 1024 * 1024) + b"</external_key></session></session_list>"
+    with pytest.raises(ReportError, match="Text node too long"):
+        sessions(huge)
+    deep = b"<session_list><session lsid='x'>" + b"<a>" * 300 + b"</a>" * 300 + b"</session></session_list>"
+    with pytest.raises(ReportError, match="Excessive depth"):
+        sessions(deep)

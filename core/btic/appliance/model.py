@@ -107,6 +107,8 @@ class Customer(_Model):
     hostname: str | None = None
     os: str | None = None
     primary_cust: bool = False
+    #: The IC's customer.rpat_support column; older appliances send it, others mean 0.
+    rpat_support: bool = False
     info: CustomerInfo | None = None
 
 

@@ -339,7 +339,7 @@ def _customer(element: etree._Element) -> Customer:
     for name, child in _children(element):
         if name in ("username", "public_ip", "private_ip", "hostname", "os"):
             values[name] = _opt(child)
-        elif name == "primary_cust":
+        elif name in ("primary_cust", "rpat_support"):
             values[name] = _flag(child.text)
         elif name == "info":
             info = {n: _opt(c) for n, c in _children(child) if n in CustomerInfo.model_fields}
