@@ -264,3 +264,12 @@ def test_a_backup_transfer_needs_no_window(sim, tmp_path):
     import hashlib
 
     assert backup.stat().st_size == size and hashlib.sha256(backup.read_bytes()).hexdigest() == sha
+
+
+def test_no_secret_reaches_the_output_of_a_failing_run(tmp_path):
+    with SimulatedAppliance("rs", sessions=4, seed=24, faults="503:50@SupportSessionListing") as sim:
+        config = write_config(tmp_path, sim, data=["session"], extra_site="timeout = 5\n")
+        result = run_btic("sync", "--config", str(config))
+    assert result.returncode == 1
+    assert "site sim: SupportSessionListing" in result.stderr and "HTTP 503" in result.stderr
+    assert sim.client_secret not in result.output
