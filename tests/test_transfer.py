@@ -273,3 +273,14 @@ def test_no_secret_reaches_the_output_of_a_failing_run(tmp_path):
     assert result.returncode == 1
     assert "site sim: SupportSessionListing" in result.stderr and "HTTP 503" in result.stderr
     assert sim.client_secret not in result.output
+
+
+def test_an_unreachable_state_database_is_one_line_and_exit_1(sim, tmp_path):
+    config = write_config(tmp_path, sim, data=["session"])
+    config.write_text('[state]\nurl = "postgresql+psycopg://btic:hunter2@127.0.0.1:9/btic"\n' + config.read_text())
+    result = run_btic("sync", "--config", str(config))
+    assert result.returncode == 1
+    [line] = [l for l in result.stderr.splitlines() if l.startswith("error:")]
+    assert line.startswith("error: state database postgresql+psycopg://btic:***@127.0.0.1:9/btic cannot be opened")
+    assert "hunter2" not in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "archive").exists()

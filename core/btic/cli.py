@@ -212,6 +212,9 @@ class _Run:
         except StateError as exc:
             click.echo(f"error: {exc}", err=True)
             raise SystemExit(EXIT_FAILED) from None
+        from btic.state import safe_url
+
+        self.state_label = safe_url(config.state_url)
         self.run_id = self.state.start_run(kind, schedule)
         self.bars = None
         if self.interactive:
@@ -233,9 +236,18 @@ class _Run:
             self.bars.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
         if self.bars is not None:
-            self.bars.__exit__(*exc)
+            self.bars.__exit__(exc_type, exc, traceback)
+        from sqlalchemy.exc import SQLAlchemyError
+
+        if isinstance(exc, SQLAlchemyError):
+            # The ledger holds every delivery recorded before the failure; the
+            # next run redelivers the rest (destinations are idempotent).
+            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            click.echo(f"error: state database {self.state_label}: {reason}; fix it and run again: "
+                       "nothing recorded is lost", err=True)
+            raise SystemExit(EXIT_FAILED) from None
 
     def finish(self, summary: Any, dry_run: bool = False) -> None:
         from btic.progress import summary_table, summary_text
@@ -262,7 +274,12 @@ class _Run:
         if len(problems) > 20:
             click.echo(f"error: ... and {len(problems) - 20} more problems (see the log)", err=True)
         status = "failed" if summary.failed else "ok"
-        self.state.finish_run(self.run_id, status, summary_text(summary))
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            self.state.finish_run(self.run_id, status, summary_text(summary))
+        except SQLAlchemyError as exc:
+            self.__exit__(type(exc), exc, None)
         self.state.close()
         if summary.failed:
             raise SystemExit(EXIT_FAILED)

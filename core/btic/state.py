@@ -306,6 +306,11 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
     cursor.close()
 
 
+def safe_url(url: str) -> str:
+    """``url`` with its password masked, for messages."""
+    return _safe(url)
+
+
 def _safe(url: str) -> str:
     from sqlalchemy.engine import make_url
 
