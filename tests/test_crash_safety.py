@@ -6,6 +6,7 @@ import os
 import random
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,7 +26,11 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path):
         reference = tmp_path / "reference"
         reference.mkdir()
         started = time.monotonic()
-        clean = run_btic("sync", "--config", str(write_config(reference, sim, data=ALL_TYPES + ["backup"])))
+        # settle_delay 1s: every session (all ended before the simulator started) is in every run's
+        # window, however long the trials take.
+        settle = 'settle_delay = "1s"\n'
+        clean = run_btic("sync", "--config", str(write_config(reference, sim, data=ALL_TYPES + ["backup"],
+                                                              extra_site=settle)))
         full_run = time.monotonic() - started
         assert clean.returncode == 0, clean.output
         expected = {n: h for n, h in actual_files(reference / "archive").items() if not n.endswith(".nsb")}
@@ -38,7 +43,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path):
         for trial in range(TRIALS):
             directory = tmp_path / f"trial{trial:02d}"
             directory.mkdir()
-            config = write_config(directory, sim, data=ALL_TYPES + ["backup"])
+            config = write_config(directory, sim, data=ALL_TYPES + ["backup"], extra_site=settle)
             log = (directory / "killed.log").open("w")
             proc = subprocess.Popen([BTIC, "sync", "--config", str(config)], stdout=log, stderr=log, env=env)
             time.sleep(rng.uniform(startup * 0.9, full_run))
@@ -49,6 +54,8 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path):
 
             rerun = run_btic("sync", "--config", str(config))
             assert rerun.returncode == 0, f"trial {trial}: {rerun.output}"
+            spools = Path(tempfile.gettempdir()) / "btic-spool"
+            assert not list(spools.glob(f"{proc.pid}-*")), f"trial {trial}: the killed run's spool was left"
             actual = actual_files(directory / "archive")
             backups = {n: h for n, h in actual.items() if n.endswith(".nsb")}
             others = {n: h for n, h in actual.items() if not n.endswith(".nsb")}

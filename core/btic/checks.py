@@ -94,6 +94,15 @@ def check_destinations(config: Config, plugins) -> Iterator[CheckResult]:  # noq
     from btic.transfer import Engine
 
     engine = Engine(config, plugins, state=None, run_id="check")  # type: ignore[arg-type]
+    try:
+        yield from _check_each_destination(engine, config)
+    finally:
+        engine.close()
+
+
+def _check_each_destination(engine, config: Config) -> Iterator[CheckResult]:  # noqa: ANN001
+    from btic.errors import ConfigError, DestinationError
+
     for name in config.destinations:
         subject = f"destination {name}"
         try:

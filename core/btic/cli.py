@@ -239,6 +239,7 @@ class _Run:
     def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
         if self.bars is not None:
             self.bars.__exit__(exc_type, exc, traceback)
+        self.engine.close()
         from sqlalchemy.exc import SQLAlchemyError
 
         if isinstance(exc, SQLAlchemyError):

@@ -20,6 +20,7 @@ an item twice leaves one copy (destinations are idempotent).
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import threading
@@ -169,8 +170,14 @@ class Engine:
         self.concurrency = concurrency
         # Plugins may always log through ctx.log / app.log.
         self.log = log if log is not None else structlog.get_logger("btic")
-        self._client_factory = client_factory or (lambda name: ApplianceClient.for_site(name, config))
+        self.spool_root = _run_spool()
+        self._client_factory = client_factory or (
+            lambda name: ApplianceClient.for_site(name, config, spool_dir=self.spool_root))
         self._configured: set[str] = set()
+
+    def close(self) -> None:
+        """Remove this run's spool directory."""
+        shutil.rmtree(self.spool_root, ignore_errors=True)
 
     # -- destinations --------------------------------------------------------------
 
@@ -268,7 +275,8 @@ class Engine:
             self.reporter.delivered(destination, data_type.value, key, status, detail, None)
 
     def spool(self) -> Path:
-        return Path(tempfile.mkdtemp(prefix="btic-spool-"))
+        """A directory for one download, inside this run's spool."""
+        return Path(tempfile.mkdtemp(prefix="item-", dir=self.spool_root))
 
     # -- backups -------------------------------------------------------------------------
 
@@ -500,6 +508,34 @@ class _SessionRun:
             else:
                 continue
             self.state.advance_watermark(self.site.name, data_type.value, destination, position)
+
+
+SPOOL_PARENT = "btic-spool"
+
+
+def _run_spool() -> Path:
+    """This run's spool directory; spools of runs that died (SIGKILL) are removed first."""
+    parent = Path(tempfile.gettempdir()) / SPOOL_PARENT
+    parent.mkdir(mode=0o700, exist_ok=True)
+    for entry in parent.iterdir():
+        pid = entry.name.split("-", 1)[0]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=parent))
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    if os.name != "posix":
+        return True  # cannot tell cheaply: leave it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _recording_links(session: Session, data_type: DataType) -> list[tuple[int | None, int | None]]:

@@ -115,7 +115,10 @@ def run_transfer(sim: Any, *, tmp_path: Path, plugin: str, options: dict[str, An
     state = StateStore(config.state_url)
     run_id = state.start_run("test")
     engine = Engine(config, plugins, state, run_id=run_id, concurrency=concurrency)
-    summary = engine.run(TransferRequest(site="sim", destinations=("under-test",), data_types=data_types,
-                                         incremental=True, force=force))
+    try:
+        summary = engine.run(TransferRequest(site="sim", destinations=("under-test",), data_types=data_types,
+                                             incremental=True, force=force))
+    finally:
+        engine.close()
     state.finish_run(run_id, "failed" if summary.failed else "ok")
     return TransferResult(summary, state, config)
