@@ -284,3 +284,21 @@ def test_an_unreachable_state_database_is_one_line_and_exit_1(sim, tmp_path):
     assert line.startswith("error: state database postgresql+psycopg://btic:***@127.0.0.1:9/btic cannot be opened")
     assert "hunter2" not in result.output and "Traceback" not in result.output
     assert not (tmp_path / "archive").exists()
+
+
+def test_an_appliance_clock_set_back_loses_nothing(tmp_path):
+    with SimulatedAppliance("rs", sessions=6, seed=25, live_sessions=0, recording_size=10_000) as sim:
+        config = write_config(tmp_path, sim, data=["session"], extra_site='settle_delay = "1s"\n')
+        assert run_btic("sync", "--config", str(config)).returncode == 0
+        sim.faults.clock_offset -= 3600  # NTP corrects the appliance by an hour
+        now = int(sim.now())
+        late = sim.dataset.add_session(now - 600, now - 30)  # ends "before" the watermark
+        assert run_btic("sync", "--config", str(config)).returncode == 0
+        names = {p.name for p in (tmp_path / "archive").iterdir()}
+        assert f"{host_part(sim)}-support-{late.lsid}.xml" in names
+        sim.faults.clock_offset += 120
+        newer = sim.dataset.add_session(int(sim.now()) - 300, int(sim.now()) - 20)
+        assert run_btic("sync", "--config", str(config)).returncode == 0
+        names = {p.name for p in (tmp_path / "archive").iterdir()}
+        assert f"{host_part(sim)}-support-{newer.lsid}.xml" in names
+        assert not any(".1." in n for n in names)

@@ -271,8 +271,20 @@ class StateStore:
             ).scalar()
         return _aware(value)
 
-    def advance_watermark(self, site: str, data_type: str, destination: str, position: datetime) -> None:
-        """Move a watermark forward (never back)."""
+    def watermark_entry(self, site: str, data_type: str, destination: str) -> tuple[datetime, datetime] | None:
+        """(position, when it was last moved, by this machine's clock) or None."""
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(watermarks.c.position, watermarks.c.updated_at).where(
+                    (watermarks.c.site == site) & (watermarks.c.data_type == data_type)
+                    & (watermarks.c.destination == destination))
+            ).first()
+        return None if row is None else (_aware(row.position), _aware(row.updated_at))  # type: ignore[return-value]
+
+    def advance_watermark(self, site: str, data_type: str, destination: str, position: datetime,
+                          *, allow_back: bool = False) -> None:
+        """Move a watermark forward (never back, unless ``allow_back``: the
+        appliance's clock was set back and positions must follow it)."""
         with self._write_lock, self.engine.begin() as connection:
             key = (watermarks.c.site == site) & (watermarks.c.data_type == data_type) & (
                 watermarks.c.destination == destination)
@@ -280,7 +292,7 @@ class StateStore:
             if current is None:
                 connection.execute(watermarks.insert().values(site=site, data_type=data_type, destination=destination,
                                                               position=position, updated_at=now()))
-            elif position > current:
+            elif position > current or allow_back:
                 connection.execute(update(watermarks).where(key).values(position=position, updated_at=now()))
 
     # -- runs -------------------------------------------------------------------------

@@ -321,6 +321,7 @@ class _SessionRun:
         self.pending: dict[tuple[DataType, str], set[str]] = {}
         #: lsid -> end time, for the sessions fetched
         self.end_times: dict[str, datetime] = {}
+        self.clock_went_back = False
         self.settings = engine.config.sites[site.name]
 
     # -- the steps ---------------------------------------------------------------------
@@ -358,10 +359,18 @@ class _SessionRun:
         return self.client.list_sessions(self.report, window)
 
     def _since(self) -> datetime:
-        marks = [self.state.watermark(self.site.name, dt.value, d) for dt in self.data_types
+        marks = [self.state.watermark_entry(self.site.name, dt.value, d) for dt in self.data_types
                  for d in self.request.destinations]
-        if all(m is not None for m in marks):
-            return min(marks) - self.settings.overlap  # type: ignore[type-var]
+        if marks and all(m is not None for m in marks):
+            since = min(m[0] for m in marks) - self.settings.overlap  # type: ignore[index]
+            if max(m[0] for m in marks) > self.appliance_now:  # type: ignore[index]
+                # The appliance's clock was set back since the last run: sessions that ended
+                # since then carry times before the watermark. Reach back as far as real
+                # time has passed since (this machine's clock, used only as a stopwatch).
+                self.clock_went_back = True
+                elapsed = datetime.now(timezone.utc) - min(m[1] for m in marks)  # type: ignore[index]
+                since = min(since, self.appliance_now - max(elapsed, timedelta(0)) - self.settings.overlap)
+            return since
         if self.settings.first_run_since == "all":
             return datetime(1970, 1, 2, tzinfo=timezone.utc)
         return self.appliance_now - parse_duration(self.settings.first_run_since)
@@ -507,7 +516,8 @@ class _SessionRun:
                 position = min(self.end_times[lsid] for lsid in left) - timedelta(seconds=1)
             else:
                 continue
-            self.state.advance_watermark(self.site.name, data_type.value, destination, position)
+            self.state.advance_watermark(self.site.name, data_type.value, destination, position,
+                                         allow_back=self.clock_went_back)
 
 
 SPOOL_PARENT = "btic-spool"
