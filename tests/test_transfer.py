@@ -302,3 +302,22 @@ def test_an_appliance_clock_set_back_loses_nothing(tmp_path):
         names = {p.name for p in (tmp_path / "archive").iterdir()}
         assert f"{host_part(sim)}-support-{newer.lsid}.xml" in names
         assert not any(".1." in n for n in names)
+
+
+def test_a_session_in_progress_is_not_settled_early(sim, tmp_path):
+    config = write_config(tmp_path, sim, data=["session", "recording"])
+    live = next(s for s in sim.dataset.all() if not s.closed_at(sim.now()))
+    early = run_btic("transfer", "--config", str(config), "--site", "sim", "--dest", "archive", "--type",
+                     "session,recording", "--lsid", live.lsid)
+    assert early.returncode == 0, early.output
+    assert f"note: session {live.lsid} is still in progress" in early.stderr
+    assert not (tmp_path / "archive").exists() or not list((tmp_path / "archive").iterdir())
+    assert ledger(tmp_path, "select count(*) from btic_deliveries") == [(0,)]
+    sim.faults.clock_offset += live.end - sim.now() + 1  # it ends
+    done = run_btic("transfer", "--config", str(config), "--site", "sim", "--dest", "archive", "--type",
+                    "session,recording", "--lsid", live.lsid)
+    assert done.returncode == 0, done.output
+    names = {p.name for p in (tmp_path / "archive").iterdir()}
+    assert f"{host_part(sim)}-support-{live.lsid}.xml" in names
+    root = etree.fromstring((tmp_path / "archive" / f"{host_part(sim)}-support-{live.lsid}.xml").read_bytes())
+    assert root.findtext("{*}end_time")  # the final report, with its end

@@ -267,6 +267,8 @@ class _Run:
                 Console().print(summary_table(summary))
             else:
                 click.echo(summary_text(summary))
+        for message in dict.fromkeys(summary.notes):
+            click.echo(f"note: {message}", err=True)
         for message in summary.given_up:
             click.echo(f"given up: {message}", err=True)
         problems = list(dict.fromkeys(summary.problems))

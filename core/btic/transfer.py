@@ -83,6 +83,7 @@ class Summary:
     tallies: dict[tuple[str, str], Tally] = field(default_factory=lambda: defaultdict(Tally))
     problems: list[str] = field(default_factory=list)
     given_up: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     planned: dict[tuple[str, str], list[str]] = field(default_factory=lambda: defaultdict(list))
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -108,6 +109,7 @@ class Summary:
                 setattr(mine, name, getattr(mine, name) + getattr(tally, name))
         self.problems.extend(other.problems)
         self.given_up.extend(other.given_up)
+        self.notes.extend(other.notes)
         for key, items in other.planned.items():
             self.planned[key].extend(items)
 
@@ -404,8 +406,10 @@ class _SessionRun:
                 batch = lsids[start:start + LSIDS_PER_REQUEST]
                 try:
                     for session, xml in self.client.iter_sessions(self.report, lsids=batch):
-                        if session.end_time is not None:
-                            self.end_times[session.lsid] = session.end_time
+                        if session.end_time is None:
+                            self._in_progress(session)
+                            continue
+                        self.end_times[session.lsid] = session.end_time
                         self._deliver_session(session, xml)
                         if recording_types:
                             slots.acquire()
@@ -421,6 +425,12 @@ class _SessionRun:
                 if exception is not None:
                     self.summary.problem(f"site {self.site.name}: {type(exception).__name__}: {exception}")
         return all_fetched
+
+    def _in_progress(self, session: Session) -> None:
+        # Its report is not final and its recordings do not exist yet: delivering it
+        # now would settle it in the ledger with an incomplete report.
+        self.summary.notes.append(f"session {session.lsid} is still in progress; it is transferred once it "
+                                  "has ended (a sync picks it up then)")
 
     def _deliver_session(self, session: Session, xml: bytes) -> None:
         for data_type in self.data_types:
@@ -607,6 +617,10 @@ def import_reports(engine: Engine, files: Iterable[Path], *, site: str | None, h
                         session = session.model_copy(update={"report": "presentation"})
                     kinds = tuple(dt for dt in data_types if session_report_kind(product, dt) == report)  # type: ignore[arg-type]
                     if not kinds:
+                        continue
+                    if session.end_time is None:
+                        summary.notes.append(f"{path}: session {session.lsid} was still in progress when the "
+                                             "report was saved; not imported (a sync will transfer it)")
                         continue
                     run = runs.get(report)
                     if run is None:
