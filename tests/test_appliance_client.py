@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import socket
-from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -239,7 +238,7 @@ def test_an_unreachable_appliance():
         port = probe.getsockname()[1]
     sim = SimulatedAppliance("rs", sessions=1, tls=False, port=port)  # never started
     with connect(sim, name="dc2", retries=1) as client:
-        with pytest.raises(ApplianceUnreachable, match=f"site dc2: token failed after 2 tries: ConnectError"):
+        with pytest.raises(ApplianceUnreachable, match="site dc2: token failed after 2 tries: ConnectError"):
             client.api_info()
 
 
@@ -253,7 +252,6 @@ def test_the_appliance_clock_comes_from_get_api_info():
 def test_bad_parameters_are_errors_with_the_appliance_text(rs_sim):
     with connect(rs_sim) as client:
         with pytest.raises(ReportError, match="Invalid duration"):
-            client._call  # noqa: B018 - keep the fixture warm
             list(client.iter_sessions("support", window=_BadWindow()))
 
 

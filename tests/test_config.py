@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import textwrap
 from datetime import time, timedelta
 from pathlib import Path

@@ -8,7 +8,6 @@ import socket
 import threading
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 from lxml import etree

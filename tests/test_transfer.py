@@ -152,7 +152,7 @@ def test_one_failing_destination_does_not_stop_the_other(sim, tmp_path):
                           dest_names=("archive", "broken"))
     result = run_btic("sync", "--config", str(config))
     assert result.returncode == 1
-    assert f"error: broken: session" in result.stderr and "cannot create the destination directory" in result.stderr
+    assert "error: broken: session" in result.stderr and "cannot create the destination directory" in result.stderr
     check_archive(tmp_path / "archive", expected_files(sim, data=["session", "recording"]))
     failed = ledger(tmp_path, "select count(*) from btic_deliveries where destination='broken' and status='failed'")
     assert failed[0][0] > 0

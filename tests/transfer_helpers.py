@@ -45,7 +45,6 @@ def expected_files(sim: SimulatedAppliance, *, settle: int = 120, data=ALL_TYPES
     for s in sim.dataset.all():
         if s.end > horizon:
             continue
-        kind = "presentation" if s.report == "presentation" else "support"
         session_type = "presentation" if s.report == "presentation" else "support"
         if ("presentation" if s.report == "presentation" else "session") in data:
             files[f"{host}-{session_type}-{s.lsid}.xml"] = ""  # report bytes: checked separately
@@ -61,7 +60,6 @@ def expected_files(sim: SimulatedAppliance, *, settle: int = 120, data=ALL_TYPES
                 files[f"{host}-{session_type}-{s.lsid}-sms-{instance}.flv"] = sha
             else:
                 files[f"{host}-{session_type}-{s.lsid}.flv"] = sha
-        del kind
     return files
 
 

@@ -90,7 +90,6 @@ def check_site(config: Config, name: str, client: ApplianceClient | None = None)
 
 def check_destinations(config: Config, plugins) -> Iterator[CheckResult]:  # noqa: ANN001
     """``on_check`` of every configured destination."""
-    from btic.errors import ConfigError, DestinationError
     from btic.transfer import Engine
 
     engine = Engine(config, plugins, state=None, run_id="check")  # type: ignore[arg-type]

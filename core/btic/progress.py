@@ -84,4 +84,4 @@ def summary_text(summary: Summary) -> str:
                      str(tally.failed), str(tally.bytes)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in
-                               enumerate(zip(row, widths))) for row in rows)
+                               enumerate(zip(row, widths, strict=True))) for row in rows)

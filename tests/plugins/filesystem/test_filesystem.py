@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import btic
-from btic.testing.helpers import SITE, ConfiguredDestination, make_recording, sample_session
+from btic.testing.helpers import ConfiguredDestination, make_recording, sample_session
 from btic.types import Backup
 
 LSID = "1234"
