@@ -42,6 +42,7 @@ from btic.appliance.reports import DateWindow, ListingEntry, RelativeWindow, Win
 from btic.config import Config, parse_duration
 from btic.errors import ApplianceError, DestinationError, RecordingExpired
 from btic.plugins import PluginManager
+from btic.processes import process_alive
 from btic.state import DELIVERED, EXPIRED, FAILED, MAX_ATTEMPTS, SKIPPED, StateStore
 from btic.types import (
     HOOK_FOR_DATA_TYPE,
@@ -539,23 +540,9 @@ def _run_spool() -> Path:
     parent.mkdir(mode=0o700, exist_ok=True)
     for entry in parent.iterdir():
         pid = entry.name.split("-", 1)[0]
-        if pid.isdigit() and not _process_alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(entry, ignore_errors=True)
     return Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=parent))
-
-
-def _process_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    if os.name != "posix":
-        return True  # cannot tell cheaply: leave it
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _recording_links(session: Session, data_type: DataType) -> list[tuple[int | None, int | None]]:

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 import btic
 from btic import naming
+from btic.processes import process_alive
 from btic.types import DataType
 
 __version__ = "0.1.0"
@@ -267,9 +268,7 @@ def _place(temp: Path, final: Path, conflict: str) -> Path | None:
             number += 1
             candidate = _numbered(final, number)
         except OSError as exc:
-            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK) and not isinstance(
-                exc, NotImplementedError
-            ):
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
                 raise
             # Filesystems without hard links: rename refuses to replace on Windows;
             # elsewhere check first (the window is small and only for such shares).
@@ -334,22 +333,8 @@ def _remove_stale_temps(final: Path) -> None:
         if not entry.name.startswith(prefix):
             continue
         match = _TEMP.match(entry.name)
-        if match and not _alive(int(match.group("pid"))):
+        if match and not process_alive(int(match.group("pid"))):
             Path(entry.path).unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    if os.name != "posix":
-        return True  # cannot tell cheaply; leave it
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -1,0 +1,22 @@
+"""Whether a process still runs: for cleaning up what killed runs left behind."""
+
+from __future__ import annotations
+
+import os
+
+
+def process_alive(pid: int) -> bool:
+    """True unless ``pid`` is known to be gone.
+
+    Where that cannot be told cheaply (not POSIX), the answer is True, so
+    callers leave files alone rather than delete another writer's.
+    """
+    if pid == os.getpid() or os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
