@@ -169,15 +169,20 @@ def _release(element: etree._Element) -> None:
             del parent[0]
 
 
-def _check_error(name: str, element: etree._Element, classifier: ErrorClassifier) -> bool:
+def _check_error(element: etree._Element, classifier: ErrorClassifier) -> bool:
     """For an ``<error>`` at the top of a document: True for "no data", else raise."""
     parent = element.getparent()
     if parent is not None and parent.getparent() is not None:
         return False  # an <error> deep inside a session is data, not an answer
+    _no_data_or_raise(element, classifier)
+    return True
+
+
+def _no_data_or_raise(element: etree._Element, classifier: ErrorClassifier) -> None:
+    """Return for an ``<error>`` meaning "nothing matches"; raise its text otherwise."""
     message = (element.text or "").strip()
-    if classifier.is_no_data(message):
-        return True
-    raise ReportError("", f"the appliance answered: {message or '(an empty error)'}")
+    if not classifier.is_no_data(message):
+        raise ReportError("", f"the appliance answered: {message or '(an empty error)'}")
 
 
 def iter_sessions(
@@ -195,7 +200,7 @@ def iter_sessions(
     """
     for name, element in _iterparse(source, ("session", "error")):
         if name == "error":
-            if _check_error(name, element, classifier):
+            if _check_error(element, classifier):
                 return
             continue
         parent = element.getparent()
@@ -213,7 +218,7 @@ def iter_listing(
     """Each ``<session_summary>`` of a listing report."""
     for name, element in _iterparse(source, ("session_summary", "error")):
         if name == "error":
-            if _check_error(name, element, classifier):
+            if _check_error(element, classifier):
                 return
             continue
         lseq = None
@@ -229,36 +234,37 @@ def iter_listing(
         _release(element)
 
 
-def parse_document(data: bytes, classifier: ErrorClassifier = DEFAULT_CLASSIFIER) -> etree._Element | None:
-    """A small whole document (command API answers, error bodies).
-
-    :return: the root, or None when it is a "no data" ``<error>``.
-    :raises ReportError: for any other ``<error>`` and for hostile XML.
-    """
+def _parse_whole(data: bytes) -> etree._Element:
+    """Parse a small document with the same protections as the streaming parser."""
     refuse_dtd(data[:_HEAD_BYTES])
     parser = etree.XMLParser(
         resolve_entities=False, load_dtd=False, no_network=True, huge_tree=False,
         remove_comments=True, remove_pis=True,
     )
     try:
-        root = etree.fromstring(data, parser)
+        return etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
         raise ReportError("", f"malformed XML from the appliance: {exc}") from None
+
+
+def parse_document(data: bytes, classifier: ErrorClassifier = DEFAULT_CLASSIFIER) -> etree._Element | None:
+    """A small whole document (command API answers, error bodies).
+
+    :return: the root, or None when it is a "no data" ``<error>``.
+    :raises ReportError: for any other ``<error>`` and for hostile XML.
+    """
+    root = _parse_whole(data)
     if local(root.tag) == "error":
-        message = (root.text or "").strip()
-        if classifier.is_no_data(message):
-            return None
-        raise ReportError("", f"the appliance answered: {message or '(an empty error)'}")
+        _no_data_or_raise(root, classifier)
+        return None
     return root
 
 
 def error_text(data: bytes) -> str | None:
     """The text of an ``<error>`` document, or None if it is not one."""
     try:
-        refuse_dtd(data[:_HEAD_BYTES])
-        parser = etree.XMLParser(resolve_entities=False, load_dtd=False, no_network=True)
-        root = etree.fromstring(data, parser)
-    except (etree.XMLSyntaxError, ReportError):
+        root = _parse_whole(data)
+    except ReportError:
         return None
     if local(root.tag) != "error":
         return None
