@@ -68,7 +68,9 @@ def write_report(path: Path, megabytes: int) -> int:
 
 
 def run(mode: str, path: Path) -> dict:
-    result = subprocess.run([sys.executable, "-c", CHILD, mode, str(path)], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, mode, str(path)], capture_output=True, text=True, check=True
+    )
     return json.loads(result.stdout)
 
 
@@ -85,8 +87,10 @@ def main() -> None:
         baseline = run("fromstring", path)
     assert stream["sessions"] == baseline["sessions"] == count
     for name, figures in (("btic iter_sessions", stream), ("lxml fromstring (baseline)", baseline)):
-        print(f"{name:28s} {figures['sessions'] / figures['seconds']:9.0f} sessions/s "
-              f"{size_mb / figures['seconds']:7.1f} MB/s  peak RSS {figures['peak_rss_mb']:7.0f} MB")
+        print(
+            f"{name:28s} {figures['sessions'] / figures['seconds']:9.0f} sessions/s "
+            f"{size_mb / figures['seconds']:7.1f} MB/s  peak RSS {figures['peak_rss_mb']:7.0f} MB"
+        )
     print(f"speed ratio (btic / baseline): {baseline['seconds'] / stream['seconds']:.2f}")
     print(f"memory ratio (btic / baseline): {stream['peak_rss_mb'] / baseline['peak_rss_mb']:.3f}")
 

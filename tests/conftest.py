@@ -25,8 +25,13 @@ class Result:
         return self.stdout + self.stderr
 
 
-def run_btic(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-             pythonpath: list[Path] = (), timeout: float = 120) -> Result:
+def run_btic(
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    pythonpath: list[Path] = (),
+    timeout: float = 120,
+) -> Result:
     """Run the installed ``btic`` console script as a user would."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("BTIC_")}
     if pythonpath:
@@ -48,7 +53,9 @@ class DistributionFactory:
     def __init__(self, root: Path):
         self.root = root
 
-    def make(self, dist: str, version: str, entry_points: dict[str, str], modules: dict[str, str]) -> Path:
+    def make(
+        self, dist: str, version: str, entry_points: dict[str, str], modules: dict[str, str]
+    ) -> Path:
         info = self.root / f"{dist.replace('-', '_')}-{version}.dist-info"
         info.mkdir(parents=True)
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
@@ -64,7 +71,7 @@ def distributions(tmp_path: Path) -> DistributionFactory:
     return DistributionFactory(tmp_path / "site")
 
 
-VALID_PLUGIN = '''
+VALID_PLUGIN = """
 import btic
 from pydantic import BaseModel, ConfigDict
 
@@ -76,7 +83,7 @@ class Destination:
     @btic.hookimpl
     def on_session_xml(self, session, xml, ctx):
         return btic.Delivery(location="somewhere")
-'''
+"""
 
 
 # -- the simulated appliance and clients of it ----------------------------------
@@ -86,8 +93,16 @@ from btic.secrets import Secret  # noqa: E402
 from btic.sim import SimulatedAppliance  # noqa: E402
 
 
-def connect(sim: SimulatedAppliance, *, name: str = "sim", secret: str | None = None, ca: bool = True,
-            keep_alive: bool = False, product: str = "auto", **kwargs) -> ApplianceClient:
+def connect(
+    sim: SimulatedAppliance,
+    *,
+    name: str = "sim",
+    secret: str | None = None,
+    ca: bool = True,
+    keep_alive: bool = False,
+    product: str = "auto",
+    **kwargs,
+) -> ApplianceClient:
     """A client of ``sim`` that verifies TLS with the simulator's CA; never sleeps."""
     site = SiteConnection(
         host=sim.host,
@@ -151,19 +166,37 @@ def postgres_url():
     with _socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    init = subprocess.run([*run_as, initdb, "-D", str(data), "-U", "btic", "--auth=trust", "-E", "UTF8"],
-                          capture_output=True, text=True)
+    init = subprocess.run(
+        [*run_as, initdb, "-D", str(data), "-U", "btic", "--auth=trust", "-E", "UTF8"],
+        capture_output=True,
+        text=True,
+    )
     if init.returncode != 0:
         pytest.skip(f"initdb failed: {init.stderr.strip()[:200]}")
-    start = subprocess.run([*run_as, pg_ctl, "-D", str(data), "-l", str(root / "log"), "-w", "-o",
-                            f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
-                           capture_output=True, text=True)
+    start = subprocess.run(
+        [
+            *run_as,
+            pg_ctl,
+            "-D",
+            str(data),
+            "-l",
+            str(root / "log"),
+            "-w",
+            "-o",
+            f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "start",
+        ],
+        capture_output=True,
+        text=True,
+    )
     if start.returncode != 0:
         pytest.skip(f"PostgreSQL did not start: {start.stderr.strip()[:200]}")
     try:
         yield f"postgresql+psycopg://btic@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run([*run_as, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        subprocess.run(
+            [*run_as, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -176,4 +209,4 @@ def fresh_postgres(postgres_url):
     plain = postgres_url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(plain, autocommit=True) as connection:
         connection.execute(f"CREATE DATABASE {name}")
-    yield postgres_url.rsplit("/", 1)[0] + "/" + name
+    return postgres_url.rsplit("/", 1)[0] + "/" + name

@@ -6,6 +6,7 @@ import socket
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from conftest import connect
 
 from btic.appliance.reports import DateWindow, Window, utc
 from btic.errors import (
@@ -17,8 +18,6 @@ from btic.errors import (
     TlsVerificationError,
 )
 from btic.sim import SimulatedAppliance
-
-from conftest import connect
 
 DAYS = 86400
 
@@ -33,25 +32,45 @@ def test_every_rs_report_type(rs_sim, tmp_path):
         since = utc(rs_sim.now() - 3 * DAYS)
         listing = client.list_sessions("support", Window("end", since))
         assert [e.lsid for e in listing] == [s.lsid for s in closed(rs_sim)]
-        first = next(s for s in closed(rs_sim) if s.shell_instances and s.sms_instances and s.has_recording)
+        first = next(
+            s for s in closed(rs_sim) if s.shell_instances and s.sms_instances and s.has_recording
+        )
         entry = next(e for e in listing if e.lsid == first.lsid)
-        assert entry.has_recording and entry.lseq == first.lseq and entry.external_key == first.external_key
+        assert (
+            entry.has_recording
+            and entry.lseq == first.lseq
+            and entry.external_key == first.external_key
+        )
         [(session, xml)] = client.iter_sessions("support", lsids=[first.lsid])
-        assert session.lsid == first.lsid and session.product == "rs" and session.report == "support"
+        assert (
+            session.lsid == first.lsid and session.product == "rs" and session.report == "support"
+        )
         assert session.end_time == utc(first.end)
         assert xml.startswith(b"<?xml") and first.lsid.encode() in xml
         # command shell: the report numbers from 1, the download URL (and API) from 0
-        assert [link.instance for link in session.command_shell_recordings] == list(range(1, first.shell_instances + 1))
+        assert [link.instance for link in session.command_shell_recordings] == list(
+            range(1, first.shell_instances + 1)
+        )
         assert session.command_shell_recordings[0].download_url.endswith("instance=0")
         for kind, instance in first.recordings():
             download = client.download_recording(kind, first.lsid, instance, tmp_path)
             assert download.sha256 == rs_sim.recording_sha256(first.lsid, kind, instance)
-            assert download.size == download.path.stat().st_size == rs_sim.dataset.recording_size_of(kind)
+            assert (
+                download.size
+                == download.path.stat().st_size
+                == rs_sim.dataset.recording_size_of(kind)
+            )
             assert download.extension == "flv"
         presentations = client.list_sessions("presentation", Window("end", since))
-        assert presentations and [e.lsid for e in presentations] == [s.lsid for s in closed(rs_sim, "presentation")]
+        assert presentations and [e.lsid for e in presentations] == [
+            s.lsid for s in closed(rs_sim, "presentation")
+        ]
         [(talk, _)] = client.iter_sessions("presentation", lsids=[presentations[0].lsid])
-        assert talk.report == "presentation" and talk.session_type == "presentation" and len(talk.customers) == 2
+        assert (
+            talk.report == "presentation"
+            and talk.session_type == "presentation"
+            and len(talk.customers) == 2
+        )
         download = client.download_recording("presentation", talk.lsid, None, tmp_path)
         assert download.sha256 == rs_sim.recording_sha256(talk.lsid, "presentation")
         backup = client.download_backup(tmp_path)
@@ -63,9 +82,13 @@ def test_every_pa_report_type(pa_sim, tmp_path):
         assert client.product == "pa"  # detected: the site says auto
         listing = client.list_sessions("access", Window("end", utc(pa_sim.now() - 3 * DAYS)))
         assert [e.lsid for e in listing] == [s.lsid for s in closed(pa_sim, "access")]
-        with_shell = next(s for s in closed(pa_sim, "access") if s.shell_instances and s.has_recording)
+        with_shell = next(
+            s for s in closed(pa_sim, "access") if s.shell_instances and s.has_recording
+        )
         [(session, xml)] = client.iter_sessions("access", lsids=[with_shell.lsid])
-        assert session.product == "pa" and session.jump_group is not None and session.jump_group.type
+        assert (
+            session.product == "pa" and session.jump_group is not None and session.jump_group.type
+        )
         assert b"http://www.bomgar.com/namespaces/API/reporting" in xml
         for kind, instance in with_shell.recordings():
             download = client.download_recording(kind, with_shell.lsid, instance, tmp_path)
@@ -78,9 +101,16 @@ def test_windows_by_time_are_inclusive_and_end_windows_skip_sessions_in_progress
     with connect(rs_sim) as client:
         exact_end = client.list_sessions("support", Window("end", utc(target.end), utc(target.end)))
         assert [e.lsid for e in exact_end] == [target.lsid]
-        ending_at = client.list_sessions("support", Window("end", utc(target.end - 100), utc(target.end)))
+        ending_at = client.list_sessions(
+            "support", Window("end", utc(target.end - 100), utc(target.end))
+        )
         assert target.lsid in [e.lsid for e in ending_at]
-        started = [s for s, _ in client.iter_sessions("support", window=Window("start", utc(rs_sim.now() - 3600)))]
+        started = [
+            s
+            for s, _ in client.iter_sessions(
+                "support", window=Window("start", utc(rs_sim.now() - 3600))
+            )
+        ]
         live = [s for s in started if s.end_time is None]
         assert live, "start windows include sessions in progress"
         ended = client.list_sessions("support", Window("end", utc(rs_sim.now() - 3600)))
@@ -89,8 +119,9 @@ def test_windows_by_time_are_inclusive_and_end_windows_skip_sessions_in_progress
 
 def test_windows_by_date(rs_sim):
     day = datetime.fromtimestamp(closed(rs_sim)[0].end, timezone.utc).date()
-    expected = [s.lsid for s in closed(rs_sim)
-                if datetime.fromtimestamp(s.end, timezone.utc).date() == day]
+    expected = [
+        s.lsid for s in closed(rs_sim) if datetime.fromtimestamp(s.end, timezone.utc).date() == day
+    ]
     with connect(rs_sim) as client:
         one_day = client.list_sessions("support", DateWindow("end", day, 1))
         assert [e.lsid for e in one_day] == expected
@@ -123,16 +154,18 @@ def test_one_token_serves_a_whole_run(tmp_path):
 
 
 def test_a_401_mid_run_refreshes_exactly_once():
-    with SimulatedAppliance("rs", sessions=5, seed=4) as sim:
-        with connect(sim) as client:
-            client.api_info()
-            sim.revoke_tokens()  # e.g. the client secret was regenerated, or the 31st token
-            assert client.api_info(refresh=True).api_version == "1.21.0"
-            assert sim.tokens.grants == 2
-            sim.faults.add("revoke", count=5)  # every token dies at once, again and again
-            with pytest.raises(AuthenticationError, match="site sim: get_api_info: the appliance refused a fresh token"):
-                client.api_info(refresh=True)
-            assert sim.tokens.grants == 3  # one refresh for the call, not a loop
+    with SimulatedAppliance("rs", sessions=5, seed=4) as sim, connect(sim) as client:
+        client.api_info()
+        sim.revoke_tokens()  # e.g. the client secret was regenerated, or the 31st token
+        assert client.api_info(refresh=True).api_version == "1.21.0"
+        assert sim.tokens.grants == 2
+        sim.faults.add("revoke", count=5)  # every token dies at once, again and again
+        with pytest.raises(
+            AuthenticationError,
+            match="site sim: get_api_info: the appliance refused a fresh token",
+        ):
+            client.api_info(refresh=True)
+        assert sim.tokens.grants == 3  # one refresh for the call, not a loop
 
 
 def test_keep_alive_off_closes_every_connection():
@@ -149,16 +182,26 @@ def test_keep_alive_off_closes_every_connection():
 
 
 @pytest.mark.parametrize(
-    "fault, target",
-    [("500:2", "SupportSessionListing"), ("503:1", "SupportSessionListing"), ("429:2", "SupportSessionListing"),
-     ("reset:1", "SupportSessionListing"), ("truncate:2", "SupportSessionListing"),
-     ("500:1", "token"), ("reset:1", "SupportSessionRecording"), ("truncate:1", "SupportSessionRecording"),
-     ("502:2", "backup"), ("reset:1", "backup")],
+    ("fault", "target"),
+    [
+        ("500:2", "SupportSessionListing"),
+        ("503:1", "SupportSessionListing"),
+        ("429:2", "SupportSessionListing"),
+        ("reset:1", "SupportSessionListing"),
+        ("truncate:2", "SupportSessionListing"),
+        ("500:1", "token"),
+        ("reset:1", "SupportSessionRecording"),
+        ("truncate:1", "SupportSessionRecording"),
+        ("502:2", "backup"),
+        ("reset:1", "backup"),
+    ],
 )
 def test_each_fault_is_recovered_within_the_retry_budget(fault, target, tmp_path):
     kind, _, count = fault.partition(":")
     waits: list[float] = []
-    with SimulatedAppliance("rs", sessions=6, seed=9, recording_size=400_000, faults="retry_after=7") as sim:
+    with SimulatedAppliance(
+        "rs", sessions=6, seed=9, recording_size=400_000, faults="retry_after=7"
+    ) as sim:
         sim.faults.add(kind, int(count), target)
         with connect(sim, retries=3, sleep=waits.append) as client:
             listing = client.list_sessions("support", Window("end", utc(sim.now() - 3 * DAYS)))
@@ -172,27 +215,35 @@ def test_each_fault_is_recovered_within_the_retry_budget(fault, target, tmp_path
         if kind == "429":
             assert all(w >= 7 for w in waits)  # Retry-After honoured
         assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".part") == sorted(
-            p.name for p in tmp_path.iterdir())  # only the two complete downloads
+            p.name for p in tmp_path.iterdir()
+        )  # only the two complete downloads
         assert len(list(tmp_path.iterdir())) == 2
 
 
 def test_a_fault_beyond_the_budget_fails_naming_site_and_report(tmp_path):
-    with SimulatedAppliance("rs", sessions=3, seed=10, faults="503:20@SupportSessionListing") as sim:
-        with connect(sim, name="london", retries=2) as client:
-            with pytest.raises(ApplianceUnreachable) as info:
-                client.list_sessions("support", Window("end", utc(1_700_000_000), utc(1_700_003_600)))
+    with (
+        SimulatedAppliance("rs", sessions=3, seed=10, faults="503:20@SupportSessionListing") as sim,
+        connect(sim, name="london", retries=2) as client,
+    ):
+        with pytest.raises(ApplianceUnreachable) as info:
+            client.list_sessions("support", Window("end", utc(1_700_000_000), utc(1_700_003_600)))
     message = str(info.value)
-    assert message.startswith("site london: SupportSessionListing end_time=1700000000 duration=3600 failed after 3 tries")
+    assert message.startswith(
+        "site london: SupportSessionListing end_time=1700000000 duration=3600 failed after 3 tries"
+    )
     assert "HTTP 503" in message
 
 
 def test_a_truncated_recording_never_yields_a_file(tmp_path):
-    with SimulatedAppliance("rs", sessions=4, seed=11, recording_size=1_000_000,
-                            faults="truncate:9@recording") as sim:
+    with SimulatedAppliance(
+        "rs", sessions=4, seed=11, recording_size=1_000_000, faults="truncate:9@recording"
+    ) as sim:
         lsid = next(s.lsid for s in closed(sim) if s.has_recording)
-        with connect(sim, retries=2) as client:
-            with pytest.raises(ApplianceUnreachable, match="received 500000 bytes, expected 1000000"):
-                client.download_recording("session", lsid, None, tmp_path)
+        with (
+            connect(sim, retries=2) as client,
+            pytest.raises(ApplianceUnreachable, match="received 500000 bytes, expected 1000000"),
+        ):
+            client.download_recording("session", lsid, None, tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -227,7 +278,7 @@ def test_missing_backup_permission(tmp_path):
 def test_an_untrusted_certificate_is_not_retried():
     with SimulatedAppliance("rs", sessions=2, seed=15) as sim:
         with connect(sim, ca=False) as client:
-            with pytest.raises(TlsVerificationError, match="set sites.sim.ca_bundle"):
+            with pytest.raises(TlsVerificationError, match=r"set sites\.sim\.ca_bundle"):
                 client.api_info()
         assert sim.tokens.grants == 0
 
@@ -237,9 +288,13 @@ def test_an_unreachable_appliance():
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     sim = SimulatedAppliance("rs", sessions=1, tls=False, port=port)  # never started
-    with connect(sim, name="dc2", retries=1) as client:
-        with pytest.raises(ApplianceUnreachable, match="site dc2: token failed after 2 tries: ConnectError"):
-            client.api_info()
+    with (
+        connect(sim, name="dc2", retries=1) as client,
+        pytest.raises(
+            ApplianceUnreachable, match="site dc2: token failed after 2 tries: ConnectError"
+        ),
+    ):
+        client.api_info()
 
 
 def test_the_appliance_clock_comes_from_get_api_info():
@@ -250,9 +305,8 @@ def test_the_appliance_clock_comes_from_get_api_info():
 
 
 def test_bad_parameters_are_errors_with_the_appliance_text(rs_sim):
-    with connect(rs_sim) as client:
-        with pytest.raises(ReportError, match="Invalid duration"):
-            list(client.iter_sessions("support", window=_BadWindow()))
+    with connect(rs_sim) as client, pytest.raises(ReportError, match="Invalid duration"):
+        list(client.iter_sessions("support", window=_BadWindow()))
 
 
 class _BadWindow(Window):

@@ -7,20 +7,21 @@ import signal
 import subprocess
 from pathlib import Path
 
+from conftest import BTIC, run_btic
 
 from btic.sim import SimulatedAppliance
 
-from conftest import BTIC, run_btic
 
-
-def config_for(tmp_path: Path, site_section: str, data_nightly=('"backup"',), data_often=('"session"',)) -> Path:
+def config_for(
+    tmp_path: Path, site_section: str, data_nightly=('"backup"',), data_often=('"session"',)
+) -> Path:
     path = tmp_path / "btic.toml"
     path.write_text(
         site_section
         + f"""
 [destinations.archive]
 plugin = "filesystem"
-directory = "{tmp_path / 'archive'}"
+directory = "{tmp_path / "archive"}"
 
 [schedules.often]
 every = "15m"
@@ -43,32 +44,52 @@ data = [{", ".join(data_nightly)}]
 
 def test_check_passes_for_a_healthy_site(tmp_path):
     with SimulatedAppliance("rs", sessions=3) as sim:
-        section = sim.site_toml("sim", secret_ref="env:SIM_SECRET").replace('product = "rs"', 'product = "auto"')
-        result = run_btic("check", "--config", str(config_for(tmp_path, section)),
-                          env={"SIM_SECRET": sim.client_secret})
+        section = sim.site_toml("sim", secret_ref="env:SIM_SECRET").replace(
+            'product = "rs"', 'product = "auto"'
+        )
+        result = run_btic(
+            "check",
+            "--config",
+            str(config_for(tmp_path, section)),
+            env={"SIM_SECRET": sim.client_secret},
+        )
     assert result.returncode == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0] == (f"ok   site sim: {sim.url} reachable, TLS verified, credentials accepted, "
-                        "API 1.21.0, product RS (detected)")
-    assert re.fullmatch(r"ok   site sim: appliance clock is \d+s (ahead of|behind) this machine", lines[1])
-    assert re.fullmatch(rf"ok   destination archive: {tmp_path / 'archive'} writable, [\d.]+ GiB free", lines[2])
+    assert lines[0] == (
+        f"ok   site sim: {sim.url} reachable, TLS verified, credentials accepted, "
+        "API 1.21.0, product RS (detected)"
+    )
+    assert re.fullmatch(
+        r"ok   site sim: appliance clock is \d+s (ahead of|behind) this machine", lines[1]
+    )
+    assert re.fullmatch(
+        rf"ok   destination archive: {tmp_path / 'archive'} writable, [\d.]+ GiB free", lines[2]
+    )
     assert lines[-1] == "all checks passed"
     assert [p.name for p in (tmp_path / "archive").iterdir()] == []  # the probe is gone
     assert sim.client_secret not in result.output
 
 
 def test_check_names_each_missing_permission(tmp_path):
-    with SimulatedAppliance("rs", sessions=3, permissions={"perm_backup": "0", "perm_reporting_presentation": "0"}) as sim:
-        path = config_for(tmp_path, sim.site_toml("sim"), data_nightly=('"backup"', '"presentation"'))
+    with SimulatedAppliance(
+        "rs", sessions=3, permissions={"perm_backup": "0", "perm_reporting_presentation": "0"}
+    ) as sim:
+        path = config_for(
+            tmp_path, sim.site_toml("sim"), data_nightly=('"backup"', '"presentation"')
+        )
         result = run_btic("check", "--config", str(path))
     assert result.returncode == 1
-    fails = [l for l in result.stdout.splitlines() if l.startswith("FAIL")]
+    fails = [entry for entry in result.stdout.splitlines() if entry.startswith("FAIL")]
     assert fails == [
-        "FAIL site sim: missing permission perm_backup needed by schedules.nightly.transfers[0] for backup: "
-        "allow 'Backup API: Allow Access' for the API account in /login > Management > API Configuration",
-        "FAIL site sim: missing permission perm_reporting_presentation needed by schedules.nightly.transfers[0] "
-        "for presentation: allow 'Reporting API: Allow Access to Presentation Session Reports and Recordings' "
-        "for the API account in /login > Management > API Configuration",
+        (
+            "FAIL site sim: missing permission perm_backup needed by schedules.nightly.transfers[0] for backup: "
+            "allow 'Backup API: Allow Access' for the API account in /login > Management > API Configuration"
+        ),
+        (
+            "FAIL site sim: missing permission perm_reporting_presentation needed by schedules.nightly.transfers[0] "
+            "for presentation: allow 'Reporting API: Allow Access to Presentation Session Reports and Recordings' "
+            "for the API account in /login > Management > API Configuration"
+        ),
     ]
     assert "check failed" in result.stderr
 
@@ -78,15 +99,24 @@ def test_check_reports_a_wrong_secret_in_one_line(tmp_path):
         section = sim.site_toml("sim").replace(sim.client_secret, "not-the-secret")
         result = run_btic("check", "--config", str(config_for(tmp_path, section)))
     assert result.returncode == 1
-    assert [l for l in result.stdout.splitlines() if l.startswith("FAIL")] == [
-        "FAIL site sim: the appliance refused the client ID and secret (HTTP 401 invalid_client); check "
-        "sites.sim.client_id and client_secret against /login > Management > API Configuration"
+    assert [entry for entry in result.stdout.splitlines() if entry.startswith("FAIL")] == [
+        (
+            "FAIL site sim: the appliance refused the client ID and secret (HTTP 401 invalid_client); check "
+            "sites.sim.client_id and client_secret against /login > Management > API Configuration"
+        )
     ]
 
 
 def test_check_reports_an_untrusted_certificate(tmp_path):
     with SimulatedAppliance("rs", sessions=1) as sim:
-        section = "\n".join(l for l in sim.site_toml("sim").splitlines() if not l.startswith("ca_bundle")) + "\n"
+        section = (
+            "\n".join(
+                entry
+                for entry in sim.site_toml("sim").splitlines()
+                if not entry.startswith("ca_bundle")
+            )
+            + "\n"
+        )
         result = run_btic("check", "--config", str(config_for(tmp_path, section)))
     assert result.returncode == 1
     assert "FAIL site sim: TLS certificate of" in result.stdout
@@ -107,8 +137,12 @@ def test_check_warns_about_clock_skew_but_passes(tmp_path):
     with SimulatedAppliance("rs", sessions=1, faults="clock=-3600") as sim:
         result = run_btic("check", "--config", str(config_for(tmp_path, sim.site_toml("sim"))))
     assert result.returncode == 0, result.output
-    assert re.search(r"^warn site sim: appliance clock is 36\d\ds behind this machine; btic uses the "
-                     r"appliance's clock", result.stdout, re.M)
+    assert re.search(
+        r"^warn site sim: appliance clock is 36\d\ds behind this machine; btic uses the "
+        r"appliance's clock",
+        result.stdout,
+        re.M,
+    )
 
 
 def test_check_refuses_data_the_detected_product_lacks(tmp_path):
@@ -118,15 +152,29 @@ def test_check_refuses_data_the_detected_product_lacks(tmp_path):
         result = run_btic("check", "--config", str(path))
     assert result.returncode == 1
     assert "product PA (detected)" in result.stdout
-    assert ("FAIL site sim: schedules.nightly.transfers[0] asks for show_my_screen_recording, which a PA "
-            "appliance does not have") in result.stdout
+    assert (
+        "FAIL site sim: schedules.nightly.transfers[0] asks for show_my_screen_recording, which a PA "
+        "appliance does not have"
+    ) in result.stdout
 
 
 def test_btic_sim_serves_until_terminated(tmp_path):
     proc = subprocess.Popen(
-        [BTIC, "sim", "--product", "pa", "--sessions", "4", "--state-dir", str(tmp_path / "sim"),
-         "--client-secret", "fixed-secret"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            BTIC,
+            "sim",
+            "--product",
+            "pa",
+            "--sessions",
+            "4",
+            "--state-dir",
+            str(tmp_path / "sim"),
+            "--client-secret",
+            "fixed-secret",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         banner = []
@@ -138,7 +186,7 @@ def test_btic_sim_serves_until_terminated(tmp_path):
         assert text.startswith("simulated PA appliance at https://127.0.0.1:")
         assert "client secret: fixed-secret" in text
         assert f'ca_bundle = "{tmp_path / "sim" / "ca.pem"}"' in text
-        section = text[text.index("[sites.sim]"):text.index("(Ctrl-C")]
+        section = text[text.index("[sites.sim]") : text.index("(Ctrl-C")]
         result = run_btic("check", "--config", str(config_for(tmp_path, section)))
         assert result.returncode == 0, result.output
         assert "product PA" in result.stdout
@@ -159,4 +207,7 @@ def test_check_reports_a_destination_that_cannot_be_written(tmp_path):
     with SimulatedAppliance("rs", sessions=1) as sim:
         result = run_btic("check", "--config", str(config_for(tmp_path, sim.site_toml("sim"))))
     assert result.returncode == 1
-    assert f"FAIL destination archive: {blocker}: cannot create the destination directory" in result.stdout
+    assert (
+        f"FAIL destination archive: {blocker}: cannot create the destination directory"
+        in result.stdout
+    )

@@ -7,12 +7,11 @@ from datetime import time, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import run_btic
 
 from btic.config import load_config
 from btic.errors import ConfigError
 from btic.plugins import PluginManager
-
-from conftest import run_btic
 
 SECRET = "s3cr3t-Value-that-must-never-show"
 
@@ -182,89 +181,186 @@ url = "sqlite:///r.db"
 
 
 @pytest.mark.parametrize(
-    "schedule, path, message",
+    ("schedule", "path", "message"),
     [
-        ('every = "1h"\n[[schedules.s.transfers]]\nsite = "nowhere"\ndestinations = ["archive"]\ndata = ["session"]',
-         "schedules.s.transfers[0].site", "no site named 'nowhere'; defined: access, support"),
-        ('every = "1h"\n[[schedules.s.transfers]]\nsite = "support"\ndestinations = ["archive", "nope"]\ndata = ["session"]',
-         "schedules.s.transfers[0].destinations[1]", "no destination named 'nope'; defined: archive, reports"),
-        ('every = "1h"\n[[schedules.s.transfers]]\nsite = "support"\ndestinations = ["reports"]\ndata = ["recording"]',
-         "schedules.s.transfers[0].data",
-         "destination 'reports' (plugin sqlserver) cannot receive 'recording'; it receives: presentation, session"),
-        ('every = "1h"\n[[schedules.s.transfers]]\nsite = "access"\ndestinations = ["archive"]\ndata = ["show_my_screen_recording"]',
-         "schedules.s.transfers[0].data", "site 'access' is a PA appliance, which has no 'show_my_screen_recording'"),
-        ('every = "30s"\n[[schedules.s.transfers]]\nsite = "support"\ndestinations = ["archive"]\ndata = ["session"]',
-         "schedules.s.every", "30s is outside the allowed 1m .. 7d"),
-        ('every = "8d"\n[[schedules.s.transfers]]\nsite = "support"\ndestinations = ["archive"]\ndata = ["session"]',
-         "schedules.s.every", "8d is outside the allowed 1m .. 7d"),
-        ('every = "soon"\n[[schedules.s.transfers]]\nsite = "support"\ndestinations = ["archive"]\ndata = ["session"]',
-         "schedules.s.every", "must be a period such as 30s, 15m, 2h, 1d or 1w"),
-        ('every = "6h"\nat = "02:00"\n[[schedules.s.transfers]]\nsite = "support"\ndestinations = ["archive"]\ndata = ["session"]',
-         "schedules.s.at", "only periods of whole days may set a time of day"),
-        ('every = "1d"\nat = "24:10"\n[[schedules.s.transfers]]\nsite = "support"\ndestinations = ["archive"]\ndata = ["session"]',
-         "schedules.s.at", 'must be a time of day as "HH:MM"'),
-        ('every = "1h"\n[[schedules.s.transfers]]\nsite = "support"\ndestinations = ["archive"]\ndata = ["sessions"]',
-         "schedules.s.transfers[0].data[0]", "must be one of session, recording, command_shell_recording"),
-        ('every = "1h"\nevry = 2\n[[schedules.s.transfers]]\nsite = "support"\ndestinations = ["archive"]\ndata = ["session"]',
-         "schedules.s.evry", "unknown setting; allowed: at, enabled, every, transfers"),
-        ('every = "1h"\ntransfers = []',
-         "schedules.s.transfers", "must list at least one"),
+        (
+            'every = "1h"\n[[schedules.s.transfers]]\nsite = "nowhere"\ndestinations = ["archive"]\ndata = ["session"]',
+            "schedules.s.transfers[0].site",
+            "no site named 'nowhere'; defined: access, support",
+        ),
+        (
+            'every = "1h"\n[[schedules.s.transfers]]\nsite = "support"\ndestinations = ["archive", "nope"]\ndata = ["session"]',
+            "schedules.s.transfers[0].destinations[1]",
+            "no destination named 'nope'; defined: archive, reports",
+        ),
+        (
+            'every = "1h"\n[[schedules.s.transfers]]\nsite = "support"\ndestinations = ["reports"]\ndata = ["recording"]',
+            "schedules.s.transfers[0].data",
+            "destination 'reports' (plugin sqlserver) cannot receive 'recording'; it receives: presentation, session",
+        ),
+        (
+            'every = "1h"\n[[schedules.s.transfers]]\nsite = "access"\ndestinations = ["archive"]\ndata = ["show_my_screen_recording"]',
+            "schedules.s.transfers[0].data",
+            "site 'access' is a PA appliance, which has no 'show_my_screen_recording'",
+        ),
+        (
+            'every = "30s"\n[[schedules.s.transfers]]\nsite = "support"\ndestinations = ["archive"]\ndata = ["session"]',
+            "schedules.s.every",
+            "30s is outside the allowed 1m .. 7d",
+        ),
+        (
+            'every = "8d"\n[[schedules.s.transfers]]\nsite = "support"\ndestinations = ["archive"]\ndata = ["session"]',
+            "schedules.s.every",
+            "8d is outside the allowed 1m .. 7d",
+        ),
+        (
+            'every = "soon"\n[[schedules.s.transfers]]\nsite = "support"\ndestinations = ["archive"]\ndata = ["session"]',
+            "schedules.s.every",
+            "must be a period such as 30s, 15m, 2h, 1d or 1w",
+        ),
+        (
+            'every = "6h"\nat = "02:00"\n[[schedules.s.transfers]]\nsite = "support"\ndestinations = ["archive"]\ndata = ["session"]',
+            "schedules.s.at",
+            "only periods of whole days may set a time of day",
+        ),
+        (
+            'every = "1d"\nat = "24:10"\n[[schedules.s.transfers]]\nsite = "support"\ndestinations = ["archive"]\ndata = ["session"]',
+            "schedules.s.at",
+            'must be a time of day as "HH:MM"',
+        ),
+        (
+            'every = "1h"\n[[schedules.s.transfers]]\nsite = "support"\ndestinations = ["archive"]\ndata = ["sessions"]',
+            "schedules.s.transfers[0].data[0]",
+            "must be one of session, recording, command_shell_recording",
+        ),
+        (
+            'every = "1h"\nevry = 2\n[[schedules.s.transfers]]\nsite = "support"\ndestinations = ["archive"]\ndata = ["session"]',
+            "schedules.s.evry",
+            "unknown setting; allowed: at, enabled, every, transfers",
+        ),
+        ('every = "1h"\ntransfers = []', "schedules.s.transfers", "must list at least one"),
     ],
-    ids=["missing-site", "missing-destination", "cannot-receive", "product-lacks-type", "period-too-short",
-         "period-too-long", "period-unreadable", "at-on-hourly", "bad-time", "bad-data-type", "unknown-key",
-         "no-transfers"],
+    ids=[
+        "missing-site",
+        "missing-destination",
+        "cannot-receive",
+        "product-lacks-type",
+        "period-too-short",
+        "period-too-long",
+        "period-unreadable",
+        "at-on-hourly",
+        "bad-time",
+        "bad-data-type",
+        "unknown-key",
+        "no-transfers",
+    ],
 )
-def test_each_class_of_schedule_error_has_its_path_and_message(tmp_path, plugins, schedule, path, message):
+def test_each_class_of_schedule_error_has_its_path_and_message(
+    tmp_path, plugins, schedule, path, message
+):
     problems = problems_of(tmp_path, plugins, SITE + "\n[schedules.s]\n" + schedule + "\n")
     assert path in problems, problems
     assert problems[path].startswith(message), problems[path]
 
 
 @pytest.mark.parametrize(
-    "section, path, message",
+    ("section", "path", "message"),
     [
-        ('[destinations.d]\nplugin = "filesystem"\ndirectory = "/x"\nconflict = "Rename"',
-         "destinations.d.conflict", "must be one of AppendNumber, Overwrite or Skip"),
-        ('[destinations.d]\nplugin = "filesystem"\ndirectory = "/x"\nretention_count = 0',
-         "destinations.d.retention_count", "Input should be greater than or equal to 1"),
-        ('[destinations.d]\nplugin = "filesystem"',
-         "destinations.d.directory", "is required"),
-        ('[destinations.d]\nplugin = "filesystem"\ndirectory = "/x"\ndirectroy = "/y"',
-         "destinations.d.directroy", "unknown setting; allowed: conflict, directory, download_format"),
-        ('[destinations.d]\nplugin = "nosuch"',
-         "destinations.d.plugin", "no installed plugin 'nosuch'; installed: filesystem, s3, sqlserver"),
-        ('[destinations.d]\ndirectory = "/x"',
-         "destinations.d.plugin", "is required; one of: filesystem, s3, sqlserver"),
-        ('[destinations.d]\nplugin = "s3"\nbucket = "Bad_Bucket"',
-         "destinations.d.bucket", "must be an S3 bucket name"),
-        ('[destinations.d]\nplugin = "sqlserver"',
-         "destinations.d", "give exactly one of url or connection_string"),
-        ('[sites.x]\nhost = "https://support.example.com"\nclient_id = "a"\nclient_secret = "b"',
-         "sites.x.host", 'give the host name only, without "https://"'),
-        ('[sites.x]\nhost = "h"\nclient_id = "a"\nclient_secret = "b"\nproduct = "rsx"',
-         "sites.x.product", "must be one of rs, pa or auto"),
-        ('[sites.x]\nhost = "h"\nclient_id = "a"\nclient_secret = "env:BTIC_NOT_SET_ANYWHERE"',
-         "sites.x.client_secret", "environment variable BTIC_NOT_SET_ANYWHERE is not set"),
-        ('[sites.x]\nhost = "h"\nclient_id = "a"\nclient_secret = "file:missing.txt"',
-         "sites.x.client_secret", "cannot read secret file"),
-        ('[sites.x]\nhost = "h"\nclient_id = "a"\nclient_secret = "b"\nca_bundle = "nope.pem"',
-         "sites.x.ca_bundle", "is not a file"),
-        ('[sites."bad name"]\nhost = "h"\nclient_id = "a"\nclient_secret = "b"',
-         "sites.bad name", "name must start with a letter or digit"),
-        ('[sitez.x]\nhost = "h"', "sitez", "unknown setting; allowed: destinations, logging, notifications"),
-        ('[logging]\nlevel = "loud"', "logging.level", "must be one of debug, info, warning or error"),
-        ('[notifications.email]\nsmtp_host = "h"\nfrom_address = "a@b"\nto = []',
-         "notifications.email.to", "must list at least one"),
+        (
+            '[destinations.d]\nplugin = "filesystem"\ndirectory = "/x"\nconflict = "Rename"',
+            "destinations.d.conflict",
+            "must be one of AppendNumber, Overwrite or Skip",
+        ),
+        (
+            '[destinations.d]\nplugin = "filesystem"\ndirectory = "/x"\nretention_count = 0',
+            "destinations.d.retention_count",
+            "Input should be greater than or equal to 1",
+        ),
+        ('[destinations.d]\nplugin = "filesystem"', "destinations.d.directory", "is required"),
+        (
+            '[destinations.d]\nplugin = "filesystem"\ndirectory = "/x"\ndirectroy = "/y"',
+            "destinations.d.directroy",
+            "unknown setting; allowed: conflict, directory, download_format",
+        ),
+        (
+            '[destinations.d]\nplugin = "nosuch"',
+            "destinations.d.plugin",
+            "no installed plugin 'nosuch'; installed: filesystem, s3, sqlserver",
+        ),
+        (
+            '[destinations.d]\ndirectory = "/x"',
+            "destinations.d.plugin",
+            "is required; one of: filesystem, s3, sqlserver",
+        ),
+        (
+            '[destinations.d]\nplugin = "s3"\nbucket = "Bad_Bucket"',
+            "destinations.d.bucket",
+            "must be an S3 bucket name",
+        ),
+        (
+            '[destinations.d]\nplugin = "sqlserver"',
+            "destinations.d",
+            "give exactly one of url or connection_string",
+        ),
+        (
+            '[sites.x]\nhost = "https://support.example.com"\nclient_id = "a"\nclient_secret = "b"',
+            "sites.x.host",
+            'give the host name only, without "https://"',
+        ),
+        (
+            '[sites.x]\nhost = "h"\nclient_id = "a"\nclient_secret = "b"\nproduct = "rsx"',
+            "sites.x.product",
+            "must be one of rs, pa or auto",
+        ),
+        (
+            '[sites.x]\nhost = "h"\nclient_id = "a"\nclient_secret = "env:BTIC_NOT_SET_ANYWHERE"',
+            "sites.x.client_secret",
+            "environment variable BTIC_NOT_SET_ANYWHERE is not set",
+        ),
+        (
+            '[sites.x]\nhost = "h"\nclient_id = "a"\nclient_secret = "file:missing.txt"',
+            "sites.x.client_secret",
+            "cannot read secret file",
+        ),
+        (
+            '[sites.x]\nhost = "h"\nclient_id = "a"\nclient_secret = "b"\nca_bundle = "nope.pem"',
+            "sites.x.ca_bundle",
+            "is not a file",
+        ),
+        (
+            '[sites."bad name"]\nhost = "h"\nclient_id = "a"\nclient_secret = "b"',
+            "sites.bad name",
+            "name must start with a letter or digit",
+        ),
+        (
+            '[sitez.x]\nhost = "h"',
+            "sitez",
+            "unknown setting; allowed: destinations, logging, notifications",
+        ),
+        (
+            '[logging]\nlevel = "loud"',
+            "logging.level",
+            "must be one of debug, info, warning or error",
+        ),
+        (
+            '[notifications.email]\nsmtp_host = "h"\nfrom_address = "a@b"\nto = []',
+            "notifications.email.to",
+            "must list at least one",
+        ),
     ],
 )
-def test_each_class_of_section_error_has_its_path_and_message(tmp_path, plugins, section, path, message):
+def test_each_class_of_section_error_has_its_path_and_message(
+    tmp_path, plugins, section, path, message
+):
     problems = problems_of(tmp_path, plugins, section + "\n")
     assert path in problems, problems
     assert message in problems[path], problems[path]
 
 
 def test_every_problem_is_reported_together(tmp_path, plugins):
-    text = SITE.replace('product = "rs"', 'product = "rsx"') + """
+    text = (
+        SITE.replace('product = "rs"', 'product = "rsx"')
+        + """
 [destinations.bad]
 plugin = "filesystem"
 directory = "/x"
@@ -278,6 +374,7 @@ site = "nowhere"
 destinations = ["reports", "missing"]
 data = ["recording", "sessions"]
 """
+    )
     problems = problems_of(tmp_path, plugins, text)
     assert set(problems) == {
         "sites.support.product",
@@ -292,15 +389,26 @@ data = ["recording", "sessions"]
 
 
 def test_check_offline_lists_every_problem_and_exits_2(tmp_path):
-    path = write(tmp_path / "bad.toml", SITE + '\n[schedules.s]\nevery = "30s"\nat = "01:00"\n'
-                 '[[schedules.s.transfers]]\nsite = "nowhere"\ndestinations = ["reports"]\ndata = ["backup"]\n')
+    path = write(
+        tmp_path / "bad.toml",
+        SITE + '\n[schedules.s]\nevery = "30s"\nat = "01:00"\n'
+        '[[schedules.s.transfers]]\nsite = "nowhere"\ndestinations = ["reports"]\ndata = ["backup"]\n',
+    )
     result = run_btic("check", "--offline", "--config", str(path), env=ENV)
     assert result.returncode == 2
     lines = result.stderr.splitlines()
     assert "error: schedules.s.every: 30s is outside the allowed 1m .. 7d" in lines
-    assert any(l.startswith("error: schedules.s.at: only periods of whole days") for l in lines)
-    assert "error: schedules.s.transfers[0].site: no site named 'nowhere'; defined: access, support" in lines
-    assert any(l.startswith("error: schedules.s.transfers[0].data: destination 'reports'") for l in lines)
+    assert any(
+        entry.startswith("error: schedules.s.at: only periods of whole days") for entry in lines
+    )
+    assert (
+        "error: schedules.s.transfers[0].site: no site named 'nowhere'; defined: access, support"
+        in lines
+    )
+    assert any(
+        entry.startswith("error: schedules.s.transfers[0].data: destination 'reports'")
+        for entry in lines
+    )
     assert lines[-1] == f"{path}: 4 problems"
 
 
@@ -314,9 +422,11 @@ def test_check_offline_never_shows_a_secret(tmp_path):
         assert SECRET not in result.output
         assert "env:BTIC_TEST_SECRET" in result.stdout
         assert "********" in result.stdout  # the literal one, masked
-    assert "postgresql+psycopg" not in result.stdout  # the URL came from env: and shows as its reference
+    assert (
+        "postgresql+psycopg" not in result.stdout
+    )  # the URL came from env: and shows as its reference
     # nor in the errors of an invalid file
-    bad = write(tmp_path / "bad.toml", text.replace('product = "pa"', 'product = 7'))
+    bad = write(tmp_path / "bad.toml", text.replace('product = "pa"', "product = 7"))
     result = run_btic("check", "--offline", "--config", str(bad), env=ENV)
     assert result.returncode == 2
     assert "sites.access.product" in result.stderr
@@ -340,7 +450,9 @@ def test_literal_secrets_in_a_readable_file_draw_a_warning(tmp_path, plugins):
     assert f"chmod 600 {readable}" in config.warnings[0]
     assert SECRET not in config.warnings[0]
     assert load_config(write(tmp_path / "private.toml", text, mode=0o600), plugins).warnings == []
-    referenced = write(tmp_path / "ref.toml", text.replace(SECRET, "env:BTIC_TEST_SECRET"), mode=0o644)
+    referenced = write(
+        tmp_path / "ref.toml", text.replace(SECRET, "env:BTIC_TEST_SECRET"), mode=0o644
+    )
     assert load_config(referenced, plugins, environ=ENV).warnings == []
     result = run_btic("check", "--offline", "--config", str(readable))
     assert result.returncode == 0
@@ -350,8 +462,10 @@ def test_literal_secrets_in_a_readable_file_draw_a_warning(tmp_path, plugins):
 def test_file_references_are_relative_to_the_config_file(tmp_path, plugins):
     (tmp_path / "conf").mkdir()
     (tmp_path / "conf" / "key").write_text("k3y\n")
-    path = write(tmp_path / "conf" / "btic.toml",
-                 '[sites.x]\nhost = "h"\nclient_id = "a"\nclient_secret = "file:key"\n')
+    path = write(
+        tmp_path / "conf" / "btic.toml",
+        '[sites.x]\nhost = "h"\nclient_id = "a"\nclient_secret = "file:key"\n',
+    )
     config = load_config(path, plugins)
     assert config.sites["x"].client_secret.get_secret_value() == "k3y"
     assert repr(config.sites["x"].client_secret) == "Secret('file:key')"
@@ -369,7 +483,7 @@ def test_broken_toml_and_missing_file_are_one_clear_line(tmp_path):
 
 
 def test_config_is_found_through_btic_config(tmp_path):
-    path = write(tmp_path / "elsewhere.toml", "[logging]\nlevel = \"warning\"\n")
+    path = write(tmp_path / "elsewhere.toml", '[logging]\nlevel = "warning"\n')
     result = run_btic("check", "--offline", env={"BTIC_CONFIG": str(path)}, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"config: {path}" in result.stdout
@@ -386,7 +500,10 @@ def test_init_writes_a_starter_configuration_that_checks(tmp_path):
     assert "nightly: every 1d at 02:00" in ok.stdout
     unset = run_btic("check", "--offline", "--config", str(path))
     assert unset.returncode == 2
-    assert "sites.support.client_secret: environment variable BTIC_SUPPORT_SECRET is not set" in unset.stderr
+    assert (
+        "sites.support.client_secret: environment variable BTIC_SUPPORT_SECRET is not set"
+        in unset.stderr
+    )
     again = run_btic("init", str(path))
     assert again.returncode == 2 and "exists; use --force" in again.stderr
 

@@ -10,10 +10,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from btic.sim import SimulatedAppliance
-
 from conftest import BTIC, run_btic
 from transfer_helpers import ALL_TYPES, actual_files, write_config
+
+from btic.sim import SimulatedAppliance
 
 TRIALS = 30
 
@@ -21,19 +21,25 @@ TRIALS = 30
 def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path):
     rng = random.Random(20261122)
     env = {k: v for k, v in os.environ.items() if not k.startswith("BTIC_")}
-    with SimulatedAppliance("rs", sessions=12, seed=31, recording_size=1_500_000, live_sessions=0,
-                            faults="latency=0.01") as sim:
+    with SimulatedAppliance(
+        "rs", sessions=12, seed=31, recording_size=1_500_000, live_sessions=0, faults="latency=0.01"
+    ) as sim:
         reference = tmp_path / "reference"
         reference.mkdir()
         started = time.monotonic()
         # settle_delay 1s: every session (all ended before the simulator started) is in every run's
         # window, however long the trials take.
         settle = 'settle_delay = "1s"\n'
-        clean = run_btic("sync", "--config", str(write_config(reference, sim, data=ALL_TYPES + ["backup"],
-                                                              extra_site=settle)))
+        clean = run_btic(
+            "sync",
+            "--config",
+            str(write_config(reference, sim, data=[*ALL_TYPES, "backup"], extra_site=settle)),
+        )
         full_run = time.monotonic() - started
         assert clean.returncode == 0, clean.output
-        expected = {n: h for n, h in actual_files(reference / "archive").items() if not n.endswith(".nsb")}
+        expected = {
+            n: h for n, h in actual_files(reference / "archive").items() if not n.endswith(".nsb")
+        }
         assert len(expected) > 20
         started = time.monotonic()
         run_btic("--version")
@@ -43,28 +49,37 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path):
         for trial in range(TRIALS):
             directory = tmp_path / f"trial{trial:02d}"
             directory.mkdir()
-            config = write_config(directory, sim, data=ALL_TYPES + ["backup"], extra_site=settle)
+            config = write_config(directory, sim, data=[*ALL_TYPES, "backup"], extra_site=settle)
             log = (directory / "killed.log").open("w")
-            proc = subprocess.Popen([BTIC, "sync", "--config", str(config)], stdout=log, stderr=log, env=env)
+            proc = subprocess.Popen(
+                [BTIC, "sync", "--config", str(config)], stdout=log, stderr=log, env=env
+            )
             time.sleep(rng.uniform(startup * 0.9, full_run))
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             log.close()
-            delivered_at_kill.append((directory / "killed.log").read_text().count("event='delivered'"))
+            delivered_at_kill.append(
+                (directory / "killed.log").read_text().count("event='delivered'")
+            )
 
             rerun = run_btic("sync", "--config", str(config))
             assert rerun.returncode == 0, f"trial {trial}: {rerun.output}"
             spools = Path(tempfile.gettempdir()) / "btic-spool"
-            assert not list(spools.glob(f"{proc.pid}-*")), f"trial {trial}: the killed run's spool was left"
+            assert not list(spools.glob(f"{proc.pid}-*")), (
+                f"trial {trial}: the killed run's spool was left"
+            )
             actual = actual_files(directory / "archive")
             backups = {n: h for n, h in actual.items() if n.endswith(".nsb")}
             others = {n: h for n, h in actual.items() if not n.endswith(".nsb")}
             assert others == expected, (
                 f"trial {trial} (killed after {delivered_at_kill[-1]} deliveries): "
-                f"missing {sorted(set(expected) - set(others))[:3]}, extra {sorted(set(others) - set(expected))[:3]}")
+                f"missing {sorted(set(expected) - set(others))[:3]}, extra {sorted(set(others) - set(expected))[:3]}"
+            )
             served = {sha for _, _, sha in sim.backups_served}
             assert backups and set(backups.values()) <= served, f"trial {trial}: a partial backup"
-            assert not list(Path(directory / "archive").rglob(".*")), f"trial {trial}: temporary files left"
+            assert not list(Path(directory / "archive").rglob(".*")), (
+                f"trial {trial}: temporary files left"
+            )
 
     # the kills landed all over the run: before the first delivery, in the middle and near the end
     assert min(delivered_at_kill) == 0

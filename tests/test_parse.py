@@ -124,15 +124,23 @@ def document(body: str, namespace: str | None, root: str = "session_list") -> by
 
 
 def sessions(data: bytes, product="rs", report="support") -> list:
-    return list(parse.iter_sessions(io.BytesIO(data), product=product, report=report, host="support.example.com"))
+    return list(
+        parse.iter_sessions(
+            io.BytesIO(data), product=product, report=report, host="support.example.com"
+        )
+    )
 
 
 @pytest.mark.parametrize("namespace", NAMESPACES)
 def test_every_element_of_an_rs_support_session(namespace):
     [(s, xml)] = sessions(document(RS_SESSION, namespace))
     utc = timezone.utc
-    assert (s.product, s.report, s.host, s.lsid) == ("rs", "support", "support.example.com",
-                                                     "c69a8e10bea9428f816cfababe9815fe")
+    assert (s.product, s.report, s.host, s.lsid) == (
+        "rs",
+        "support",
+        "support.example.com",
+        "c69a8e10bea9428f816cfababe9815fe",
+    )
     assert s.session_type == "support" and s.lseq == 42
     assert s.start_time == datetime(2016, 10, 1, 8, 0, tzinfo=utc)
     assert s.end_time == datetime(2016, 10, 1, 8, 30, tzinfo=utc)
@@ -140,11 +148,21 @@ def test_every_element_of_an_rs_support_session(namespace):
     assert (s.public_site.id, s.public_site.name) == (1, "Default")
     assert (s.jumpoint.id, s.jumpoint.name) == (3, "London")
     assert s.external_key == "INC-7 & co"
-    assert [(a.code_name, a.display_name, a.value) for a in s.custom_attributes] == [("cost_center", "Cost Center", "CC-9")]
-    assert (s.session_chat_view_url, s.session_chat_download_url) == ("https://s/chat?v", "https://s/chat?d")
-    assert (s.session_recording_view_url, s.session_recording_download_url) == ("https://s/rec?v", "https://s/rec?d")
+    assert [(a.code_name, a.display_name, a.value) for a in s.custom_attributes] == [
+        ("cost_center", "Cost Center", "CC-9")
+    ]
+    assert (s.session_chat_view_url, s.session_chat_download_url) == (
+        "https://s/chat?v",
+        "https://s/chat?d",
+    )
+    assert (s.session_recording_view_url, s.session_recording_download_url) == (
+        "https://s/rec?v",
+        "https://s/rec?d",
+    )
     assert s.has_recording
-    assert [(r.instance, r.download_url, r.view_url) for r in s.show_my_screen_recordings] == [(0, "https://s/sms0", "https://s/smsv0")]
+    assert [(r.instance, r.download_url, r.view_url) for r in s.show_my_screen_recordings] == [
+        (0, "https://s/sms0", "https://s/smsv0")
+    ]
     assert [r.instance for r in s.command_shell_recordings] == [1, 2]
     assert s.command_shell_recordings[1].download_url == "https://s/cs?instance=1"
     assert (s.file_transfer_count, s.file_move_count, s.file_delete_count) == (3, 1, 2)
@@ -152,29 +170,82 @@ def test_every_element_of_an_rs_support_session(namespace):
     assert (s.primary_rep.gsnumber, s.primary_rep.id, s.primary_rep.name) == (22, 5, "Jane Doe")
     assert (s.primary_team.id, s.primary_team.name) == (2, "Tier 2")
     [c] = s.customers
-    assert (c.gsnumber, c.username, c.public_ip, c.private_ip, c.hostname, c.os, c.primary_cust) == (
-        11, "Peter", "203.0.113.5", "10.0.0.5", "WS-1", "Windows 11", True)
-    assert c.info.model_dump() == {"name": "Peter P", "company": "Example", "company_code": "EX1", "issue": "4",
-                                   "details": "Printer"}
+    assert (
+        c.gsnumber,
+        c.username,
+        c.public_ip,
+        c.private_ip,
+        c.hostname,
+        c.os,
+        c.primary_cust,
+    ) == (11, "Peter", "203.0.113.5", "10.0.0.5", "WS-1", "Windows 11", True)
+    assert c.info.model_dump() == {
+        "name": "Peter P",
+        "company": "Example",
+        "company_code": "EX1",
+        "issue": "4",
+        "details": "Printer",
+    }
     jane, alex = s.representatives
-    assert (jane.gsnumber, jane.id, jane.username, jane.display_name, jane.public_display_name,
-            jane.private_display_name, jane.display_number, jane.public_ip, jane.private_ip, jane.hostname, jane.os,
-            jane.session_owner, jane.primary_rep, jane.seconds_involved, jane.invited) == (
-        22, 5, "jdoe", "Jane Doe", "Jane", "Jane Doe", 7, "198.51.100.1", "10.1.1.1", "REP1", "Windows",
-        True, True, 1800, True)
+    assert (
+        jane.gsnumber,
+        jane.id,
+        jane.username,
+        jane.display_name,
+        jane.public_display_name,
+        jane.private_display_name,
+        jane.display_number,
+        jane.public_ip,
+        jane.private_ip,
+        jane.hostname,
+        jane.os,
+        jane.session_owner,
+        jane.primary_rep,
+        jane.seconds_involved,
+        jane.invited,
+    ) == (
+        22,
+        5,
+        "jdoe",
+        "Jane Doe",
+        "Jane",
+        "Jane Doe",
+        7,
+        "198.51.100.1",
+        "10.1.1.1",
+        "REP1",
+        "Windows",
+        True,
+        True,
+        1800,
+        True,
+    )
     assert alex.private_display_name == "Alex" and not alex.session_owner and not alex.invited
-    assert [(t.id, t.name, t.primary_team) for t in s.teams] == [(1, "Tier 1", False), (2, "Tier 2", True)]
+    assert [(t.id, t.name, t.primary_team) for t in s.teams] == [
+        (1, "Tier 1", False),
+        (2, "Tier 2", True),
+    ]
     [survey] = s.customer_surveys
     assert survey.kind == "customer"
-    assert survey.questions[0].model_dump() == {"id": 9, "name": "sat", "type": "radio", "label": "Satisfied?",
-                                                "report_header": "Sat", "answers": ("5",)}
+    assert survey.questions[0].model_dump() == {
+        "id": 9,
+        "name": "sat",
+        "type": "radio",
+        "label": "Satisfied?",
+        "report_header": "Sat",
+        "answers": ("5",),
+    }
     assert s.rep_surveys[0].questions[0].answers == ("yes", "later")
     start, added, chat, encoded, upload, sysinfo = s.events
     assert start.event_type == "Session Start" and start.performed_by.type == "system"
     assert start.timestamp == datetime(2016, 10, 1, 8, 0, tzinfo=utc)
     assert [(v.name, v.value) for v in added.data] == [("username", "jdoe"), ("user_id", "5")]
     assert chat.body == "Hi <there>" and not chat.body_encoded
-    assert (chat.destination.gsnumber, chat.destination.type, chat.destination.name) == (22, "representative", "Jane Doe")
+    assert (chat.destination.gsnumber, chat.destination.type, chat.destination.name) == (
+        22,
+        "representative",
+        "Jane Doe",
+    )
     assert encoded.body == "bell \x07 and ☃" and encoded.body_encoded
     assert (upload.filename, upload.filesize) == ("a.zip", 1234)
     assert [(f.name, f.size) for f in upload.files] == [("a.zip", 1234)]
@@ -246,22 +317,31 @@ def test_a_presentation(namespace):
 
 
 def test_listing():
-    body = ('<session_summary lsid="a" has_recording="1" external_key="K"><lseq>5</lseq></session_summary>'
-            '<session_summary lsid="b" has_recording="0"><lseq>6</lseq></session_summary>')
+    body = (
+        '<session_summary lsid="a" has_recording="1" external_key="K"><lseq>5</lseq></session_summary>'
+        '<session_summary lsid="b" has_recording="0"><lseq>6</lseq></session_summary>'
+    )
     for namespace in NAMESPACES:
-        entries = list(parse.iter_listing(io.BytesIO(document(body, namespace, "session_summary_list"))))
+        entries = list(
+            parse.iter_listing(io.BytesIO(document(body, namespace, "session_summary_list")))
+        )
         assert [(e.lsid, e.lseq, e.has_recording, e.external_key) for e in entries] == [
-            ("a", 5, True, "K"), ("b", 6, False, None)]
+            ("a", 5, True, "K"),
+            ("b", 6, False, None),
+        ]
 
 
-@pytest.mark.parametrize("message", [
-    "No Support report information matching your chosen criteria is available.",
-    "No Access Session report information matching your chosen criteria is available.",
-    "Es sind keine Support-Berichtsinformationen verfügbar, die Ihren Kriterien entsprechen.",
-    "Aucune information de rapport Support correspondant à vos critères n'est disponible.",
-    "No hay información de informes de Support que coincida con los criterios elegidos.",
-    "選択した条件に一致するSupportレポート情報はありません。",
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        "No Support report information matching your chosen criteria is available.",
+        "No Access Session report information matching your chosen criteria is available.",
+        "Es sind keine Support-Berichtsinformationen verfügbar, die Ihren Kriterien entsprechen.",
+        "Aucune information de rapport Support correspondant à vos critères n'est disponible.",
+        "No hay información de informes de Support que coincida con los criterios elegidos.",
+        "選択した条件に一致するSupportレポート情報はありません。",
+    ],
+)
 @pytest.mark.parametrize("namespace", NAMESPACES)
 def test_no_matching_data_is_an_empty_result(message, namespace):
     ns = f' xmlns="{namespace}"' if namespace else ""
@@ -272,30 +352,41 @@ def test_no_matching_data_is_an_empty_result(message, namespace):
     assert sessions(nested) == []
 
 
-@pytest.mark.parametrize("message", [
-    "Invalid duration: must be a non-negative integer.",
-    "You do not have permission to access this report.",
-    "This recording has expired and can no longer be viewed or downloaded.",
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Invalid duration: must be a non-negative integer.",
+        "You do not have permission to access this report.",
+        "This recording has expired and can no longer be viewed or downloaded.",
+    ],
+)
 def test_other_errors_raise_with_the_appliance_text(message):
     with pytest.raises(ReportError, match=f"the appliance answered: {message}"):
         sessions(f'<error xmlns="{NAMESPACES[0]}">{message}</error>'.encode())
 
 
 def test_a_site_can_teach_btic_its_no_data_phrase():
-    data = "<error>Geen gegevens gevonden voor deze periode.</error>".encode()
+    data = b"<error>Geen gegevens gevonden voor deze periode.</error>"
     with pytest.raises(ReportError):
         sessions(data)
     classifier = parse.ErrorClassifier([r"geen gegevens gevonden"])
-    assert list(parse.iter_sessions(io.BytesIO(data), product="rs", report="support", host="h",
-                                    classifier=classifier)) == []
+    assert (
+        list(
+            parse.iter_sessions(
+                io.BytesIO(data), product="rs", report="support", host="h", classifier=classifier
+            )
+        )
+        == []
+    )
 
 
 def test_an_external_entity_is_refused_without_reading_the_file(tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_text("TOP-SECRET-CONTENT")
-    data = (f'<?xml version="1.0"?><!DOCTYPE session_list [<!ENTITY xxe SYSTEM "file://{secret}">]>'
-            f'<session_list><session lsid="x"><external_key>&xxe;</external_key></session></session_list>').encode()
+    data = (
+        f'<?xml version="1.0"?><!DOCTYPE session_list [<!ENTITY xxe SYSTEM "file://{secret}">]>'
+        f'<session_list><session lsid="x"><external_key>&xxe;</external_key></session></session_list>'
+    ).encode()
     with pytest.raises(ReportError, match="refused XML that declares a DTD") as info:
         sessions(data)
     assert "TOP-SECRET" not in str(info.value)
@@ -324,8 +415,10 @@ def test_an_external_dtd_is_never_fetched():
 
     thread = threading.Thread(target=accept)
     thread.start()
-    data = (f'<?xml version="1.0"?><!DOCTYPE session_list SYSTEM "http://127.0.0.1:{port}/evil.dtd">'
-            f'<session_list><session lsid="x"/></session_list>').encode()
+    data = (
+        f'<?xml version="1.0"?><!DOCTYPE session_list SYSTEM "http://127.0.0.1:{port}/evil.dtd">'
+        f'<session_list><session lsid="x"/></session_list>'
+    ).encode()
     with pytest.raises(ReportError):
         sessions(data)
     thread.join()
@@ -335,9 +428,13 @@ def test_an_external_dtd_is_never_fetched():
 
 def test_a_billion_laughs_is_refused_quickly():
     entities = '<!ENTITY lol "lol">' + "".join(
-        f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">' for i in range(1, 10))
-    data = (f'<?xml version="1.0"?><!DOCTYPE session_list [{entities}]>'
-            f'<session_list><session lsid="x"><external_key>&lol9;</external_key></session></session_list>').encode()
+        f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">'
+        for i in range(1, 10)
+    )
+    data = (
+        f'<?xml version="1.0"?><!DOCTYPE session_list [{entities}]>'
+        f'<session_list><session lsid="x"><external_key>&lol9;</external_key></session></session_list>'
+    ).encode()
     started = time.perf_counter()
     with pytest.raises(ReportError):
         sessions(data)
@@ -352,9 +449,18 @@ def test_malformed_xml_is_a_report_error():
 
 
 def test_huge_text_and_absurd_depth_are_refused():
-    huge = b"<session_list><session lsid='x'><external_key>" + b"A" * (20 * 1024 * 1024) + b"</external_key></session></session_list>"
+    huge = (
+        b"<session_list><session lsid='x'><external_key>"
+        + b"A" * (20 * 1024 * 1024)
+        + b"</external_key></session></session_list>"
+    )
     with pytest.raises(ReportError, match="Text node too long"):
         sessions(huge)
-    deep = b"<session_list><session lsid='x'>" + b"<a>" * 300 + b"</a>" * 300 + b"</session></session_list>"
+    deep = (
+        b"<session_list><session lsid='x'>"
+        + b"<a>" * 300
+        + b"</a>" * 300
+        + b"</session></session_list>"
+    )
     with pytest.raises(ReportError, match="Excessive depth"):
         sessions(deep)

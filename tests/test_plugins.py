@@ -6,12 +6,11 @@ import importlib.metadata
 import json
 
 import pytest
+from conftest import VALID_PLUGIN, run_btic
 
 import btic
 from btic.plugins import PluginManager, PluginWarning
 from btic.types import AppContext, DataType, SiteInfo, TransferContext
-
-from conftest import VALID_PLUGIN, run_btic
 
 
 def test_btic_plugins_lists_the_shipped_plugins_with_versions_and_hooks():
@@ -22,7 +21,13 @@ def test_btic_plugins_lists_the_shipped_plugins_with_versions_and_hooks():
     fs = listing["filesystem"]
     assert fs["distribution"] == "btic-filesystem"
     assert fs["version"] == importlib.metadata.version("btic-filesystem")
-    assert fs["hooks"] == ["on_backup", "on_check", "on_configure", "on_recording", "on_session_xml"]
+    assert fs["hooks"] == [
+        "on_backup",
+        "on_check",
+        "on_configure",
+        "on_recording",
+        "on_session_xml",
+    ]
     assert fs["error"] is None
     assert listing["sqlserver"]["hooks"] == ["on_session_xml"]
     assert listing["sqlserver"]["data_types"] == ["presentation", "session"]
@@ -31,7 +36,9 @@ def test_btic_plugins_lists_the_shipped_plugins_with_versions_and_hooks():
 
 def test_a_plugin_that_raises_on_import_is_reported_and_skipped(distributions):
     site = distributions.make(
-        "btic-broken", "2.3.4", {"broken": "broken_mod:Destination"},
+        "btic-broken",
+        "2.3.4",
+        {"broken": "broken_mod:Destination"},
         {"broken_mod": "raise ImportError('needs libfoo')\n"},
     )
     result = run_btic("plugins", pythonpath=[site])
@@ -49,7 +56,9 @@ def test_a_plugin_that_raises_on_import_is_reported_and_skipped(distributions):
 def test_a_disabled_plugin_is_never_imported(distributions, tmp_path):
     marker = tmp_path / "imported"
     site = distributions.make(
-        "btic-noisy", "1.0", {"noisy": "noisy_mod:Destination"},
+        "btic-noisy",
+        "1.0",
+        {"noisy": "noisy_mod:Destination"},
         {"noisy_mod": f"open({str(marker)!r}, 'w').close()\n" + VALID_PLUGIN},
     )
     result = run_btic("plugins", pythonpath=[site], env={"BTIC_DISABLE_PLUGINS": "s3, noisy"})
@@ -66,7 +75,9 @@ def test_a_disabled_plugin_is_never_imported(distributions, tmp_path):
 
 def test_strict_mode_re_raises_load_errors(distributions):
     site = distributions.make(
-        "btic-broken", "1.0", {"broken": "broken_mod:Destination"},
+        "btic-broken",
+        "1.0",
+        {"broken": "broken_mod:Destination"},
         {"broken_mod": "raise RuntimeError('boom at import')\n"},
     )
     result = run_btic("plugins", pythonpath=[site], env={"BTIC_STRICT_PLUGINS": "1"})
@@ -77,7 +88,9 @@ def test_strict_mode_re_raises_load_errors(distributions):
 
 def test_strict_mode_in_process(distributions, monkeypatch):
     site = distributions.make(
-        "btic-broken2", "1.0", {"broken2": "broken2_mod:Destination"},
+        "btic-broken2",
+        "1.0",
+        {"broken2": "broken2_mod:Destination"},
         {"broken2_mod": "raise RuntimeError('strict please')\n"},
     )
     monkeypatch.syspath_prepend(str(site))
@@ -89,8 +102,12 @@ def test_strict_mode_in_process(distributions, monkeypatch):
 
 
 def test_two_distributions_claiming_one_name_give_a_warning_naming_both(distributions):
-    site = distributions.make("btic-dup-one", "1.0", {"dup": "dup_one:Destination"}, {"dup_one": VALID_PLUGIN})
-    distributions.make("btic-dup-two", "2.0", {"dup": "dup_two:Destination"}, {"dup_two": VALID_PLUGIN})
+    site = distributions.make(
+        "btic-dup-one", "1.0", {"dup": "dup_one:Destination"}, {"dup_one": VALID_PLUGIN}
+    )
+    distributions.make(
+        "btic-dup-two", "2.0", {"dup": "dup_two:Destination"}, {"dup_two": VALID_PLUGIN}
+    )
     result = run_btic("plugins", pythonpath=[site])
     assert result.returncode == 0, result.stderr
     warning = [line for line in result.stderr.splitlines() if "'dup'" in line]
@@ -101,7 +118,7 @@ def test_two_distributions_claiming_one_name_give_a_warning_naming_both(distribu
 
 
 @pytest.mark.parametrize(
-    "body, expected",
+    ("body", "expected"),
     [
         (
             "    @btic.hookimpl\n    def on_sesion_xml(self, session, xml, ctx):\n        pass\n",
@@ -118,10 +135,11 @@ def test_hook_implementations_that_match_no_spec_fail_loudly(distributions, body
     source = (
         "import btic\nfrom pydantic import BaseModel, ConfigDict\n"
         "class Destination:\n"
-        "    class Options(BaseModel):\n        model_config = ConfigDict(extra='forbid')\n"
-        + body
+        "    class Options(BaseModel):\n        model_config = ConfigDict(extra='forbid')\n" + body
     )
-    site = distributions.make("btic-typo", "1.0", {"typo": "typo_mod:Destination"}, {"typo_mod": source})
+    site = distributions.make(
+        "btic-typo", "1.0", {"typo": "typo_mod:Destination"}, {"typo_mod": source}
+    )
     result = run_btic("plugins", pythonpath=[site])
     listing = {p["name"]: p for p in json.loads(result.stdout)}
     assert expected in listing["typo"]["error"]
@@ -130,13 +148,15 @@ def test_hook_implementations_that_match_no_spec_fail_loudly(distributions, body
 
 def test_options_that_accept_unknown_keys_are_refused(distributions):
     source = VALID_PLUGIN.replace('model_config = ConfigDict(extra="forbid")', "pass")
-    site = distributions.make("btic-lax", "1.0", {"lax": "lax_mod:Destination"}, {"lax_mod": source})
+    site = distributions.make(
+        "btic-lax", "1.0", {"lax": "lax_mod:Destination"}, {"lax_mod": source}
+    )
     listing = {p["name"]: p for p in json.loads(run_btic("plugins", pythonpath=[site]).stdout)}
     assert "extra='forbid'" in listing["lax"]["error"]
 
 
 def test_each_destination_is_called_alone(distributions, monkeypatch, tmp_path):
-    source = '''
+    source = """
 import btic
 from pydantic import BaseModel, ConfigDict
 
@@ -155,15 +175,19 @@ class Recorder:
     def on_session_xml(self, xml, ctx):
         CALLS.append((self.label, ctx.destination, xml))
         return btic.Delivery(location=self.label)
-'''
-    site = distributions.make("btic-recorder", "1.0", {"recorder": "recorder_mod:Recorder"}, {"recorder_mod": source})
+"""
+    site = distributions.make(
+        "btic-recorder", "1.0", {"recorder": "recorder_mod:Recorder"}, {"recorder_mod": source}
+    )
     monkeypatch.syspath_prepend(str(site))
     manager = PluginManager().discover()
     model = manager.get("recorder").options_model
     app = AppContext(config_dir=tmp_path, version=btic.__version__)
     manager.add_destination("a", "recorder", model(label="A"), app)
     manager.add_destination("b", "recorder", model(label="B"), app)
-    ctx = TransferContext(site=SiteInfo("s", "h", "rs"), destination="b", data_type=DataType.SESSION, run_id="r")
+    ctx = TransferContext(
+        site=SiteInfo("s", "h", "rs"), destination="b", data_type=DataType.SESSION, run_id="r"
+    )
     delivery = manager.call("b", "on_session_xml", session=None, xml=b"<x/>", ctx=ctx)
     assert delivery == btic.Delivery(location="B")
     import recorder_mod
@@ -178,15 +202,24 @@ class Recorder:
 
 
 def test_on_configure_config_error_names_the_destination(distributions, monkeypatch, tmp_path):
-    source = VALID_PLUGIN + '''
+    source = (
+        VALID_PLUGIN
+        + """
     @btic.hookimpl
     def on_configure(self, options):
         raise btic.ConfigError("label and endpoint disagree")
-'''
-    site = distributions.make("btic-picky", "1.0", {"picky": "picky_mod:Destination"}, {"picky_mod": source})
+"""
+    )
+    site = distributions.make(
+        "btic-picky", "1.0", {"picky": "picky_mod:Destination"}, {"picky_mod": source}
+    )
     monkeypatch.syspath_prepend(str(site))
     manager = PluginManager().discover()
     with pytest.raises(btic.ConfigError) as info:
-        manager.add_destination("vault", "picky", manager.get("picky").options_model(),
-                                AppContext(config_dir=tmp_path, version="0"))
+        manager.add_destination(
+            "vault",
+            "picky",
+            manager.get("picky").options_model(),
+            AppContext(config_dir=tmp_path, version="0"),
+        )
     assert str(info.value) == "destinations.vault: label and endpoint disagree"

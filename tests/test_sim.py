@@ -13,12 +13,17 @@ from btic.sim import FaultPlan, SimulatedAppliance
 
 
 def client(sim: SimulatedAppliance) -> httpx.Client:
-    return httpx.Client(base_url=sim.url, verify=ssl.create_default_context(cafile=str(sim.ca_path)), timeout=10)
+    return httpx.Client(
+        base_url=sim.url, verify=ssl.create_default_context(cafile=str(sim.ca_path)), timeout=10
+    )
 
 
 def token(http: httpx.Client, sim: SimulatedAppliance) -> str:
-    response = http.post("/oauth2/token", data={"grant_type": "client_credentials"},
-                         auth=(sim.client_id, sim.client_secret))
+    response = http.post(
+        "/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        auth=(sim.client_id, sim.client_secret),
+    )
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/xml")  # as real appliances label it
     body = response.json()
@@ -29,37 +34,71 @@ def token(http: httpx.Client, sim: SimulatedAppliance) -> str:
 def test_the_31st_token_evicts_the_oldest(rs_sim):
     with client(rs_sim) as http:
         tokens = [token(http, rs_sim) for _ in range(31)]
-        first = http.get("/api/command", params={"action": "get_api_info"},
-                         headers={"Authorization": f"Bearer {tokens[0]}"})
+        first = http.get(
+            "/api/command",
+            params={"action": "get_api_info"},
+            headers={"Authorization": f"Bearer {tokens[0]}"},
+        )
         assert first.status_code == 401
-        assert first.json() == {"error": "access_denied",
-                                "message": "The resource owner or authorization server denied the request."}
-        second = http.get("/api/command", params={"action": "get_api_info"},
-                          headers={"Authorization": f"Bearer {tokens[1]}"})
+        assert first.json() == {
+            "error": "access_denied",
+            "message": "The resource owner or authorization server denied the request.",
+        }
+        second = http.get(
+            "/api/command",
+            params={"action": "get_api_info"},
+            headers={"Authorization": f"Bearer {tokens[1]}"},
+        )
         assert second.status_code == 200
 
 
 def test_expired_and_unknown_tokens_are_refused():
     with SimulatedAppliance("rs", sessions=1, token_ttl=0.3) as sim, client(sim) as http:
         live = token(http, sim)
-        assert http.get("/api/command", params={"action": "check_health"},
-                        headers={"Authorization": f"Bearer {live}"}).status_code == 200
+        assert (
+            http.get(
+                "/api/command",
+                params={"action": "check_health"},
+                headers={"Authorization": f"Bearer {live}"},
+            ).status_code
+            == 200
+        )
         time.sleep(0.4)
-        assert http.get("/api/command", params={"action": "check_health"},
-                        headers={"Authorization": f"Bearer {live}"}).status_code == 401
-        assert http.get("/api/reporting", params={"generate_report": "SupportSession", "lsid": "x"},
-                        headers={"Authorization": "Bearer made-up"}).status_code == 401
-        wrong = http.post("/oauth2/token", data={"grant_type": "client_credentials"}, auth=(sim.client_id, "nope"))
+        assert (
+            http.get(
+                "/api/command",
+                params={"action": "check_health"},
+                headers={"Authorization": f"Bearer {live}"},
+            ).status_code
+            == 401
+        )
+        assert (
+            http.get(
+                "/api/reporting",
+                params={"generate_report": "SupportSession", "lsid": "x"},
+                headers={"Authorization": "Bearer made-up"},
+            ).status_code
+            == 401
+        )
+        wrong = http.post(
+            "/oauth2/token", data={"grant_type": "client_credentials"}, auth=(sim.client_id, "nope")
+        )
         assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_client"
 
 
 def test_command_api_and_plain_health_check(rs_sim):
     with client(rs_sim) as http:
         headers = {"Authorization": f"Bearer {token(http, rs_sim)}"}
-        health = etree.fromstring(http.get("/api/command", params={"action": "check_health"}, headers=headers).content)
+        health = etree.fromstring(
+            http.get("/api/command", params={"action": "check_health"}, headers=headers).content
+        )
         assert etree.QName(health).localname == "health_check"
-        assert health.findtext("{*}success") == "1" and health.findtext("{*}failover_role") == "none"
-        info = etree.fromstring(http.post("/api/command", data={"action": "get_api_info"}, headers=headers).content)
+        assert (
+            health.findtext("{*}success") == "1" and health.findtext("{*}failover_role") == "none"
+        )
+        info = etree.fromstring(
+            http.post("/api/command", data={"action": "get_api_info"}, headers=headers).content
+        )
         assert etree.QName(info).namespace == "https://www.beyondtrust.com/namespaces/API/command"
         assert abs(int(info.findtext("{*}timestamp")) - time.time()) < 5
         names = [p.get("name") for p in info.find("{*}permissions")]
@@ -70,45 +109,64 @@ def test_command_api_and_plain_health_check(rs_sim):
 def test_reports_answer_get_and_post_alike_and_honour_limit(rs_sim):
     with client(rs_sim) as http:
         headers = {"Authorization": f"Bearer {token(http, rs_sim)}"}
-        params = {"generate_report": "SupportSessionListing", "end_time": str(int(time.time()) - 5 * 86400),
-                  "duration": "0"}
+        params = {
+            "generate_report": "SupportSessionListing",
+            "end_time": str(int(time.time()) - 5 * 86400),
+            "duration": "0",
+        }
         by_get = http.get("/api/reporting", params=params, headers=headers).content
         by_post = http.post("/api/reporting", data=params, headers=headers).content
         assert by_get == by_post and b"<session_summary " in by_get
         rep = {**params, "limit": "rep:2"}
         limited = etree.fromstring(http.get("/api/reporting", params=rep, headers=headers).content)
-        expected = {s.lsid for s in rs_sim.dataset.all() if s.report == "support" and 2 in s.rep_ids
-                    and s.closed_at(rs_sim.now())}
+        expected = {
+            s.lsid
+            for s in rs_sim.dataset.all()
+            if s.report == "support" and 2 in s.rep_ids and s.closed_at(rs_sim.now())
+        }
         assert {e.get("lsid") for e in limited} == expected
         bad = http.get("/api/reporting", params={**params, "limit": "nobody"}, headers=headers)
-        assert bad.status_code == 200 and b"<error" in bad.content and b"Invalid limit" in bad.content
-        wrong_product = http.get("/api/reporting", params={**params, "generate_report": "AccessSession"},
-                                 headers=headers)
+        assert (
+            bad.status_code == 200 and b"<error" in bad.content and b"Invalid limit" in bad.content
+        )
+        wrong_product = http.get(
+            "/api/reporting", params={**params, "generate_report": "AccessSession"}, headers=headers
+        )
         assert b"Invalid report type" in wrong_product.content
 
 
 def test_fault_specs_parse_and_refuse_nonsense():
-    plan = FaultPlan.parse("latency=0.2,clock=-3600,retry_after=3,500:2,429@SupportSession,reset:1@recording")
+    plan = FaultPlan.parse(
+        "latency=0.2,clock=-3600,retry_after=3,500:2,429@SupportSession,reset:1@recording"
+    )
     assert (plan.latency, plan.clock_offset, plan.retry_after) == (0.2, -3600, 3)
-    assert plan.take("token") == "500" and plan.take("backup") == "500" and plan.take("token") is None
+    assert (
+        plan.take("token") == "500" and plan.take("backup") == "500" and plan.take("token") is None
+    )
     assert plan.take("SupportSession") == "429"
     assert plan.take("CommandShellRecording") == "reset"
     for spec in ("boom", "500:x", "latency=slow", "speed=3"):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=spec.split("=")[0].split(":")[0]):
             FaultPlan.parse(spec)
 
 
 def test_recordings_stream_without_being_held_in_memory():
     import tracemalloc
 
-    with SimulatedAppliance("rs", sessions=2, live_sessions=0, recording_size=64 * 1024 * 1024) as sim:
+    with SimulatedAppliance(
+        "rs", sessions=2, live_sessions=0, recording_size=64 * 1024 * 1024
+    ) as sim:
         lsid = next(s.lsid for s in sim.dataset.all() if s.has_recording)
         with client(sim) as http:
             headers = {"Authorization": f"Bearer {token(http, sim)}"}
             tracemalloc.start()
             size = 0
-            with http.stream("GET", "/api/reporting", headers=headers,
-                             params={"generate_report": "SupportSessionRecording", "lsid": lsid}) as response:
+            with http.stream(
+                "GET",
+                "/api/reporting",
+                headers=headers,
+                params={"generate_report": "SupportSessionRecording", "lsid": lsid},
+            ) as response:
                 for chunk in response.iter_raw(1024 * 1024):
                     size += len(chunk)
             _, peak = tracemalloc.get_traced_memory()

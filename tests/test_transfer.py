@@ -8,18 +8,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from conftest import run_btic
 from lxml import etree
+from transfer_helpers import ALL_TYPES, check_archive, expected_files, host_part, write_config
 
 from btic.sim import SimulatedAppliance
-
-from conftest import run_btic
-from transfer_helpers import ALL_TYPES, check_archive, expected_files, host_part, write_config
 
 
 @pytest.fixture
 def sim():
-    with SimulatedAppliance("rs", sessions=16, seed=21, recording_size=150_000, live_sessions=2,
-                            live_interval=30) as appliance:
+    with SimulatedAppliance(
+        "rs", sessions=16, seed=21, recording_size=150_000, live_sessions=2, live_interval=30
+    ) as appliance:
         yield appliance
 
 
@@ -29,13 +29,13 @@ def ledger(tmp_path: Path, query: str) -> list[tuple]:
 
 
 def test_everything_lands_with_the_right_names_and_bytes(sim, tmp_path):
-    config = write_config(tmp_path, sim, data=ALL_TYPES + ["backup"])
+    config = write_config(tmp_path, sim, data=[*ALL_TYPES, "backup"])
     result = run_btic("sync", "--config", str(config))
     assert result.returncode == 0, result.output
     expected = expected_files(sim)
     assert any(n.endswith(".xml") and "-presentation-" in n for n in expected)
     assert any("-shell-" in n for n in expected) and any("-sms-" in n for n in expected)
-    [(backup_time, backup_size, backup_sha)] = sim.backups_served
+    [(backup_time, _backup_size, backup_sha)] = sim.backups_served
     stamp = datetime.fromtimestamp(backup_time, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     expected[f"{host_part(sim)}-backup-{stamp}.nsb"] = backup_sha
     check_archive(tmp_path / "archive", expected)
@@ -57,7 +57,9 @@ def test_a_second_run_transfers_nothing_and_asks_only_for_what_is_new(sim, tmp_p
     files_before = sorted((tmp_path / "archive").iterdir())
     again = run_btic("sync", "--config", str(config))
     assert again.returncode == 0, again.output
-    asked = {k: sim.stats[k] - before.get(k, 0) for k in sim.stats if sim.stats[k] != before.get(k, 0)}
+    asked = {
+        k: sim.stats[k] - before.get(k, 0) for k in sim.stats if sim.stats[k] != before.get(k, 0)
+    }
     assert asked.get("SupportSession", 0) == 0 and asked.get("PresentationSession", 0) == 0
     assert not any(k.endswith("Recording") for k in asked), asked
     assert asked["SupportSessionListing"] == 1 and asked["PresentationSessionListing"] == 1
@@ -82,79 +84,215 @@ def test_sessions_that_end_during_a_run_are_picked_up_by_the_next(sim, tmp_path)
 
 @pytest.mark.parametrize("offset", [-3600, 3600])
 def test_a_skewed_appliance_clock_loses_and_duplicates_nothing(offset, tmp_path):
-    with SimulatedAppliance("rs", sessions=10, seed=22, recording_size=50_000, live_sessions=3,
-                            live_interval=40, faults=f"clock={offset}") as sim:
-        config = write_config(tmp_path, sim, data=["session", "recording"], extra_site='settle_delay = "1s"\n')
+    with SimulatedAppliance(
+        "rs",
+        sessions=10,
+        seed=22,
+        recording_size=50_000,
+        live_sessions=3,
+        live_interval=40,
+        faults=f"clock={offset}",
+    ) as sim:
+        config = write_config(
+            tmp_path, sim, data=["session", "recording"], extra_site='settle_delay = "1s"\n'
+        )
         assert run_btic("sync", "--config", str(config)).returncode == 0
         for _ in range(3):  # the live sessions end one by one between runs
             sim.faults.clock_offset += 40
             assert run_btic("sync", "--config", str(config)).returncode == 0
-        check_archive(tmp_path / "archive", expected_files(sim, settle=1, data=["session", "recording"]))
-        rows = ledger(tmp_path, "select count(*), count(distinct item_key) from btic_deliveries "
-                                "where data_type = 'session'")
+        check_archive(
+            tmp_path / "archive", expected_files(sim, settle=1, data=["session", "recording"])
+        )
+        rows = ledger(
+            tmp_path,
+            "select count(*), count(distinct item_key) from btic_deliveries "
+            "where data_type = 'session'",
+        )
         assert rows[0][0] == rows[0][1] == 13
 
 
 def test_btic_transfer_by_lsid_window_dry_run_and_force(sim, tmp_path):
     config = write_config(tmp_path, sim, data=["session"])
-    closed = [s for s in sim.dataset.all() if s.report == "support" and s.closed_at(sim.now() - 120)]
+    closed = [
+        s for s in sim.dataset.all() if s.report == "support" and s.closed_at(sim.now() - 120)
+    ]
     target = closed[3]
-    one = run_btic("transfer", "--config", str(config), "--site", "sim", "--dest", "archive", "--type",
-                   "session,recording", "--lsid", target.lsid)
+    one = run_btic(
+        "transfer",
+        "--config",
+        str(config),
+        "--site",
+        "sim",
+        "--dest",
+        "archive",
+        "--type",
+        "session,recording",
+        "--lsid",
+        target.lsid,
+    )
     assert one.returncode == 0, one.output
     names = sorted(p.name for p in (tmp_path / "archive").iterdir())
-    assert names == sorted(n for n in (f"{host_part(sim)}-support-{target.lsid}.xml",
-                                       f"{host_part(sim)}-support-{target.lsid}.flv" if target.has_recording else None) if n)
-    assert ledger(tmp_path, "select count(*) from btic_watermarks") == [(0,)]  # manual: no watermark moves
-    dry = run_btic("transfer", "--config", str(config), "--site", "sim", "--dest", "archive", "--type", "session",
-                   "--since", "3d", "--dry-run")
+    assert names == sorted(
+        n
+        for n in (
+            f"{host_part(sim)}-support-{target.lsid}.xml",
+            f"{host_part(sim)}-support-{target.lsid}.flv" if target.has_recording else None,
+        )
+        if n
+    )
+    assert ledger(tmp_path, "select count(*) from btic_watermarks") == [
+        (0,)
+    ]  # manual: no watermark moves
+    dry = run_btic(
+        "transfer",
+        "--config",
+        str(config),
+        "--site",
+        "sim",
+        "--dest",
+        "archive",
+        "--type",
+        "session",
+        "--since",
+        "3d",
+        "--dry-run",
+    )
     assert dry.returncode == 0, dry.output
     assert f"would transfer {len(closed) - 1} session to archive" in dry.stdout
     assert target.lsid not in dry.stdout  # the ledger has it already
     assert sorted(p.name for p in (tmp_path / "archive").iterdir()) == names  # nothing moved
     (tmp_path / "archive" / names[0]).write_bytes(b"tampered")
-    forced = run_btic("transfer", "--config", str(config), "--site", "sim", "--dest", "archive", "--type",
-                      "session", "--lsid", target.lsid, "--force")
+    forced = run_btic(
+        "transfer",
+        "--config",
+        str(config),
+        "--site",
+        "sim",
+        "--dest",
+        "archive",
+        "--type",
+        "session",
+        "--lsid",
+        target.lsid,
+        "--force",
+    )
     assert forced.returncode == 0
-    assert (tmp_path / "archive" / names[0]).read_bytes() == b"tampered"  # AppendNumber never overwrites
+    assert (
+        tmp_path / "archive" / names[0]
+    ).read_bytes() == b"tampered"  # AppendNumber never overwrites
     numbered = names[0].replace(".xml", ".1.xml")
     assert (tmp_path / "archive" / numbered).read_bytes().startswith(b"<?xml")
-    by_date = run_btic("transfer", "--config", str(config), "--site", "sim", "--dest", "archive", "--type",
-                       "session", "--start-date", datetime.fromtimestamp(closed[0].end, timezone.utc).strftime("%Y-%m-%d"),
-                       "--duration", "0", "--dry-run")
+    by_date = run_btic(
+        "transfer",
+        "--config",
+        str(config),
+        "--site",
+        "sim",
+        "--dest",
+        "archive",
+        "--type",
+        "session",
+        "--start-date",
+        datetime.fromtimestamp(closed[0].end, timezone.utc).strftime("%Y-%m-%d"),
+        "--duration",
+        "0",
+        "--dry-run",
+    )
     assert by_date.returncode == 0 and "would transfer" in by_date.stdout
 
 
 def test_btic_transfer_rejects_bad_requests_clearly(sim, tmp_path):
-    config = write_config(tmp_path, sim, data=["session"], destinations=(
-        f'[destinations.archive]\nplugin = "filesystem"\ndirectory = "{tmp_path / "a"}"\n'
-        '[destinations.reports]\nplugin = "sqlserver"\nurl = "sqlite:///r.db"\n'))
-    both = run_btic("transfer", "--config", str(config), "--site", "sim", "--dest", "archive", "--type", "session")
+    config = write_config(
+        tmp_path,
+        sim,
+        data=["session"],
+        destinations=(
+            f'[destinations.archive]\nplugin = "filesystem"\ndirectory = "{tmp_path / "a"}"\n'
+            '[destinations.reports]\nplugin = "sqlserver"\nurl = "sqlite:///r.db"\n'
+        ),
+    )
+    both = run_btic(
+        "transfer",
+        "--config",
+        str(config),
+        "--site",
+        "sim",
+        "--dest",
+        "archive",
+        "--type",
+        "session",
+    )
     assert both.returncode == 2 and "give exactly one of --since" in both.stderr
-    wrong = run_btic("transfer", "--config", str(config), "--site", "nope", "--dest", "archive", "--type",
-                     "session", "--since", "1d")
+    wrong = run_btic(
+        "transfer",
+        "--config",
+        str(config),
+        "--site",
+        "nope",
+        "--dest",
+        "archive",
+        "--type",
+        "session",
+        "--since",
+        "1d",
+    )
     assert wrong.returncode == 2 and "no site named 'nope'" in wrong.stderr
-    cannot = run_btic("transfer", "--config", str(config), "--site", "sim", "--dest", "reports", "--type",
-                      "recording", "--since", "1d")
+    cannot = run_btic(
+        "transfer",
+        "--config",
+        str(config),
+        "--site",
+        "sim",
+        "--dest",
+        "reports",
+        "--type",
+        "recording",
+        "--since",
+        "1d",
+    )
     assert cannot.returncode == 2
     assert "destination 'reports' (plugin sqlserver) cannot receive 'recording'" in cannot.stderr
-    badtype = run_btic("transfer", "--config", str(config), "--site", "sim", "--dest", "archive", "--type",
-                       "recordings", "--since", "1d")
+    badtype = run_btic(
+        "transfer",
+        "--config",
+        str(config),
+        "--site",
+        "sim",
+        "--dest",
+        "archive",
+        "--type",
+        "recordings",
+        "--since",
+        "1d",
+    )
     assert badtype.returncode == 2 and "'recordings' is not a valid DataType" in badtype.stderr
 
 
 def test_one_failing_destination_does_not_stop_the_other(sim, tmp_path):
     blocker = tmp_path / "blocked"
     blocker.write_text("a file where a directory should be")
-    destinations = (f'[destinations.archive]\nplugin = "filesystem"\ndirectory = "{tmp_path / "archive"}"\n'
-                    f'[destinations.broken]\nplugin = "filesystem"\ndirectory = "{blocker / "sub"}"\n')
-    config = write_config(tmp_path, sim, data=["session", "recording"], destinations=destinations,
-                          dest_names=("archive", "broken"))
+    destinations = (
+        f'[destinations.archive]\nplugin = "filesystem"\ndirectory = "{tmp_path / "archive"}"\n'
+        f'[destinations.broken]\nplugin = "filesystem"\ndirectory = "{blocker / "sub"}"\n'
+    )
+    config = write_config(
+        tmp_path,
+        sim,
+        data=["session", "recording"],
+        destinations=destinations,
+        dest_names=("archive", "broken"),
+    )
     result = run_btic("sync", "--config", str(config))
     assert result.returncode == 1
-    assert "error: broken: session" in result.stderr and "cannot create the destination directory" in result.stderr
+    assert (
+        "error: broken: session" in result.stderr
+        and "cannot create the destination directory" in result.stderr
+    )
     check_archive(tmp_path / "archive", expected_files(sim, data=["session", "recording"]))
-    failed = ledger(tmp_path, "select count(*) from btic_deliveries where destination='broken' and status='failed'")
+    failed = ledger(
+        tmp_path,
+        "select count(*) from btic_deliveries where destination='broken' and status='failed'",
+    )
     assert failed[0][0] > 0
     # fixed: the next run delivers what the broken one missed, and nothing twice to the other
     blocker.unlink()
@@ -165,13 +303,23 @@ def test_one_failing_destination_does_not_stop_the_other(sim, tmp_path):
 
 
 def test_an_expired_recording_is_recorded_and_not_retried(tmp_path):
-    with SimulatedAppliance("rs", sessions=8, seed=23, expired_every=3, recording_size=20_000) as sim:
+    with SimulatedAppliance(
+        "rs", sessions=8, seed=23, expired_every=3, recording_size=20_000
+    ) as sim:
         config = write_config(tmp_path, sim, data=["recording"])
         first = run_btic("sync", "--config", str(config))
         assert first.returncode == 0, first.output
-        expired = ledger(tmp_path, "select count(*) from btic_deliveries where status='expired'")[0][0]
-        assert expired == sum(1 for s in sim.dataset.all() if s.recording_expired and s.has_recording
-                              and s.closed_at(sim.now() - 120) and s.report == "support")
+        expired = ledger(tmp_path, "select count(*) from btic_deliveries where status='expired'")[
+            0
+        ][0]
+        assert expired == sum(
+            1
+            for s in sim.dataset.all()
+            if s.recording_expired
+            and s.has_recording
+            and s.closed_at(sim.now() - 120)
+            and s.report == "support"
+        )
         assert expired > 0
         before = sim.stats["SupportSessionRecording"]
         assert run_btic("sync", "--config", str(config)).returncode == 0
@@ -179,17 +327,31 @@ def test_an_expired_recording_is_recorded_and_not_retried(tmp_path):
 
 
 def test_import_xml_delivers_saved_reports_and_fetches_their_recordings(sim, tmp_path):
-    from btic.appliance.reports import Window, utc
     from conftest import connect
+
+    from btic.appliance.reports import Window, utc
 
     saved = tmp_path / "saved.xml"
     with connect(sim) as client:
-        lsids = [e.lsid for e in client.list_sessions("support", Window("end", utc(sim.now() - 5 * 86400)))][:4]
+        lsids = [
+            e.lsid
+            for e in client.list_sessions("support", Window("end", utc(sim.now() - 5 * 86400)))
+        ][:4]
     body = b"".join(run_raw_report(sim, lsids))
     saved.write_bytes(body)
     config = write_config(tmp_path, sim, data=["session"])
-    result = run_btic("import-xml", "--config", str(config), str(saved), "--dest", "archive", "--type",
-                      "session,recording", "--site", "sim")
+    result = run_btic(
+        "import-xml",
+        "--config",
+        str(config),
+        str(saved),
+        "--dest",
+        "archive",
+        "--type",
+        "session,recording",
+        "--site",
+        "sim",
+    )
     assert result.returncode == 0, result.output
     names = {p.name for p in (tmp_path / "archive").iterdir()}
     assert {f"{host_part(sim)}-support-{lsid}.xml" for lsid in lsids} <= names
@@ -199,8 +361,18 @@ def test_import_xml_delivers_saved_reports_and_fetches_their_recordings(sim, tmp
     # a later sync does not deliver the imported sessions again
     assert run_btic("sync", "--config", str(config)).returncode == 0
     assert not any(".1." in p.name for p in (tmp_path / "archive").iterdir())
-    needs_site = run_btic("import-xml", "--config", str(config), str(saved), "--dest", "archive", "--type",
-                          "recording", "--host", "x")
+    needs_site = run_btic(
+        "import-xml",
+        "--config",
+        str(config),
+        str(saved),
+        "--dest",
+        "archive",
+        "--type",
+        "recording",
+        "--host",
+        "x",
+    )
     assert needs_site.returncode == 2 and "give --site" in needs_site.stderr
 
 
@@ -211,14 +383,19 @@ def run_raw_report(sim, lsids):
 
     token = sim.tokens.grant()
     with httpx.Client(verify=ssl.create_default_context(cafile=str(sim.ca_path))) as client:
-        response = client.post(sim.url + "/api/reporting", headers={"Authorization": f"Bearer {token}"},
-                               data={"generate_report": "SupportSession", "lsids": ",".join(lsids)})
+        response = client.post(
+            sim.url + "/api/reporting",
+            headers={"Authorization": f"Bearer {token}"},
+            data={"generate_report": "SupportSession", "lsids": ",".join(lsids)},
+        )
         yield response.content
 
 
 def test_json_download_format(sim, tmp_path):
-    destinations = (f'[destinations.archive]\nplugin = "filesystem"\ndirectory = "{tmp_path / "archive"}"\n'
-                    'download_format = "xml+json"\n')
+    destinations = (
+        f'[destinations.archive]\nplugin = "filesystem"\ndirectory = "{tmp_path / "archive"}"\n'
+        'download_format = "xml+json"\n'
+    )
     config = write_config(tmp_path, sim, data=["session"], destinations=destinations)
     assert run_btic("sync", "--config", str(config)).returncode == 0
     jsons = sorted((tmp_path / "archive").glob("*.json"))
@@ -231,13 +408,27 @@ def test_the_ledger_can_live_in_postgresql(sim, tmp_path, fresh_postgres):
     from btic.testing.helpers import run_transfer
 
     options = {"directory": str(tmp_path / "archive")}
-    first = run_transfer(sim, tmp_path=tmp_path, plugin="filesystem", options=options,
-                         data=["session", "command_shell_recording"], state_url=fresh_postgres)
+    first = run_transfer(
+        sim,
+        tmp_path=tmp_path,
+        plugin="filesystem",
+        options=options,
+        data=["session", "command_shell_recording"],
+        state_url=fresh_postgres,
+    )
     assert not first.summary.failed, first.summary.problems
     delivered = first.summary.tallies[("under-test", "session")].delivered
-    assert delivered == len([s for s in sim.dataset.all() if s.report == "support" and s.closed_at(sim.now() - 120)])
-    again = run_transfer(sim, tmp_path=tmp_path, plugin="filesystem", options=options,
-                         data=["session", "command_shell_recording"], state_url=fresh_postgres)
+    assert delivered == len(
+        [s for s in sim.dataset.all() if s.report == "support" and s.closed_at(sim.now() - 120)]
+    )
+    again = run_transfer(
+        sim,
+        tmp_path=tmp_path,
+        plugin="filesystem",
+        options=options,
+        data=["session", "command_shell_recording"],
+        state_url=fresh_postgres,
+    )
     assert sum(t.delivered for t in again.summary.tallies.values()) == 0
     assert first.state.count() == again.state.count() > delivered
 
@@ -247,17 +438,39 @@ def test_btic_demo_archives_a_simulated_appliance(tmp_path):
     assert result.returncode == 0, result.output
     archive = tmp_path / "demo" / "archive"
     kinds = {p.relative_to(archive).parts[1] for p in archive.rglob("*") if p.is_file()}
-    assert kinds == {"session", "recording", "command_shell", "show_my_screen", "presentation", "backups"}
-    assert "look around:" in result.stdout and f"ls -R {tmp_path / 'demo' / 'archive'}" in result.stdout
+    assert kinds == {
+        "session",
+        "recording",
+        "command_shell",
+        "show_my_screen",
+        "presentation",
+        "backups",
+    }
+    assert (
+        "look around:" in result.stdout
+        and f"ls -R {tmp_path / 'demo' / 'archive'}" in result.stdout
+    )
     assert (tmp_path / "demo" / "btic-state.db").exists()
     assert oct((tmp_path / "demo" / "sim-client-secret").stat().st_mode & 0o777) == "0o600"
     secret = (tmp_path / "demo" / "sim-client-secret").read_text().strip()
-    assert secret not in result.output and secret not in (tmp_path / "demo" / "btic.toml").read_text()
+    assert (
+        secret not in result.output and secret not in (tmp_path / "demo" / "btic.toml").read_text()
+    )
 
 
 def test_a_backup_transfer_needs_no_window(sim, tmp_path):
     config = write_config(tmp_path, sim, data=["backup"])
-    result = run_btic("transfer", "--config", str(config), "--site", "sim", "--dest", "archive", "--type", "backup")
+    result = run_btic(
+        "transfer",
+        "--config",
+        str(config),
+        "--site",
+        "sim",
+        "--dest",
+        "archive",
+        "--type",
+        "backup",
+    )
     assert result.returncode == 0, result.output
     [(_, size, sha)] = sim.backups_served
     [backup] = list((tmp_path / "archive").glob("*.nsb"))
@@ -267,7 +480,9 @@ def test_a_backup_transfer_needs_no_window(sim, tmp_path):
 
 
 def test_no_secret_reaches_the_output_of_a_failing_run(tmp_path):
-    with SimulatedAppliance("rs", sessions=4, seed=24, faults="503:50@SupportSessionListing") as sim:
+    with SimulatedAppliance(
+        "rs", sessions=4, seed=24, faults="503:50@SupportSessionListing"
+    ) as sim:
         config = write_config(tmp_path, sim, data=["session"], extra_site="timeout = 5\n")
         result = run_btic("sync", "--config", str(config))
     assert result.returncode == 1
@@ -277,17 +492,23 @@ def test_no_secret_reaches_the_output_of_a_failing_run(tmp_path):
 
 def test_an_unreachable_state_database_is_one_line_and_exit_1(sim, tmp_path):
     config = write_config(tmp_path, sim, data=["session"])
-    config.write_text('[state]\nurl = "postgresql+psycopg://btic:hunter2@127.0.0.1:9/btic"\n' + config.read_text())
+    config.write_text(
+        '[state]\nurl = "postgresql+psycopg://btic:hunter2@127.0.0.1:9/btic"\n' + config.read_text()
+    )
     result = run_btic("sync", "--config", str(config))
     assert result.returncode == 1
-    [line] = [l for l in result.stderr.splitlines() if l.startswith("error:")]
-    assert line.startswith("error: state database postgresql+psycopg://btic:***@127.0.0.1:9/btic cannot be opened")
+    [line] = [entry for entry in result.stderr.splitlines() if entry.startswith("error:")]
+    assert line.startswith(
+        "error: state database postgresql+psycopg://btic:***@127.0.0.1:9/btic cannot be opened"
+    )
     assert "hunter2" not in result.output and "Traceback" not in result.output
     assert not (tmp_path / "archive").exists()
 
 
 def test_an_appliance_clock_set_back_loses_nothing(tmp_path):
-    with SimulatedAppliance("rs", sessions=6, seed=25, live_sessions=0, recording_size=10_000) as sim:
+    with SimulatedAppliance(
+        "rs", sessions=6, seed=25, live_sessions=0, recording_size=10_000
+    ) as sim:
         config = write_config(tmp_path, sim, data=["session"], extra_site='settle_delay = "1s"\n')
         assert run_btic("sync", "--config", str(config)).returncode == 0
         sim.faults.clock_offset -= 3600  # NTP corrects the appliance by an hour
@@ -307,17 +528,41 @@ def test_an_appliance_clock_set_back_loses_nothing(tmp_path):
 def test_a_session_in_progress_is_not_settled_early(sim, tmp_path):
     config = write_config(tmp_path, sim, data=["session", "recording"])
     live = next(s for s in sim.dataset.all() if not s.closed_at(sim.now()))
-    early = run_btic("transfer", "--config", str(config), "--site", "sim", "--dest", "archive", "--type",
-                     "session,recording", "--lsid", live.lsid)
+    early = run_btic(
+        "transfer",
+        "--config",
+        str(config),
+        "--site",
+        "sim",
+        "--dest",
+        "archive",
+        "--type",
+        "session,recording",
+        "--lsid",
+        live.lsid,
+    )
     assert early.returncode == 0, early.output
     assert f"note: session {live.lsid} is still in progress" in early.stderr
     assert not (tmp_path / "archive").exists() or not list((tmp_path / "archive").iterdir())
     assert ledger(tmp_path, "select count(*) from btic_deliveries") == [(0,)]
     sim.faults.clock_offset += live.end - sim.now() + 1  # it ends
-    done = run_btic("transfer", "--config", str(config), "--site", "sim", "--dest", "archive", "--type",
-                    "session,recording", "--lsid", live.lsid)
+    done = run_btic(
+        "transfer",
+        "--config",
+        str(config),
+        "--site",
+        "sim",
+        "--dest",
+        "archive",
+        "--type",
+        "session,recording",
+        "--lsid",
+        live.lsid,
+    )
     assert done.returncode == 0, done.output
     names = {p.name for p in (tmp_path / "archive").iterdir()}
     assert f"{host_part(sim)}-support-{live.lsid}.xml" in names
-    root = etree.fromstring((tmp_path / "archive" / f"{host_part(sim)}-support-{live.lsid}.xml").read_bytes())
+    root = etree.fromstring(
+        (tmp_path / "archive" / f"{host_part(sim)}-support-{live.lsid}.xml").read_bytes()
+    )
     assert root.findtext("{*}end_time")  # the final report, with its end

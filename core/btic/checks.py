@@ -6,9 +6,9 @@ failure saying what to fix. Nothing is written anywhere.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Iterator
 
 from btic.appliance.client import ApplianceClient, permission_advice
 from btic.appliance.reports import REQUIRED_PERMISSION
@@ -38,11 +38,15 @@ def needed_data_types(config: Config, site: str) -> dict[DataType, list[str]]:
         for index, transfer in enumerate(schedule.transfers):
             if transfer.site == site:
                 for data_type in transfer.data:
-                    needed.setdefault(data_type, []).append(f"schedules.{schedule_name}.transfers[{index}]")
+                    needed.setdefault(data_type, []).append(
+                        f"schedules.{schedule_name}.transfers[{index}]"
+                    )
     return needed
 
 
-def check_site(config: Config, name: str, client: ApplianceClient | None = None) -> Iterator[CheckResult]:
+def check_site(
+    config: Config, name: str, client: ApplianceClient | None = None
+) -> Iterator[CheckResult]:
     subject = f"site {name}"
     site = config.sites[name]
     owned = client is None
@@ -53,34 +57,50 @@ def check_site(config: Config, name: str, client: ApplianceClient | None = None)
         except ApplianceError as exc:
             yield CheckResult(subject, False, str(exc).removeprefix(f"site {name}: "))
             return
-        tls = "TLS verified" if site.scheme == "https" and site.verify_tls else (
-            "TLS NOT verified" if site.scheme == "https" else "no TLS")
+        tls = (
+            "TLS verified"
+            if site.scheme == "https" and site.verify_tls
+            else ("TLS NOT verified" if site.scheme == "https" else "no TLS")
+        )
         product = client.product
         yield CheckResult(
-            subject, True,
+            subject,
+            True,
             f"{client.base_url} reachable, {tls}, credentials accepted, API {info.api_version}, "
             f"product {product.upper()}" + (" (detected)" if site.product == "auto" else ""),
         )
         for data_type, paths in sorted(needed_data_types(config, name).items()):
             where = ", ".join(paths)
             if data_type not in PRODUCT_DATA_TYPES[product]:
-                yield CheckResult(subject, False, f"{where} asks for {data_type.value}, which a "
-                                  f"{product.upper()} appliance does not have; remove it from data")
+                yield CheckResult(
+                    subject,
+                    False,
+                    f"{where} asks for {data_type.value}, which a "
+                    f"{product.upper()} appliance does not have; remove it from data",
+                )
                 continue
             permission = REQUIRED_PERMISSION[product][data_type]
             if not info.allows(permission):
                 yield CheckResult(
-                    subject, False,
-                    f"missing permission {permission} needed by {where} for {data_type.value}: allow "
-                    f"'{permission_advice(permission)}' for the API account in /login > Management > "
+                    subject,
+                    False,
+                    f"missing permission {permission} needed by {where} for {data_type.value}: "
+                    "allow "
+                    f"'{permission_advice(permission)}' for the API account in /login > "
+                    "Management > "
                     "API Configuration",
                 )
         skew = (info.timestamp - datetime.now(timezone.utc)).total_seconds()
         direction = "ahead of" if skew > 0 else "behind"
         message = f"appliance clock is {abs(skew):.0f}s {direction} this machine"
         if abs(skew) >= CLOCK_WARNING_SECONDS:
-            yield CheckResult(subject, True, message + "; btic uses the appliance's clock, so nothing is "
-                              "lost, but synchronise both with NTP", warning=True)
+            yield CheckResult(
+                subject,
+                True,
+                message + "; btic uses the appliance's clock, so nothing is "
+                "lost, but synchronise both with NTP",
+                warning=True,
+            )
         else:
             yield CheckResult(subject, True, message)
     finally:
@@ -88,7 +108,7 @@ def check_site(config: Config, name: str, client: ApplianceClient | None = None)
             client.close()
 
 
-def check_destinations(config: Config, plugins) -> Iterator[CheckResult]:  # noqa: ANN001
+def check_destinations(config: Config, plugins) -> Iterator[CheckResult]:
     """``on_check`` of every configured destination."""
     from btic.transfer import Engine
 
@@ -99,7 +119,7 @@ def check_destinations(config: Config, plugins) -> Iterator[CheckResult]:  # noq
         engine.close()
 
 
-def _check_each_destination(engine, config: Config) -> Iterator[CheckResult]:  # noqa: ANN001
+def _check_each_destination(engine, config: Config) -> Iterator[CheckResult]:
     from btic.errors import ConfigError, DestinationError
 
     for name in config.destinations:

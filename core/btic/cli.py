@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import warnings
+from datetime import datetime, timedelta, timezone
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,10 @@ from typing import Any
 import click
 
 import btic
-from datetime import datetime, timedelta, timezone
-
 from btic.config import Config, default_config_path, format_duration, load_config, parse_duration
-from btic.types import DataType
 from btic.errors import ConfigError
 from btic.plugins import PluginManager, PluginWarning
+from btic.types import DataType
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
@@ -112,7 +111,10 @@ def check_command(
 
     unknown = [s for s in sites if s not in config.sites]
     if unknown:
-        click.echo(f"error: no site named {', '.join(unknown)}; defined: {', '.join(config.sites)}", err=True)
+        click.echo(
+            f"error: no site named {', '.join(unknown)}; defined: {', '.join(config.sites)}",
+            err=True,
+        )
         raise SystemExit(EXIT_CONFIG)
     failed = False
     for name in sites or tuple(config.sites):
@@ -190,7 +192,8 @@ def _parse_moment(value: str, option: str) -> datetime | timedelta:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise click.BadParameter(
-            "use an ISO time (2024-05-01T08:00:00Z) or a period back from now (30m, 2h, 1d)", param_hint=option
+            "use an ISO time (2024-05-01T08:00:00Z) or a period back from now (30m, 2h, 1d)",
+            param_hint=option,
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
@@ -206,7 +209,9 @@ class _Run:
 
         self.config = config
         self.interactive = sys.stderr.isatty()
-        self.log = logs.configure(config.logging.level, [s.get_secret_value() for _, s in iter_secrets(config)])
+        self.log = logs.configure(
+            config.logging.level, [s.get_secret_value() for _, s in iter_secrets(config)]
+        )
         try:
             self.state = StateStore(config.state_url)
         except StateError as exc:
@@ -228,8 +233,9 @@ class _Run:
             from btic.progress import LogReporter
 
             reporter = LogReporter(self.log)
-        self.engine = Engine(config, runtime.plugins, self.state, run_id=self.run_id, reporter=reporter,
-                             log=self.log)
+        self.engine = Engine(
+            config, runtime.plugins, self.state, run_id=self.run_id, reporter=reporter, log=self.log
+        )
 
     def __enter__(self) -> _Run:
         if self.bars is not None:
@@ -246,8 +252,11 @@ class _Run:
             # The ledger holds every delivery recorded before the failure; the
             # next run redelivers the rest (destinations are idempotent).
             reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-            click.echo(f"error: state database {self.state_label}: {reason}; fix it and run again: "
-                       "nothing recorded is lost", err=True)
+            click.echo(
+                f"error: state database {self.state_label}: {reason}; fix it and run again: "
+                "nothing recorded is lost",
+                err=True,
+            )
             raise SystemExit(EXIT_FAILED) from None
 
     def finish(self, summary: Any, dry_run: bool = False) -> None:
@@ -300,21 +309,51 @@ def _configure_or_exit(run: _Run, destinations: Any) -> None:
 @main.command("transfer")
 @config_option
 @click.option("--site", required=True, help="The site to transfer from.")
-@click.option("--dest", "destinations", multiple=True, required=True, help="A destination (repeatable).")
-@click.option("--type", "types", multiple=True, required=True,
-              help="A data type: " + ", ".join(dt.value for dt in DataType) + " (repeatable, or comma-separated).")
-@click.option("--since", default=None, help="Sessions that ended at or after: ISO time, or a period back (2h, 1d).")
+@click.option(
+    "--dest", "destinations", multiple=True, required=True, help="A destination (repeatable)."
+)
+@click.option(
+    "--type",
+    "types",
+    multiple=True,
+    required=True,
+    help="A data type: "
+    + ", ".join(dt.value for dt in DataType)
+    + " (repeatable, or comma-separated).",
+)
+@click.option(
+    "--since",
+    default=None,
+    help="Sessions that ended at or after: ISO time, or a period back (2h, 1d).",
+)
 @click.option("--until", default=None, help="... and at or before (default: now).")
-@click.option("--start-date", type=click.DateTime(["%Y-%m-%d"]), default=None,
-              help="As in the vendor's API tester: sessions that ended on or after this day (UTC) ...")
+@click.option(
+    "--start-date",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="As in the vendor's API tester: sessions that ended on or after this day (UTC) ...",
+)
 @click.option("--duration", type=int, default=None, help="... within this many days (0: to now).")
-@click.option("--lsid", "lsids", multiple=True, help="A session id (repeatable) instead of a window.")
+@click.option(
+    "--lsid", "lsids", multiple=True, help="A session id (repeatable) instead of a window."
+)
 @click.option("--force", is_flag=True, help="Deliver again what the ledger says was delivered.")
 @click.option("--dry-run", is_flag=True, help="List what would be transferred; move nothing.")
 @click.pass_obj
-def transfer_command(runtime: Runtime, config_path: Path | None, site: str, destinations: tuple[str, ...],
-                     types: tuple[str, ...], since: str | None, until: str | None, start_date: datetime | None,
-                     duration: int | None, lsids: tuple[str, ...], force: bool, dry_run: bool) -> None:
+def transfer_command(
+    runtime: Runtime,
+    config_path: Path | None,
+    site: str,
+    destinations: tuple[str, ...],
+    types: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    start_date: datetime | None,
+    duration: int | None,
+    lsids: tuple[str, ...],
+    force: bool,
+    dry_run: bool,
+) -> None:
     """Transfer a window or given sessions now (the vendor's API Tester).
 
     Watermarks do not move: scheduled transfers are unaffected.
@@ -326,23 +365,37 @@ def transfer_command(runtime: Runtime, config_path: Path | None, site: str, dest
     try:
         data_types = _data_types(types)
     except ValueError as exc:
-        raise click.BadParameter(f"{exc}; allowed: {', '.join(dt.value for dt in DataType)}",
-                                 param_hint="--type") from None
+        raise click.BadParameter(
+            f"{exc}; allowed: {', '.join(dt.value for dt in DataType)}", param_hint="--type"
+        ) from None
     _require_known(config, site, destinations)
-    selections = sum(1 for chosen in (since is not None, start_date is not None, bool(lsids)) if chosen)
+    selections = sum(
+        1 for chosen in (since is not None, start_date is not None, bool(lsids)) if chosen
+    )
     only_backups = set(data_types) == {DataType.BACKUP}
     if selections > 1 or (selections == 0 and not only_backups):
-        raise click.UsageError("give exactly one of --since [--until], --start-date [--duration], or --lsid "
-                               "(a backup needs none)")
+        raise click.UsageError(
+            "give exactly one of --since [--until], --start-date [--duration], or --lsid "
+            "(a backup needs none)"
+        )
     window: Any = None
     if since is not None:
-        window = RelativeWindow(_parse_moment(since, "--since"),
-                                None if until is None else _parse_moment(until, "--until"))
+        window = RelativeWindow(
+            _parse_moment(since, "--since"),
+            None if until is None else _parse_moment(until, "--until"),
+        )
     elif start_date is not None:
         window = DateWindow("end", start_date.date(), duration or 0)
     _check_capabilities(runtime, config, destinations, data_types)
-    request = TransferRequest(site=site, destinations=destinations, data_types=data_types, window=window,
-                              lsids=lsids, force=force, dry_run=dry_run)
+    request = TransferRequest(
+        site=site,
+        destinations=destinations,
+        data_types=data_types,
+        window=window,
+        lsids=lsids,
+        force=force,
+        dry_run=dry_run,
+    )
     with _Run(runtime, config, "transfer") as run:
         _configure_or_exit(run, destinations)
         summary = run.engine.run(request)
@@ -365,35 +418,66 @@ def sync_command(runtime: Runtime, config_path: Path | None, schedules: tuple[st
     config = runtime.load_config(config_path)
     unknown = [s for s in schedules if s not in config.schedules]
     if unknown:
-        click.echo(f"error: no schedule named {', '.join(unknown)}; defined: {', '.join(config.schedules)}",
-                   err=True)
+        click.echo(
+            f"error: no schedule named {', '.join(unknown)}; defined: "
+            f"{', '.join(config.schedules)}",
+            err=True,
+        )
         raise SystemExit(EXIT_CONFIG)
-    chosen = [n for n in (schedules or config.schedules) if schedules or config.schedules[n].enabled]
+    chosen = [
+        n for n in (schedules or config.schedules) if schedules or config.schedules[n].enabled
+    ]
     total = Summary()
     with _Run(runtime, config, "sync", ",".join(chosen)) as run:
         for name in chosen:
             for transfer in config.schedules[name].transfers:
                 _configure_or_exit(run, transfer.destinations)
-                request = TransferRequest(site=transfer.site, destinations=tuple(transfer.destinations),
-                                          data_types=tuple(transfer.data), incremental=True)
+                request = TransferRequest(
+                    site=transfer.site,
+                    destinations=tuple(transfer.destinations),
+                    data_types=tuple(transfer.data),
+                    incremental=True,
+                )
                 total.merge(run.engine.run(request))
     run.finish(total)
 
 
 @main.command("import-xml")
 @config_option
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--dest", "destinations", multiple=True, required=True, help="A destination (repeatable).")
-@click.option("--type", "types", multiple=True, default=("session",), show_default=True,
-              help="Data types to deliver from these reports; recordings are fetched from --site.")
-@click.option("--site", default=None, help="The site the reports came from (needed for recordings).")
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--dest", "destinations", multiple=True, required=True, help="A destination (repeatable)."
+)
+@click.option(
+    "--type",
+    "types",
+    multiple=True,
+    default=("session",),
+    show_default=True,
+    help="Data types to deliver from these reports; recordings are fetched from --site.",
+)
+@click.option(
+    "--site", default=None, help="The site the reports came from (needed for recordings)."
+)
 @click.option("--host", default=None, help="The appliance host name, when no --site is given.")
-@click.option("--product", type=click.Choice(["rs", "pa"]), default=None, help="Default: the site's, else rs.")
+@click.option(
+    "--product", type=click.Choice(["rs", "pa"]), default=None, help="Default: the site's, else rs."
+)
 @click.option("--force", is_flag=True, help="Deliver again what the ledger says was delivered.")
 @click.pass_obj
-def import_xml_command(runtime: Runtime, config_path: Path | None, files: tuple[Path, ...],
-                       destinations: tuple[str, ...], types: tuple[str, ...], site: str | None, host: str | None,
-                       product: str | None, force: bool) -> None:
+def import_xml_command(
+    runtime: Runtime,
+    config_path: Path | None,
+    files: tuple[Path, ...],
+    destinations: tuple[str, ...],
+    types: tuple[str, ...],
+    site: str | None,
+    host: str | None,
+    product: str | None,
+    force: bool,
+) -> None:
     """Deliver previously downloaded session report files (the vendor's "XML Files" tab)."""
     from btic.transfer import import_reports
 
@@ -405,40 +489,64 @@ def import_xml_command(runtime: Runtime, config_path: Path | None, files: tuple[
     _require_known(config, site, destinations)
     needs_site = [dt for dt in data_types if dt not in (DataType.SESSION, DataType.PRESENTATION)]
     if needs_site and site is None:
-        raise click.UsageError(f"{', '.join(dt.value for dt in needs_site)} must be fetched from an appliance: "
-                               "give --site")
+        raise click.UsageError(
+            f"{', '.join(dt.value for dt in needs_site)} must be fetched from an appliance: "
+            "give --site"
+        )
     if DataType.BACKUP in data_types:
-        raise click.UsageError("backups do not come from report files; use btic transfer --type backup")
+        raise click.UsageError(
+            "backups do not come from report files; use btic transfer --type backup"
+        )
     if site is None and host is None:
         raise click.UsageError("give --site, or --host with the appliance's host name")
     _check_capabilities(runtime, config, destinations, data_types)
     with _Run(runtime, config, "import") as run:
         _configure_or_exit(run, destinations)
-        summary = import_reports(run.engine, files, site=site, host=host, product=product,
-                                 destinations=destinations, data_types=data_types, force=force)
+        summary = import_reports(
+            run.engine,
+            files,
+            site=site,
+            host=host,
+            product=product,
+            destinations=destinations,
+            data_types=data_types,
+            force=force,
+        )
     run.finish(summary)
 
 
 def _require_known(config: Config, site: str | None, destinations: tuple[str, ...]) -> None:
     if site is not None and site not in config.sites:
-        click.echo(f"error: no site named {site!r}; defined: {', '.join(config.sites) or 'none'}", err=True)
+        click.echo(
+            f"error: no site named {site!r}; defined: {', '.join(config.sites) or 'none'}", err=True
+        )
         raise SystemExit(EXIT_CONFIG)
     missing = [d for d in destinations if d not in config.destinations]
     if missing:
-        click.echo(f"error: no destination named {', '.join(map(repr, missing))}; defined: "
-                   f"{', '.join(config.destinations) or 'none'}", err=True)
+        click.echo(
+            f"error: no destination named {', '.join(map(repr, missing))}; defined: "
+            f"{', '.join(config.destinations) or 'none'}",
+            err=True,
+        )
         raise SystemExit(EXIT_CONFIG)
 
 
-def _check_capabilities(runtime: Runtime, config: Config, destinations: tuple[str, ...],
-                        data_types: tuple[DataType, ...]) -> None:
+def _check_capabilities(
+    runtime: Runtime,
+    config: Config,
+    destinations: tuple[str, ...],
+    data_types: tuple[DataType, ...],
+) -> None:
     problems = []
     for name in destinations:
         plugin = runtime.plugins.get(config.destinations[name].plugin)
         for data_type in data_types:
             if data_type not in plugin.data_types:
-                problems.append(f"destination {name!r} (plugin {plugin.name}) cannot receive {data_type.value!r}; "
-                                f"it receives: {', '.join(sorted(d.value for d in plugin.data_types))}")
+                problems.append(
+                    f"destination {name!r} (plugin {plugin.name}) cannot receive "
+                    f"{data_type.value!r}; "
+                    f"it receives: {', '.join(sorted(d.value for d in plugin.data_types))}"
+                )
     if problems:
         for problem in problems:
             click.echo(f"error: {problem}", err=True)
@@ -446,8 +554,13 @@ def _check_capabilities(runtime: Runtime, config: Config, destinations: tuple[st
 
 
 @main.command("demo")
-@click.option("--directory", type=click.Path(file_okay=False, path_type=Path), default=Path("btic-demo"),
-              show_default=True, help="Where the configuration, state and archive go.")
+@click.option(
+    "--directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("btic-demo"),
+    show_default=True,
+    help="Where the configuration, state and archive go.",
+)
 @click.option("--sessions", type=int, default=30, show_default=True)
 @click.option("--recording-size", type=int, default=512 * 1024, show_default=True)
 @click.pass_context
@@ -455,7 +568,9 @@ def demo_command(ctx: click.Context, directory: Path, sessions: int, recording_s
     """Archive a simulated appliance into ./btic-demo, start to finish."""
     from btic import demo
 
-    appliance, config_path = demo.prepare(directory, sessions=sessions, recording_size=recording_size)
+    appliance, config_path = demo.prepare(
+        directory, sessions=sessions, recording_size=recording_size
+    )
     click.echo(f"started a simulated RS appliance at {appliance.url}")
     click.echo(f"wrote {config_path} (client secret in {directory / 'sim-client-secret'})")
     failed = False
@@ -475,9 +590,14 @@ def demo_command(ctx: click.Context, directory: Path, sessions: int, recording_s
     click.echo("\nlook around:")
     click.echo(f"  ls -R {directory / 'archive'}")
     click.echo(f"  btic check --offline --config {config_path}")
-    click.echo(f"  sqlite3 {directory / 'btic-state.db'} 'select data_type, status, count(*) from btic_deliveries "
-               "group by 1, 2'")
-    click.echo("the simulated appliance stopped with the demo; run `btic sim` to start one of your own.")
+    click.echo(
+        f"  sqlite3 {directory / 'btic-state.db'} 'select data_type, status, count(*) from "
+        "btic_deliveries "
+        "group by 1, 2'"
+    )
+    click.echo(
+        "the simulated appliance stopped with the demo; run `btic sim` to start one of your own."
+    )
     if failed:
         raise SystemExit(EXIT_FAILED)
 
@@ -489,19 +609,51 @@ def demo_command(ctx: click.Context, directory: Path, sessions: int, recording_s
 @click.option("--tls/--no-tls", default=True, show_default=True)
 @click.option("--sessions", type=int, default=40, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
-@click.option("--recording-size", type=int, default=256 * 1024, show_default=True, help="Bytes per session recording.")
+@click.option(
+    "--recording-size",
+    type=int,
+    default=256 * 1024,
+    show_default=True,
+    help="Bytes per session recording.",
+)
 @click.option("--backup-size", type=int, default=512 * 1024, show_default=True)
 @click.option("--client-id", default=None, help="Generated when not given.")
 @click.option("--client-secret", default=None, help="Generated when not given.")
-@click.option("--faults", default=None, help="e.g. 'latency=0.2,500:3,reset:1@recording,clock=-3600'.")
-@click.option("--language", default="en", show_default=True, help="Language of 'no matching data' answers.")
-@click.option("--deny", "denied", multiple=True, help="A permission the API account lacks (perm_backup...).")
-@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where the CA certificate is written (a temporary directory by default).")
-@click.option("--site-name", default="sim", show_default=True, help="Name used in the printed [sites.NAME].")
-def sim_command(product: str, host: str, port: int, tls: bool, sessions: int, seed: int, recording_size: int,
-                backup_size: int, client_id: str | None, client_secret: str | None, faults: str | None,
-                language: str, denied: tuple[str, ...], state_dir: Path | None, site_name: str) -> None:
+@click.option(
+    "--faults", default=None, help="e.g. 'latency=0.2,500:3,reset:1@recording,clock=-3600'."
+)
+@click.option(
+    "--language", default="en", show_default=True, help="Language of 'no matching data' answers."
+)
+@click.option(
+    "--deny", "denied", multiple=True, help="A permission the API account lacks (perm_backup...)."
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the CA certificate is written (a temporary directory by default).",
+)
+@click.option(
+    "--site-name", default="sim", show_default=True, help="Name used in the printed [sites.NAME]."
+)
+def sim_command(
+    product: str,
+    host: str,
+    port: int,
+    tls: bool,
+    sessions: int,
+    seed: int,
+    recording_size: int,
+    backup_size: int,
+    client_id: str | None,
+    client_secret: str | None,
+    faults: str | None,
+    language: str,
+    denied: tuple[str, ...],
+    state_dir: Path | None,
+    site_name: str,
+) -> None:
     """Serve a simulated RS or PA appliance until interrupted."""
     import signal
     import threading
@@ -513,9 +665,20 @@ def sim_command(product: str, host: str, port: int, tls: bool, sessions: int, se
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--faults") from None
     appliance = SimulatedAppliance(
-        product, host=host, port=port, tls=tls, sessions=sessions, seed=seed, recording_size=recording_size,
-        backup_size=backup_size, client_id=client_id, client_secret=client_secret, faults=plan,
-        language=language, permissions={name: "0" for name in denied}, state_dir=state_dir,
+        product,
+        host=host,
+        port=port,
+        tls=tls,
+        sessions=sessions,
+        seed=seed,
+        recording_size=recording_size,
+        backup_size=backup_size,
+        client_id=client_id,
+        client_secret=client_secret,
+        faults=plan,
+        language=language,
+        permissions=dict.fromkeys(denied, "0"),
+        state_dir=state_dir,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -551,7 +714,9 @@ def init_command(path: Path, force: bool) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
     click.echo(f"wrote {path}")
-    click.echo(f"next: edit it, set BTIC_SUPPORT_SECRET, then run: btic check --offline --config {path}")
+    click.echo(
+        f"next: edit it, set BTIC_SUPPORT_SECRET, then run: btic check --offline --config {path}"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,15 +9,17 @@ one :class:`btic.ConfigError`, so a user fixes a file in one pass.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import stat
 import sys
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
@@ -102,10 +104,12 @@ class SiteConfig(_Section):
     keep_alive: bool = False
     backup_password: Secret | None = None
     timeout: float = Field(default=60.0, gt=0, le=3600)
-    download_concurrency: int = Field(default=4, ge=1, le=32, description="recordings downloaded at once")
+    download_concurrency: int = Field(
+        default=4, ge=1, le=32, description="recordings downloaded at once"
+    )
     no_data_messages: list[str] = Field(
         default_factory=list,
-        description="extra phrases (regular expressions) this appliance uses for 'no matching data'",
+        description="extra phrases (regular expressions) the appliance uses for 'no matching data'",
     )
     first_run_since: str = "1d"
     overlap: Duration = timedelta(minutes=10)
@@ -116,7 +120,9 @@ class SiteConfig(_Section):
     def _bare_host(cls, value: str) -> str:
         value = value.strip()
         if "://" in value:
-            raise ValueError('give the host name only, without "https://" (as in support.example.com)')
+            raise ValueError(
+                'give the host name only, without "https://" (as in support.example.com)'
+            )
         if not re.fullmatch(r"[A-Za-z0-9.\-]+(:\d{1,5})?|\[[0-9A-Fa-f:]+\](:\d{1,5})?", value):
             raise ValueError("must be a host name or address, optionally with :port, and no path")
         return value
@@ -386,10 +392,8 @@ def _salvage(data: Mapping[str, Any], context: dict[str, Any]) -> _ConfigFile:
                     if value_type is ScheduleConfig and isinstance(item, Mapping):
                         kept[key][name] = _salvage_schedule(item)
         else:
-            try:
+            with contextlib.suppress(ValidationError, AttributeError):
                 kept[key] = model_field.annotation.model_validate(value, context=context)
-            except (ValidationError, AttributeError):
-                pass
     return _ConfigFile.model_construct(**kept)
 
 
@@ -463,8 +467,14 @@ def _validate_destination(
         except ValidationError as exc:
             problems.extend(_problems_from(exc, info.options_model, prefix=where))
             return None
-    notes = list(dict.fromkeys(f"{where}: {w.message}" for w in caught if issubclass(w.category, ConfigWarning)))
-    return DestinationConfig(name=name, plugin=plugin_name, options=validated, warnings=tuple(notes))
+    notes = list(
+        dict.fromkeys(
+            f"{where}: {w.message}" for w in caught if issubclass(w.category, ConfigWarning)
+        )
+    )
+    return DestinationConfig(
+        name=name, plugin=plugin_name, options=validated, warnings=tuple(notes)
+    )
 
 
 def _check_names(declared: dict[str, set[str]]) -> list[ConfigProblem]:
@@ -493,12 +503,16 @@ def _check_references(
     problems = []
     for schedule_name, schedule in config.schedules.items():
         where = f"schedules.{schedule_name}"
-        if schedule.at is not None and schedule.every is not None and schedule.every % timedelta(days=1):
+        if (
+            schedule.at is not None
+            and schedule.every is not None
+            and schedule.every % timedelta(days=1)
+        ):
             problems.append(
                 ConfigProblem(
                     f"{where}.at",
                     f"only periods of whole days may set a time of day; every = "
-                    f"{format_duration(schedule.every)!r} (use every = \"1d\", or remove at)",
+                    f'{format_duration(schedule.every)!r} (use every = "1d", or remove at)',
                 )
             )
         for index, transfer in enumerate(schedule.transfers):
@@ -506,7 +520,11 @@ def _check_references(
                 continue
             twhere = f"{where}.transfers[{index}]"
             site = config.sites.get(transfer.site) if transfer.site is not None else None
-            if transfer.site is not None and site is None and transfer.site not in declared["sites"]:
+            if (
+                transfer.site is not None
+                and site is None
+                and transfer.site not in declared["sites"]
+            ):
                 problems.append(
                     ConfigProblem(
                         f"{twhere}.site",
@@ -545,7 +563,8 @@ def _check_references(
                             ConfigProblem(
                                 f"{twhere}.data",
                                 f"destination {destination_name!r} (plugin {destination.plugin}) "
-                                f"cannot receive {data_type.value!r}; it receives: {_names(receives)}",
+                                f"cannot receive {data_type.value!r}; it receives: "
+                                f"{_names(receives)}",
                             )
                         )
     return problems
@@ -555,7 +574,9 @@ def _check_sites(config: Config) -> list[ConfigProblem]:
     problems = []
     for name, site in config.sites.items():
         if site.ca_bundle is not None:
-            bundle = site.ca_bundle if site.ca_bundle.is_absolute() else config.base_dir / site.ca_bundle
+            bundle = (
+                site.ca_bundle if site.ca_bundle.is_absolute() else config.base_dir / site.ca_bundle
+            )
             if not bundle.is_file():
                 problems.append(ConfigProblem(f"sites.{name}.ca_bundle", f"{bundle} is not a file"))
     return problems
@@ -590,8 +611,10 @@ def _file_permission_warnings(path: Path, config: Config) -> list[str]:
     if not literal:
         return []
     return [
-        f"{path} is readable by other users and holds literal secrets at "
-        f"{', '.join(literal)}: use env:NAME or file:PATH references, or chmod 600 {path}"
+        (
+            f"{path} is readable by other users and holds literal secrets at "
+            f"{', '.join(literal)}: use env:NAME or file:PATH references, or chmod 600 {path}"
+        )
     ]
 
 
@@ -628,7 +651,9 @@ def _names(items: Any) -> str:
 # -- turning pydantic's errors into config paths and plain messages ----------
 
 
-def _problems_from(exc: ValidationError, model: type[BaseModel], prefix: str = "") -> list[ConfigProblem]:
+def _problems_from(
+    exc: ValidationError, model: type[BaseModel], prefix: str = ""
+) -> list[ConfigProblem]:
     problems = []
     for error in exc.errors(include_input=False, include_url=False):
         loc = error["loc"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from btic.sim import SimulatedAppliance
 
+# The file names are TOML values a user copies whole: not wrapped.
 DEMO_CONFIG = """\
 # Written by `btic demo`: a simulated appliance archived to ./archive.
 {site}
@@ -49,12 +50,19 @@ def tls_available() -> bool:
     return True
 
 
-def prepare(directory: Path, *, sessions: int, recording_size: int) -> tuple[SimulatedAppliance, Path]:
+def prepare(
+    directory: Path, *, sessions: int, recording_size: int
+) -> tuple[SimulatedAppliance, Path]:
     """Start the simulated appliance and write its configuration; returns both."""
     directory.mkdir(parents=True, exist_ok=True)
     appliance = SimulatedAppliance(
-        "rs", sessions=sessions, recording_size=recording_size, tls=tls_available(), live_sessions=2,
-        state_dir=directory / "sim", seed=2024,
+        "rs",
+        sessions=sessions,
+        recording_size=recording_size,
+        tls=tls_available(),
+        live_sessions=2,
+        state_dir=directory / "sim",
+        seed=2024,
     ).start()
     secret = directory / "sim-client-secret"
     fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -63,7 +71,11 @@ def prepare(directory: Path, *, sessions: int, recording_size: int) -> tuple[Sim
     config = directory / "btic.toml"
     fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
-        handle.write(DEMO_CONFIG.format(site=appliance.site_toml("sim", secret_ref="file:sim-client-secret").strip()))
+        handle.write(
+            DEMO_CONFIG.format(
+                site=appliance.site_toml("sim", secret_ref="file:sim-client-secret").strip()
+            )
+        )
     return appliance, config
 
 
@@ -73,7 +85,11 @@ def describe(directory: Path) -> list[str]:
     total = 0
     for path in archive.rglob("*"):
         if path.is_file():
-            kind = path.relative_to(archive).parts[1] if len(path.relative_to(archive).parts) > 2 else "other"
+            kind = (
+                path.relative_to(archive).parts[1]
+                if len(path.relative_to(archive).parts) > 2
+                else "other"
+            )
             counts[kind] = counts.get(kind, 0) + 1
             total += path.stat().st_size
     lines = [f"archive: {archive}/ ({total / 1024 / 1024:.1f} MB)"]

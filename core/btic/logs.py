@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import structlog
 
 MASK = "********"
 
 
-def scrubber(secrets: Iterable[str]):  # noqa: ANN201
+def scrubber(secrets: Iterable[str]):
     values = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
 
     def scrub(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -48,7 +49,9 @@ def configure(level: str = "info", secrets: Iterable[str] = (), stream: Any = No
             scrubber(secrets),
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper(), logging.INFO)),
+        wrapper_class=structlog.make_filtering_bound_logger(
+            getattr(logging, level.upper(), logging.INFO)
+        ),
         logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )

@@ -19,9 +19,10 @@ import hashlib
 import re
 import unicodedata
 import warnings
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING
 
 from btic.types import DataType
 
@@ -30,8 +31,20 @@ if TYPE_CHECKING:
     from btic.types import Backup, Recording
 
 TOKENS = frozenset(
-    {"LSEQ", "LSID", "EXTERNAL_KEY", "SESSION_TYPE", "SUPPORT_SITE_HOST", "INSTANCE", "EXTENSION",
-     "TIMESTAMP", "YEAR", "MONTH", "DAY", "KIND"}
+    {
+        "LSEQ",
+        "LSID",
+        "EXTERNAL_KEY",
+        "SESSION_TYPE",
+        "SUPPORT_SITE_HOST",
+        "INSTANCE",
+        "EXTENSION",
+        "TIMESTAMP",
+        "YEAR",
+        "MONTH",
+        "DAY",
+        "KIND",
+    }
 )
 _SESSION_TOKENS = TOKENS - {"INSTANCE"}
 FILLABLE: dict[DataType, frozenset[str]] = {
@@ -41,7 +54,9 @@ FILLABLE: dict[DataType, frozenset[str]] = {
     DataType.PRESENTATION_RECORDING: _SESSION_TOKENS,
     DataType.COMMAND_SHELL_RECORDING: TOKENS,
     DataType.SHOW_MY_SCREEN_RECORDING: TOKENS,
-    DataType.BACKUP: frozenset({"SUPPORT_SITE_HOST", "EXTENSION", "TIMESTAMP", "YEAR", "MONTH", "DAY", "KIND"}),
+    DataType.BACKUP: frozenset(
+        {"SUPPORT_SITE_HOST", "EXTENSION", "TIMESTAMP", "YEAR", "MONTH", "DAY", "KIND"}
+    ),
 }
 
 _SESSION_DEFAULT = "%SUPPORT_SITE_HOST%-%SESSION_TYPE%-%LSID%.%EXTENSION%"
@@ -50,8 +65,12 @@ DEFAULT_TEMPLATES: dict[DataType, str] = {
     DataType.PRESENTATION: _SESSION_DEFAULT,
     DataType.RECORDING: _SESSION_DEFAULT,
     DataType.PRESENTATION_RECORDING: _SESSION_DEFAULT,
-    DataType.COMMAND_SHELL_RECORDING: "%SUPPORT_SITE_HOST%-%SESSION_TYPE%-%LSID%-shell-%INSTANCE%.%EXTENSION%",
-    DataType.SHOW_MY_SCREEN_RECORDING: "%SUPPORT_SITE_HOST%-%SESSION_TYPE%-%LSID%-sms-%INSTANCE%.%EXTENSION%",
+    DataType.COMMAND_SHELL_RECORDING: (
+        "%SUPPORT_SITE_HOST%-%SESSION_TYPE%-%LSID%-shell-%INSTANCE%.%EXTENSION%"
+    ),
+    DataType.SHOW_MY_SCREEN_RECORDING: (
+        "%SUPPORT_SITE_HOST%-%SESSION_TYPE%-%LSID%-sms-%INSTANCE%.%EXTENSION%"
+    ),
     DataType.BACKUP: "%SUPPORT_SITE_HOST%-backup-%TIMESTAMP%.%EXTENSION%",
 }
 
@@ -70,7 +89,9 @@ _CANDIDATE = re.compile(r"%([^%/\\]*)%")
 _WINDOWS_FORBIDDEN = re.compile(r'[<>:"|?*\x00-\x1f\x7f]')
 # Characters that look like or act as path separators somewhere.
 _SEPARATORS = re.compile(r"[/\\\uff0f\uff3c\u2215\u2044\u29f8\u29f9\u2216\ufe68]")
-_RESERVED = re.compile(r"^(CON|PRN|AUX|NUL|CONIN\$|CONOUT\$|COM[0-9¹²³]|LPT[0-9¹²³])(\..*)?$", re.IGNORECASE)
+_RESERVED = re.compile(
+    r"^(CON|PRN|AUX|NUL|CONIN\$|CONOUT\$|COM[0-9¹²³]|LPT[0-9¹²³])(\..*)?$", re.IGNORECASE
+)
 MAX_SEGMENT_BYTES = 200
 
 
@@ -109,15 +130,24 @@ def check_template(template: str, data_type: DataType, conflict: str = "AppendNu
             problems.append(f"%{token}% cannot be filled for {data_type.value}")
     if problems:
         return problems
-    missing = [" or ".join(f"%{t}%" for t in group) for group in _DISTINGUISHING[data_type]
-               if not any(t in found for t in group)]
+    missing = [
+        " or ".join(f"%{t}%" for t in group)
+        for group in _DISTINGUISHING[data_type]
+        if not any(t in found for t in group)
+    ]
     if missing:
-        message = (f"cannot tell two {data_type.value} items apart without {', '.join(missing)}")
+        message = f"cannot tell two {data_type.value} items apart without {', '.join(missing)}"
         if conflict == "AppendNumber":
-            warnings.warn(ConfigWarning(message + "; AppendNumber will number the clashes"), stacklevel=2)
+            warnings.warn(
+                ConfigWarning(message + "; AppendNumber will number the clashes"), stacklevel=2
+            )
         else:
-            problems.append(message + f": conflict = {conflict!r} would "
-                            + ("drop" if conflict == "Skip" else "overwrite") + " data")
+            problems.append(
+                message
+                + f": conflict = {conflict!r} would "
+                + ("drop" if conflict == "Skip" else "overwrite")
+                + " data"
+            )
     return problems
 
 
@@ -130,8 +160,12 @@ def template_for(data_type: DataType, general: str | None, per_type: Mapping[Dat
     return DEFAULT_TEMPLATES[data_type]
 
 
-def check_destination_templates(general: str | None, per_type: Mapping[DataType, str], conflict: str,
-                                receives: frozenset[DataType]) -> list[tuple[str, str]]:
+def check_destination_templates(
+    general: str | None,
+    per_type: Mapping[DataType, str],
+    conflict: str,
+    receives: frozenset[DataType],
+) -> list[tuple[str, str]]:
     """(option key, message) problems of a destination's templates.
 
     A general template that uses a token some data type cannot fill (e.g.
@@ -147,8 +181,12 @@ def check_destination_templates(general: str | None, per_type: Mapping[DataType,
         for dt in usable:
             if dt not in per_type:
                 for message in check_template(general, dt, conflict):
-                    problems.append(("file_name_format", f"for {dt.value}: {message} "
-                                                         f"(or set file_name_formats.{dt.value})"))
+                    problems.append(
+                        (
+                            "file_name_format",
+                            f"for {dt.value}: {message} (or set file_name_formats.{dt.value})",
+                        )
+                    )
     for dt, template in per_type.items():
         for message in check_template(template, dt, conflict):
             problems.append((f"file_name_formats.{dt.value}", message))
@@ -173,7 +211,9 @@ def _time_values(moment: datetime | None) -> dict[str, str]:
     }
 
 
-def session_values(session: Session, *, extension: str = "xml", kind: str | None = None) -> dict[str, str]:
+def session_values(
+    session: Session, *, extension: str = "xml", kind: str | None = None
+) -> dict[str, str]:
     return {
         "LSEQ": "" if session.lseq is None else str(session.lseq),
         "LSID": session.lsid,
@@ -187,8 +227,11 @@ def session_values(session: Session, *, extension: str = "xml", kind: str | None
 
 
 def recording_values(recording: Recording) -> dict[str, str]:
-    values = session_values(recording.session, extension=recording.extension,
-                            kind="recording" if recording.kind == "session" else recording.kind)
+    values = session_values(
+        recording.session,
+        extension=recording.extension,
+        kind="recording" if recording.kind == "session" else recording.kind,
+    )
     values["SUPPORT_SITE_HOST"] = recording.site.host
     if recording.instance is not None:
         values["INSTANCE"] = str(recording.instance)
@@ -196,8 +239,12 @@ def recording_values(recording: Recording) -> dict[str, str]:
 
 
 def backup_values(backup: Backup) -> dict[str, str]:
-    return {"SUPPORT_SITE_HOST": backup.site.host, "EXTENSION": backup.extension, "KIND": "backup",
-            **_time_values(backup.time)}
+    return {
+        "SUPPORT_SITE_HOST": backup.site.host,
+        "EXTENSION": backup.extension,
+        "KIND": "backup",
+        **_time_values(backup.time),
+    }
 
 
 # -- filling and sanitising --------------------------------------------------------
@@ -208,7 +255,9 @@ def sanitize_value(value: str) -> str:
     value = unicodedata.normalize("NFC", value)
     value = _SEPARATORS.sub("_", value)
     value = _WINDOWS_FORBIDDEN.sub("_", value)
-    value = "".join("_" if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in value)
+    value = "".join(
+        "_" if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in value
+    )
     return value.replace("..", "__")
 
 
@@ -224,7 +273,9 @@ def sanitize_segment(segment: str) -> str:
         stem, dot, extension = segment.rpartition(".")
         if not dot or len(extension) > 10:
             stem, extension = segment, ""
-        suffix = "~" + hashlib.sha256(encoded).hexdigest()[:10] + (f".{extension}" if extension else "")
+        suffix = (
+            "~" + hashlib.sha256(encoded).hexdigest()[:10] + (f".{extension}" if extension else "")
+        )
         room = MAX_SEGMENT_BYTES - len(suffix.encode("utf-8"))
         stem_bytes = stem.encode("utf-8")[:room]
         segment = stem_bytes.decode("utf-8", "ignore").rstrip(" .") + suffix

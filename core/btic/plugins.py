@@ -20,8 +20,9 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import warnings
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import pluggy
 from pydantic import BaseModel
@@ -236,7 +237,8 @@ class PluginManager:
         info = self.plugins.get(name)
         if info is None:
             raise ConfigError(
-                f"no installed plugin {name!r}; installed: {', '.join(self.loaded_names()) or 'none'}"
+                f"no installed plugin {name!r}; installed: "
+                f"{', '.join(self.loaded_names()) or 'none'}"
             )
         if not info.loaded:
             raise ConfigError(f"plugin {info.describe()} is not usable: {info.error}")
@@ -269,7 +271,9 @@ class PluginManager:
             self.remove_destination(name)
             raise ConfigError(
                 [
-                    ConfigProblem(f"destinations.{name}" + (f".{p.path}" if p.path else ""), p.message)
+                    ConfigProblem(
+                        f"destinations.{name}" + (f".{p.path}" if p.path else ""), p.message
+                    )
                     for p in exc.problems
                 ]
             ) from None

@@ -19,10 +19,13 @@ class LogReporter:
     def __init__(self, log: Any):
         self.log = log
 
-    def delivered(self, destination: str, data_type: str, key: str, status: str, detail: str,
-                  size: int | None) -> None:
+    def delivered(
+        self, destination: str, data_type: str, key: str, status: str, detail: str, size: int | None
+    ) -> None:
         method = self.log.warning if status == "failed" else self.log.info
-        method(status, destination=destination, data_type=data_type, item=key, detail=detail, size=size)
+        method(
+            status, destination=destination, data_type=data_type, item=key, detail=detail, size=size
+        )
 
     def note(self, message: str) -> None:
         self.log.info(message)
@@ -51,8 +54,9 @@ class BarReporter:
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
-    def delivered(self, destination: str, data_type: str, key: str, status: str, detail: str,
-                  size: int | None) -> None:
+    def delivered(
+        self, destination: str, data_type: str, key: str, status: str, detail: str, size: int | None
+    ) -> None:
         with self._lock:
             task = self._tasks.get(destination)
             if task is None:
@@ -61,7 +65,9 @@ class BarReporter:
             items = self.progress.tasks[task].fields["items"] + 1
             self.progress.update(task, advance=size or 0, items=items)
         if status == "failed":
-            self.progress.console.print(f"[red]failed[/red] {destination} {data_type} {key}: {detail}")
+            self.progress.console.print(
+                f"[red]failed[/red] {destination} {data_type} {key}: {detail}"
+            )
 
     def note(self, message: str) -> None:
         self.progress.console.print(message)
@@ -72,16 +78,37 @@ def summary_table(summary: Summary) -> Table:
     for column in ("destination", "type", "delivered", "skipped", "expired", "failed", "bytes"):
         table.add_column(column, justify="left" if column in ("destination", "type") else "right")
     for (destination, data_type), tally in sorted(summary.tallies.items()):
-        table.add_row(destination, data_type, str(tally.delivered), str(tally.skipped), str(tally.expired),
-                      str(tally.failed), f"{tally.bytes:,}")
+        table.add_row(
+            destination,
+            data_type,
+            str(tally.delivered),
+            str(tally.skipped),
+            str(tally.expired),
+            str(tally.failed),
+            f"{tally.bytes:,}",
+        )
     return table
 
 
 def summary_text(summary: Summary) -> str:
     rows = [("destination", "type", "delivered", "skipped", "expired", "failed", "bytes")]
     for (destination, data_type), tally in sorted(summary.tallies.items()):
-        rows.append((destination, data_type, str(tally.delivered), str(tally.skipped), str(tally.expired),
-                     str(tally.failed), str(tally.bytes)))
+        rows.append(
+            (
+                destination,
+                data_type,
+                str(tally.delivered),
+                str(tally.skipped),
+                str(tally.expired),
+                str(tally.failed),
+                str(tally.bytes),
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in
-                               enumerate(zip(row, widths, strict=True))) for row in rows)
+    return "\n".join(
+        "  ".join(
+            cell.ljust(w) if i < 2 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in rows
+    )

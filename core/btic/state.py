@@ -14,9 +14,9 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Iterable, Iterator
 
 from sqlalchemy import (
     Column,
@@ -170,26 +170,37 @@ class StateStore:
                     select(meta_table.c.value).where(meta_table.c.key == "schema_version")
                 ).scalar()
                 if version is None:
-                    connection.execute(meta_table.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+                    connection.execute(
+                        meta_table.insert().values(key="schema_version", value=str(SCHEMA_VERSION))
+                    )
                 elif int(version) > SCHEMA_VERSION:
                     raise StateError(
-                        f"state database {_safe(self.url)} has schema version {version}, newer than this btic "
+                        f"state database {_safe(self.url)} has schema version {version}, newer "
+                        "than this btic "
                         f"understands ({SCHEMA_VERSION}); upgrade btic"
                     )
                 # Older versions are migrated here, one step at a time, as releases add them.
         except OperationalError as exc:
-            raise StateError(f"state database {_safe(self.url)} cannot be opened: {exc.orig}") from None
+            raise StateError(
+                f"state database {_safe(self.url)} cannot be opened: {exc.orig}"
+            ) from None
 
     # -- ledger -------------------------------------------------------------------
 
-    def settled(self, site: str, destination: str, data_type: str, keys: Iterable[str],
-                include_given_up: bool = True) -> set[str]:
+    def settled(
+        self,
+        site: str,
+        destination: str,
+        data_type: str,
+        keys: Iterable[str],
+        include_given_up: bool = True,
+    ) -> set[str]:
         """The keys among ``keys`` that need no further delivery to ``destination``."""
         keys = list(keys)
         found: set[str] = set()
         with self.engine.connect() as connection:
             for start in range(0, len(keys), 500):
-                chunk = keys[start:start + 500]
+                chunk = keys[start : start + 500]
                 condition = deliveries.c.status.in_(SETTLED)
                 if include_given_up:
                     condition = condition | (
@@ -197,64 +208,129 @@ class StateStore:
                     )
                 rows = connection.execute(
                     select(deliveries.c.item_key).where(
-                        and_(deliveries.c.site == site, deliveries.c.destination == destination,
-                             deliveries.c.data_type == data_type, deliveries.c.item_key.in_(chunk), condition)
+                        and_(
+                            deliveries.c.site == site,
+                            deliveries.c.destination == destination,
+                            deliveries.c.data_type == data_type,
+                            deliveries.c.item_key.in_(chunk),
+                            condition,
+                        )
                     )
                 )
                 found.update(row[0] for row in rows)
         return found
 
-    def record(self, *, site: str, destination: str, data_type: str, item_key: str, status: str,
-               run_id: str, location: str | None = None, size: int | None = None, sha256: str | None = None,
-               error: str | None = None, item_time: datetime | None = None, give_up: bool = False) -> int:
+    def record(
+        self,
+        *,
+        site: str,
+        destination: str,
+        data_type: str,
+        item_key: str,
+        status: str,
+        run_id: str,
+        location: str | None = None,
+        size: int | None = None,
+        sha256: str | None = None,
+        error: str | None = None,
+        item_time: datetime | None = None,
+        give_up: bool = False,
+    ) -> int:
         """Write the outcome of one delivery at once. Returns the count of
         consecutive failures (0 after a success).
 
         :param give_up: the failure is permanent: count it as the last attempt.
         """
         moment = now()
-        key = (deliveries.c.site == site) & (deliveries.c.destination == destination) & (
-            deliveries.c.data_type == data_type) & (deliveries.c.item_key == item_key)
-        values = {"status": status, "location": location, "size": size, "sha256": sha256, "error": error,
-                  "run_id": run_id, "updated_at": moment}
+        key = (
+            (deliveries.c.site == site)
+            & (deliveries.c.destination == destination)
+            & (deliveries.c.data_type == data_type)
+            & (deliveries.c.item_key == item_key)
+        )
+        values = {
+            "status": status,
+            "location": location,
+            "size": size,
+            "sha256": sha256,
+            "error": error,
+            "run_id": run_id,
+            "updated_at": moment,
+        }
         if item_time is not None:
             values["item_time"] = item_time
         with self._write_lock:
             for _ in range(2):
                 with self.engine.begin() as connection:
                     previous = connection.execute(
-                        select(deliveries.c.attempts, deliveries.c.status, deliveries.c.error).where(key)
+                        select(
+                            deliveries.c.attempts, deliveries.c.status, deliveries.c.error
+                        ).where(key)
                     ).first()
                     if previous is not None:
                         attempts = previous.attempts + 1 if status == FAILED else 0
-                        if status == FAILED and previous.status == FAILED and previous.error != error:
+                        if (
+                            status == FAILED
+                            and previous.status == FAILED
+                            and previous.error != error
+                        ):
                             attempts = 1  # a new kind of failure starts a new count
                         if give_up and status == FAILED:
                             attempts = max(attempts, MAX_ATTEMPTS)
-                        connection.execute(update(deliveries).where(key).values(attempts=attempts, **values))
+                        connection.execute(
+                            update(deliveries).where(key).values(attempts=attempts, **values)
+                        )
                         return attempts
                     try:
                         attempts = (MAX_ATTEMPTS if give_up else 1) if status == FAILED else 0
-                        connection.execute(deliveries.insert().values(
-                            site=site, destination=destination, data_type=data_type, item_key=item_key,
-                            attempts=attempts, created_at=moment, **values))
+                        connection.execute(
+                            deliveries.insert().values(
+                                site=site,
+                                destination=destination,
+                                data_type=data_type,
+                                item_key=item_key,
+                                attempts=attempts,
+                                created_at=moment,
+                                **values,
+                            )
+                        )
                         return attempts
                     except IntegrityError:
                         continue  # another writer inserted it first: update instead
         raise StateError(f"could not record {data_type} {item_key} for {destination}")
 
-    def entries(self, *, site: str | None = None, destination: str | None = None, status: str | None = None,
-                data_type: str | None = None) -> Iterator[LedgerEntry]:
+    def entries(
+        self,
+        *,
+        site: str | None = None,
+        destination: str | None = None,
+        status: str | None = None,
+        data_type: str | None = None,
+    ) -> Iterator[LedgerEntry]:
         query = select(deliveries).order_by(deliveries.c.id)
-        for column, value in (("site", site), ("destination", destination), ("status", status),
-                              ("data_type", data_type)):
+        for column, value in (
+            ("site", site),
+            ("destination", destination),
+            ("status", status),
+            ("data_type", data_type),
+        ):
             if value is not None:
                 query = query.where(deliveries.c[column] == value)
         with self.engine.connect() as connection:
             for row in connection.execute(query):
-                yield LedgerEntry(row.site, row.destination, row.data_type, row.item_key, row.status,
-                                  row.location, row.size, row.sha256, row.attempts, row.error,
-                                  _aware(row.updated_at))
+                yield LedgerEntry(
+                    row.site,
+                    row.destination,
+                    row.data_type,
+                    row.item_key,
+                    row.status,
+                    row.location,
+                    row.size,
+                    row.sha256,
+                    row.attempts,
+                    row.error,
+                    _aware(row.updated_at),
+                )
 
     def count(self) -> int:
         with self.engine.connect() as connection:
@@ -266,51 +342,88 @@ class StateStore:
         with self.engine.connect() as connection:
             value = connection.execute(
                 select(watermarks.c.position).where(
-                    (watermarks.c.site == site) & (watermarks.c.data_type == data_type)
-                    & (watermarks.c.destination == destination))
+                    (watermarks.c.site == site)
+                    & (watermarks.c.data_type == data_type)
+                    & (watermarks.c.destination == destination)
+                )
             ).scalar()
         return _aware(value)
 
-    def watermark_entry(self, site: str, data_type: str, destination: str) -> tuple[datetime, datetime] | None:
+    def watermark_entry(
+        self, site: str, data_type: str, destination: str
+    ) -> tuple[datetime, datetime] | None:
         """(position, when it was last moved, by this machine's clock) or None."""
         with self.engine.connect() as connection:
             row = connection.execute(
                 select(watermarks.c.position, watermarks.c.updated_at).where(
-                    (watermarks.c.site == site) & (watermarks.c.data_type == data_type)
-                    & (watermarks.c.destination == destination))
+                    (watermarks.c.site == site)
+                    & (watermarks.c.data_type == data_type)
+                    & (watermarks.c.destination == destination)
+                )
             ).first()
         return None if row is None else (_aware(row.position), _aware(row.updated_at))  # type: ignore[return-value]
 
-    def advance_watermark(self, site: str, data_type: str, destination: str, position: datetime,
-                          *, allow_back: bool = False) -> None:
+    def advance_watermark(
+        self,
+        site: str,
+        data_type: str,
+        destination: str,
+        position: datetime,
+        *,
+        allow_back: bool = False,
+    ) -> None:
         """Move a watermark forward (never back, unless ``allow_back``: the
         appliance's clock was set back and positions must follow it)."""
         with self._write_lock, self.engine.begin() as connection:
-            key = (watermarks.c.site == site) & (watermarks.c.data_type == data_type) & (
-                watermarks.c.destination == destination)
+            key = (
+                (watermarks.c.site == site)
+                & (watermarks.c.data_type == data_type)
+                & (watermarks.c.destination == destination)
+            )
             current = _aware(connection.execute(select(watermarks.c.position).where(key)).scalar())
             if current is None:
-                connection.execute(watermarks.insert().values(site=site, data_type=data_type, destination=destination,
-                                                              position=position, updated_at=now()))
+                connection.execute(
+                    watermarks.insert().values(
+                        site=site,
+                        data_type=data_type,
+                        destination=destination,
+                        position=position,
+                        updated_at=now(),
+                    )
+                )
             elif position > current or allow_back:
-                connection.execute(update(watermarks).where(key).values(position=position, updated_at=now()))
+                connection.execute(
+                    update(watermarks).where(key).values(position=position, updated_at=now())
+                )
 
     # -- runs -------------------------------------------------------------------------
 
     def start_run(self, kind: str, schedule: str | None = None) -> str:
         run_id = str(uuid.uuid4())
         with self._write_lock, self.engine.begin() as connection:
-            connection.execute(runs.insert().values(id=run_id, kind=kind, schedule=schedule, started_at=now(),
-                                                    status="running", host=socket.gethostname(), pid=os.getpid()))
+            connection.execute(
+                runs.insert().values(
+                    id=run_id,
+                    kind=kind,
+                    schedule=schedule,
+                    started_at=now(),
+                    status="running",
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                )
+            )
         return run_id
 
     def finish_run(self, run_id: str, status: str, summary: str | None = None) -> None:
         with self._write_lock, self.engine.begin() as connection:
-            connection.execute(update(runs).where(runs.c.id == run_id).values(
-                status=status, finished_at=now(), summary=summary))
+            connection.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(status=status, finished_at=now(), summary=summary)
+            )
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")

@@ -26,11 +26,12 @@ import tempfile
 import threading
 import traceback
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import structlog
@@ -38,7 +39,13 @@ import structlog
 import btic
 from btic.appliance.client import ApplianceClient, Download
 from btic.appliance.model import ReportKind, Session
-from btic.appliance.reports import DateWindow, ListingEntry, RelativeWindow, Window, session_report_kind
+from btic.appliance.reports import (
+    DateWindow,
+    ListingEntry,
+    RelativeWindow,
+    Window,
+    session_report_kind,
+)
 from btic.config import Config, parse_duration
 from btic.errors import ApplianceError, DestinationError, RecordingExpired
 from btic.plugins import PluginManager
@@ -118,15 +125,17 @@ class Summary:
 class Reporter(Protocol):
     """Where progress goes: bars on a terminal, log lines otherwise."""
 
-    def delivered(self, destination: str, data_type: str, key: str, status: str, detail: str,
-                  size: int | None) -> None: ...
+    def delivered(
+        self, destination: str, data_type: str, key: str, status: str, detail: str, size: int | None
+    ) -> None: ...
 
     def note(self, message: str) -> None: ...
 
 
 class SilentReporter:
-    def delivered(self, destination: str, data_type: str, key: str, status: str, detail: str,
-                  size: int | None) -> None:
+    def delivered(
+        self, destination: str, data_type: str, key: str, status: str, detail: str, size: int | None
+    ) -> None:
         pass
 
     def note(self, message: str) -> None:
@@ -162,9 +171,18 @@ class Engine:
         takes each site's ``download_concurrency``.
     """
 
-    def __init__(self, config: Config, plugins: PluginManager, state: StateStore, *, run_id: str,
-                 reporter: Reporter | None = None, concurrency: int | None = None, log: Any = None,
-                 client_factory: Callable[[str], ApplianceClient] | None = None):
+    def __init__(
+        self,
+        config: Config,
+        plugins: PluginManager,
+        state: StateStore,
+        *,
+        run_id: str,
+        reporter: Reporter | None = None,
+        concurrency: int | None = None,
+        log: Any = None,
+        client_factory: Callable[[str], ApplianceClient] | None = None,
+    ):
         self.config = config
         self.plugins = plugins
         self.state = state
@@ -175,7 +193,8 @@ class Engine:
         self.log = log if log is not None else structlog.get_logger("btic")
         self.spool_root = _run_spool()
         self._client_factory = client_factory or (
-            lambda name: ApplianceClient.for_site(name, config, spool_dir=self.spool_root))
+            lambda name: ApplianceClient.for_site(name, config, spool_dir=self.spool_root)
+        )
         self._configured: set[str] = set()
 
     def close(self) -> None:
@@ -214,15 +233,19 @@ class Engine:
             site = SiteInfo(request.site, self.config.sites[request.site].host, product)
             unsupported = [dt for dt in request.data_types if dt not in PRODUCT_DATA_TYPES[product]]
             for data_type in unsupported:
-                summary.problem(f"site {request.site}: a {product.upper()} appliance has no {data_type.value}; "
-                                "remove it from the transfer")
+                summary.problem(
+                    f"site {request.site}: a {product.upper()} appliance has no {data_type.value}; "
+                    "remove it from the transfer"
+                )
             wanted = [dt for dt in request.data_types if dt not in unsupported]
             by_report: dict[ReportKind, list[DataType]] = defaultdict(list)
             for data_type in wanted:
                 if data_type != DataType.BACKUP:
                     by_report[session_report_kind(product, data_type)].append(data_type)
             for report, data_types in by_report.items():
-                run = _SessionRun(self, client, site, request, report, tuple(data_types), appliance_now, summary)
+                run = _SessionRun(
+                    self, client, site, request, report, tuple(data_types), appliance_now, summary
+                )
                 try:
                     run.execute()
                 except ApplianceError as exc:
@@ -233,11 +256,27 @@ class Engine:
 
     # -- delivery, shared by sessions, recordings and backups -------------------------
 
-    def deliver(self, *, destination: str, data_type: DataType, key: str, site: SiteInfo, hook_args: dict[str, Any],
-                force: bool, summary: Summary, item_time: datetime | None = None) -> str:
+    def deliver(
+        self,
+        *,
+        destination: str,
+        data_type: DataType,
+        key: str,
+        site: SiteInfo,
+        hook_args: dict[str, Any],
+        force: bool,
+        summary: Summary,
+        item_time: datetime | None = None,
+    ) -> str:
         """Call one destination's hook for one item and record the outcome at once."""
-        ctx = TransferContext(site=site, destination=destination, data_type=data_type, run_id=self.run_id,
-                              force=force, log=self.log)
+        ctx = TransferContext(
+            site=site,
+            destination=destination,
+            data_type=data_type,
+            run_id=self.run_id,
+            force=force,
+            log=self.log,
+        )
         hook = HOOK_FOR_DATA_TYPE[data_type]
         give_up = False
         try:
@@ -248,31 +287,66 @@ class Engine:
         except Exception as exc:  # noqa: BLE001 - a plugin bug must not stop the others
             status, error = FAILED, f"{type(exc).__name__}: {exc}"
             result = None
-            self.log.error("plugin raised", destination=destination, data_type=data_type.value, key=key,
-                           traceback=traceback.format_exc())
+            self.log.error(
+                "plugin raised",
+                destination=destination,
+                data_type=data_type.value,
+                key=key,
+                traceback=traceback.format_exc(),
+            )
         else:
             status, error = (DELIVERED if result is not None else SKIPPED), None
         attempts = self.state.record(
-            site=site.name, destination=destination, data_type=data_type.value, item_key=key, status=status,
-            run_id=self.run_id, location=getattr(result, "location", None), size=getattr(result, "size", None),
-            sha256=getattr(result, "sha256", None), error=error, item_time=item_time,
+            site=site.name,
+            destination=destination,
+            data_type=data_type.value,
+            item_key=key,
+            status=status,
+            run_id=self.run_id,
+            location=getattr(result, "location", None),
+            size=getattr(result, "size", None),
+            sha256=getattr(result, "sha256", None),
+            error=error,
+            item_time=item_time,
             give_up=give_up,
         )
         summary.count(destination, data_type.value, status, getattr(result, "size", None))
         detail = getattr(result, "location", None) or error or ""
-        self.reporter.delivered(destination, data_type.value, key, status, detail, getattr(result, "size", None))
+        self.reporter.delivered(
+            destination, data_type.value, key, status, detail, getattr(result, "size", None)
+        )
         if status == FAILED:
             message = f"{destination}: {data_type.value} {key}: {error}"
             summary.problem(message)
             if attempts >= MAX_ATTEMPTS:
-                summary.given_up.append(f"{message} (failed {attempts} times; given up until btic transfer --force)")
+                summary.given_up.append(
+                    f"{message} (failed {attempts} times; given up until btic transfer --force)"
+                )
         return status
 
-    def mark(self, *, destination: str, data_type: DataType, key: str, site: SiteInfo, status: str, detail: str,
-             summary: Summary, count: bool = True) -> None:
+    def mark(
+        self,
+        *,
+        destination: str,
+        data_type: DataType,
+        key: str,
+        site: SiteInfo,
+        status: str,
+        detail: str,
+        summary: Summary,
+        count: bool = True,
+    ) -> None:
         """Record an outcome that needed no hook call (no recording, expired)."""
-        self.state.record(site=site.name, destination=destination, data_type=data_type.value, item_key=key,
-                          status=status, run_id=self.run_id, location=None, error=detail if status != SKIPPED else None)
+        self.state.record(
+            site=site.name,
+            destination=destination,
+            data_type=data_type.value,
+            item_key=key,
+            status=status,
+            run_id=self.run_id,
+            location=None,
+            error=detail if status != SKIPPED else None,
+        )
         if count:
             summary.count(destination, data_type.value, status)
             self.reporter.delivered(destination, data_type.value, key, status, detail, None)
@@ -283,7 +357,9 @@ class Engine:
 
     # -- backups -------------------------------------------------------------------------
 
-    def _backup(self, client: ApplianceClient, site: SiteInfo, request: TransferRequest, summary: Summary) -> None:
+    def _backup(
+        self, client: ApplianceClient, site: SiteInfo, request: TransferRequest, summary: Summary
+    ) -> None:
         if request.dry_run:
             for destination in request.destinations:
                 summary.planned[(destination, DataType.BACKUP.value)].append("a new backup")
@@ -296,12 +372,26 @@ class Engine:
                 summary.problem(str(exc))
                 return
             moment = client.appliance_now()
-            backup = Backup(site=site, time=moment, extension=download.extension, size=download.size,
-                            sha256=download.sha256, path=download.path)
+            backup = Backup(
+                site=site,
+                time=moment,
+                extension=download.extension,
+                size=download.size,
+                sha256=download.sha256,
+                path=download.path,
+            )
             key = moment.strftime("%Y%m%dT%H%M%SZ")
             for destination in request.destinations:
-                self.deliver(destination=destination, data_type=DataType.BACKUP, key=key, site=site,
-                             hook_args={"backup": backup}, force=request.force, summary=summary, item_time=moment)
+                self.deliver(
+                    destination=destination,
+                    data_type=DataType.BACKUP,
+                    key=key,
+                    site=site,
+                    hook_args={"backup": backup},
+                    force=request.force,
+                    summary=summary,
+                    item_time=moment,
+                )
         finally:
             shutil.rmtree(spool, ignore_errors=True)
 
@@ -309,8 +399,17 @@ class Engine:
 class _SessionRun:
     """One (site, report kind) pass of a transfer: sessions and their recordings."""
 
-    def __init__(self, engine: Engine, client: ApplianceClient, site: SiteInfo, request: TransferRequest,
-                 report: ReportKind, data_types: tuple[DataType, ...], appliance_now: datetime, summary: Summary):
+    def __init__(
+        self,
+        engine: Engine,
+        client: ApplianceClient,
+        site: SiteInfo,
+        request: TransferRequest,
+        report: ReportKind,
+        data_types: tuple[DataType, ...],
+        appliance_now: datetime,
+        summary: Summary,
+    ):
         self.engine = engine
         self.client = client
         self.site = site
@@ -335,9 +434,14 @@ class _SessionRun:
         listed = [e.lsid for e in entries]
         for data_type in self.data_types:
             for destination in self.request.destinations:
-                settled = set() if self.request.force else self.state.settled(
-                    self.site.name, destination, data_type.value, listed)
-                self.pending[(data_type, destination)] = {lsid for lsid in listed if lsid not in settled}
+                settled = (
+                    set()
+                    if self.request.force
+                    else self.state.settled(self.site.name, destination, data_type.value, listed)
+                )
+                self.pending[(data_type, destination)] = {
+                    lsid for lsid in listed if lsid not in settled
+                }
         if self.request.dry_run:
             for (data_type, destination), lsids in self.pending.items():
                 self.summary.planned[(destination, data_type.value)].extend(sorted(lsids))
@@ -362,8 +466,11 @@ class _SessionRun:
         return self.client.list_sessions(self.report, window)
 
     def _since(self) -> datetime:
-        marks = [self.state.watermark_entry(self.site.name, dt.value, d) for dt in self.data_types
-                 for d in self.request.destinations]
+        marks = [
+            self.state.watermark_entry(self.site.name, dt.value, d)
+            for dt in self.data_types
+            for d in self.request.destinations
+        ]
         if marks and all(m is not None for m in marks):
             since = min(m[0] for m in marks) - self.settings.overlap  # type: ignore[index]
             if max(m[0] for m in marks) > self.appliance_now:  # type: ignore[index]
@@ -372,7 +479,9 @@ class _SessionRun:
                 # time has passed since (this machine's clock, used only as a stopwatch).
                 self.clock_went_back = True
                 elapsed = datetime.now(timezone.utc) - min(m[1] for m in marks)  # type: ignore[index]
-                since = min(since, self.appliance_now - max(elapsed, timedelta(0)) - self.settings.overlap)
+                since = min(
+                    since, self.appliance_now - max(elapsed, timedelta(0)) - self.settings.overlap
+                )
             return since
         if self.settings.first_run_since == "all":
             return datetime(1970, 1, 2, tzinfo=timezone.utc)
@@ -389,9 +498,16 @@ class _SessionRun:
                 for destination in self.request.destinations:
                     pending = self.pending[(data_type, destination)]
                     if entry.lsid in pending:
-                        self.engine.mark(destination=destination, data_type=data_type, key=entry.lsid,
-                                         site=self.site, status=SKIPPED, detail="no recording", summary=self.summary,
-                                         count=False)
+                        self.engine.mark(
+                            destination=destination,
+                            data_type=data_type,
+                            key=entry.lsid,
+                            site=self.site,
+                            status=SKIPPED,
+                            detail="no recording",
+                            summary=self.summary,
+                            count=False,
+                        )
                         pending.discard(entry.lsid)
 
     def _fetch_and_deliver(self, lsids: list[str]) -> bool:
@@ -404,7 +520,7 @@ class _SessionRun:
             slots = threading.BoundedSemaphore(workers * 2)
             futures: list[Future[None]] = []
             for start in range(0, len(lsids), LSIDS_PER_REQUEST):
-                batch = lsids[start:start + LSIDS_PER_REQUEST]
+                batch = lsids[start : start + LSIDS_PER_REQUEST]
                 try:
                     for session, xml in self.client.iter_sessions(self.report, lsids=batch):
                         if session.end_time is None:
@@ -424,14 +540,18 @@ class _SessionRun:
             for future in futures:
                 exception = future.exception()
                 if exception is not None:
-                    self.summary.problem(f"site {self.site.name}: {type(exception).__name__}: {exception}")
+                    self.summary.problem(
+                        f"site {self.site.name}: {type(exception).__name__}: {exception}"
+                    )
         return all_fetched
 
     def _in_progress(self, session: Session) -> None:
         # Its report is not final and its recordings do not exist yet: delivering it
         # now would settle it in the ledger with an incomplete report.
-        self.summary.notes.append(f"session {session.lsid} is still in progress; it is transferred once it "
-                                  "has ended (a sync picks it up then)")
+        self.summary.notes.append(
+            f"session {session.lsid} is still in progress; it is transferred once it "
+            "has ended (a sync picks it up then)"
+        )
 
     def _deliver_session(self, session: Session, xml: bytes) -> None:
         for data_type in self.data_types:
@@ -439,10 +559,16 @@ class _SessionRun:
                 continue
             for destination in self.request.destinations:
                 if session.lsid in self.pending[(data_type, destination)]:
-                    status = self.engine.deliver(destination=destination, data_type=data_type, key=session.lsid,
-                                                 site=self.site, hook_args={"session": session, "xml": xml},
-                                                 force=self.request.force, summary=self.summary,
-                                                 item_time=session.end_time)
+                    status = self.engine.deliver(
+                        destination=destination,
+                        data_type=data_type,
+                        key=session.lsid,
+                        site=self.site,
+                        hook_args={"session": session, "xml": xml},
+                        force=self.request.force,
+                        summary=self.summary,
+                        item_time=session.end_time,
+                    )
                     if status != FAILED:
                         self.pending[(data_type, destination)].discard(session.lsid)
 
@@ -450,67 +576,129 @@ class _SessionRun:
 
     def _recordings_of(self, session: Session, recording_types: list[DataType]) -> None:
         for data_type in recording_types:
-            destinations = [d for d in self.request.destinations if session.lsid in self.pending[(data_type, d)]]
+            destinations = [
+                d for d in self.request.destinations if session.lsid in self.pending[(data_type, d)]
+            ]
             if not destinations:
                 continue
             links = _recording_links(session, data_type)
             if not links:
                 for destination in destinations:
-                    self.engine.mark(destination=destination, data_type=data_type, key=session.lsid, site=self.site,
-                                     status=SKIPPED, detail="no recording", summary=self.summary, count=False)
+                    self.engine.mark(
+                        destination=destination,
+                        data_type=data_type,
+                        key=session.lsid,
+                        site=self.site,
+                        status=SKIPPED,
+                        detail="no recording",
+                        summary=self.summary,
+                        count=False,
+                    )
                     self.pending[(data_type, destination)].discard(session.lsid)
                 continue
             outcomes: dict[str, list[str]] = {d: [] for d in destinations}
             for report_instance, api_instance in links:
                 key = _recording_key(session.lsid, data_type, report_instance)
-                need = destinations if self.request.force else [
-                    d for d in destinations if not self.state.settled(self.site.name, d, data_type.value, [key])]
+                need = (
+                    destinations
+                    if self.request.force
+                    else [
+                        d
+                        for d in destinations
+                        if not self.state.settled(self.site.name, d, data_type.value, [key])
+                    ]
+                )
                 for destination in destinations:
                     if destination not in need:
                         outcomes[destination].append(DELIVERED)
                 if need:
-                    for destination, status in self._one_recording(session, data_type, key, report_instance,
-                                                                   api_instance, need).items():
+                    for destination, status in self._one_recording(
+                        session, data_type, key, report_instance, api_instance, need
+                    ).items():
                         outcomes[destination].append(status)
             if data_type in (DataType.COMMAND_SHELL_RECORDING, DataType.SHOW_MY_SCREEN_RECORDING):
                 # Several per session: a marker under the lsid says the session is done.
                 for destination, statuses in outcomes.items():
                     if all(s != FAILED for s in statuses):
-                        self.state.record(site=self.site.name, destination=destination, data_type=data_type.value,
-                                          item_key=session.lsid, status=DELIVERED, run_id=self.engine.run_id,
-                                          location=f"{len(statuses)} recording(s)", item_time=session.end_time)
+                        self.state.record(
+                            site=self.site.name,
+                            destination=destination,
+                            data_type=data_type.value,
+                            item_key=session.lsid,
+                            status=DELIVERED,
+                            run_id=self.engine.run_id,
+                            location=f"{len(statuses)} recording(s)",
+                            item_time=session.end_time,
+                        )
             for destination, statuses in outcomes.items():
                 if all(s != FAILED for s in statuses):
                     self.pending[(data_type, destination)].discard(session.lsid)
 
-    def _one_recording(self, session: Session, data_type: DataType, key: str, report_instance: int | None,
-                       api_instance: int | None, destinations: list[str]) -> dict[str, str]:
+    def _one_recording(
+        self,
+        session: Session,
+        data_type: DataType,
+        key: str,
+        report_instance: int | None,
+        api_instance: int | None,
+        destinations: list[str],
+    ) -> dict[str, str]:
         kind = RECORDING_KIND[data_type]
         spool = self.engine.spool()
         try:
             try:
-                download: Download = self.client.download_recording(kind, session.lsid, api_instance, spool)
+                download: Download = self.client.download_recording(
+                    kind, session.lsid, api_instance, spool
+                )
             except RecordingExpired as exc:
                 for destination in destinations:
-                    self.engine.mark(destination=destination, data_type=data_type, key=key, site=self.site,
-                                     status=EXPIRED, detail=str(exc), summary=self.summary)
-                return {d: EXPIRED for d in destinations}
+                    self.engine.mark(
+                        destination=destination,
+                        data_type=data_type,
+                        key=key,
+                        site=self.site,
+                        status=EXPIRED,
+                        detail=str(exc),
+                        summary=self.summary,
+                    )
+                return dict.fromkeys(destinations, EXPIRED)
             except ApplianceError as exc:
                 statuses = {}
                 for destination in destinations:
-                    self.engine.mark(destination=destination, data_type=data_type, key=key, site=self.site,
-                                     status=FAILED, detail=str(exc), summary=self.summary)
+                    self.engine.mark(
+                        destination=destination,
+                        data_type=data_type,
+                        key=key,
+                        site=self.site,
+                        status=FAILED,
+                        detail=str(exc),
+                        summary=self.summary,
+                    )
                     statuses[destination] = FAILED
                 self.summary.problem(str(exc))
                 return statuses
-            recording = Recording(site=self.site, lsid=session.lsid, kind=kind, instance=report_instance,  # type: ignore[arg-type]
-                                  extension=download.extension, size=download.size, sha256=download.sha256,
-                                  path=download.path, session=session)
+            recording = Recording(
+                site=self.site,
+                lsid=session.lsid,
+                kind=kind,
+                instance=report_instance,  # type: ignore[arg-type]
+                extension=download.extension,
+                size=download.size,
+                sha256=download.sha256,
+                path=download.path,
+                session=session,
+            )
             return {
-                destination: self.engine.deliver(destination=destination, data_type=data_type, key=key,
-                                                 site=self.site, hook_args={"recording": recording},
-                                                 force=self.request.force, summary=self.summary,
-                                                 item_time=session.end_time)
+                destination: self.engine.deliver(
+                    destination=destination,
+                    data_type=data_type,
+                    key=key,
+                    site=self.site,
+                    hook_args={"recording": recording},
+                    force=self.request.force,
+                    summary=self.summary,
+                    item_time=session.end_time,
+                )
                 for destination in destinations
             }
         finally:
@@ -527,8 +715,13 @@ class _SessionRun:
                 position = min(self.end_times[lsid] for lsid in left) - timedelta(seconds=1)
             else:
                 continue
-            self.state.advance_watermark(self.site.name, data_type.value, destination, position,
-                                         allow_back=self.clock_went_back)
+            self.state.advance_watermark(
+                self.site.name,
+                data_type.value,
+                destination,
+                position,
+                allow_back=self.clock_went_back,
+            )
 
 
 SPOOL_PARENT = "btic-spool"
@@ -549,8 +742,11 @@ def _recording_links(session: Session, data_type: DataType) -> list[tuple[int | 
     """(instance as the report numbers it, instance as the API wants it) of each recording."""
     if data_type in (DataType.RECORDING, DataType.PRESENTATION_RECORDING):
         return [(None, None)] if session.session_recording_download_url else []
-    links = (session.command_shell_recordings if data_type == DataType.COMMAND_SHELL_RECORDING
-             else session.show_my_screen_recordings)
+    links = (
+        session.command_shell_recordings
+        if data_type == DataType.COMMAND_SHELL_RECORDING
+        else session.show_my_screen_recordings
+    )
     result = []
     for link in links:
         api_instance = link.instance
@@ -567,9 +763,17 @@ def _recording_key(lsid: str, data_type: DataType, report_instance: int | None) 
     return lsid if report_instance is None else f"{lsid}#{report_instance}"
 
 
-def import_reports(engine: Engine, files: Iterable[Path], *, site: str | None, host: str | None,
-                   product: str | None, destinations: tuple[str, ...], data_types: tuple[DataType, ...],
-                   force: bool = False) -> Summary:
+def import_reports(
+    engine: Engine,
+    files: Iterable[Path],
+    *,
+    site: str | None,
+    host: str | None,
+    product: str | None,
+    destinations: tuple[str, ...],
+    data_types: tuple[DataType, ...],
+    force: bool = False,
+) -> Summary:
     """Deliver the sessions of report files downloaded earlier (``btic import-xml``).
 
     Recordings of those sessions are fetched from ``site``. The ledger is kept
@@ -581,43 +785,70 @@ def import_reports(engine: Engine, files: Iterable[Path], *, site: str | None, h
     if site is None:
         # Reports from a configured appliance count against that site's ledger.
         site = next((name for name, s in engine.config.sites.items() if s.host == host), None)
-    client = engine._client_factory(site) if site is not None and any(
-        dt in RECORDING_KIND for dt in data_types) else None
+    client = (
+        engine._client_factory(site)
+        if site is not None and any(dt in RECORDING_KIND for dt in data_types)
+        else None
+    )
     try:
         if product is None:
-            product = client.product if client is not None else (
-                engine.config.sites[site].product if site is not None else "rs")
+            product = (
+                client.product
+                if client is not None
+                else (engine.config.sites[site].product if site is not None else "rs")
+            )
             if product == "auto":
                 product = "rs"
         host = engine.config.sites[site].host if site is not None else host
         site_info = SiteInfo(site or str(host), str(host), product)  # type: ignore[arg-type]
         engine.configure(destinations)
-        request = TransferRequest(site=site_info.name, destinations=destinations, data_types=data_types, force=force)
+        request = TransferRequest(
+            site=site_info.name, destinations=destinations, data_types=data_types, force=force
+        )
         runs: dict[str, _SessionRun] = {}
         base_report: ReportKind = "access" if product == "pa" else "support"
         for path in files:
             try:
-                for session, xml in iter_sessions(path, product=product, report=base_report,  # type: ignore[arg-type]
-                                                  host=site_info.host):
-                    report: ReportKind = "presentation" if session.session_type == "presentation" else base_report
+                for session, xml in iter_sessions(
+                    path,
+                    product=product,
+                    report=base_report,  # type: ignore[arg-type]
+                    host=site_info.host,
+                ):
+                    report: ReportKind = (
+                        "presentation" if session.session_type == "presentation" else base_report
+                    )
                     if report == "presentation":
                         session = session.model_copy(update={"report": "presentation"})
-                    kinds = tuple(dt for dt in data_types if session_report_kind(product, dt) == report)  # type: ignore[arg-type]
+                    kinds = tuple(
+                        dt for dt in data_types if session_report_kind(product, dt) == report
+                    )  # type: ignore[arg-type]
                     if not kinds:
                         continue
                     if session.end_time is None:
-                        summary.notes.append(f"{path}: session {session.lsid} was still in progress when the "
-                                             "report was saved; not imported (a sync will transfer it)")
+                        summary.notes.append(
+                            f"{path}: session {session.lsid} was still in progress when the "
+                            "report was saved; not imported (a sync will transfer it)"
+                        )
                         continue
                     run = runs.get(report)
                     if run is None:
-                        run = _SessionRun(engine, client, site_info, request, report, kinds,  # type: ignore[arg-type]
-                                          datetime.now(timezone.utc), summary)
+                        run = _SessionRun(
+                            engine,
+                            client,
+                            site_info,
+                            request,
+                            report,
+                            kinds,  # type: ignore[arg-type]
+                            datetime.now(timezone.utc),
+                            summary,
+                        )
                         runs[report] = run
                     for data_type in kinds:
                         for destination in destinations:
                             settled = force or session.lsid in engine.state.settled(
-                                site_info.name, destination, data_type.value, [session.lsid])
+                                site_info.name, destination, data_type.value, [session.lsid]
+                            )
                             lsids = run.pending.setdefault((data_type, destination), set())
                             if not settled:
                                 lsids.add(session.lsid)

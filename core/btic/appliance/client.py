@@ -24,11 +24,12 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import httpx
 
@@ -74,7 +75,10 @@ class ApiInfo:
     @property
     def product(self) -> Product:
         """RS accounts have ``perm_reporting_support``; PA accounts ``perm_reporting``."""
-        if "perm_reporting" in self.permissions and "perm_reporting_support" not in self.permissions:
+        if (
+            "perm_reporting" in self.permissions
+            and "perm_reporting_support" not in self.permissions
+        ):
             return "pa"
         return "rs"
 
@@ -165,7 +169,13 @@ class ApplianceClient:
     def for_site(cls, name: str, config: Any, **kwargs: Any) -> ApplianceClient:
         """The client of ``config.sites[name]`` (a :class:`btic.config.Config`)."""
         site = config.sites[name]
-        return cls(name, site, base_dir=config.base_dir, no_data_messages=tuple(site.no_data_messages), **kwargs)
+        return cls(
+            name,
+            site,
+            base_dir=config.base_dir,
+            no_data_messages=tuple(site.no_data_messages),
+            **kwargs,
+        )
 
     @staticmethod
     def _verify(site: Any, base_dir: Path | None) -> ssl.SSLContext | bool:
@@ -192,7 +202,9 @@ class ApplianceClient:
     def api_info(self, refresh: bool = False) -> ApiInfo:
         """``get_api_info``; cached for the client's life unless ``refresh``."""
         if self._api_info is None or refresh:
-            body = self._call("GET", "/api/command", params={"action": "get_api_info"}, label="get_api_info").content
+            body = self._call(
+                "GET", "/api/command", params={"action": "get_api_info"}, label="get_api_info"
+            ).content
             root = self._document(body, "get_api_info")
             values: dict[str, Any] = {"permissions": {}}
             for name, child in parse._children(root):
@@ -201,12 +213,18 @@ class ApplianceClient:
                 elif name == "company_name":
                     values["company_name"] = (child.text or "").strip() or None
                 elif name == "timestamp":
-                    values["timestamp"] = datetime.fromtimestamp(int((child.text or "0").strip()), timezone.utc)
+                    values["timestamp"] = datetime.fromtimestamp(
+                        int((child.text or "0").strip()), timezone.utc
+                    )
                 elif name == "permissions":
                     for _, permission in parse._children(child):
-                        values["permissions"][permission.get("name", "")] = (permission.text or "").strip()
+                        values["permissions"][permission.get("name", "")] = (
+                            permission.text or ""
+                        ).strip()
             if "timestamp" not in values:
-                raise ReportError(self.name, f"site {self.name}: get_api_info answered without a <timestamp>")
+                raise ReportError(
+                    self.name, f"site {self.name}: get_api_info answered without a <timestamp>"
+                )
             values.setdefault("api_version", "unknown")
             values.setdefault("company_name", None)
             self._api_info = ApiInfo(**values)
@@ -217,7 +235,9 @@ class ApplianceClient:
         return self.api_info(refresh=True).timestamp
 
     def check_health(self) -> dict[str, str]:
-        body = self._call("GET", "/api/command", params={"action": "check_health"}, label="check_health").content
+        body = self._call(
+            "GET", "/api/command", params={"action": "check_health"}, label="check_health"
+        ).content
         root = self._document(body, "check_health")
         return {name: (child.text or "").strip() for name, child in parse._children(root)}
 
@@ -235,8 +255,12 @@ class ApplianceClient:
         name = REPORT_NAMES[(self.product, report)].listing
         params = {"generate_report": name, **window.params()}
         with self._spooled_report(params, f"{name} {window.describe()}") as path:
-            return list(self._guard(lambda: parse.iter_listing(path, classifier=self.classifier),
-                                    f"{name} {window.describe()}"))
+            return list(
+                self._guard(
+                    lambda: parse.iter_listing(path, classifier=self.classifier),
+                    f"{name} {window.describe()}",
+                )
+            )
 
     def iter_sessions(
         self,
@@ -254,7 +278,8 @@ class ApplianceClient:
             if not lsids:
                 return
             params = {"generate_report": name, "lsids": ",".join(lsids)}
-            what = f"{name} lsids={','.join(lsids[:3])}{'...' if len(lsids) > 3 else ''} ({len(lsids)})"
+            more = "..." if len(lsids) > 3 else ""
+            what = f"{name} lsids={','.join(lsids[:3])}{more} ({len(lsids)})"
         elif window is not None:
             params = {"generate_report": name, **window.params()}
             what = f"{name} {window.describe()}"
@@ -263,8 +288,9 @@ class ApplianceClient:
         with self._spooled_report(params, what) as path:
             host = self.site.host
             yield from self._guard(
-                lambda: parse.iter_sessions(path, product=self.product, report=report, host=host,
-                                            classifier=self.classifier),
+                lambda: parse.iter_sessions(
+                    path, product=self.product, report=report, host=host, classifier=self.classifier
+                ),
                 what,
             )
 
@@ -286,7 +312,9 @@ class ApplianceClient:
 
     def download_backup(self, directory: Path) -> Download:
         """Download a site backup (``.nsb``) into ``directory``."""
-        return self._download("GET", "/api/backup", {}, directory, "backup", label="backup", default_ext="nsb")
+        return self._download(
+            "GET", "/api/backup", {}, directory, "backup", label="backup", default_ext="nsb"
+        )
 
     # -- plumbing: tokens, retries, bodies ------------------------------------------
 
@@ -339,8 +367,14 @@ class ApplianceClient:
         errors inside ``consume`` are retried like connection errors.
         """
         what = " ".join(
-            [label, *(f"{k}={_shorten(v)}" for k, v in {**(data or {}), **(params or {})}.items()
-                      if k not in ("generate_report", "action", "grant_type"))]
+            [
+                label,
+                *(
+                    f"{k}={_shorten(v)}"
+                    for k, v in {**(data or {}), **(params or {})}.items()
+                    if k not in ("generate_report", "action", "grant_type")
+                ),
+            ]
         )
         refreshed = False
         attempt = 0
@@ -354,8 +388,9 @@ class ApplianceClient:
             self.requests[label] += 1
             retry_after: float | None = None
             try:
-                request = self._http.build_request(method, self.base_url + path, params=params, data=data,
-                                                   headers=headers)
+                request = self._http.build_request(
+                    method, self.base_url + path, params=params, data=data, headers=headers
+                )
                 response = self._http.send(
                     request, stream=True, auth=httpx.BasicAuth(*auth) if auth is not None else None
                 )
@@ -382,8 +417,9 @@ class ApplianceClient:
                 if _is_tls_failure(exc):
                     raise TlsVerificationError(
                         self.name,
-                        f"site {self.name}: TLS certificate of {self.base_url} is not trusted ({_reason(exc)}); "
-                        f"set sites.{self.name}.ca_bundle to the CA that signed it",
+                        f"site {self.name}: TLS certificate of {self.base_url} is not trusted "
+                        f"({_reason(exc)}); set sites.{self.name}.ca_bundle to the CA that "
+                        "signed it",
                     ) from None
                 last_problem = _reason(exc)
             except _BodyIncomplete as exc:
@@ -395,12 +431,16 @@ class ApplianceClient:
                     f"check that {self.base_url} is reachable and healthy, then run again",
                 )
             attempt += 1
-            delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+            delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1)) * random.uniform(
+                0.5, 1.0
+            )
             if retry_after is not None:
                 delay = max(delay, min(retry_after, self.max_retry_after))
             self._sleep(delay)
 
-    def _raise_for_status(self, response: httpx.Response, path: str, what: str, authenticated: bool) -> None:
+    def _raise_for_status(
+        self, response: httpx.Response, path: str, what: str, authenticated: bool
+    ) -> None:
         status = response.status_code
         if status < 400:
             return
@@ -415,22 +455,27 @@ class ApplianceClient:
                 )
             raise AuthenticationError(
                 self.name,
-                f"site {self.name}: the appliance refused the client ID and secret ({detail}); check "
-                f"sites.{self.name}.client_id and client_secret against /login > Management > API Configuration",
+                f"site {self.name}: the appliance refused the client ID and secret ({detail}); "
+                f"check sites.{self.name}.client_id and client_secret against /login > "
+                "Management > API Configuration",
             )
         if status in (403, 404):
             raise PermissionDenied(
                 self.name,
-                f"site {self.name}: {what}: HTTP {status} (Document Not Found): the API account lacks the "
-                "permission for this API, or the XML API is disabled; check /login > Management > "
-                "API Configuration",
+                f"site {self.name}: {what}: HTTP {status} (Document Not Found): the API account "
+                "lacks the permission for this API, or the XML API is disabled; check /login > "
+                "Management > API Configuration",
             )
-        raise ApplianceError(self.name, f"site {self.name}: {what}: HTTP {status} {response.reason_phrase}")
+        raise ApplianceError(
+            self.name, f"site {self.name}: {what}: HTTP {status} {response.reason_phrase}"
+        )
 
-    def _document(self, body: bytes, what: str):  # noqa: ANN202
+    def _document(self, body: bytes, what: str):
         root = self._guard(lambda: parse.parse_document(body, self.classifier), what)
         if root is None:
-            raise ReportError(self.name, f"site {self.name}: {what}: the appliance returned no data")
+            raise ReportError(
+                self.name, f"site {self.name}: {what}: the appliance returned no data"
+            )
         return root
 
     def _guard(self, produce: Callable[[], Any], what: str) -> Any:
@@ -452,9 +497,10 @@ class ApplianceClient:
     @contextmanager
     def _spooled_report(self, params: dict[str, str], what: str) -> Iterator[Path]:
         """POST a report query and spool the answer; retried whole if cut short."""
-        handle = tempfile.NamedTemporaryFile(prefix="btic-report-", suffix=".xml", dir=self.spool_dir, delete=False)
-        path = Path(handle.name)
-        handle.close()
+        with tempfile.NamedTemporaryFile(
+            prefix="btic-report-", suffix=".xml", dir=self.spool_dir, delete=False
+        ) as handle:
+            path = Path(handle.name)
 
         def consume(response: httpx.Response) -> None:
             with path.open("wb") as out:
@@ -470,13 +516,28 @@ class ApplianceClient:
 
         try:
             # POST keeps long lsids lists out of URLs (the guides allow both).
-            self._call("POST", "/api/reporting", data=params, label=params["generate_report"], consume=consume)
+            self._call(
+                "POST",
+                "/api/reporting",
+                data=params,
+                label=params["generate_report"],
+                consume=consume,
+            )
             yield path
         finally:
             path.unlink(missing_ok=True)
 
-    def _download(self, method: str, path: str, params: dict[str, str], directory: Path, what: str,
-                  *, label: str, default_ext: str = "flv") -> Download:
+    def _download(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str],
+        directory: Path,
+        what: str,
+        *,
+        label: str,
+        default_ext: str = "flv",
+    ) -> Download:
         directory.mkdir(parents=True, exist_ok=True)
 
         def consume(response: httpx.Response) -> Download:
@@ -508,16 +569,27 @@ class ApplianceClient:
             return Download(Path(temp), size, digest.hexdigest(), extension, filename)
 
         # identity: Content-Length must count the bytes that land on disk.
-        return self._call(method, path, params=params, label=label, consume=consume,
-                          extra_headers={"Accept-Encoding": "identity"})
+        return self._call(
+            method,
+            path,
+            params=params,
+            label=label,
+            consume=consume,
+            extra_headers={"Accept-Encoding": "identity"},
+        )
 
     def _refuse_error_body(self, body: bytes, what: str) -> None:
         message = parse.error_text(body)
         if message is None:
-            raise ReportError(self.name, f"site {self.name}: {what}: the appliance answered with a page, not a file")
+            raise ReportError(
+                self.name,
+                f"site {self.name}: {what}: the appliance answered with a page, not a file",
+            )
         if self.classifier.is_expired(message):
             raise RecordingExpired(self.name, f"site {self.name}: {what}: {message}")
-        raise RecordingUnavailable(self.name, f"site {self.name}: {what}: the appliance answered: {message}")
+        raise RecordingUnavailable(
+            self.name, f"site {self.name}: {what}: the appliance answered: {message}"
+        )
 
 
 class _BodyIncomplete(Exception):
@@ -526,14 +598,19 @@ class _BodyIncomplete(Exception):
 
 def _looks_complete(head: bytes, tail: bytes) -> bool:
     """Whether an XML document ends with its root element's end tag."""
-    match = re.search(rb"<([A-Za-z_][\w.\-]*:)?([A-Za-z_][\w.\-]*)[\s>/]", re.sub(rb"<\?.*?\?>", b"", head, flags=re.S))
+    match = re.search(
+        rb"<([A-Za-z_][\w.\-]*:)?([A-Za-z_][\w.\-]*)[\s>/]",
+        re.sub(rb"<\?.*?\?>", b"", head, flags=re.S),
+    )
     if match is None:
         return False
     root = match.group(2)
     stripped = tail.rstrip()
     if re.search(rb"<(?:[A-Za-z_][\w.\-]*:)?" + re.escape(root) + rb"(\s[^<>]*)?/>$", stripped):
         return True
-    return re.search(rb"</(?:[A-Za-z_][\w.\-]*:)?" + re.escape(root) + rb"\s*>$", stripped) is not None
+    return (
+        re.search(rb"</(?:[A-Za-z_][\w.\-]*:)?" + re.escape(root) + rb"\s*>$", stripped) is not None
+    )
 
 
 def _shorten(value: str, limit: int = 80) -> str:
@@ -569,7 +646,9 @@ def _oauth_error(response: httpx.Response) -> str:
 def _is_tls_failure(exc: Exception) -> bool:
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
+        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(
+            seen
+        ):
             return True
         seen = seen.__cause__ or seen.__context__
     return False

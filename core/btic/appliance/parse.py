@@ -17,9 +17,10 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Iterable, Iterator
+from typing import IO
 
 from lxml import etree
 
@@ -113,10 +114,14 @@ def local(tag: object) -> str:
 def refuse_dtd(head: bytes, where: str = "document") -> None:
     """Raise when the start of a document declares a DTD or entities."""
     if _DOCTYPE.search(head):
-        raise ReportError("", f"{where}: refused XML that declares a DTD or entities (never sent by appliances)")
+        raise ReportError(
+            "", f"{where}: refused XML that declares a DTD or entities (never sent by appliances)"
+        )
 
 
-def _iterparse(source: Path | IO[bytes], tags: tuple[str, ...]) -> Iterator[tuple[str, etree._Element]]:
+def _iterparse(
+    source: Path | IO[bytes], tags: tuple[str, ...]
+) -> Iterator[tuple[str, etree._Element]]:
     if isinstance(source, Path):
         with source.open("rb") as handle:
             refuse_dtd(handle.read(_HEAD_BYTES), str(source))
@@ -238,8 +243,12 @@ def _parse_whole(data: bytes) -> etree._Element:
     """Parse a small document with the same protections as the streaming parser."""
     refuse_dtd(data[:_HEAD_BYTES])
     parser = etree.XMLParser(
-        resolve_entities=False, load_dtd=False, no_network=True, huge_tree=False,
-        remove_comments=True, remove_pis=True,
+        resolve_entities=False,
+        load_dtd=False,
+        no_network=True,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
     )
     try:
         return etree.fromstring(data, parser)
@@ -247,7 +256,9 @@ def _parse_whole(data: bytes) -> etree._Element:
         raise ReportError("", f"malformed XML from the appliance: {exc}") from None
 
 
-def parse_document(data: bytes, classifier: ErrorClassifier = DEFAULT_CLASSIFIER) -> etree._Element | None:
+def parse_document(
+    data: bytes, classifier: ErrorClassifier = DEFAULT_CLASSIFIER
+) -> etree._Element | None:
     """A small whole document (command API answers, error bodies).
 
     :return: the root, or None when it is a "no data" ``<error>``.
@@ -319,7 +330,9 @@ def _children(element: etree._Element) -> Iterator[tuple[str, etree._Element]]:
 
 
 def _party(element: etree._Element) -> PrimaryParty:
-    return PrimaryParty(gsnumber=_int(element.get("gsnumber")), id=_int(element.get("id")), name=_text(element))
+    return PrimaryParty(
+        gsnumber=_int(element.get("gsnumber")), id=_int(element.get("id")), name=_text(element)
+    )
 
 
 def _named(element: etree._Element) -> NamedRef:
@@ -353,12 +366,23 @@ def _customer(element: etree._Element) -> Customer:
     return Customer(**values)  # type: ignore[arg-type]
 
 
-_REP_TEXT = {"username", "display_name", "public_display_name", "private_display_name", "public_ip",
-             "private_ip", "hostname", "os"}
+_REP_TEXT = {
+    "username",
+    "display_name",
+    "public_display_name",
+    "private_display_name",
+    "public_ip",
+    "private_ip",
+    "hostname",
+    "os",
+}
 
 
 def _representative(element: etree._Element) -> Representative:
-    values: dict[str, object] = {"gsnumber": _int(element.get("gsnumber")), "id": _int(element.get("id"))}
+    values: dict[str, object] = {
+        "gsnumber": _int(element.get("gsnumber")),
+        "id": _int(element.get("id")),
+    }
     for name, child in _children(element):
         if name in _REP_TEXT:
             values[name] = _opt(child)
@@ -394,7 +418,9 @@ def _surveys(element: etree._Element, kind: str) -> tuple[ExitSurvey, ...]:
 
 
 def _entity(element: etree._Element) -> Entity:
-    return Entity(gsnumber=_int(element.get("gsnumber")), type=element.get("type"), name=_text(element))
+    return Entity(
+        gsnumber=_int(element.get("gsnumber")), type=element.get("type"), name=_text(element)
+    )
 
 
 def _system_information(element: etree._Element) -> tuple[SystemInfoCategory, ...]:
@@ -406,8 +432,12 @@ def _system_information(element: etree._Element) -> tuple[SystemInfoCategory, ..
             if name == "description":
                 fields = tuple(_text(f) for _, f in _children(child))
             elif name == "data":
-                rows.extend(tuple(_text(f) for _, f in _children(row)) for _, row in _children(child))
-        categories.append(SystemInfoCategory(name=category.get("name", ""), fields=fields, rows=tuple(rows)))
+                rows.extend(
+                    tuple(_text(f) for _, f in _children(row)) for _, row in _children(child)
+                )
+        categories.append(
+            SystemInfoCategory(name=category.get("name", ""), fields=fields, rows=tuple(rows))
+        )
     return tuple(categories)
 
 
@@ -434,25 +464,41 @@ def _event(element: etree._Element) -> Event:
             values["filesize"] = _int(child.text)
         elif name == "files":
             values["files"] = tuple(
-                TransferredFile(name=_text(f), size=_int(f.get("size"))) for _, f in _children(child)
+                TransferredFile(name=_text(f), size=_int(f.get("size")))
+                for _, f in _children(child)
             )
         elif name == "data":
             values["data"] = tuple(
-                EventValue(name=v.get("name", ""), value=v.get("value", "")) for _, v in _children(child)
+                EventValue(name=v.get("name", ""), value=v.get("value", ""))
+                for _, v in _children(child)
             )
         elif name == "system_information":
             values["system_information"] = _system_information(child)
     return Event(**values)  # type: ignore[arg-type]
 
 
-_SESSION_TEXT = {"session_type", "duration", "external_key", "session_chat_view_url", "session_chat_download_url",
-                 "session_recording_view_url", "session_recording_download_url"}
+_SESSION_TEXT = {
+    "session_type",
+    "duration",
+    "external_key",
+    "session_chat_view_url",
+    "session_chat_download_url",
+    "session_recording_view_url",
+    "session_recording_download_url",
+}
 _SESSION_INT = {"lseq", "file_transfer_count", "file_move_count", "file_delete_count"}
 
 
-def parse_session(element: etree._Element, *, product: Product, report: ReportKind, host: str) -> Session:
+def parse_session(
+    element: etree._Element, *, product: Product, report: ReportKind, host: str
+) -> Session:
     """Build a :class:`Session` from one ``<session>`` element."""
-    values: dict[str, object] = {"product": product, "report": report, "host": host, "lsid": element.get("lsid", "")}
+    values: dict[str, object] = {
+        "product": product,
+        "report": report,
+        "host": host,
+        "lsid": element.get("lsid", ""),
+    }
     for name, child in _children(element):
         if name in _SESSION_TEXT:
             values[name] = _opt(child)
@@ -463,18 +509,21 @@ def parse_session(element: etree._Element, *, product: Product, report: ReportKi
         elif name in ("public_site", "jumpoint", "primary_team"):
             values[name] = _named(child)
         elif name == "jump_group":
-            values[name] = JumpGroup(id=_int(child.get("id")), type=child.get("type"), name=_text(child))
+            values[name] = JumpGroup(
+                id=_int(child.get("id")), type=child.get("type"), name=_text(child)
+            )
         elif name in ("primary_customer", "primary_rep"):
             values[name] = _party(child)
         elif name == "custom_attributes":
             values[name] = tuple(
-                CustomAttribute(code_name=a.get("code_name", ""), display_name=a.get("display_name", ""),
-                                value=_text(a))
+                CustomAttribute(
+                    code_name=a.get("code_name", ""),
+                    display_name=a.get("display_name", ""),
+                    value=_text(a),
+                )
                 for _, a in _children(child)
             )
-        elif name == "show_my_screen_recordings":
-            values[name] = _recording_links(child)
-        elif name == "command_shell_recordings":
+        elif name == "show_my_screen_recordings" or name == "command_shell_recordings":
             values[name] = _recording_links(child)
         elif name in ("customer_list", "attendee_list"):
             values["customers"] = tuple(_customer(c) for _, c in _children(child))

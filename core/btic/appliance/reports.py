@@ -20,8 +20,12 @@ class ReportNames:
 
 
 REPORT_NAMES: dict[tuple[Product, ReportKind], ReportNames] = {
-    ("rs", "support"): ReportNames("SupportSession", "SupportSessionListing", "SupportSessionRecording"),
-    ("pa", "access"): ReportNames("AccessSession", "AccessSessionListing", "AccessSessionRecording"),
+    ("rs", "support"): ReportNames(
+        "SupportSession", "SupportSessionListing", "SupportSessionRecording"
+    ),
+    ("pa", "access"): ReportNames(
+        "AccessSession", "AccessSessionListing", "AccessSessionRecording"
+    ),
     ("rs", "presentation"): ReportNames(
         "PresentationSession", "PresentationSessionListing", "PresentationSessionRecording"
     ),
@@ -48,8 +52,10 @@ REQUIRED_PERMISSION: dict[Product, dict[DataType, str]] = {
 
 #: What to tick in /login > Management > API Configuration for each permission.
 PERMISSION_ADVICE = {
-    "perm_reporting_support": "Reporting API: Allow Access to Support Session Reports and Recordings",
-    "perm_reporting_presentation": "Reporting API: Allow Access to Presentation Session Reports and Recordings",
+    "perm_reporting_support": "Reporting API: Allow Access to Support Session Reports and "
+    "Recordings",
+    "perm_reporting_presentation": "Reporting API: Allow Access to Presentation Session Reports "
+    "and Recordings",
     "perm_reporting": "Reporting API: Allow Access to Access Session Reports and Recordings",
     "perm_backup": "Backup API: Allow Access",
     "perm_command": "Command API: Read-Only or Full Access",
@@ -68,7 +74,9 @@ def recording_report(product: Product, kind: RecordingKind) -> str:
         return "CommandShellRecording"
     if kind == "show_my_screen":
         return "ShowMyScreenRecording"
-    report: ReportKind = "presentation" if kind == "presentation" else ("access" if product == "pa" else "support")
+    report: ReportKind = (
+        "presentation" if kind == "presentation" else ("access" if product == "pa" else "support")
+    )
     return REPORT_NAMES[(product, report)].recording
 
 
@@ -88,11 +96,8 @@ class Window:
 
     def params(self) -> dict[str, str]:
         since = int(self.since.timestamp())
-        if self.until is None:
-            duration = 0
-        else:
-            # duration=0 would mean "to the present", so an empty window is one second.
-            duration = max(1, int(self.until.timestamp()) - since)
+        # duration=0 means "to the present", so a closed window lasts at least one second.
+        duration = 0 if self.until is None else max(1, int(self.until.timestamp()) - since)
         return {f"{self.by}_time": str(since), "duration": str(duration)}
 
     def describe(self) -> str:
@@ -128,7 +133,9 @@ class RelativeWindow:
         def absolute(value: datetime | timedelta) -> datetime:
             return appliance_now - value if isinstance(value, timedelta) else value
 
-        return Window(self.by, absolute(self.since), None if self.until is None else absolute(self.until))
+        return Window(
+            self.by, absolute(self.since), None if self.until is None else absolute(self.until)
+        )
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,9 @@ from __future__ import annotations
 import hashlib
 import random
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator, Literal
+from typing import Literal
 
 Product = Literal["rs", "pa"]
 ReportKind = Literal["support", "access", "presentation"]
@@ -31,12 +32,34 @@ REPRESENTATIVES = [
     (5, "kchen", "Kai Chen", "Kai", 5),
     (6, "okafor", "Ngozi Okafor", "Ngozi", 6),
 ]
-TEAMS = [(1, "Tier 1 Support"), (2, "Tier 2 Support"), (3, "Security Operations"), (4, "Field Engineering")]
-CUSTOMERS = ["Peter Parker", "Bruce W.", "Åsa Lindqvist", "Chidi Anagonye", "Zoë O'Brien", "李雷", "R&D <lab>"]
+TEAMS = [
+    (1, "Tier 1 Support"),
+    (2, "Tier 2 Support"),
+    (3, "Security Operations"),
+    (4, "Field Engineering"),
+]
+CUSTOMERS = [
+    "Peter Parker",
+    "Bruce W.",
+    "Åsa Lindqvist",
+    "Chidi Anagonye",
+    "Zoë O'Brien",
+    "李雷",
+    "R&D <lab>",
+]
 COMPANIES = ["Example Corp", "ACME & Sons", "Globex", "Initech", "Umbrella Health"]
-OPERATING_SYSTEMS = ["Windows 11 Enterprise (x64)", "macOS 14.5", "Ubuntu 22.04 LTS", "Windows Server 2022"]
+OPERATING_SYSTEMS = [
+    "Windows 11 Enterprise (x64)",
+    "macOS 14.5",
+    "Ubuntu 22.04 LTS",
+    "Windows Server 2022",
+]
 JUMPOINTS = [(1, "London DC"), (2, "Frankfurt DC")]
-JUMP_GROUPS = [(1, "shared", "Production Servers"), (2, "shared", "Network Devices"), (6, "personal", "Jane Doe")]
+JUMP_GROUPS = [
+    (1, "shared", "Production Servers"),
+    (2, "shared", "Network Devices"),
+    (6, "personal", "Jane Doe"),
+]
 PUBLIC_SITES = [(1, "Default"), (2, "Partner Portal")]
 CUSTOM_ATTRIBUTES = [("ticket_system", "Ticket System"), ("cost_center", "Cost Center")]
 RECORDING_EXTENSION = "flv"
@@ -133,10 +156,15 @@ class SimDataset:
             has_recording=presentation or index % 4 != 3,
             shell_instances=0 if presentation else (index % 3 == 0) + (index % 6 == 0),
             sms_instances=0 if presentation or self.product == "pa" else int(index % 5 == 1),
-            rep_ids=tuple(sorted(rng.sample([r[0] for r in REPRESENTATIVES], 1 + (index % 4 == 0)))),
-            team_ids=() if presentation else tuple(sorted(rng.sample([t[0] for t in TEAMS], 1 + (index % 3 == 1)))),
+            rep_ids=tuple(
+                sorted(rng.sample([r[0] for r in REPRESENTATIVES], 1 + (index % 4 == 0)))
+            ),
+            team_ids=()
+            if presentation
+            else tuple(sorted(rng.sample([t[0] for t in TEAMS], 1 + (index % 3 == 1)))),
             site_id=PUBLIC_SITES[index % 9 == 8][0],
-            recording_expired=bool(self.expired_every) and index % self.expired_every == self.expired_every - 1,
+            recording_expired=bool(self.expired_every)
+            and index % self.expired_every == self.expired_every - 1,
         )
         with self._lock:
             self._items.append(session)
@@ -147,7 +175,9 @@ class SimDataset:
         """Add a session (from tests: one that ends while a run is in progress)."""
         with self._lock:
             index = len(self._items)
-        return self._add(index, report or ("access" if self.product == "pa" else "support"), start, end)
+        return self._add(
+            index, report or ("access" if self.product == "pa" else "support"), start, end
+        )
 
     def all(self) -> list[SimSession]:
         with self._lock:
@@ -167,7 +197,9 @@ class SimDataset:
 _BLOCK = 256 * 1024
 
 
-def content_stream(key: str, size: int, magic: bytes = b"FLV\x01\x05\x00\x00\x00\x09") -> Iterator[bytes]:
+def content_stream(
+    key: str, size: int, magic: bytes = b"FLV\x01\x05\x00\x00\x00\x09"
+) -> Iterator[bytes]:
     """``size`` bytes unique to ``key``, generated block by block.
 
     Each block is a distinct-but-cheap variation (a counter prefix on a
@@ -181,7 +213,7 @@ def content_stream(key: str, size: int, magic: bytes = b"FLV\x01\x05\x00\x00\x00
     while sent < size:
         block = counter.to_bytes(8, "big") + base[8:]
         if counter == 0:
-            block = header + block[len(header):]
+            block = header + block[len(header) :]
         take = min(_BLOCK, size - sent)
         yield block[:take] if take < _BLOCK else block
         sent += take

@@ -39,7 +39,9 @@ class Fault:
         if self.target == "recording":
             return label.endswith("Recording")
         if self.target == "report":
-            return label not in ("token", "command", "backup", "health") and not label.endswith("Recording")
+            return label not in ("token", "command", "backup", "health") and not label.endswith(
+                "Recording"
+            )
         return False
 
 
@@ -71,7 +73,9 @@ class FaultPlan:
                 elif key == "retry_after":
                     plan.retry_after = int(number)
                 else:
-                    raise ValueError(f"unknown fault setting {key!r}; allowed: latency, clock, retry_after")
+                    raise ValueError(
+                        f"unknown fault setting {key!r}; allowed: latency, clock, retry_after"
+                    )
                 continue
             match = _ITEM.match(item)
             if not match or match["kind"] not in KINDS:

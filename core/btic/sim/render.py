@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import base64
 import random
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
-from typing import Iterable, Iterator
 from xml.sax.saxutils import escape, quoteattr
 
 from btic.sim.data import (
@@ -68,7 +68,9 @@ def error_document(product: str, message: str) -> bytes:
 
 
 def no_data_document(product: str, report: str, language: str) -> bytes:
-    what = {"support": "Support", "access": "Access Session", "presentation": "Presentation"}[report]
+    what = {"support": "Support", "access": "Access Session", "presentation": "Presentation"}[
+        report
+    ]
     template = NO_DATA_MESSAGES.get(language, NO_DATA_MESSAGES["en"])
     return error_document(product, template.format(what=what))
 
@@ -87,9 +89,12 @@ def listing_document(product: str, sessions: Iterable[SimSession]) -> Iterator[b
     yield b"</session_summary_list>\n"
 
 
-def sessions_document(dataset: SimDataset, sessions: Iterable[SimSession], now: float, base_url: str) -> Iterator[bytes]:
+def sessions_document(
+    dataset: SimDataset, sessions: Iterable[SimSession], now: float, base_url: str
+) -> Iterator[bytes]:
     yield (
-        f'<?xml version="1.0" encoding="UTF-8"?>\n<session_list xmlns="{REPORTING_NS[dataset.product]}">\n'
+        '<?xml version="1.0" encoding="UTF-8"?>\n<session_list '
+        f'xmlns="{REPORTING_NS[dataset.product]}">\n'
     ).encode()
     for s in sessions:
         yield render_session(dataset, s, now, base_url).encode()
@@ -126,25 +131,64 @@ def render_session(dataset: SimDataset, s: SimSession, now: float, base_url: str
             out.append(text("external_key", s.external_key))
         out.append("<custom_attributes>")
         for code, display in CUSTOM_ATTRIBUTES:
-            value = f"CC-{s.index % 17}" if code == "cost_center" else rng.choice(["ServiceNow", "Jira", ""])
+            value = (
+                f"CC-{s.index % 17}"
+                if code == "cost_center"
+                else rng.choice(["ServiceNow", "Jira", ""])
+            )
             out.append(text("custom_attribute", value, display_name=display, code_name=code))
         out.append("</custom_attributes>")
     recordings_visible = closed
     query = f"{base_url}/api/reporting?generate_report="
     if closed:
-        out.append(text("session_chat_view_url", f"{base_url}/session_download.ns?lsid={s.lsid}&view=1"))
-        out.append(text("session_chat_download_url", f"{base_url}/session_download.ns?lsid={s.lsid}&dl_action=chat"))
+        out.append(
+            text("session_chat_view_url", f"{base_url}/session_download.ns?lsid={s.lsid}&view=1")
+        )
+        out.append(
+            text(
+                "session_chat_download_url",
+                f"{base_url}/session_download.ns?lsid={s.lsid}&dl_action=chat",
+            )
+        )
     if recordings_visible and s.has_recording:
-        report = "PresentationSessionRecording" if presentation else (
-            "AccessSessionRecording" if pa else "SupportSessionRecording")
-        out.append(text("session_recording_view_url", f"{base_url}/session_download.ns?lsid={s.lsid}&view=1&dl_action=video"))
+        report = (
+            "PresentationSessionRecording"
+            if presentation
+            else ("AccessSessionRecording" if pa else "SupportSessionRecording")
+        )
+        out.append(
+            text(
+                "session_recording_view_url",
+                f"{base_url}/session_download.ns?lsid={s.lsid}&view=1&dl_action=video",
+            )
+        )
         out.append(text("session_recording_download_url", f"{query}{report}&lsid={s.lsid}"))
     if recordings_visible:
-        out.extend(_recording_links("show_my_screen_recording", "ShowMyScreenRecording", "sms",
-                                    s.lsid, s.sms_instances, 0, query, base_url))
+        out.extend(
+            _recording_links(
+                "show_my_screen_recording",
+                "ShowMyScreenRecording",
+                "sms",
+                s.lsid,
+                s.sms_instances,
+                0,
+                query,
+                base_url,
+            )
+        )
         # The RS guide: the report numbers command shells from 1, the API from 0.
-        out.extend(_recording_links("command_shell_recording", "CommandShellRecording", "shell",
-                                    s.lsid, s.shell_instances, 1, query, base_url))
+        out.extend(
+            _recording_links(
+                "command_shell_recording",
+                "CommandShellRecording",
+                "shell",
+                s.lsid,
+                s.shell_instances,
+                1,
+                query,
+                base_url,
+            )
+        )
 
     reps = [r for r in REPRESENTATIVES if r[0] in s.rep_ids]
     customer_gs = 100 + s.index % 50
@@ -176,7 +220,19 @@ def render_session(dataset: SimDataset, s: SimSession, now: float, base_url: str
             out.append(text("company", COMPANIES[s.index % len(COMPANIES)]))
             out.append(text("company_code", f"C{s.index % 90 + 10}"))
             out.append(text("issue", 1 + s.index % 4))
-            out.append(text("details", rng.choice(["Printer offline", "VPN drops every hour", "Needs Office 365 activation", "Disk full <C:>"])))
+            out.append(
+                text(
+                    "details",
+                    rng.choice(
+                        [
+                            "Printer offline",
+                            "VPN drops every hour",
+                            "Needs Office 365 activation",
+                            "Disk full <C:>",
+                        ]
+                    ),
+                )
+            )
             out.append("</info>")
         out.append("</customer>")
         out.append("</customer_list>")
@@ -222,28 +278,60 @@ def render_session(dataset: SimDataset, s: SimSession, now: float, base_url: str
         out.append("</team_list>")
         if closed and s.index % 3 == 2:
             out.append("<cust_survey_list><cust_exit_survey>")
-            out.append('<question_list><question id="1">' + text("name", "satisfaction") + text("type", "radio")
-                       + text("label", "How satisfied were you?") + text("report_header", "Satisfaction")
-                       + "<answer_list>" + text("answer", rng.choice(["5", "4", "3"])) + "</answer_list></question>"
-                       + '<question id="2">' + text("name", "comments") + text("type", "textarea")
-                       + text("label", "Comments") + text("report_header", "Comments")
-                       + "<answer_list>" + text("answer", "Quick & helpful") + "</answer_list></question></question_list>")
+            out.append(
+                '<question_list><question id="1">'
+                + text("name", "satisfaction")
+                + text("type", "radio")
+                + text("label", "How satisfied were you?")
+                + text("report_header", "Satisfaction")
+                + "<answer_list>"
+                + text("answer", rng.choice(["5", "4", "3"]))
+                + "</answer_list></question>"
+                + '<question id="2">'
+                + text("name", "comments")
+                + text("type", "textarea")
+                + text("label", "Comments")
+                + text("report_header", "Comments")
+                + "<answer_list>"
+                + text("answer", "Quick & helpful")
+                + "</answer_list></question></question_list>"
+            )
             out.append("</cust_exit_survey></cust_survey_list>")
         if closed and s.index % 4 == 1:
             out.append("<rep_survey_list><rep_exit_survey>")
-            out.append('<question_list><question id="3">' + text("name", "resolved") + text("type", "checkbox")
-                       + text("label", "Resolved?") + text("report_header", "Resolved")
-                       + "<answer_list>" + text("answer", "yes") + text("answer", "follow-up") + "</answer_list></question></question_list>")
+            out.append(
+                '<question_list><question id="3">'
+                + text("name", "resolved")
+                + text("type", "checkbox")
+                + text("label", "Resolved?")
+                + text("report_header", "Resolved")
+                + "<answer_list>"
+                + text("answer", "yes")
+                + text("answer", "follow-up")
+                + "</answer_list></question></question_list>"
+            )
             out.append("</rep_exit_survey></rep_survey_list>")
     out.append("<session_details>")
-    out.extend(_events(dataset, s, rng, reps, rep_gs, customer, customer_gs, hostname, os_name, closed, now))
+    out.extend(
+        _events(
+            dataset, s, rng, reps, rep_gs, customer, customer_gs, hostname, os_name, closed, now
+        )
+    )
     out.append("</session_details>")
     out.append("</session>\n")
     return "".join(out)
 
 
-def _recording_links(element: str, report: str, view: str, lsid: str, count: int, first_number: int,
-                     query: str, base_url: str) -> list[str]:
+def _recording_links(
+    element: str,
+    report: str,
+    view: str,
+    lsid: str,
+    count: int,
+    first_number: int,
+    query: str,
+    base_url: str,
+) -> list[str]:
     """``<{element}s>`` with one ``<{element} instance=...>`` per recording."""
     if not count:
         return []
@@ -263,7 +351,9 @@ def _party(tag: str, kind: str, gsnumber: int | None, name: str) -> str:
     return text(tag, name, gsnumber=gsnumber, type=kind)
 
 
-def _events(dataset, s, rng, reps, rep_gs, customer, customer_gs, hostname, os_name, closed, now) -> Iterator[str]:
+def _events(
+    dataset, s, rng, reps, rep_gs, customer, customer_gs, hostname, os_name, closed, now
+) -> Iterator[str]:
     pa = dataset.product == "pa"
     presentation = s.report == "presentation"
     cust_kind = "attendee" if presentation else ("endpoint" if pa else "customer")
@@ -280,33 +370,62 @@ def _events(dataset, s, rng, reps, rep_gs, customer, customer_gs, hostname, os_n
     yield event(s.start, "Session Start", system)
     for rid, username, private, _public, _number in reps:
         yield event(
-            moments[0], "Conference Member Added",
+            moments[0],
+            "Conference Member Added",
             _party("performed_by", rep_kind, rep_gs[rid], private)
             + "<data>"
-            + "".join(f"<value name={quoteattr(k)} value={quoteattr(str(v))} />" for k, v in (
-                ("name", private), ("username", username), ("private_ip", f"10.10.0.{rid + 10}"),
-                ("public_ip", f"198.51.100.{rid + 10}"), ("hostname", f"REP-{username.upper()}"),
-                ("os", "Windows 11 Enterprise (x64)"), ("support_teams", "Tier 1 Support"), ("user_id", rid)))
+            + "".join(
+                f"<value name={quoteattr(k)} value={quoteattr(str(v))} />"
+                for k, v in (
+                    ("name", private),
+                    ("username", username),
+                    ("private_ip", f"10.10.0.{rid + 10}"),
+                    ("public_ip", f"198.51.100.{rid + 10}"),
+                    ("hostname", f"REP-{username.upper()}"),
+                    ("os", "Windows 11 Enterprise (x64)"),
+                    ("support_teams", "Tier 1 Support"),
+                    ("user_id", rid),
+                )
+            )
             + "</data>",
         )
     if not presentation:
         yield event(
-            moments[1], "System Information Retrieved",
+            moments[1],
+            "System Information Retrieved",
             _party("performed_by", rep_kind, rep_gs[owner[0]], owner[2])
             + _party("destination", cust_kind, customer_gs, hostname if pa else customer)
             + "<system_information>"
-            + '<category name="General"><description>' + text("field", "Computer Name") + text("field", "OS")
-            + text("field", "Uptime") + "</description><data><row>" + text("field", hostname) + text("field", os_name)
-            + text("field", f"{s.index % 30} days") + "</row></data></category>"
-            + '<category name="Drives"><description>' + text("field", "Drive") + text("field", "Type")
-            + text("field", "Percent Used") + "</description><data>"
-            + "<row>" + text("field", "C:\\") + text("field", "Local Disk") + text("field", f"{s.index % 90 + 5}%") + "</row>"
-            + "<row>" + text("field", "D:\\") + text("field", "Network Drive") + text("field", "12%") + "</row>"
+            + '<category name="General"><description>'
+            + text("field", "Computer Name")
+            + text("field", "OS")
+            + text("field", "Uptime")
+            + "</description><data><row>"
+            + text("field", hostname)
+            + text("field", os_name)
+            + text("field", f"{s.index % 30} days")
+            + "</row></data></category>"
+            + '<category name="Drives"><description>'
+            + text("field", "Drive")
+            + text("field", "Type")
+            + text("field", "Percent Used")
+            + "</description><data>"
+            + "<row>"
+            + text("field", "C:\\")
+            + text("field", "Local Disk")
+            + text("field", f"{s.index % 90 + 5}%")
+            + "</row>"
+            + "<row>"
+            + text("field", "D:\\")
+            + text("field", "Network Drive")
+            + text("field", "12%")
+            + "</row>"
             + "</data></category>"
             + "</system_information>",
         )
     yield event(
-        moments[2], "Chat Message",
+        moments[2],
+        "Chat Message",
         _party("performed_by", cust_kind, customer_gs, customer)
         + _party("destination", rep_kind, rep_gs[owner[0]], owner[2])
         + text("body", f"Hello, I need help with ticket #{s.index} & it's <urgent>"),
@@ -314,7 +433,8 @@ def _events(dataset, s, rng, reps, rep_gs, customer, customer_gs, hostname, os_n
     if s.index % 4 == 2:
         raw = f"binary paste \x00\x07 from {customer}".encode()
         yield event(
-            moments[3], "Chat Message",
+            moments[3],
+            "Chat Message",
             _party("performed_by", cust_kind, customer_gs, customer)
             + text("encoded_body", base64.b64encode(raw).decode()),
         )
@@ -322,35 +442,57 @@ def _events(dataset, s, rng, reps, rep_gs, customer, customer_gs, hostname, os_n
         name = f"diag-{s.index}.zip"
         size = 1000 + s.index * 13
         yield event(
-            moments[4], "File Upload",
+            moments[4],
+            "File Upload",
             _party("performed_by", rep_kind, rep_gs[owner[0]], owner[2])
             + _party("destination", cust_kind, customer_gs, hostname if pa else customer)
-            + text("filename", name) + text("filesize", size)
-            + "<files>" + text("file", name, size=size) + "</files>",
+            + text("filename", name)
+            + text("filesize", size)
+            + "<files>"
+            + text("file", name, size=size)
+            + "</files>",
         )
     for instance in range(s.shell_instances):
-        yield event(moments[5], "Command Shell Session Started",
-                    _party("performed_by", rep_kind, rep_gs[owner[0]], owner[2])
-                    + f'<data><value name="instance" value="{instance + 1}" /></data>')
+        yield event(
+            moments[5],
+            "Command Shell Session Started",
+            _party("performed_by", rep_kind, rep_gs[owner[0]], owner[2])
+            + f'<data><value name="instance" value="{instance + 1}" /></data>',
+        )
     for instance in range(s.sms_instances):
-        yield event(moments[5], "Show My Screen Recording",
-                    _party("performed_by", rep_kind, rep_gs[owner[0]], owner[2])
-                    + f'<data><value name="instance" value="{instance}" /></data>')
+        yield event(
+            moments[5],
+            "Show My Screen Recording",
+            _party("performed_by", rep_kind, rep_gs[owner[0]], owner[2])
+            + f'<data><value name="instance" value="{instance}" /></data>',
+        )
     if not presentation:
-        yield event(moments[6], "Registry Key Added",
-                    _party("performed_by", rep_kind, rep_gs[owner[0]], owner[2])
-                    + '<data><value name="key" value="HKLM\\Software\\Example" /></data>')
-        yield event(moments[6], "Session Note Added",
-                    _party("performed_by", rep_kind, rep_gs[owner[0]], owner[2])
-                    + text("body", "Customer confirmed the fix."))
+        yield event(
+            moments[6],
+            "Registry Key Added",
+            _party("performed_by", rep_kind, rep_gs[owner[0]], owner[2])
+            + '<data><value name="key" value="HKLM\\Software\\Example" /></data>',
+        )
+        yield event(
+            moments[6],
+            "Session Note Added",
+            _party("performed_by", rep_kind, rep_gs[owner[0]], owner[2])
+            + text("body", "Customer confirmed the fix."),
+        )
     if closed:
         if not pa and not presentation and s.index % 3 == 2:
-            yield event(s.end, "Customer Exit Survey", _party("performed_by", cust_kind, customer_gs, customer))
+            yield event(
+                s.end,
+                "Customer Exit Survey",
+                _party("performed_by", cust_kind, customer_gs, customer),
+            )
         yield event(s.end, "Session End", system)
 
 
 def api_info_document(product: str, timestamp: int, permissions: dict[str, str]) -> bytes:
-    perms = "".join(f'<permission name="{k}">{escape(v)}</permission>' for k, v in sorted(permissions.items()))
+    perms = "".join(
+        f'<permission name="{k}">{escape(v)}</permission>' for k, v in sorted(permissions.items())
+    )
     return (
         f'<?xml version="1.0" encoding="UTF-8"?>\n<api_information xmlns="{COMMAND_NS[product]}">'
         f"<api_version>{'1.21.0' if product == 'rs' else '1.16.0'}</api_version>"
@@ -363,7 +505,8 @@ def health_document(product: str, host: str, timestamp: int) -> bytes:
     return (
         f'<?xml version="1.0" encoding="UTF-8"?>\n<health_check xmlns="{COMMAND_NS[product]}">'
         f'<appliance id="00000000-0000-4000-8000-000000000001">{escape(host)}</appliance>'
-        f"<version>24.1.2 (simulated)</version><success>1</success><failover_role>none</failover_role>"
+        "<version>24.1.2 "
+        "(simulated)</version><success>1</success><failover_role>none</failover_role>"
         f'<last_data_sync_time ts="{timestamp}">{iso(timestamp)}</last_data_sync_time>'
         f"<last_data_sync_status>none</last_data_sync_status></health_check>\n"
     ).encode()

@@ -19,10 +19,10 @@ import tempfile
 import threading
 import time
 from collections import Counter, OrderedDict
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterable, Iterator
 from urllib.parse import parse_qsl, urlsplit
 
 from btic.sim import render
@@ -270,20 +270,27 @@ class SimulatedAppliance:
 
     # -- request handling ------------------------------------------------------------
 
-    def select_sessions(self, report: str, params: dict[str, str], kind: str) -> list[SimSession] | str:
+    def select_sessions(
+        self, report: str, params: dict[str, str], kind: str
+    ) -> list[SimSession] | str:
         """Sessions matching the guide's parameters, or an error message."""
         now = self.now()
         wanted = [s for s in self.dataset.all() if s.report == report and s.start <= now]
         if "lsid" in params or "lsids" in params:
             if kind == "listing":
                 return "The lsid and lsids parameters are not accepted by listing reports."
-            ids = {params["lsid"]} if "lsid" in params else {
-                i.strip() for i in params["lsids"].split(",") if i.strip()}
+            ids = (
+                {params["lsid"]}
+                if "lsid" in params
+                else {i.strip() for i in params["lsids"].split(",") if i.strip()}
+            )
             return [s for s in wanted if s.lsid in ids]
         given = [p for p in ("start_date", "start_time", "end_date", "end_time") if p in params]
         if len(given) != 1:
-            return ("Exactly one of start_date, start_time, end_date, end_time, lsid or lsids "
-                    "must be given.")
+            return (
+                "Exactly one of start_date, start_time, end_date, end_time, lsid or lsids "
+                "must be given."
+            )
         field = given[0]
         if "duration" not in params:
             return "The duration parameter is required with " + field + "."
@@ -302,7 +309,9 @@ class SimulatedAppliance:
                 low = int(params[field])
                 high = low + duration if duration else None
         except ValueError:
-            return f"Invalid {field}: " + ("use YYYY-MM-DD." if field.endswith("_date") else "use a UNIX timestamp.")
+            return f"Invalid {field}: " + (
+                "use YYYY-MM-DD." if field.endswith("_date") else "use a UNIX timestamp."
+            )
         selected = []
         for s in wanted:
             if field.startswith("end"):
@@ -326,7 +335,9 @@ class SimulatedAppliance:
         if kind == "rep" and value.isdigit():
             return [s for s in sessions if int(value) in s.rep_ids]
         if kind in ("team", "members") and (value == "all" or value.isdigit()):
-            return [s for s in sessions if s.team_ids and (value == "all" or int(value) in s.team_ids)]
+            return [
+                s for s in sessions if s.team_ids and (value == "all" or int(value) in s.team_ids)
+            ]
         if kind == "site" and value.isdigit():
             return [s for s in sessions if s.site_id == int(value)]
         return "Invalid limit: use all, rep:ID, team:all, team:ID, members:ID or site:ID."
@@ -337,7 +348,7 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     appliance: SimulatedAppliance
 
-    def handle_error(self, request, client_address) -> None:  # noqa: ANN001
+    def handle_error(self, request, client_address) -> None:
         # Clients that hang up (and faults that hang up on them) are normal here.
         pass
 
@@ -351,7 +362,7 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         self.server.appliance.stats["connections"] += 1
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
     @property
@@ -387,10 +398,16 @@ class _Handler(BaseHTTPRequestHandler):
                 self.sim.revoke_tokens()
                 fault = None
             if fault in ("500", "502", "503", "504"):
-                return self._send(int(fault), b"<html><body>Server Error</body></html>", "text/html")
+                return self._send(
+                    int(fault), b"<html><body>Server Error</body></html>", "text/html"
+                )
             if fault == "429":
-                return self._send(429, b"Too Many Requests", "text/plain",
-                                  {"Retry-After": str(self.sim.faults.retry_after)})
+                return self._send(
+                    429,
+                    b"Too Many Requests",
+                    "text/plain",
+                    {"Retry-After": str(self.sim.faults.retry_after)},
+                )
             if path == "/oauth2/token":
                 return self._token(params)
             if path == "/check_health":
@@ -420,14 +437,23 @@ class _Handler(BaseHTTPRequestHandler):
             client_id, _, secret = base64.b64decode(encoded).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
             client_id = secret = ""
-        if scheme.lower() != "basic" or (client_id, secret) != (self.sim.client_id, self.sim.client_secret):
+        if scheme.lower() != "basic" or (client_id, secret) != (
+            self.sim.client_id,
+            self.sim.client_secret,
+        ):
             body = {"error": "invalid_client", "message": "Client authentication failed."}
             return self._send(401, json.dumps(body).encode(), "application/json")
         if params.get("grant_type") != "client_credentials":
-            body = {"error": "unsupported_grant_type", "message": "grant_type must be client_credentials."}
+            body = {
+                "error": "unsupported_grant_type",
+                "message": "grant_type must be client_credentials.",
+            }
             return self._send(400, json.dumps(body).encode(), "application/json")
-        body = {"access_token": self.sim.tokens.grant(), "token_type": "Bearer",
-                "expires_in": int(self.sim.tokens.ttl)}
+        body = {
+            "access_token": self.sim.tokens.grant(),
+            "token_type": "Bearer",
+            "expires_in": int(self.sim.tokens.ttl),
+        }
         # Real appliances label the JSON as XML; clients must not care.
         return self._send(200, json.dumps(body).encode(), "text/xml")
 
@@ -436,7 +462,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(404, b"<html><body>Document Not Found</body></html>", "text/html")
         action = params.get("action")
         if action == "get_api_info":
-            body = render.api_info_document(self.sim.product, int(self.sim.now()), self.sim.permissions)
+            body = render.api_info_document(
+                self.sim.product, int(self.sim.now()), self.sim.permissions
+            )
         elif action == "check_health":
             body = render.health_document(self.sim.product, self.sim.bind_host, int(self.sim.now()))
         else:
@@ -448,7 +476,9 @@ class _Handler(BaseHTTPRequestHandler):
         name = params.get("generate_report", "")
         spec = REPORTS[sim.product].get(name)
         if spec is None:
-            return self._xml(render.error_document(sim.product, f"Invalid report type: {name!r}."), fault)
+            return self._xml(
+                render.error_document(sim.product, f"Invalid report type: {name!r}."), fault
+            )
         report, kind = spec
         if sim.permissions.get(report_permission(sim.product, report)) != "1":
             return self._send(404, b"<html><body>Document Not Found</body></html>", "text/html")
@@ -473,8 +503,13 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 instance = int(params.get("instance", ""))
             except ValueError:
-                return self._xml(render.error_document(sim.product, "Invalid instance: must be an integer."), None)
-        rec_kind = {"recording": "presentation" if report == "presentation" else "session"}.get(kind, kind)
+                return self._xml(
+                    render.error_document(sim.product, "Invalid instance: must be an integer."),
+                    None,
+                )
+        rec_kind = {"recording": "presentation" if report == "presentation" else "session"}.get(
+            kind, kind
+        )
         available = (
             session is not None
             and session.report == report
@@ -482,7 +517,10 @@ class _Handler(BaseHTTPRequestHandler):
             and (rec_kind, instance) in set(session.recordings())
         )
         if not available:
-            return self._xml(render.error_document(sim.product, "No recording is available for this session."), None)
+            return self._xml(
+                render.error_document(sim.product, "No recording is available for this session."),
+                None,
+            )
         if session.recording_expired:
             return self._xml(render.error_document(sim.product, render.EXPIRED_MESSAGE), None)
         size = sim.dataset.recording_size_of(rec_kind)
@@ -501,12 +539,15 @@ class _Handler(BaseHTTPRequestHandler):
         sim.backups_served.append((ts, size, content_sha256(key, size, b"NSB\x00")))
         stamp = datetime.fromtimestamp(ts, timezone.utc).strftime("%Y%m%d-%H%M%S")
         filename = f"{sim.bind_host}-backup-{stamp}.nsb"
-        return self._stream_file(content_stream(key, size, b"NSB\x00"), size,
-                                 "application/octet-stream", filename, fault)
+        return self._stream_file(
+            content_stream(key, size, b"NSB\x00"), size, "application/octet-stream", filename, fault
+        )
 
     # -- sending ----------------------------------------------------------------------
 
-    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -546,8 +587,14 @@ class _Handler(BaseHTTPRequestHandler):
     def _chunk(self, data: bytes) -> None:
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
 
-    def _stream_file(self, chunks: Iterator[bytes], size: int, content_type: str, filename: str,
-                     fault: str | None) -> None:
+    def _stream_file(
+        self,
+        chunks: Iterator[bytes],
+        size: int,
+        content_type: str,
+        filename: str,
+        fault: str | None,
+    ) -> None:
         self.send_response(200)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(size))

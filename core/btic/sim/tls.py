@@ -46,15 +46,28 @@ def make_certificates(directory: Path, host: str) -> SimCertificates:
         .not_valid_after(valid_to)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
-            x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                          key_encipherment=False, data_encipherment=False, key_agreement=False,
-                          encipher_only=False, decipher_only=False),
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
             critical=True,
         )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
         .sign(ca_key, hashes.SHA256())
     )
-    names: list[x509.GeneralName] = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    names: list[x509.GeneralName] = [
+        x509.DNSName("localhost"),
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+    ]
     try:
         address = ipaddress.ip_address(host)
         if str(address) != "127.0.0.1":
@@ -80,7 +93,9 @@ def make_certificates(directory: Path, host: str) -> SimCertificates:
         .sign(ca_key, hashes.SHA256())
     )
     directory.mkdir(parents=True, exist_ok=True)
-    paths = SimCertificates(directory / "ca.pem", directory / "server.pem", directory / "server.key")
+    paths = SimCertificates(
+        directory / "ca.pem", directory / "server.pem", directory / "server.key"
+    )
     paths.ca_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     paths.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     paths.key_path.write_bytes(

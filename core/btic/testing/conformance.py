@@ -43,7 +43,7 @@ class _BrokenRecording(Recording):
 
     data_path: Path = Path()
 
-    def open(self):  # noqa: ANN201
+    def open(self):
         return _FailingReader(self.data_path, self.size // 2)
 
 
@@ -60,7 +60,7 @@ class _FailingReader:
         self._left -= len(data)
         return data
 
-    def readinto(self, buffer) -> int:  # noqa: ANN001
+    def readinto(self, buffer) -> int:
         data = self.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
@@ -76,7 +76,8 @@ class _FailingReader:
 
 
 class DestinationConformance:
-    """Subclass it; provide ``plugin``, ``destination_options``, ``broken_options``, ``stored_items``.
+    """Subclass it; provide ``plugin``, ``destination_options``, ``broken_options`` and
+    ``stored_items``.
 
     * ``destination_options`` (fixture): options of a working destination;
       file-name/key templates may be left at their defaults.
@@ -106,7 +107,7 @@ class DestinationConformance:
     def _destination(self, options: dict[str, Any], tmp_path: Path) -> ConfiguredDestination:
         return ConfiguredDestination(self.plugin, options, tmp_path)
 
-    def test_redelivery_leaves_one_copy(self, btic_transfer, destination_options):  # noqa: ANN001
+    def test_redelivery_leaves_one_copy(self, btic_transfer, destination_options):
         first = btic_transfer(plugin=self.plugin, options=destination_options)
         assert not first.summary.failed, first.summary.problems
         before = self.stored_items(destination_options)
@@ -115,19 +116,25 @@ class DestinationConformance:
         assert not again.summary.failed, again.summary.problems
         assert self.stored_items(destination_options) == before
 
-    def test_a_crash_mid_delivery_leaves_no_partial_item(self, destination_options, tmp_path):  # noqa: ANN001
+    def test_a_crash_mid_delivery_leaves_no_partial_item(self, destination_options, tmp_path):
         destination = self._destination(destination_options, tmp_path)
         assert self.stored_items(destination_options) == {}
         complete = make_recording(tmp_path / "whole.flv", 3 * 1024 * 1024)
         fields = {f: getattr(complete, f) for f in Recording.__dataclass_fields__}
-        broken = _BrokenRecording(**{**fields, "path": tmp_path / "vanished.flv"}, data_path=complete.path)
+        broken = _BrokenRecording(
+            **{**fields, "path": tmp_path / "vanished.flv"}, data_path=complete.path
+        )
         with pytest.raises(KeyboardInterrupt):
             destination.recording(broken)
-        assert self.stored_items(destination_options) == {}, "a partial item is visible after a crash"
+        assert self.stored_items(destination_options) == {}, (
+            "a partial item is visible after a crash"
+        )
         delivery = destination.recording(complete)
-        assert self.stored_items(destination_options) == {delivery.location: complete.path.read_bytes()}
+        assert self.stored_items(destination_options) == {
+            delivery.location: complete.path.read_bytes()
+        }
 
-    def test_hostile_names_stay_inside(self, hostile_options, tmp_path):  # noqa: ANN001
+    def test_hostile_names_stay_inside(self, hostile_options, tmp_path):
         destination = self._destination(hostile_options, tmp_path)
         locations = set()
         for index, key in enumerate(HOSTILE_EXTERNAL_KEYS):
@@ -140,7 +147,7 @@ class DestinationConformance:
         stored = self.stored_items(hostile_options)
         assert locations <= set(stored)
 
-    def test_large_files_stream_with_bounded_memory(self, destination_options, tmp_path):  # noqa: ANN001
+    def test_large_files_stream_with_bounded_memory(self, destination_options, tmp_path):
         destination = self._destination(destination_options, tmp_path)
         recording = make_recording(tmp_path / "large.flv", self.large_file_size)
         tracemalloc.start()
@@ -149,11 +156,13 @@ class DestinationConformance:
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
-        assert peak < self.memory_budget, f"delivering {self.large_file_size} bytes peaked at {peak} bytes"
+        assert peak < self.memory_budget, (
+            f"delivering {self.large_file_size} bytes peaked at {peak} bytes"
+        )
         assert delivery.sha256 in (None, recording.sha256)
         assert len(self.stored_items(destination_options)[delivery.location]) == recording.size
 
-    def test_failures_raise_destination_error(self, broken_options, tmp_path):  # noqa: ANN001
+    def test_failures_raise_destination_error(self, broken_options, tmp_path):
         destination = self._destination(broken_options, tmp_path)
         with pytest.raises(btic.DestinationError) as info:
             destination.session(sample_session())

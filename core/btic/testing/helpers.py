@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import btic
 from btic.appliance.model import Session
@@ -22,46 +23,78 @@ from btic.types import AppContext, Backup, DataType, Recording, SiteInfo, Transf
 SITE = SiteInfo(name="sim", host="support.example.com", product="rs")
 
 
-def sample_session(lsid: str = "c69a8e10bea9428f816cfababe9815fe", *, external_key: str | None = "INC-1",
-                   host: str = "support.example.com", end: datetime | None = None) -> Session:
+def sample_session(
+    lsid: str = "c69a8e10bea9428f816cfababe9815fe",
+    *,
+    external_key: str | None = "INC-1",
+    host: str = "support.example.com",
+    end: datetime | None = None,
+) -> Session:
     """A small closed support session, for calling hooks directly."""
     end = end or datetime(2024, 5, 1, 12, 30, tzinfo=timezone.utc)
-    return Session(product="rs", report="support", host=host, lsid=lsid, lseq=7, session_type="support",
-                   start_time=end - timedelta(minutes=30), end_time=end, duration="00:30:00",
-                   external_key=external_key)
+    return Session(
+        product="rs",
+        report="support",
+        host=host,
+        lsid=lsid,
+        lseq=7,
+        session_type="support",
+        start_time=end - timedelta(minutes=30),
+        end_time=end,
+        duration="00:30:00",
+        external_key=external_key,
+    )
 
 
 def session_xml(session: Session) -> bytes:
-    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<session xmlns="https://www.beyondtrust.com/namespaces/API/'
-            f'reporting" lsid="{session.lsid}"><session_type>support</session_type></session>').encode()
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<session xmlns="https://www.beyondtrust.com/namespaces/API/'
+        f'reporting" lsid="{session.lsid}"><session_type>support</session_type></session>'
+    ).encode()
 
 
 class ConfiguredDestination:
     """One destination of a plugin, configured alone, whose hooks can be called."""
 
-    def __init__(self, plugin: str, options: dict[str, Any], config_dir: Path, name: str = "under-test"):
+    def __init__(
+        self, plugin: str, options: dict[str, Any], config_dir: Path, name: str = "under-test"
+    ):
         self.name = name
         self.plugins = PluginManager().discover()
         info = self.plugins.get(plugin)
         with warnings.catch_warnings():
             # Tests choose odd templates on purpose; the loader is where users see these.
             warnings.simplefilter("ignore", ConfigWarning)
-            self.options = info.options_model.model_validate(options, context={"base_dir": config_dir})
-        self.plugins.add_destination(name, plugin, self.options,
-                                     AppContext(config_dir=config_dir, version=btic.__version__))
+            self.options = info.options_model.model_validate(
+                options, context={"base_dir": config_dir}
+            )
+        self.plugins.add_destination(
+            name, plugin, self.options, AppContext(config_dir=config_dir, version=btic.__version__)
+        )
 
     def ctx(self, data_type: DataType) -> TransferContext:
         return TransferContext(site=SITE, destination=self.name, data_type=data_type, run_id="test")
 
-    def session(self, session: Session, xml: bytes | None = None, data_type: DataType = DataType.SESSION) -> Any:
-        return self.plugins.call(self.name, "on_session_xml", session=session, xml=xml or session_xml(session),
-                                 ctx=self.ctx(data_type))
+    def session(
+        self, session: Session, xml: bytes | None = None, data_type: DataType = DataType.SESSION
+    ) -> Any:
+        return self.plugins.call(
+            self.name,
+            "on_session_xml",
+            session=session,
+            xml=xml or session_xml(session),
+            ctx=self.ctx(data_type),
+        )
 
     def recording(self, recording: Recording) -> Any:
-        return self.plugins.call(self.name, "on_recording", recording=recording, ctx=self.ctx(recording.data_type))
+        return self.plugins.call(
+            self.name, "on_recording", recording=recording, ctx=self.ctx(recording.data_type)
+        )
 
     def backup(self, backup: Backup) -> Any:
-        return self.plugins.call(self.name, "on_backup", backup=backup, ctx=self.ctx(DataType.BACKUP))
+        return self.plugins.call(
+            self.name, "on_backup", backup=backup, ctx=self.ctx(DataType.BACKUP)
+        )
 
 
 def spool_file(path: Path, size: int, seed: bytes = b"btic") -> tuple[Path, str]:
@@ -78,12 +111,27 @@ def spool_file(path: Path, size: int, seed: bytes = b"btic") -> tuple[Path, str]
     return path, digest.hexdigest()
 
 
-def make_recording(path: Path, size: int, session: Session | None = None, *, kind: str = "session",
-                   instance: int | None = None) -> Recording:
+def make_recording(
+    path: Path,
+    size: int,
+    session: Session | None = None,
+    *,
+    kind: str = "session",
+    instance: int | None = None,
+) -> Recording:
     session = session or sample_session()
     path, sha256 = spool_file(path, size, seed=f"{session.lsid}{kind}{instance}".encode())
-    return Recording(site=SITE, lsid=session.lsid, kind=kind, instance=instance, extension="flv",  # type: ignore[arg-type]
-                     size=size, sha256=sha256, path=path, session=session)
+    return Recording(
+        site=SITE,
+        lsid=session.lsid,
+        kind=kind,
+        instance=instance,
+        extension="flv",  # type: ignore[arg-type]
+        size=size,
+        sha256=sha256,
+        path=path,
+        session=session,
+    )
 
 
 @dataclass
@@ -93,31 +141,64 @@ class TransferResult:
     config: Config
 
 
-def run_transfer(sim: Any, *, tmp_path: Path, plugin: str, options: dict[str, Any],
-                 data: Iterable[str] = ("session", "recording", "command_shell_recording"),
-                 force: bool = False, state_url: str | None = None, environ: dict[str, str] | None = None,
-                 concurrency: int | None = None) -> TransferResult:
+def run_transfer(
+    sim: Any,
+    *,
+    tmp_path: Path,
+    plugin: str,
+    options: dict[str, Any],
+    data: Iterable[str] = ("session", "recording", "command_shell_recording"),
+    force: bool = False,
+    state_url: str | None = None,
+    environ: dict[str, str] | None = None,
+    concurrency: int | None = None,
+) -> TransferResult:
     """Transfer everything ``sim`` has (closed) into one destination, in-process."""
     data_types = tuple(DataType(d) for d in data)
     raw = {
         "state": {"url": state_url or f"sqlite:///{tmp_path / 'btic-state.db'}"},
-        "sites": {"sim": {
-            "host": sim.host, "client_id": sim.client_id, "client_secret": sim.client_secret,
-            "product": sim.product, "scheme": sim.scheme, "first_run_since": "all",
-            **({"ca_bundle": str(sim.ca_path)} if sim.ca_path else {}),
-        }},
+        "sites": {
+            "sim": {
+                "host": sim.host,
+                "client_id": sim.client_id,
+                "client_secret": sim.client_secret,
+                "product": sim.product,
+                "scheme": sim.scheme,
+                "first_run_since": "all",
+                **({"ca_bundle": str(sim.ca_path)} if sim.ca_path else {}),
+            }
+        },
         "destinations": {"under-test": {"plugin": plugin, **options}},
-        "schedules": {"all": {"every": "15m", "transfers": [
-            {"site": "sim", "destinations": ["under-test"], "data": [d.value for d in data_types]}]}},
+        "schedules": {
+            "all": {
+                "every": "15m",
+                "transfers": [
+                    {
+                        "site": "sim",
+                        "destinations": ["under-test"],
+                        "data": [d.value for d in data_types],
+                    }
+                ],
+            }
+        },
     }
     plugins = PluginManager().discover()
-    config = build_config(raw, plugins, base_dir=tmp_path, environ=environ if environ is not None else os.environ)
+    config = build_config(
+        raw, plugins, base_dir=tmp_path, environ=environ if environ is not None else os.environ
+    )
     state = StateStore(config.state_url)
     run_id = state.start_run("test")
     engine = Engine(config, plugins, state, run_id=run_id, concurrency=concurrency)
     try:
-        summary = engine.run(TransferRequest(site="sim", destinations=("under-test",), data_types=data_types,
-                                             incremental=True, force=force))
+        summary = engine.run(
+            TransferRequest(
+                site="sim",
+                destinations=("under-test",),
+                data_types=data_types,
+                incremental=True,
+                force=force,
+            )
+        )
     finally:
         engine.close()
     state.finish_run(run_id, "failed" if summary.failed else "ok")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -13,13 +14,18 @@ def btic_sim() -> Iterator[Any]:
     """A running simulated RS appliance: 24 sessions with recordings of every kind, over HTTPS."""
     from btic.sim import SimulatedAppliance
 
-    with SimulatedAppliance("rs", sessions=24, seed=42, recording_size=96 * 1024, live_sessions=0) as sim:
+    with SimulatedAppliance(
+        "rs", sessions=24, seed=42, recording_size=96 * 1024, live_sessions=0
+    ) as sim:
         yield sim
 
 
 @pytest.fixture
 def btic_transfer(btic_sim: Any, tmp_path: Path) -> Callable[..., Any]:
-    """``btic_transfer(plugin=..., options={...}, data=[...], force=False)``: a real transfer from ``btic_sim``."""
+    """A real transfer from ``btic_sim``.
+
+    ``btic_transfer(plugin=..., options={...}, data=[...], force=False)``
+    """
     from btic.testing.helpers import run_transfer
 
     def transfer(*, plugin: str, options: dict[str, Any], **kwargs: Any) -> Any:
@@ -30,7 +36,7 @@ def btic_transfer(btic_sim: Any, tmp_path: Path) -> Callable[..., Any]:
 
 @pytest.fixture
 def btic_destination(tmp_path: Path) -> Callable[..., Any]:
-    """``btic_destination(plugin, options)``: a configured destination whose hooks tests call directly."""
+    """``btic_destination(plugin, options)``: a configured destination, hooks called directly."""
     from btic.testing.helpers import ConfiguredDestination
 
     def make(plugin: str, options: dict[str, Any]) -> ConfiguredDestination:

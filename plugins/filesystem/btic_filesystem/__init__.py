@@ -17,8 +17,9 @@ import os
 import re
 import secrets
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Callable, Literal
+from typing import IO, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -39,7 +40,9 @@ class FileSystemOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    directory: Path = Field(description="destination directory; created when missing; UNC paths on Windows")
+    directory: Path = Field(
+        description="destination directory; created when missing; UNC paths on Windows"
+    )
     conflict: Literal["AppendNumber", "Overwrite", "Skip"] = Field(
         default="AppendNumber", description="what to do when the file name already exists"
     )
@@ -56,15 +59,19 @@ class FileSystemOptions(BaseModel):
     )
     download_format: Literal["xml", "xml+json"] = Field(
         default="xml",
-        description='"xml": session reports as received; "xml+json": also the parsed session as JSON',
+        description='"xml": session reports as received; "xml+json": also the session as JSON',
     )
 
     @field_validator("file_name_formats")
     @classmethod
-    def _per_type_templates(cls, value: dict[DataType, str], info: ValidationInfo) -> dict[DataType, str]:
+    def _per_type_templates(
+        cls, value: dict[DataType, str], info: ValidationInfo
+    ) -> dict[DataType, str]:
         conflict = info.data.get("conflict", "AppendNumber")
-        problems = [f"{key.removeprefix('file_name_formats.')}: {message}"
-                    for key, message in naming.check_destination_templates(None, value, conflict, RECEIVES)]
+        problems = [
+            f"{key.removeprefix('file_name_formats.')}: {message}"
+            for key, message in naming.check_destination_templates(None, value, conflict, RECEIVES)
+        ]
         if problems:
             raise ValueError("; ".join(problems))
         return value
@@ -75,9 +82,13 @@ class FileSystemOptions(BaseModel):
         if value is not None:
             conflict = info.data.get("conflict", "AppendNumber")
             per_type = info.data.get("file_name_formats") or {}
-            problems = [message for key, message in
-                        naming.check_destination_templates(value, per_type, conflict, RECEIVES)
-                        if key == "file_name_format"]
+            problems = [
+                message
+                for key, message in naming.check_destination_templates(
+                    value, per_type, conflict, RECEIVES
+                )
+                if key == "file_name_format"
+            ]
             if problems:
                 raise ValueError("; ".join(problems))
         return value
@@ -110,28 +121,44 @@ class FileSystemDestination:
         return f"{root} writable, {free / 1024**3:.1f} GiB free"
 
     @btic.hookimpl
-    def on_session_xml(self, session: btic.Session, xml: bytes, ctx: btic.TransferContext) -> btic.Delivery | None:
+    def on_session_xml(
+        self, session: btic.Session, xml: bytes, ctx: btic.TransferContext
+    ) -> btic.Delivery | None:
         values = naming.session_values(session, extension="xml")
         relative = self._name(ctx.data_type, values)
         delivery = self._write(relative, lambda out: out.write(xml), _sha256_bytes(xml), len(xml))
         if self.options.download_format == "xml+json":
             document = session.model_dump_json(indent=2).encode("utf-8")
-            json_name = naming.render(naming.template_for(ctx.data_type, self.options.file_name_format,
-                                                          self.options.file_name_formats),
-                                      {**values, "EXTENSION": "json"})
-            self._write(json_name, lambda out: out.write(document), _sha256_bytes(document), len(document))
+            json_name = naming.render(
+                naming.template_for(
+                    ctx.data_type, self.options.file_name_format, self.options.file_name_formats
+                ),
+                {**values, "EXTENSION": "json"},
+            )
+            self._write(
+                json_name, lambda out: out.write(document), _sha256_bytes(document), len(document)
+            )
         return delivery
 
     @btic.hookimpl
-    def on_recording(self, recording: btic.Recording, ctx: btic.TransferContext) -> btic.Delivery | None:
+    def on_recording(
+        self, recording: btic.Recording, ctx: btic.TransferContext
+    ) -> btic.Delivery | None:
         relative = self._name(recording.data_type, naming.recording_values(recording))
-        return self._write(relative, _copier(recording.open), recording.sha256, recording.size,
-                           source=recording.path)
+        return self._write(
+            relative,
+            _copier(recording.open),
+            recording.sha256,
+            recording.size,
+            source=recording.path,
+        )
 
     @btic.hookimpl
     def on_backup(self, backup: btic.Backup, ctx: btic.TransferContext) -> btic.Delivery | None:
         relative = self._name(DataType.BACKUP, naming.backup_values(backup))
-        delivery = self._write(relative, _copier(backup.open), backup.sha256, backup.size, source=backup.path)
+        delivery = self._write(
+            relative, _copier(backup.open), backup.sha256, backup.size, source=backup.path
+        )
         if self.options.retention_count:
             self._apply_retention(backup)
         return delivery
@@ -142,27 +169,38 @@ class FileSystemDestination:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise btic.DestinationError(f"{self.root}: cannot create the destination directory: {_cause(exc)}") from None
+            raise btic.DestinationError(
+                f"{self.root}: cannot create the destination directory: {_cause(exc)}"
+            ) from None
         if not self.root.is_dir():
             raise btic.DestinationError(f"{self.root}: not a directory")
         return self.root
 
     def _name(self, data_type: DataType, values: dict[str, str]) -> str:
-        template = naming.template_for(data_type, self.options.file_name_format, self.options.file_name_formats)
+        template = naming.template_for(
+            data_type, self.options.file_name_format, self.options.file_name_formats
+        )
         return naming.render(template, values)
 
     # -- writing -----------------------------------------------------------------
 
-    def _write(self, relative: str, produce: Callable[[IO[bytes]], object], sha256: str, size: int,
-               source: Path | None = None) -> btic.Delivery | None:
+    def _write(
+        self,
+        relative: str,
+        produce: Callable[[IO[bytes]], object],
+        sha256: str,
+        size: int,
+        source: Path | None = None,
+    ) -> btic.Delivery | None:
         """Write one file under ``relative``; ``source``, when given, is a
         finished spool file that may be hard-linked instead of copied."""
         root = self._root()
         try:
             final = naming.inside(root, relative)
         except ValueError as exc:
-            raise btic.DestinationError(f"{root}: refused a file name outside the destination: {exc}",
-                                        permanent=True) from None
+            raise btic.DestinationError(
+                f"{root}: refused a file name outside the destination: {exc}", permanent=True
+            ) from None
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
             _remove_stale_temps(final)
@@ -196,7 +234,9 @@ class FileSystemDestination:
 
     def _apply_retention(self, backup: btic.Backup) -> None:
         """Keep the newest ``retention_count`` backups of this site."""
-        template = naming.template_for(DataType.BACKUP, self.options.file_name_format, self.options.file_name_formats)
+        template = naming.template_for(
+            DataType.BACKUP, self.options.file_name_format, self.options.file_name_formats
+        )
         pattern = _backup_pattern(template, backup)
         root = self._root()
         found = []
@@ -206,11 +246,13 @@ class FileSystemDestination:
             if match and path.is_file():
                 found.append((match.groupdict().get("ts") or "", path.stat().st_mtime, path))
         found.sort(reverse=True)
-        for _, _, path in found[self.options.retention_count:]:
+        for _, _, path in found[self.options.retention_count :]:
             try:
                 path.unlink()
             except OSError as exc:
-                raise btic.DestinationError(f"{path}: cannot remove an old backup: {_cause(exc)}") from None
+                raise btic.DestinationError(
+                    f"{path}: cannot remove an old backup: {_cause(exc)}"
+                ) from None
 
 
 def _backup_pattern(template: str, backup: btic.Backup) -> re.Pattern[str]:

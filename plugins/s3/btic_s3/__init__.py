@@ -42,25 +42,35 @@ class S3Options(BaseModel):
     bucket: str
     prefix: str = Field(default="", description="key prefix for every object, e.g. beyondtrust/")
     region: str | None = None
-    endpoint_url: str | None = Field(default=None, description="for S3-compatible stores (MinIO, Ceph...)")
-    profile: str | None = Field(default=None, description="a profile of the AWS shared config files")
+    endpoint_url: str | None = Field(
+        default=None, description="for S3-compatible stores (MinIO, Ceph...)"
+    )
+    profile: str | None = Field(
+        default=None, description="a profile of the AWS shared config files"
+    )
     access_key_id: Secret | None = None
     secret_access_key: Secret | None = None
     session_token: Secret | None = None
-    key_format: str | None = Field(default=None, description="%TOKEN% template; default: one per type")
+    key_format: str | None = Field(
+        default=None, description="%TOKEN% template; default: one per type"
+    )
     key_formats: dict[DataType, str] = Field(default_factory=dict)
     storage_class: StorageClass = "STANDARD"
     server_side_encryption: Literal["AES256", "aws:kms", "aws:kms:dsse"] | None = None
     sse_kms_key_id: str | None = None
     object_lock_mode: Literal["GOVERNANCE", "COMPLIANCE"] | None = None
     object_lock_retain_days: int | None = Field(default=None, ge=1)
-    retention_count: int | None = Field(default=None, ge=1, description="newest backups kept per site")
+    retention_count: int | None = Field(
+        default=None, ge=1, description="newest backups kept per site"
+    )
 
     @field_validator("bucket")
     @classmethod
     def _bucket_name(cls, value: str) -> str:
         if not re.fullmatch(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]", value):
-            raise ValueError("must be an S3 bucket name: 3-63 lower-case letters, digits, '.' and '-'")
+            raise ValueError(
+                "must be an S3 bucket name: 3-63 lower-case letters, digits, '.' and '-'"
+            )
         return value
 
     @field_validator("endpoint_url")

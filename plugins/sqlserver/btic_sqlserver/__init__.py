@@ -47,4 +47,6 @@ class SqlServerDestination:
 
     @btic.hookimpl
     def on_session_xml(self, session, xml, ctx):
-        raise btic.DestinationError(f"{ctx.destination}: btic-sqlserver {__version__} cannot store sessions yet")
+        raise btic.DestinationError(
+            f"{ctx.destination}: btic-sqlserver {__version__} cannot store sessions yet"
+        )

@@ -18,8 +18,10 @@ class TestFileSystemConformance(DestinationConformance):
 
     @pytest.fixture
     def hostile_options(self, tmp_path):
-        return {"directory": str(tmp_path / "archive"),
-                "file_name_format": "%EXTERNAL_KEY%/%EXTERNAL_KEY%-%LSID%.%EXTENSION%"}
+        return {
+            "directory": str(tmp_path / "archive"),
+            "file_name_format": "%EXTERNAL_KEY%/%EXTERNAL_KEY%-%LSID%.%EXTENSION%",
+        }
 
     @pytest.fixture
     def broken_options(self, tmp_path):

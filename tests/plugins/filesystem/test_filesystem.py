@@ -66,11 +66,19 @@ def backup(tmp_path: Path, when: datetime, host: str = "support.example.com") ->
     path.write_bytes(f"backup {host} {when}".encode())
     import hashlib
 
-    return Backup(site=btic.SiteInfo("s", host, "rs"), time=when, extension="nsb", size=path.stat().st_size,
-                  sha256=hashlib.sha256(path.read_bytes()).hexdigest(), path=path)
+    return Backup(
+        site=btic.SiteInfo("s", host, "rs"),
+        time=when,
+        extension="nsb",
+        size=path.stat().st_size,
+        sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+        path=path,
+    )
 
 
-@pytest.mark.parametrize("template", [None, "backups/%YEAR%/%SUPPORT_SITE_HOST%-%TIMESTAMP%.%EXTENSION%"])
+@pytest.mark.parametrize(
+    "template", [None, "backups/%YEAR%/%SUPPORT_SITE_HOST%-%TIMESTAMP%.%EXTENSION%"]
+)
 def test_retention_keeps_the_newest_backups_per_site(tmp_path, template):
     options = {"retention_count": 3}
     if template:
@@ -78,7 +86,9 @@ def test_retention_keeps_the_newest_backups_per_site(tmp_path, template):
     dest = destination(tmp_path, **options)
     start = datetime(2024, 12, 30, 2, 0, tzinfo=timezone.utc)
     other = dest.backup(backup(tmp_path, start, host="other.example.com"))
-    locations = [dest.backup(backup(tmp_path, start + timedelta(days=i))).location for i in range(6)]
+    locations = [
+        dest.backup(backup(tmp_path, start + timedelta(days=i))).location for i in range(6)
+    ]
     kept = sorted(p for p in (tmp_path / "archive").rglob("*.nsb") if "other" not in p.name)
     assert [str(p) for p in kept] == sorted(locations[-3:])
     assert Path(other.location).exists()  # another site's backups are not counted
@@ -93,16 +103,24 @@ def test_retention_empty_keeps_all(tmp_path):
 
 
 def test_templates_make_directories_from_the_end_time(tmp_path):
-    dest = destination(tmp_path, file_name_format="%SUPPORT_SITE_HOST%/%YEAR%/%MONTH%/%DAY%/%LSID%-%LSEQ%-%KIND%.%EXTENSION%")
+    dest = destination(
+        tmp_path,
+        file_name_format="%SUPPORT_SITE_HOST%/%YEAR%/%MONTH%/%DAY%/%LSID%-%LSEQ%-%KIND%.%EXTENSION%",
+    )
     delivery = dest.session(sample_session("abc"))
-    assert Path(delivery.location) == tmp_path / "archive/support.example.com/2024/05/01/abc-7-session.xml"
+    assert (
+        Path(delivery.location)
+        == tmp_path / "archive/support.example.com/2024/05/01/abc-7-session.xml"
+    )
 
 
 def test_a_missing_share_is_a_destination_error_naming_the_path(tmp_path):
     dest = destination(tmp_path, directory="/proc/btic-no-such-share/archive")
     with pytest.raises(btic.DestinationError) as info:
         dest.session(sample_session())
-    assert str(info.value).startswith("/proc/btic-no-such-share/archive: cannot create the destination directory")
+    assert str(info.value).startswith(
+        "/proc/btic-no-such-share/archive: cannot create the destination directory"
+    )
 
 
 def test_a_symlink_pointing_out_is_refused(tmp_path):
@@ -120,7 +138,9 @@ def test_a_symlink_pointing_out_is_refused(tmp_path):
 def test_a_full_disk_is_a_destination_error_and_leaves_nothing(tmp_path):
     mount = tmp_path / "tiny"
     mount.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True
+    )
     if result.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here: {result.stderr.decode().strip()}")
     try:
@@ -167,10 +187,14 @@ session = "%LSID%-%INSTANCE%.%EXTENSION%"
 """)
     result = run_btic("check", "--offline", "--config", str(config))
     assert result.returncode == 2
-    assert ("error: destinations.archive.file_name_format: unknown token %lsid%; did you mean %LSID%?"
-            in result.stderr)
-    assert ("backup: cannot tell two backup items apart without %TIMESTAMP%: conflict = 'Skip' would drop data"
-            in result.stderr)
+    assert (
+        "error: destinations.archive.file_name_format: unknown token %lsid%; did you mean %LSID%?"
+        in result.stderr
+    )
+    assert (
+        "backup: cannot tell two backup items apart without %TIMESTAMP%: conflict = 'Skip' would drop data"
+        in result.stderr
+    )
     assert "session: %INSTANCE% cannot be filled for session" in result.stderr
     assert "command_shell_recording:" not in result.stderr  # that one is valid
 
@@ -188,5 +212,7 @@ file_name_format = "%SUPPORT_SITE_HOST%.%EXTENSION%"
     config.chmod(0o600)
     result = run_btic("check", "--offline", "--config", str(config))
     assert result.returncode == 0, result.output
-    assert ("warning: destinations.archive: cannot tell two session items apart without %LSID% or %LSEQ%; "
-            "AppendNumber will number the clashes") in result.stderr
+    assert (
+        "warning: destinations.archive: cannot tell two session items apart without %LSID% or %LSEQ%; "
+        "AppendNumber will number the clashes"
+    ) in result.stderr
