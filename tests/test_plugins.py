@@ -188,14 +188,14 @@ class Recorder:
     ctx = TransferContext(
         site=SiteInfo("s", "h", "rs"), destination="b", data_type=DataType.SESSION, run_id="r"
     )
-    delivery = manager.call("b", "on_session_xml", session=None, xml=b"<x/>", ctx=ctx)
+    delivery = manager.on_session_xml("b", session=None, xml=b"<x/>", ctx=ctx)
     assert delivery == btic.Delivery(location="B")
     import recorder_mod
 
     assert recorder_mod.CALLS == [("B", "b", b"<x/>")]
     # a destination added later is not called through an earlier cached caller
     manager.add_destination("c", "recorder", model(label="C"), app)
-    manager.call("a", "on_session_xml", session=None, xml=b"<y/>", ctx=ctx)
+    manager.on_session_xml("a", session=None, xml=b"<y/>", ctx=ctx)
     assert recorder_mod.CALLS[1][0] == "A" and len(recorder_mod.CALLS) == 2
     assert manager.can_receive("a", DataType.SESSION)
     assert not manager.can_receive("a", DataType.BACKUP)

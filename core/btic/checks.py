@@ -10,11 +10,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+import btic
 from btic.appliance.client import ApplianceClient, permission_advice
 from btic.appliance.reports import REQUIRED_PERMISSION
 from btic.config import Config
-from btic.errors import ApplianceError
-from btic.types import PRODUCT_DATA_TYPES, DataType
+from btic.errors import ApplianceError, ConfigError, DestinationError
+from btic.plugins import PluginManager
+from btic.types import PRODUCT_DATA_TYPES, AppContext, DataType
 
 CLOCK_WARNING_SECONDS = 120
 
@@ -108,24 +110,14 @@ def check_site(
             client.close()
 
 
-def check_destinations(config: Config, plugins) -> Iterator[CheckResult]:
+def check_destinations(config: Config, plugins: PluginManager) -> Iterator[CheckResult]:
     """``on_check`` of every configured destination."""
-    from btic.transfer import Engine
-
-    engine = Engine(config, plugins, state=None, run_id="check")  # type: ignore[arg-type]
-    try:
-        yield from _check_each_destination(engine, config)
-    finally:
-        engine.close()
-
-
-def _check_each_destination(engine, config: Config) -> Iterator[CheckResult]:
-    from btic.errors import ConfigError, DestinationError
-
-    for name in config.destinations:
+    app = AppContext(config_dir=config.base_dir, version=btic.__version__)
+    for name, destination in config.destinations.items():
         subject = f"destination {name}"
         try:
-            line = engine.check_destination(name)
+            plugins.add_destination(name, destination.plugin, destination.options, app)
+            line = plugins.on_check(name)
         except (DestinationError, ConfigError) as exc:
             yield CheckResult(subject, False, str(exc))
         except Exception as exc:  # noqa: BLE001 - a plugin bug is a failed check, not a crash

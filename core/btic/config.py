@@ -15,7 +15,7 @@ import re
 import stat
 import sys
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import time, timedelta
 from pathlib import Path
@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
-from btic.errors import ConfigError, ConfigProblem
+from btic.errors import ConfigError, ConfigProblem, UsageError
 from btic.naming import ConfigWarning
 from btic.plugins import PluginManager
 from btic.secrets import DatabaseUrl, Secret
@@ -280,6 +280,61 @@ class Config:
             "notifications": self.notifications.model_dump(mode="json"),
         }
 
+    # -- what a command names must exist --------------------------------------------
+
+    def require(
+        self,
+        *,
+        sites: Iterable[str] = (),
+        destinations: Iterable[str] = (),
+        schedules: Iterable[str] = (),
+    ) -> None:
+        """Check that names given on the command line are defined.
+
+        :raises UsageError: naming what is missing and what is defined.
+        """
+        for kind, given, defined in (
+            ("site", sites, self.sites),
+            ("destination", destinations, self.destinations),
+            ("schedule", schedules, self.schedules),
+        ):
+            missing = [name for name in given if name not in defined]
+            if missing:
+                raise UsageError(
+                    f"no {kind} named {', '.join(map(repr, missing))}; defined: "
+                    f"{', '.join(defined) or 'none'}"
+                )
+
+    def check_capabilities(
+        self, plugins: PluginManager, destinations: Iterable[str], data_types: Iterable[DataType]
+    ) -> None:
+        """Check that each destination's plugin can receive each data type.
+
+        :raises UsageError: with one line per destination and data type it cannot take.
+        """
+        problems = [
+            problem
+            for name in destinations
+            for problem in capability_problems(
+                plugins, name, self.destinations[name].plugin, data_types
+            )
+        ]
+        if problems:
+            raise UsageError(*problems)
+
+
+def capability_problems(
+    plugins: PluginManager, destination: str, plugin_name: str, data_types: Iterable[DataType]
+) -> list[str]:
+    """One message per data type the destination's plugin has no hook for."""
+    receives = plugins.get(plugin_name).data_types
+    return [
+        f"destination {destination!r} (plugin {plugin_name}) cannot receive "
+        f"{data_type.value!r}; it receives: {_names(receives)}"
+        for data_type in data_types
+        if data_type not in receives
+    ]
+
 
 def default_config_path(environ: Mapping[str, str] | None = None) -> Path:
     environ = os.environ if environ is None else environ
@@ -302,6 +357,15 @@ def load_config(
     """
     path = Path(path)
     try:
+        config = _load(path, plugins, environ)
+    except ConfigError as exc:
+        raise ConfigError(exc.problems, source=path) from None
+    config.warnings.extend(_file_permission_warnings(path, config))
+    return config
+
+
+def _load(path: Path, plugins: PluginManager, environ: Mapping[str, str] | None) -> Config:
+    try:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(
@@ -315,9 +379,7 @@ def load_config(
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    config = build_config(data, plugins, base_dir=path.resolve().parent, environ=environ, path=path)
-    config.warnings.extend(_file_permission_warnings(path, config))
-    return config
+    return build_config(data, plugins, base_dir=path.resolve().parent, environ=environ, path=path)
 
 
 def build_config(
@@ -556,17 +618,12 @@ def _check_references(
                             )
                         )
                     continue
-                receives = plugins.get(destination.plugin).data_types
-                for data_type in transfer.data:
-                    if data_type not in receives:
-                        problems.append(
-                            ConfigProblem(
-                                f"{twhere}.data",
-                                f"destination {destination_name!r} (plugin {destination.plugin}) "
-                                f"cannot receive {data_type.value!r}; it receives: "
-                                f"{_names(receives)}",
-                            )
-                        )
+                problems.extend(
+                    ConfigProblem(f"{twhere}.data", message)
+                    for message in capability_problems(
+                        plugins, destination_name, destination.plugin, transfer.data
+                    )
+                )
     return problems
 
 

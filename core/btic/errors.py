@@ -7,6 +7,15 @@ thing that failed (a config key, a site, a destination) and what to do.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+#: Exit codes of the command line.
+EXIT_OK = 0
+#: The work failed: an appliance or destination could not be reached, an item failed.
+EXIT_FAILED = 1
+#: The configuration or the command line is wrong.
+EXIT_USAGE = 2
 
 
 @dataclass(frozen=True)
@@ -26,7 +35,43 @@ class ConfigProblem:
 
 
 class BticError(Exception):
-    """Base class of the errors btic reports to a user without a traceback."""
+    """Base class of the errors btic reports to a user without a traceback.
+
+    The command line prints :meth:`lines`, each as ``error: ...``, then
+    :attr:`footer` if any, and exits with :attr:`exit_code`.
+    """
+
+    exit_code: ClassVar[int] = EXIT_FAILED
+
+    def lines(self) -> list[str]:
+        return [str(self) or type(self).__name__]
+
+    @property
+    def footer(self) -> str | None:
+        return None
+
+
+class UsageError(BticError):
+    """The command line asks for something the configuration does not have.
+
+    :param messages: one line each.
+    """
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, *messages: str):
+        super().__init__("\n".join(messages))
+        self.messages = messages
+
+    def lines(self) -> list[str]:
+        return list(self.messages)
+
+
+class WorkFailed(BticError):
+    """A run ended with failures, each already reported in its summary."""
+
+    def lines(self) -> list[str]:
+        return []
 
 
 class ConfigError(BticError):
@@ -37,13 +82,27 @@ class ConfigError(BticError):
     raises it with a plain message; the core adds the destination's path.
 
     :param problems: one message, or the list of :class:`ConfigProblem` found.
+    :param source: the configuration file, when the problems are in one.
     """
 
-    def __init__(self, problems: str | list[ConfigProblem]):
+    exit_code = EXIT_USAGE
+
+    def __init__(self, problems: str | list[ConfigProblem], source: Path | None = None):
         if isinstance(problems, str):
             problems = [ConfigProblem("", problems)]
         self.problems: list[ConfigProblem] = list(problems)
+        self.source = source
         super().__init__("\n".join(str(p) for p in self.problems))
+
+    def lines(self) -> list[str]:
+        return [str(p) for p in self.problems]
+
+    @property
+    def footer(self) -> str | None:
+        if self.source is None:
+            return None
+        count = len(self.problems)
+        return f"{self.source}: {count} problem{'s' if count != 1 else ''}"
 
 
 class DestinationError(BticError):

@@ -9,6 +9,12 @@ implementation may accept fewer arguments than the spec lists.
 Which data types a destination can receive follows from the hooks it
 implements: ``on_session_xml`` for ``session`` and ``presentation``,
 ``on_recording`` for the four recording types, ``on_backup`` for ``backup``.
+
+Dispatch is not pytest's broadcast. pluggy would call a hook on every
+registered plugin and stop at the first exception; btic calls one destination
+at a time (:class:`btic.plugins.PluginManager` has one typed method per hook,
+taking the destination's name), so one destination's failure never hides
+another's, and ``firstresult`` only means "this destination's answer".
 """
 
 from __future__ import annotations

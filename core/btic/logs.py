@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import structlog
+from structlog.typing import FilteringBoundLogger
+
+if TYPE_CHECKING:
+    from btic.config import Config
+
+Processor = Callable[[Any, str, dict[str, Any]], dict[str, Any]]
 
 MASK = "********"
 
 
-def scrubber(secrets: Iterable[str]):
+def scrubber(secrets: Iterable[str]) -> Processor:
     values = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
 
     def scrub(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -33,7 +39,17 @@ def scrubber(secrets: Iterable[str]):
     return scrub
 
 
-def configure(level: str = "info", secrets: Iterable[str] = (), stream: Any = None) -> Any:
+def for_config(config: Config, stream: Any = None) -> FilteringBoundLogger:
+    """Logging as ``[logging]`` asks, with every secret of ``config`` scrubbed."""
+    from btic.config import iter_secrets
+
+    secrets = [secret.get_secret_value() for _, secret in iter_secrets(config)]
+    return configure(config.logging.level, secrets, stream)
+
+
+def configure(
+    level: str = "info", secrets: Iterable[str] = (), stream: Any = None
+) -> FilteringBoundLogger:
     """Configure structlog for the CLI and return a logger."""
     stream = stream or sys.stderr
     renderer: Any
@@ -55,4 +71,5 @@ def configure(level: str = "info", secrets: Iterable[str] = (), stream: Any = No
         logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
-    return structlog.get_logger("btic")
+    logger: FilteringBoundLogger = structlog.get_logger("btic")
+    return logger

@@ -10,7 +10,8 @@ point in group ``btic``" and "destination ``archive`` received a session":
 * each plugin class is checked against the hook specs when it is loaded, so a
   misspelled hook fails loudly instead of silently never being called;
 * one instance per configured destination is registered with pluggy under the
-  destination's name, and :meth:`PluginManager.call` calls exactly that one.
+  destination's name, and one typed method per hook (:meth:`PluginManager.on_recording`...)
+  calls exactly that one.
 
 Nothing is loaded at import time: the CLI calls :meth:`PluginManager.discover`.
 """
@@ -22,7 +23,7 @@ import os
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pluggy
 from pydantic import BaseModel
@@ -30,6 +31,10 @@ from pydantic import BaseModel
 from btic import hookspecs
 from btic.errors import ConfigError, ConfigProblem, PluginLoadError
 from btic.types import AppContext, DataType, data_types_for_hooks
+
+if TYPE_CHECKING:
+    from btic.appliance.model import Session
+    from btic.types import Backup, Delivery, Recording, TransferContext
 
 ENTRY_POINT_GROUP = "btic"
 DISABLE_ENV = "BTIC_DISABLE_PLUGINS"
@@ -266,7 +271,7 @@ class PluginManager:
         self._destinations[name] = _Destination(name, info, instance, options)
         self._forget_callers()
         try:
-            self.call(name, "on_configure", destination=name, options=options, app=app)
+            self._call(name, "on_configure", destination=name, options=options, app=app)
         except ConfigError as exc:
             self.remove_destination(name)
             raise ConfigError(
@@ -296,7 +301,36 @@ class PluginManager:
     def can_receive(self, destination: str, data_type: DataType) -> bool:
         return data_type in self._destinations[destination].plugin.data_types
 
-    def call(self, destination: str, hook: str, /, **kwargs: Any) -> Any:
+    # -- the hooks, one typed method each --------------------------------------
+    #
+    # pluggy broadcasts a hook to every registered plugin; btic calls exactly one
+    # destination per call (see hookspecs), so each method names it and returns
+    # that destination's answer.
+
+    def on_check(self, destination: str) -> str | None:
+        """What ``on_check`` tested; None when the plugin has no such hook."""
+        if "on_check" not in self._destinations[destination].plugin.hooks:
+            return None
+        return cast("str | None", self._call(destination, "on_check", destination=destination))
+
+    def on_session_xml(
+        self, destination: str, *, session: Session, xml: bytes, ctx: TransferContext
+    ) -> Delivery | None:
+        result = self._call(destination, "on_session_xml", session=session, xml=xml, ctx=ctx)
+        return cast("Delivery | None", result)
+
+    def on_recording(
+        self, destination: str, *, recording: Recording, ctx: TransferContext
+    ) -> Delivery | None:
+        result = self._call(destination, "on_recording", recording=recording, ctx=ctx)
+        return cast("Delivery | None", result)
+
+    def on_backup(
+        self, destination: str, *, backup: Backup, ctx: TransferContext
+    ) -> Delivery | None:
+        return cast("Delivery | None", self._call(destination, "on_backup", backup=backup, ctx=ctx))
+
+    def _call(self, destination: str, hook: str, /, **kwargs: Any) -> Any:
         """Call ``hook`` on one destination only and return its result.
 
         pluggy stops a hook call at the first exception, so the core calls

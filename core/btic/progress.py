@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from btic.transfer import Summary
+from btic.transfer.summary import Summary
 
 
 class LogReporter:
@@ -112,3 +112,10 @@ def summary_text(summary: Summary) -> str:
         )
         for row in rows
     )
+
+
+def reporter_for(log: Any, interactive: bool) -> LogReporter | BarReporter:
+    """Bars on a terminal (enter the reporter to show them), one log line per item otherwise."""
+    if interactive:
+        return BarReporter(Console(stderr=True))
+    return LogReporter(log)

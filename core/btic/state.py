@@ -15,8 +15,10 @@ import socket
 import threading
 import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 from sqlalchemy import (
     Column,
@@ -176,8 +178,7 @@ class StateStore:
                 elif int(version) > SCHEMA_VERSION:
                     raise StateError(
                         f"state database {_safe(self.url)} has schema version {version}, newer "
-                        "than this btic "
-                        f"understands ({SCHEMA_VERSION}); upgrade btic"
+                        f"than this btic understands ({SCHEMA_VERSION}); upgrade btic"
                     )
                 # Older versions are migrated here, one step at a time, as releases add them.
         except OperationalError as exc:
@@ -423,7 +424,23 @@ class StateStore:
             )
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+@contextmanager
+def failures_reported(url: str) -> Iterator[None]:
+    """Turn a failure of the state database into a :class:`StateError` naming it.
+
+    The ledger holds every delivery recorded before the failure; the next run
+    redelivers the rest (destinations are idempotent), which the message says.
+    """
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise StateError(
+            f"state database {_safe(url)}: {reason}; fix it and run again: nothing recorded is lost"
+        ) from None
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")

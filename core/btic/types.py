@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Literal
+
+import structlog
+from structlog.typing import FilteringBoundLogger
 
 if TYPE_CHECKING:
     from btic.appliance.model import Product, Session
@@ -59,10 +62,25 @@ PRODUCT_DATA_TYPES: dict[str, frozenset[DataType]] = {
 
 RecordingKind = Literal["session", "command_shell", "show_my_screen", "presentation"]
 
+#: The kind of recording each recording data type moves (the one table of them).
+RECORDING_KINDS: dict[DataType, RecordingKind] = {
+    DataType.RECORDING: "session",
+    DataType.PRESENTATION_RECORDING: "presentation",
+    DataType.COMMAND_SHELL_RECORDING: "command_shell",
+    DataType.SHOW_MY_SCREEN_RECORDING: "show_my_screen",
+}
+_DATA_TYPE_OF_KIND: dict[RecordingKind, DataType] = {k: dt for dt, k in RECORDING_KINDS.items()}
+
 
 def data_types_for_hooks(hooks: set[str] | frozenset[str]) -> frozenset[DataType]:
     """The data types a plugin implementing ``hooks`` can receive."""
     return frozenset(dt for dt, hook in HOOK_FOR_DATA_TYPE.items() if hook in hooks)
+
+
+def default_logger() -> FilteringBoundLogger:
+    """btic's logger, as configured by the command line (or structlog's defaults)."""
+    logger: FilteringBoundLogger = structlog.get_logger("btic")
+    return logger
 
 
 @dataclass(frozen=True)
@@ -109,12 +127,7 @@ class Recording:
 
     @property
     def data_type(self) -> DataType:
-        return {
-            "session": DataType.RECORDING,
-            "command_shell": DataType.COMMAND_SHELL_RECORDING,
-            "show_my_screen": DataType.SHOW_MY_SCREEN_RECORDING,
-            "presentation": DataType.PRESENTATION_RECORDING,
-        }[self.kind]
+        return _DATA_TYPE_OF_KIND[self.kind]
 
     def open(self) -> IO[bytes]:
         return self.path.open("rb")
@@ -165,7 +178,7 @@ class AppContext:
 
     config_dir: Path
     version: str
-    log: Any = None
+    log: FilteringBoundLogger = field(default_factory=default_logger, compare=False)
 
 
 @dataclass(frozen=True)
@@ -186,4 +199,4 @@ class TransferContext:
     data_type: DataType
     run_id: str
     force: bool = False
-    log: Any = field(default=None, compare=False)
+    log: FilteringBoundLogger = field(default_factory=default_logger, compare=False)

@@ -7,9 +7,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Literal
 
 from btic.appliance.model import Product, ReportKind
-from btic.types import DataType
-
-RecordingKind = Literal["session", "command_shell", "show_my_screen", "presentation"]
+from btic.types import DataType, RecordingKind
 
 
 @dataclass(frozen=True)

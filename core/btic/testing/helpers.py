@@ -78,23 +78,20 @@ class ConfiguredDestination:
     def session(
         self, session: Session, xml: bytes | None = None, data_type: DataType = DataType.SESSION
     ) -> Any:
-        return self.plugins.call(
+        return self.plugins.on_session_xml(
             self.name,
-            "on_session_xml",
             session=session,
             xml=xml or session_xml(session),
             ctx=self.ctx(data_type),
         )
 
     def recording(self, recording: Recording) -> Any:
-        return self.plugins.call(
-            self.name, "on_recording", recording=recording, ctx=self.ctx(recording.data_type)
+        return self.plugins.on_recording(
+            self.name, recording=recording, ctx=self.ctx(recording.data_type)
         )
 
     def backup(self, backup: Backup) -> Any:
-        return self.plugins.call(
-            self.name, "on_backup", backup=backup, ctx=self.ctx(DataType.BACKUP)
-        )
+        return self.plugins.on_backup(self.name, backup=backup, ctx=self.ctx(DataType.BACKUP))
 
 
 def spool_file(path: Path, size: int, seed: bytes = b"btic") -> tuple[Path, str]:

@@ -1,0 +1,31 @@
+"""The ``btic`` command line.
+
+Exit codes: 0 success; 1 the work failed (an appliance or destination could
+not be reached, an item failed); 2 the configuration or the command line is
+wrong. Commands stay thin: they parse options, call the modules that own the
+work, and print; a :class:`btic.BticError` raised anywhere below becomes its
+``error:`` lines and its exit code (see :mod:`btic.cli.base`).
+
+One module per area: :mod:`~btic.cli.setup` (plugins, check, init),
+:mod:`~btic.cli.transfers` (transfer, sync, import-xml) and
+:mod:`~btic.cli.simulated` (demo, sim).
+"""
+
+from __future__ import annotations
+
+from btic.cli import setup, simulated, transfers
+from btic.cli.base import main
+
+for command in (
+    setup.plugins_command,
+    setup.check_command,
+    setup.init_command,
+    transfers.transfer_command,
+    transfers.sync_command,
+    transfers.import_xml_command,
+    simulated.demo_command,
+    simulated.sim_command,
+):
+    main.add_command(command)
+
+__all__ = ["main"]

@@ -1,0 +1,321 @@
+"""Commands that move data: ``transfer``, ``sync`` and ``import-xml``."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import nullcontext
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import ContextManager
+
+import click
+
+from btic.appliance.model import Product
+from btic.appliance.reports import DateWindow, RelativeWindow
+from btic.cli.base import Runtime, config_option
+from btic.config import Config, parse_duration
+from btic.transfer import Summary, TransferRequest
+from btic.types import DataType
+
+#: Problems printed in full; the rest are counted (the log has them all).
+SHOWN_PROBLEMS = 20
+#: Items a dry run lists per destination and data type.
+SHOWN_PLANNED = 50
+
+
+def _data_types(values: tuple[str, ...]) -> tuple[DataType, ...]:
+    chosen: list[DataType] = []
+    for value in values:
+        for part in value.split(","):
+            part = part.strip()
+            if part:
+                chosen.append(DataType(part))
+    return tuple(dict.fromkeys(chosen))
+
+
+def _parse_moment(value: str, option: str) -> datetime | timedelta:
+    """An ISO time (UTC unless it says otherwise) or a period back from the appliance's now."""
+    try:
+        return parse_duration(value)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            "use an ISO time (2024-05-01T08:00:00Z) or a period back from now (30m, 2h, 1d)",
+            param_hint=option,
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+class _Output:
+    """Progress while a run goes, its summary and problems after."""
+
+    def __init__(self, config: Config):
+        from btic import logs
+        from btic.progress import BarReporter, reporter_for
+
+        self.interactive = sys.stderr.isatty()
+        self.log = logs.for_config(config)
+        self.reporter = reporter_for(self.log, self.interactive)
+        self.bars: ContextManager[object] = (
+            self.reporter if isinstance(self.reporter, BarReporter) else nullcontext()
+        )
+
+    def summary(self, summary: Summary, dry_run: bool = False) -> str:
+        """Print the summary; return its text for the runs table."""
+        from btic.progress import summary_table, summary_text
+
+        text = summary_text(summary)
+        if dry_run:
+            for (destination, data_type), items in sorted(summary.planned.items()):
+                click.echo(f"would transfer {len(items)} {data_type} to {destination}")
+                for item in items[:SHOWN_PLANNED]:
+                    click.echo(f"  {item}")
+                if len(items) > SHOWN_PLANNED:
+                    click.echo(f"  ... and {len(items) - SHOWN_PLANNED} more")
+        elif self.interactive:
+            from rich.console import Console
+
+            Console().print(summary_table(summary))
+        else:
+            click.echo(text)
+        for message in dict.fromkeys(summary.notes):
+            click.echo(f"note: {message}", err=True)
+        for message in summary.given_up:
+            click.echo(f"given up: {message}", err=True)
+        problems = list(dict.fromkeys(summary.problems))
+        for message in problems[:SHOWN_PROBLEMS]:
+            click.echo(f"error: {message}", err=True)
+        if len(problems) > SHOWN_PROBLEMS:
+            click.echo(
+                f"error: ... and {len(problems) - SHOWN_PROBLEMS} more problems (see the log)",
+                err=True,
+            )
+        return text
+
+
+def run_requests(
+    runtime: Runtime,
+    config: Config,
+    kind: str,
+    requests: list[TransferRequest],
+    *,
+    schedule: str | None = None,
+    dry_run: bool = False,
+) -> None:
+    """Run transfers as one recorded run, print how it went.
+
+    :raises WorkFailed: when anything failed (already printed).
+    """
+    from btic.runs import CommandRun
+
+    output = _Output(config)
+    run = CommandRun(
+        config, runtime.plugins, kind, reporter=output.reporter, log=output.log, schedule=schedule
+    )
+    total = Summary()
+    with run, output.bars:
+        for request in requests:
+            run.engine.configure(request.destinations)
+            total.merge(run.engine.run(request))
+    run.finish(total, output.summary(total, dry_run=dry_run))
+
+
+@click.command("transfer")
+@config_option
+@click.option("--site", required=True, help="The site to transfer from.")
+@click.option(
+    "--dest", "destinations", multiple=True, required=True, help="A destination (repeatable)."
+)
+@click.option(
+    "--type",
+    "types",
+    multiple=True,
+    required=True,
+    help="A data type: "
+    + ", ".join(dt.value for dt in DataType)
+    + " (repeatable, or comma-separated).",
+)
+@click.option(
+    "--since",
+    default=None,
+    help="Sessions that ended at or after: ISO time, or a period back (2h, 1d).",
+)
+@click.option("--until", default=None, help="... and at or before (default: now).")
+@click.option(
+    "--start-date",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="As in the vendor's API tester: sessions that ended on or after this day (UTC) ...",
+)
+@click.option("--duration", type=int, default=None, help="... within this many days (0: to now).")
+@click.option(
+    "--lsid", "lsids", multiple=True, help="A session id (repeatable) instead of a window."
+)
+@click.option("--force", is_flag=True, help="Deliver again what the ledger says was delivered.")
+@click.option("--dry-run", is_flag=True, help="List what would be transferred; move nothing.")
+@click.pass_obj
+def transfer_command(
+    runtime: Runtime,
+    config_path: Path | None,
+    site: str,
+    destinations: tuple[str, ...],
+    types: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    start_date: datetime | None,
+    duration: int | None,
+    lsids: tuple[str, ...],
+    force: bool,
+    dry_run: bool,
+) -> None:
+    """Transfer a window or given sessions now (the vendor's API Tester).
+
+    Watermarks do not move: scheduled transfers are unaffected.
+    """
+    config = runtime.load_config(config_path)
+    try:
+        data_types = _data_types(types)
+    except ValueError as exc:
+        raise click.BadParameter(
+            f"{exc}; allowed: {', '.join(dt.value for dt in DataType)}", param_hint="--type"
+        ) from None
+    config.require(sites=[site], destinations=destinations)
+    selections = sum(
+        1 for chosen in (since is not None, start_date is not None, bool(lsids)) if chosen
+    )
+    only_backups = set(data_types) == {DataType.BACKUP}
+    if selections > 1 or (selections == 0 and not only_backups):
+        raise click.UsageError(
+            "give exactly one of --since [--until], --start-date [--duration], or --lsid "
+            "(a backup needs none)"
+        )
+    window: RelativeWindow | DateWindow | None = None
+    if since is not None:
+        window = RelativeWindow(
+            _parse_moment(since, "--since"),
+            None if until is None else _parse_moment(until, "--until"),
+        )
+    elif start_date is not None:
+        window = DateWindow("end", start_date.date(), duration or 0)
+    config.check_capabilities(runtime.plugins, destinations, data_types)
+    request = TransferRequest(
+        site=site,
+        destinations=destinations,
+        data_types=data_types,
+        window=window,
+        lsids=lsids,
+        force=force,
+        dry_run=dry_run,
+    )
+    run_requests(runtime, config, "transfer", [request], dry_run=dry_run)
+
+
+@click.command("sync")
+@config_option
+@click.option("--schedule", "schedules", multiple=True, help="Only this schedule (repeatable).")
+@click.pass_obj
+def sync_command(runtime: Runtime, config_path: Path | None, schedules: tuple[str, ...]) -> None:
+    """Run the configured schedules' transfers now, incrementally.
+
+    Each window starts at what the last run delivered and ends at the
+    appliance's present; watermarks move. Run it from cron, or let the daemon
+    call it.
+    """
+    config = runtime.load_config(config_path)
+    config.require(schedules=schedules)
+    chosen = [
+        n for n in (schedules or config.schedules) if schedules or config.schedules[n].enabled
+    ]
+    requests = [
+        TransferRequest(
+            site=transfer.site,
+            destinations=tuple(transfer.destinations),
+            data_types=tuple(transfer.data),
+            incremental=True,
+        )
+        for name in chosen
+        for transfer in config.schedules[name].transfers
+    ]
+    run_requests(runtime, config, "sync", requests, schedule=",".join(chosen))
+
+
+@click.command("import-xml")
+@config_option
+@click.argument(
+    "files",
+    nargs=-1,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+)
+@click.option(
+    "--dest", "destinations", multiple=True, required=True, help="A destination (repeatable)."
+)
+@click.option(
+    "--type",
+    "types",
+    multiple=True,
+    default=("session",),
+    show_default=True,
+    help="Data types to deliver from these reports; recordings are fetched from --site.",
+)
+@click.option(
+    "--site", default=None, help="The site the reports came from (needed for recordings)."
+)
+@click.option("--host", default=None, help="The appliance host name, when no --site is given.")
+@click.option(
+    "--product", type=click.Choice(["rs", "pa"]), default=None, help="Default: the site's, else rs."
+)
+@click.option("--force", is_flag=True, help="Deliver again what the ledger says was delivered.")
+@click.pass_obj
+def import_xml_command(
+    runtime: Runtime,
+    config_path: Path | None,
+    files: tuple[Path, ...],
+    destinations: tuple[str, ...],
+    types: tuple[str, ...],
+    site: str | None,
+    host: str | None,
+    product: Product | None,
+    force: bool,
+) -> None:
+    """Deliver previously downloaded session report files (the vendor's "XML Files" tab)."""
+    from btic.runs import CommandRun
+    from btic.transfer import import_reports
+
+    config = runtime.load_config(config_path)
+    try:
+        data_types = _data_types(types)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--type") from None
+    config.require(sites=[site] if site is not None else [], destinations=destinations)
+    needs_site = [dt for dt in data_types if dt not in (DataType.SESSION, DataType.PRESENTATION)]
+    if needs_site and site is None:
+        raise click.UsageError(
+            f"{', '.join(dt.value for dt in needs_site)} must be fetched from an appliance: "
+            "give --site"
+        )
+    if DataType.BACKUP in data_types:
+        raise click.UsageError(
+            "backups do not come from report files; use btic transfer --type backup"
+        )
+    if site is None and host is None:
+        raise click.UsageError("give --site, or --host with the appliance's host name")
+    config.check_capabilities(runtime.plugins, destinations, data_types)
+    output = _Output(config)
+    run = CommandRun(config, runtime.plugins, "import", reporter=output.reporter, log=output.log)
+    with run, output.bars:
+        run.engine.configure(destinations)
+        summary = import_reports(
+            run.engine,
+            files,
+            site=site,
+            host=host,
+            product=product,
+            destinations=destinations,
+            data_types=data_types,
+            force=force,
+        )
+    run.finish(summary, output.summary(summary))

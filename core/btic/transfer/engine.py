@@ -1,0 +1,336 @@
+"""The engine: one transfer at a time, and the one path from an item to a plugin.
+
+:meth:`Engine.run` splits a transfer by report (support, presentation,
+access) into :class:`~btic.transfer.sessions.SessionRun` passes and takes the
+backup itself. Every item, whatever its kind, reaches a destination through
+:meth:`Engine.deliver`, which records the outcome in the ledger at once.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import traceback
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import structlog
+from structlog.typing import FilteringBoundLogger
+
+import btic
+from btic.appliance.client import ApplianceClient
+from btic.appliance.model import ReportKind, Session
+from btic.appliance.reports import DateWindow, RelativeWindow, Window, session_report_kind
+from btic.config import Config
+from btic.errors import ApplianceError, DestinationError
+from btic.plugins import PluginManager
+from btic.state import DELIVERED, FAILED, MAX_ATTEMPTS, SKIPPED, StateStore
+from btic.transfer.spool import run_spool
+from btic.transfer.summary import Reporter, SilentReporter, Summary
+from btic.types import (
+    PRODUCT_DATA_TYPES,
+    AppContext,
+    Backup,
+    DataType,
+    Delivery,
+    Recording,
+    SiteInfo,
+    TransferContext,
+)
+
+
+@dataclass(frozen=True)
+class TransferRequest:
+    """One transfer: a site, destinations, data types, and what to select.
+
+    With ``incremental`` the window comes from the watermarks and moves them
+    (``btic sync``); otherwise ``window`` or ``lsids`` select the sessions and
+    no watermark moves (``btic transfer``).
+    """
+
+    site: str
+    destinations: tuple[str, ...]
+    data_types: tuple[DataType, ...]
+    incremental: bool = False
+    window: Window | DateWindow | RelativeWindow | None = None
+    lsids: tuple[str, ...] = ()
+    force: bool = False
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class SessionDocument:
+    """A session report as ``on_session_xml`` receives it: parsed, and as sent."""
+
+    session: Session
+    xml: bytes
+
+
+#: What :meth:`Engine.deliver` hands to a destination.
+Item = SessionDocument | Recording | Backup
+
+
+class Engine:
+    """Runs transfers for one configuration and state database.
+
+    :param concurrency: recordings downloaded (and delivered) at once; None
+        takes each site's ``download_concurrency``.
+    :param client_factory: makes the appliance client of a site (tests
+        inject one); by default :meth:`ApplianceClient.for_site`.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        plugins: PluginManager,
+        state: StateStore,
+        *,
+        run_id: str,
+        reporter: Reporter | None = None,
+        concurrency: int | None = None,
+        log: FilteringBoundLogger | None = None,
+        client_factory: Callable[[str], ApplianceClient] | None = None,
+    ):
+        self.config = config
+        self.plugins = plugins
+        self.state = state
+        self.run_id = run_id
+        self.reporter = reporter or SilentReporter()
+        self.concurrency = concurrency
+        # Plugins may always log through ctx.log / app.log.
+        self.log: FilteringBoundLogger = log if log is not None else structlog.get_logger("btic")
+        self.spool_root = run_spool()
+        self._client_factory = client_factory or self._default_client
+        self._configured: set[str] = set()
+
+    def _default_client(self, site: str) -> ApplianceClient:
+        return ApplianceClient.for_site(site, self.config, spool_dir=self.spool_root)
+
+    def open_client(self, site: str) -> ApplianceClient:
+        """A client for ``site``; the caller closes it."""
+        return self._client_factory(site)
+
+    def close(self) -> None:
+        """Remove this run's spool directory."""
+        shutil.rmtree(self.spool_root, ignore_errors=True)
+
+    def spool(self) -> Path:
+        """A directory for one download, inside this run's spool."""
+        return Path(tempfile.mkdtemp(prefix="item-", dir=self.spool_root))
+
+    # -- destinations ----------------------------------------------------------------
+
+    def configure(self, names: Iterable[str]) -> None:
+        """Make and configure each destination once per engine."""
+        app = AppContext(config_dir=self.config.base_dir, version=btic.__version__, log=self.log)
+        for name in names:
+            if name not in self._configured:
+                destination = self.config.destinations[name]
+                self.plugins.add_destination(name, destination.plugin, destination.options, app)
+                self._configured.add(name)
+
+    # -- a transfer --------------------------------------------------------------------
+
+    def run(self, request: TransferRequest) -> Summary:
+        from btic.transfer.sessions import SessionRun
+
+        summary = Summary()
+        self.configure(request.destinations)
+        with self.open_client(request.site) as client:
+            try:
+                appliance_now = client.appliance_now()
+                product = client.product
+            except ApplianceError as exc:
+                summary.problem(str(exc))
+                return summary
+            site = SiteInfo(request.site, self.config.sites[request.site].host, product)
+            unsupported = [dt for dt in request.data_types if dt not in PRODUCT_DATA_TYPES[product]]
+            for data_type in unsupported:
+                summary.problem(
+                    f"site {request.site}: a {product.upper()} appliance has no {data_type.value}; "
+                    "remove it from the transfer"
+                )
+            wanted = [dt for dt in request.data_types if dt not in unsupported]
+            by_report: dict[ReportKind, list[DataType]] = defaultdict(list)
+            for data_type in wanted:
+                if data_type != DataType.BACKUP:
+                    by_report[session_report_kind(product, data_type)].append(data_type)
+            for report, data_types in by_report.items():
+                run = SessionRun(
+                    self, client, site, request, report, tuple(data_types), appliance_now, summary
+                )
+                try:
+                    run.execute()
+                except ApplianceError as exc:
+                    summary.problem(str(exc))
+            if DataType.BACKUP in wanted:
+                self._backup(client, site, request, summary)
+        return summary
+
+    # -- delivery, shared by sessions, recordings and backups ---------------------------
+
+    def deliver(
+        self,
+        *,
+        destination: str,
+        data_type: DataType,
+        key: str,
+        site: SiteInfo,
+        item: Item,
+        force: bool,
+        summary: Summary,
+        item_time: datetime | None = None,
+    ) -> str:
+        """Hand one item to one destination and record the outcome at once."""
+        ctx = TransferContext(
+            site=site,
+            destination=destination,
+            data_type=data_type,
+            run_id=self.run_id,
+            force=force,
+            log=self.log,
+        )
+        give_up = False
+        result: Delivery | None = None
+        try:
+            result = self._hand_over(destination, item, ctx)
+        except DestinationError as exc:
+            status, error, give_up = FAILED, str(exc), exc.permanent
+        except Exception as exc:  # noqa: BLE001 - a plugin bug must not stop the others
+            status, error = FAILED, f"{type(exc).__name__}: {exc}"
+            self.log.error(
+                "plugin raised",
+                destination=destination,
+                data_type=data_type.value,
+                key=key,
+                traceback=traceback.format_exc(),
+            )
+        else:
+            status, error = (DELIVERED if result is not None else SKIPPED), None
+        # A plugin may return any object with these attributes; read them defensively.
+        location = getattr(result, "location", None)
+        size = getattr(result, "size", None)
+        attempts = self.state.record(
+            site=site.name,
+            destination=destination,
+            data_type=data_type.value,
+            item_key=key,
+            status=status,
+            run_id=self.run_id,
+            location=location,
+            size=size,
+            sha256=getattr(result, "sha256", None),
+            error=error,
+            item_time=item_time,
+            give_up=give_up,
+        )
+        summary.count(destination, data_type.value, status, size)
+        self.reporter.delivered(
+            destination, data_type.value, key, status, location or error or "", size
+        )
+        if status == FAILED:
+            message = f"{destination}: {data_type.value} {key}: {error}"
+            summary.problem(message)
+            if attempts >= MAX_ATTEMPTS:
+                summary.give_up(
+                    f"{message} (failed {attempts} times; given up until btic transfer --force)"
+                )
+        return status
+
+    def _hand_over(self, destination: str, item: Item, ctx: TransferContext) -> Delivery | None:
+        if isinstance(item, Recording):
+            return self.plugins.on_recording(destination, recording=item, ctx=ctx)
+        if isinstance(item, Backup):
+            return self.plugins.on_backup(destination, backup=item, ctx=ctx)
+        return self.plugins.on_session_xml(destination, session=item.session, xml=item.xml, ctx=ctx)
+
+    def mark(
+        self,
+        *,
+        destination: str,
+        data_type: DataType,
+        key: str,
+        site: SiteInfo,
+        status: str,
+        detail: str,
+        summary: Summary,
+        count: bool = True,
+    ) -> None:
+        """Record an outcome that needed no hook call (no recording, expired)."""
+        self.state.record(
+            site=site.name,
+            destination=destination,
+            data_type=data_type.value,
+            item_key=key,
+            status=status,
+            run_id=self.run_id,
+            location=None,
+            error=detail if status != SKIPPED else None,
+        )
+        if count:
+            summary.count(destination, data_type.value, status)
+            self.reporter.delivered(destination, data_type.value, key, status, detail, None)
+
+    def mark_session_done(
+        self,
+        *,
+        destination: str,
+        data_type: DataType,
+        site: SiteInfo,
+        session: Session,
+        recordings: int,
+    ) -> None:
+        """Record that every numbered recording of a session reached ``destination``."""
+        self.state.record(
+            site=site.name,
+            destination=destination,
+            data_type=data_type.value,
+            item_key=session.lsid,
+            status=DELIVERED,
+            run_id=self.run_id,
+            location=f"{recordings} recording(s)",
+            item_time=session.end_time,
+        )
+
+    # -- backups -----------------------------------------------------------------------
+
+    def _backup(
+        self, client: ApplianceClient, site: SiteInfo, request: TransferRequest, summary: Summary
+    ) -> None:
+        if request.dry_run:
+            for destination in request.destinations:
+                summary.plan(destination, DataType.BACKUP.value, ["a new backup"])
+            return
+        spool = self.spool()
+        try:
+            try:
+                download = client.download_backup(spool)
+            except ApplianceError as exc:
+                summary.problem(str(exc))
+                return
+            moment = client.appliance_now()
+            backup = Backup(
+                site=site,
+                time=moment,
+                extension=download.extension,
+                size=download.size,
+                sha256=download.sha256,
+                path=download.path,
+            )
+            key = moment.strftime("%Y%m%dT%H%M%SZ")
+            for destination in request.destinations:
+                self.deliver(
+                    destination=destination,
+                    data_type=DataType.BACKUP,
+                    key=key,
+                    site=site,
+                    item=backup,
+                    force=request.force,
+                    summary=summary,
+                    item_time=moment,
+                )
+        finally:
+            shutil.rmtree(spool, ignore_errors=True)

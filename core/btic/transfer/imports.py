@@ -1,0 +1,108 @@
+"""``btic import-xml``: sessions from report files downloaded earlier.
+
+The files' sessions go through a :class:`~btic.transfer.sessions.SessionRun`
+like listed ones, so the ledger is kept as for any transfer and a later sync
+does not deliver them again. Recordings of those sessions are fetched from
+the named site.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+
+from btic.appliance.client import ApplianceClient
+from btic.appliance.model import Product, ReportKind
+from btic.appliance.parse import iter_sessions
+from btic.appliance.reports import session_report_kind
+from btic.errors import ApplianceError
+from btic.transfer.engine import Engine, TransferRequest
+from btic.transfer.sessions import SessionRun
+from btic.transfer.summary import Summary
+from btic.types import RECORDING_KINDS, DataType, SiteInfo
+
+
+def import_reports(
+    engine: Engine,
+    files: Iterable[Path],
+    *,
+    site: str | None,
+    host: str | None,
+    product: Product | None,
+    destinations: tuple[str, ...],
+    data_types: tuple[DataType, ...],
+    force: bool = False,
+) -> Summary:
+    """Deliver the sessions of report files downloaded earlier.
+
+    :param site: the configured site the files came from; recordings are
+        fetched from it. When None, the site whose host is ``host``, if any.
+    :param host: the appliance's host name, when no site is given.
+    :param product: how to read the files; by default the site's.
+    """
+    summary = Summary()
+    if site is None:
+        # Reports from a configured appliance count against that site's ledger.
+        site = next((name for name, s in engine.config.sites.items() if s.host == host), None)
+    wants_recordings = any(dt in RECORDING_KINDS for dt in data_types)
+    client = engine.open_client(site) if site is not None and wants_recordings else None
+    try:
+        product = product or _product_of(engine, site, client)
+        if site is not None:
+            host = engine.config.sites[site].host
+        site_info = SiteInfo(site or str(host), str(host), product)
+        engine.configure(destinations)
+        request = TransferRequest(
+            site=site_info.name, destinations=destinations, data_types=data_types, force=force
+        )
+        runs: dict[ReportKind, SessionRun] = {}
+        base_report: ReportKind = "access" if product == "pa" else "support"
+        for path in files:
+            try:
+                for session, xml in iter_sessions(
+                    path, product=product, report=base_report, host=site_info.host
+                ):
+                    report: ReportKind = (
+                        "presentation" if session.session_type == "presentation" else base_report
+                    )
+                    if report == "presentation":
+                        session = session.model_copy(update={"report": "presentation"})
+                    kinds = tuple(
+                        dt for dt in data_types if session_report_kind(product, dt) == report
+                    )
+                    if not kinds:
+                        continue
+                    if session.end_time is None:
+                        summary.note(
+                            f"{path}: session {session.lsid} was still in progress when the "
+                            "report was saved; not imported (a sync will transfer it)"
+                        )
+                        continue
+                    run = runs.get(report)
+                    if run is None:
+                        run = SessionRun(
+                            engine,
+                            client,
+                            site_info,
+                            request,
+                            report,
+                            kinds,
+                            datetime.now(timezone.utc),
+                            summary,
+                        )
+                        runs[report] = run
+                    run.feed(session, xml)
+            except ApplianceError as exc:
+                summary.problem(f"{path}: {exc}")
+    finally:
+        if client is not None:
+            client.close()
+    return summary
+
+
+def _product_of(engine: Engine, site: str | None, client: ApplianceClient | None) -> Product:
+    if client is not None:
+        return client.product
+    configured = engine.config.sites[site].product if site is not None else "auto"
+    return "rs" if configured == "auto" else configured

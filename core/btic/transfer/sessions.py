@@ -1,0 +1,401 @@
+"""A session run: one (site, report kind) pass of a transfer.
+
+Sessions come in two ways and leave by one: :meth:`SessionRun.execute` lists
+a window (or given lsids) on the appliance and fetches the reports the ledger
+lacks; :meth:`SessionRun.feed` takes one session whose report came from
+elsewhere (``btic import-xml``). Either way each session is delivered to the
+destinations that lack it, then its recordings are downloaded once and
+delivered, and (for an incremental run) each destination's watermark moves
+only over what it has settled.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qs, urlsplit
+
+from btic.appliance.client import ApplianceClient
+from btic.appliance.model import ReportKind, Session
+from btic.appliance.reports import ListingEntry, RelativeWindow, Window
+from btic.config import parse_duration
+from btic.errors import ApplianceError, RecordingExpired
+from btic.state import DELIVERED, EXPIRED, FAILED, SKIPPED
+from btic.transfer.engine import Engine, SessionDocument, TransferRequest
+from btic.transfer.summary import Summary
+from btic.types import RECORDING_KINDS, DataType, Recording, SiteInfo
+
+LSIDS_PER_REQUEST = 50
+SESSION_TYPES = (DataType.SESSION, DataType.PRESENTATION)
+#: Recordings that come several to a session, numbered by instance.
+NUMBERED_RECORDINGS = (DataType.COMMAND_SHELL_RECORDING, DataType.SHOW_MY_SCREEN_RECORDING)
+
+
+class SessionRun:
+    """Sessions of one report kind, and their recordings, for one transfer.
+
+    :param client: the site's appliance client; None when nothing needs the
+        appliance (sessions fed from files, no recordings asked for).
+    :param appliance_now: the appliance's clock when the transfer began.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        client: ApplianceClient | None,
+        site: SiteInfo,
+        request: TransferRequest,
+        report: ReportKind,
+        data_types: tuple[DataType, ...],
+        appliance_now: datetime,
+        summary: Summary,
+    ):
+        self.engine = engine
+        self.client = client
+        self.site = site
+        self.request = request
+        self.report = report
+        self.data_types = data_types
+        self.appliance_now = appliance_now
+        self.summary = summary
+        self.state = engine.state
+        #: (data type, destination) -> lsids still to settle
+        self.pending: dict[tuple[DataType, str], set[str]] = {}
+        #: lsid -> end time, for the sessions fetched
+        self.end_times: dict[str, datetime] = {}
+        self.clock_went_back = False
+        self.settings = engine.config.sites.get(site.name)
+        self.recording_types = [dt for dt in data_types if dt in RECORDING_KINDS]
+
+    @property
+    def appliance(self) -> ApplianceClient:
+        if self.client is None:
+            raise ApplianceError(
+                self.site.name, f"{self.site.name}: recordings need a configured site (give --site)"
+            )
+        return self.client
+
+    # -- the two ways in ------------------------------------------------------------------
+
+    def execute(self) -> None:
+        """List the request's sessions on the appliance and deliver what is owed."""
+        assert self.settings is not None, "a listed transfer is always of a configured site"
+        until = self.appliance_now - self.settings.settle_delay
+        entries = self._select(until)
+        listed = [e.lsid for e in entries]
+        for data_type in self.data_types:
+            for destination in self.request.destinations:
+                self.pending[(data_type, destination)] = self._owed(destination, data_type, listed)
+        if self.request.dry_run:
+            for (data_type, destination), lsids in self.pending.items():
+                self.summary.plan(destination, data_type.value, sorted(lsids))
+            return
+        self._mark_sessions_without_recording(entries)
+        needed = [lsid for lsid in listed if any(lsid in p for p in self.pending.values())]
+        fetched_ok = self._fetch_and_deliver(needed)
+        if self.request.incremental:
+            self._advance_watermarks(until, fetched_ok)
+
+    def feed(self, session: Session, xml: bytes) -> None:
+        """Deliver one closed session whose report came from elsewhere, then its
+        recordings (downloaded in this thread)."""
+        for data_type in self.data_types:
+            for destination in self.request.destinations:
+                owed = self.pending.setdefault((data_type, destination), set())
+                owed |= self._owed(destination, data_type, [session.lsid])
+        self._deliver_session(session, xml)
+        if self.recording_types and session.is_closed:
+            self._recordings_of(session)
+
+    def _owed(self, destination: str, data_type: DataType, lsids: list[str]) -> set[str]:
+        """The lsids the ledger has not settled for this destination (all of them with --force)."""
+        if self.request.force:
+            return set(lsids)
+        settled = self.state.settled(self.site.name, destination, data_type.value, lsids)
+        return {lsid for lsid in lsids if lsid not in settled}
+
+    # -- selecting ----------------------------------------------------------------------
+
+    def _select(self, until: datetime) -> list[ListingEntry]:
+        if self.request.lsids:
+            return [ListingEntry(lsid, None, True, None) for lsid in self.request.lsids]
+        window: Window
+        if self.request.incremental:
+            window = Window("end", self._since(), until)
+        else:
+            requested = self.request.window
+            if requested is None:
+                raise ValueError("a manual transfer needs a window or lsids")
+            window = (
+                requested.resolve(self.appliance_now)
+                if isinstance(requested, RelativeWindow)
+                else requested
+            )
+        return self.appliance.list_sessions(self.report, window)
+
+    def _since(self) -> datetime:
+        assert self.settings is not None
+        entries = [
+            self.state.watermark_entry(self.site.name, dt.value, d)
+            for dt in self.data_types
+            for d in self.request.destinations
+        ]
+        marks = [entry for entry in entries if entry is not None]
+        if marks and len(marks) == len(entries):
+            since = min(position for position, _ in marks) - self.settings.overlap
+            if max(position for position, _ in marks) > self.appliance_now:
+                # The appliance's clock was set back since the last run: sessions that ended
+                # since then carry times before the watermark. Reach back as far as real
+                # time has passed since (this machine's clock, used only as a stopwatch).
+                self.clock_went_back = True
+                elapsed = datetime.now(timezone.utc) - min(updated for _, updated in marks)
+                since = min(
+                    since, self.appliance_now - max(elapsed, timedelta(0)) - self.settings.overlap
+                )
+            return since
+        if self.settings.first_run_since == "all":
+            return datetime(1970, 1, 2, tzinfo=timezone.utc)
+        return self.appliance_now - parse_duration(self.settings.first_run_since)
+
+    def _mark_sessions_without_recording(self, entries: list[ListingEntry]) -> None:
+        """The listing says which sessions have no screen recording: nothing to fetch for those."""
+        for data_type in (DataType.RECORDING, DataType.PRESENTATION_RECORDING):
+            if data_type not in self.data_types:
+                continue
+            for entry in entries:
+                if entry.has_recording:
+                    continue
+                for destination in self.request.destinations:
+                    if entry.lsid in self.pending[(data_type, destination)]:
+                        self._settle_without_recording(destination, data_type, entry.lsid)
+
+    # -- sessions -----------------------------------------------------------------------
+
+    def _fetch_and_deliver(self, lsids: list[str]) -> bool:
+        """Fetch reports in batches and deliver; False if a batch could not be fetched."""
+        assert self.settings is not None
+        all_fetched = True
+        workers = self.engine.concurrency or self.settings.download_concurrency
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="btic-download") as pool:
+            # Bounded hand-off: memory stays flat however many sessions a report holds.
+            slots = threading.BoundedSemaphore(workers * 2)
+            futures: list[Future[None]] = []
+            for start in range(0, len(lsids), LSIDS_PER_REQUEST):
+                batch = lsids[start : start + LSIDS_PER_REQUEST]
+                try:
+                    for session, xml in self.appliance.iter_sessions(self.report, lsids=batch):
+                        if session.end_time is None:
+                            self._in_progress(session)
+                            continue
+                        self.end_times[session.lsid] = session.end_time
+                        self._deliver_session(session, xml)
+                        if self.recording_types:
+                            slots.acquire()
+                            future = pool.submit(self._recordings_of, session)
+                            future.add_done_callback(lambda _f: slots.release())
+                            futures.append(future)
+                        futures = [f for f in futures if not f.done() or f.exception() is not None]
+                except ApplianceError as exc:
+                    self.summary.problem(str(exc))
+                    all_fetched = False
+            for future in futures:
+                exception = future.exception()
+                if exception is not None:
+                    self.summary.problem(
+                        f"site {self.site.name}: {type(exception).__name__}: {exception}"
+                    )
+        return all_fetched
+
+    def _in_progress(self, session: Session) -> None:
+        # Its report is not final and its recordings do not exist yet: delivering it
+        # now would settle it in the ledger with an incomplete report.
+        self.summary.note(
+            f"session {session.lsid} is still in progress; it is transferred once it "
+            "has ended (a sync picks it up then)"
+        )
+
+    def _deliver_session(self, session: Session, xml: bytes) -> None:
+        document = SessionDocument(session, xml)
+        for data_type in self.data_types:
+            if data_type not in SESSION_TYPES:
+                continue
+            for destination in self.request.destinations:
+                if session.lsid in self.pending[(data_type, destination)]:
+                    status = self.engine.deliver(
+                        destination=destination,
+                        data_type=data_type,
+                        key=session.lsid,
+                        site=self.site,
+                        item=document,
+                        force=self.request.force,
+                        summary=self.summary,
+                        item_time=session.end_time,
+                    )
+                    if status != FAILED:
+                        self.pending[(data_type, destination)].discard(session.lsid)
+
+    # -- recordings ---------------------------------------------------------------------
+
+    def _recordings_of(self, session: Session) -> None:
+        for data_type in self.recording_types:
+            destinations = [
+                d for d in self.request.destinations if session.lsid in self.pending[(data_type, d)]
+            ]
+            if not destinations:
+                continue
+            links = recording_links(session, data_type)
+            if not links:
+                for destination in destinations:
+                    self._settle_without_recording(destination, data_type, session.lsid)
+                continue
+            outcomes: dict[str, list[str]] = {d: [] for d in destinations}
+            for report_instance, api_instance in links:
+                key = recording_key(session.lsid, report_instance)
+                need = (
+                    destinations
+                    if self.request.force
+                    else [
+                        d
+                        for d in destinations
+                        if not self.state.settled(self.site.name, d, data_type.value, [key])
+                    ]
+                )
+                for destination in destinations:
+                    if destination not in need:
+                        outcomes[destination].append(DELIVERED)
+                if need:
+                    for destination, status in self._one_recording(
+                        session, data_type, key, report_instance, api_instance, need
+                    ).items():
+                        outcomes[destination].append(status)
+            for destination, statuses in outcomes.items():
+                if any(s == FAILED for s in statuses):
+                    continue
+                if data_type in NUMBERED_RECORDINGS:
+                    # Several per session: a marker under the lsid says the session is done.
+                    self.engine.mark_session_done(
+                        destination=destination,
+                        data_type=data_type,
+                        site=self.site,
+                        session=session,
+                        recordings=len(statuses),
+                    )
+                self.pending[(data_type, destination)].discard(session.lsid)
+
+    def _settle_without_recording(self, destination: str, data_type: DataType, lsid: str) -> None:
+        self.engine.mark(
+            destination=destination,
+            data_type=data_type,
+            key=lsid,
+            site=self.site,
+            status=SKIPPED,
+            detail="no recording",
+            summary=self.summary,
+            count=False,
+        )
+        self.pending[(data_type, destination)].discard(lsid)
+
+    def _one_recording(
+        self,
+        session: Session,
+        data_type: DataType,
+        key: str,
+        report_instance: int | None,
+        api_instance: int | None,
+        destinations: list[str],
+    ) -> dict[str, str]:
+        kind = RECORDING_KINDS[data_type]
+        spool = self.engine.spool()
+        try:
+            try:
+                download = self.appliance.download_recording(
+                    kind, session.lsid, api_instance, spool
+                )
+            except ApplianceError as exc:
+                status = EXPIRED if isinstance(exc, RecordingExpired) else FAILED
+                for destination in destinations:
+                    self.engine.mark(
+                        destination=destination,
+                        data_type=data_type,
+                        key=key,
+                        site=self.site,
+                        status=status,
+                        detail=str(exc),
+                        summary=self.summary,
+                    )
+                if status == FAILED:
+                    self.summary.problem(str(exc))
+                return dict.fromkeys(destinations, status)
+            recording = Recording(
+                site=self.site,
+                lsid=session.lsid,
+                kind=kind,
+                instance=report_instance,
+                extension=download.extension,
+                size=download.size,
+                sha256=download.sha256,
+                path=download.path,
+                session=session,
+            )
+            return {
+                destination: self.engine.deliver(
+                    destination=destination,
+                    data_type=data_type,
+                    key=key,
+                    site=self.site,
+                    item=recording,
+                    force=self.request.force,
+                    summary=self.summary,
+                    item_time=session.end_time,
+                )
+                for destination in destinations
+            }
+        finally:
+            shutil.rmtree(spool, ignore_errors=True)
+
+    # -- watermarks ---------------------------------------------------------------------
+
+    def _advance_watermarks(self, until: datetime, fetched_ok: bool) -> None:
+        for (data_type, destination), left in self.pending.items():
+            if not left:
+                position = until
+            elif fetched_ok and all(lsid in self.end_times for lsid in left):
+                # Stop just before the earliest session still owed to this destination.
+                position = min(self.end_times[lsid] for lsid in left) - timedelta(seconds=1)
+            else:
+                continue
+            self.state.advance_watermark(
+                self.site.name,
+                data_type.value,
+                destination,
+                position,
+                allow_back=self.clock_went_back,
+            )
+
+
+def recording_links(session: Session, data_type: DataType) -> list[tuple[int | None, int | None]]:
+    """(instance as the report numbers it, instance as the API wants it) of each recording."""
+    if data_type in (DataType.RECORDING, DataType.PRESENTATION_RECORDING):
+        return [(None, None)] if session.session_recording_download_url else []
+    links = (
+        session.command_shell_recordings
+        if data_type == DataType.COMMAND_SHELL_RECORDING
+        else session.show_my_screen_recordings
+    )
+    result: list[tuple[int | None, int | None]] = []
+    for link in links:
+        api_instance = link.instance
+        if link.download_url:
+            values = parse_qs(urlsplit(link.download_url).query).get("instance")
+            if values and values[0].isdigit():
+                # The RS guide: the report numbers command shells from 1, the API from 0.
+                api_instance = int(values[0])
+        result.append((link.instance, api_instance))
+    return result
+
+
+def recording_key(lsid: str, report_instance: int | None) -> str:
+    """The ledger key of a recording: the lsid, and ``#instance`` for numbered ones."""
+    return lsid if report_instance is None else f"{lsid}#{report_instance}"
