@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import time, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeGuard, Union, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
@@ -453,8 +453,8 @@ def _salvage(data: Mapping[str, Any], context: dict[str, Any]) -> _ConfigFile:
                 except ValidationError:
                     if value_type is ScheduleConfig and isinstance(item, Mapping):
                         kept[key][name] = _salvage_schedule(item)
-        else:
-            with contextlib.suppress(ValidationError, AttributeError):
+        elif _is_model(model_field.annotation):
+            with contextlib.suppress(ValidationError):
                 kept[key] = model_field.annotation.model_validate(value, context=context)
     return _ConfigFile.model_construct(**kept)
 
@@ -744,7 +744,7 @@ def _message(error: Mapping[str, Any], model: type[BaseModel], loc: tuple[Any, .
         return "must list at least one"
     if kind in ("dict_type", "model_type", "model_attributes_type"):
         return "must be a table"
-    return error["msg"]
+    return str(error["msg"])
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
@@ -783,5 +783,5 @@ def _strip_optional(annotation: Any) -> Any:
     return annotation
 
 
-def _is_model(annotation: Any) -> bool:
+def _is_model(annotation: Any) -> TypeGuard[type[BaseModel]]:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from structlog.typing import FilteringBoundLogger
+from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
 if TYPE_CHECKING:
     from btic.config import Config
-
-Processor = Callable[[Any, str, dict[str, Any]], dict[str, Any]]
 
 MASK = "********"
 
@@ -25,7 +23,7 @@ MASK = "********"
 def scrubber(secrets: Iterable[str]) -> Processor:
     values = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
 
-    def scrub(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    def scrub(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
         if not values:
             return event
         for key, value in list(event.items()):

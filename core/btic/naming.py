@@ -194,8 +194,7 @@ def check_destination_templates(
 
 
 def _unique(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    seen = set()
-    return [i for i in items if not (i in seen or seen.add(i))]
+    return list(dict.fromkeys(items))
 
 
 # -- values --------------------------------------------------------------------

@@ -60,7 +60,8 @@ class PluginInfo:
     distribution: str | None
     version: str | None
     target: str
-    plugin_class: type | None = None
+    plugin_class: type[object] | None = None
+    options: type[BaseModel] | None = None
     hooks: tuple[str, ...] = ()
     error: str | None = None
     disabled: bool = False
@@ -75,8 +76,8 @@ class PluginInfo:
 
     @property
     def options_model(self) -> type[BaseModel]:
-        assert self.plugin_class is not None
-        return self.plugin_class.Options
+        assert self.options is not None, "only a loaded plugin has options"
+        return self.options
 
     def describe(self) -> str:
         """``name (distribution version)`` for messages."""
@@ -193,6 +194,7 @@ class PluginManager:
             )
             return info
         info.plugin_class = plugin_class
+        info.options = plugin_class.Options
         return info
 
     def _validate_class(self, name: str, plugin_class: Any) -> tuple[str, ...]:
@@ -265,7 +267,8 @@ class PluginManager:
         """
         info = self.get(plugin_name)
         self.remove_destination(name)  # configuring again replaces the instance
-        instance = info.plugin_class()  # type: ignore[misc]
+        assert info.plugin_class is not None  # get() returns loaded plugins only
+        instance = info.plugin_class()
         self._hooks.register(instance, name=name)
         self._hooks.check_pending()
         self._destinations[name] = _Destination(name, info, instance, options)

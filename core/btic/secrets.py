@@ -57,7 +57,8 @@ class Secret:
     def __repr__(self) -> str:
         return f"Secret({self.display!r})"
 
-    __str__ = display.fget  # type: ignore[assignment]
+    def __str__(self) -> str:
+        return self.display
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Secret) and (self._value, self.reference) == (
@@ -166,7 +167,8 @@ class DatabaseUrl(Secret):
         except ArgumentError:
             return MASK
 
-    __str__ = display.fget  # type: ignore[assignment]
+    def __str__(self) -> str:
+        return self.display
 
 
 def _validate_secret(cls: type[Secret], value: Any, info: core_schema.ValidationInfo) -> Secret:

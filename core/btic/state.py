@@ -38,6 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.sql.elements import ColumnElement
 
 from btic.errors import BticError
 
@@ -136,11 +137,13 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _aware(moment: datetime | None) -> datetime | None:
+def _utc(moment: datetime) -> datetime:
     # SQLite hands back naive datetimes; everything here is UTC.
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    return None if moment is None else _utc(moment)
 
 
 class StateStore:
@@ -202,7 +205,7 @@ class StateStore:
         with self.engine.connect() as connection:
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
-                condition = deliveries.c.status.in_(SETTLED)
+                condition: ColumnElement[bool] = deliveries.c.status.in_(SETTLED)
                 if include_given_up:
                     condition = condition | (
                         (deliveries.c.status == FAILED) & (deliveries.c.attempts >= MAX_ATTEMPTS)
@@ -330,7 +333,7 @@ class StateStore:
                     row.sha256,
                     row.attempts,
                     row.error,
-                    _aware(row.updated_at),
+                    _utc(row.updated_at),
                 )
 
     def count(self) -> int:
@@ -362,7 +365,7 @@ class StateStore:
                     & (watermarks.c.destination == destination)
                 )
             ).first()
-        return None if row is None else (_aware(row.position), _aware(row.updated_at))  # type: ignore[return-value]
+        return None if row is None else (_utc(row.position), _utc(row.updated_at))
 
     def advance_watermark(
         self,

@@ -29,9 +29,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import httpx
+from lxml import etree
 
 from btic.appliance import parse
 from btic.appliance.model import Product, ReportKind, Session
@@ -40,10 +41,14 @@ from btic.appliance.reports import (
     REPORT_NAMES,
     DateWindow,
     ListingEntry,
-    RecordingKind,
     Window,
     recording_report,
 )
+from btic.secrets import Secret
+from btic.types import RecordingKind
+
+if TYPE_CHECKING:
+    from btic.config import Config
 from btic.errors import (
     ApplianceError,
     ApplianceUnreachable,
@@ -94,19 +99,43 @@ class Download:
     filename: str | None
 
 
+class SiteSettings(Protocol):
+    """What the client needs of a site: a :class:`btic.config.SiteConfig`, or a
+    :class:`SiteConnection` made by hand."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def client_id(self) -> str: ...
+    @property
+    def client_secret(self) -> Secret: ...
+    @property
+    def scheme(self) -> str: ...
+    @property
+    def verify_tls(self) -> bool: ...
+    @property
+    def ca_bundle(self) -> Path | None: ...
+    @property
+    def keep_alive(self) -> bool: ...
+    @property
+    def timeout(self) -> float: ...
+    @property
+    def product(self) -> Literal["rs", "pa", "auto"]: ...
+
+
 @dataclass(frozen=True)
 class SiteConnection:
-    """What the client needs of a site (a :class:`btic.config.SiteConfig` fits)."""
+    """Connection settings for a client made without a configuration file."""
 
     host: str
     client_id: str
-    client_secret: Any  # btic.Secret
+    client_secret: Secret
     scheme: str = "https"
     verify_tls: bool = True
     ca_bundle: Path | None = None
     keep_alive: bool = False
     timeout: float = 60.0
-    product: str = "auto"
+    product: Literal["rs", "pa", "auto"] = "auto"
 
 
 class ApplianceClient:
@@ -123,7 +152,7 @@ class ApplianceClient:
     def __init__(
         self,
         name: str,
-        site: Any,
+        site: SiteSettings,
         *,
         base_dir: Path | None = None,
         retries: int = 5,
@@ -166,8 +195,8 @@ class ApplianceClient:
         )
 
     @classmethod
-    def for_site(cls, name: str, config: Any, **kwargs: Any) -> ApplianceClient:
-        """The client of ``config.sites[name]`` (a :class:`btic.config.Config`)."""
+    def for_site(cls, name: str, config: Config, **kwargs: Any) -> ApplianceClient:
+        """The client of ``config.sites[name]``."""
         site = config.sites[name]
         return cls(
             name,
@@ -178,7 +207,7 @@ class ApplianceClient:
         )
 
     @staticmethod
-    def _verify(site: Any, base_dir: Path | None) -> ssl.SSLContext | bool:
+    def _verify(site: SiteSettings, base_dir: Path | None) -> ssl.SSLContext | bool:
         if not site.verify_tls:
             return False
         if site.ca_bundle is not None:
@@ -207,7 +236,7 @@ class ApplianceClient:
             ).content
             root = self._document(body, "get_api_info")
             values: dict[str, Any] = {"permissions": {}}
-            for name, child in parse._children(root):
+            for name, child in parse.children(root):
                 if name == "api_version":
                     values["api_version"] = (child.text or "").strip()
                 elif name == "company_name":
@@ -217,7 +246,7 @@ class ApplianceClient:
                         int((child.text or "0").strip()), timezone.utc
                     )
                 elif name == "permissions":
-                    for _, permission in parse._children(child):
+                    for _, permission in parse.children(child):
                         values["permissions"][permission.get("name", "")] = (
                             permission.text or ""
                         ).strip()
@@ -239,7 +268,7 @@ class ApplianceClient:
             "GET", "/api/command", params={"action": "check_health"}, label="check_health"
         ).content
         root = self._document(body, "check_health")
-        return {name: (child.text or "").strip() for name, child in parse._children(root)}
+        return {name: (child.text or "").strip() for name, child in parse.children(root)}
 
     @property
     def product(self) -> Product:
@@ -333,7 +362,7 @@ class ApplianceClient:
             )
             try:
                 payload = response.json()  # JSON even when labelled text/xml
-                token = payload["access_token"]
+                token = str(payload["access_token"])
                 lifetime = float(payload.get("expires_in", 3600))
             except (ValueError, KeyError, TypeError):
                 raise AuthenticationError(
@@ -470,13 +499,14 @@ class ApplianceClient:
             self.name, f"site {self.name}: {what}: HTTP {status} {response.reason_phrase}"
         )
 
-    def _document(self, body: bytes, what: str):
+    def _document(self, body: bytes, what: str) -> etree._Element:
         root = self._guard(lambda: parse.parse_document(body, self.classifier), what)
         if root is None:
             raise ReportError(
                 self.name, f"site {self.name}: {what}: the appliance returned no data"
             )
-        return root
+        root_element: etree._Element = root
+        return root_element
 
     def _guard(self, produce: Callable[[], Any], what: str) -> Any:
         """Re-raise parse errors with the site and request named."""
@@ -569,7 +599,7 @@ class ApplianceClient:
             return Download(Path(temp), size, digest.hexdigest(), extension, filename)
 
         # identity: Content-Length must count the bytes that land on disk.
-        return self._call(
+        download: Download = self._call(
             method,
             path,
             params=params,
@@ -577,6 +607,7 @@ class ApplianceClient:
             consume=consume,
             extra_headers={"Accept-Encoding": "identity"},
         )
+        return download
 
     def _refuse_error_body(self, body: bytes, what: str) -> None:
         message = parse.error_text(body)

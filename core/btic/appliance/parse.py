@@ -125,7 +125,7 @@ def _iterparse(
     if isinstance(source, Path):
         with source.open("rb") as handle:
             refuse_dtd(handle.read(_HEAD_BYTES), str(source))
-        stream: Path | IO[bytes] = source
+        stream: Path | IO[bytes] | _Rewound = source
     else:
         head = source.read(_HEAD_BYTES)
         refuse_dtd(head)
@@ -322,7 +322,9 @@ def _time(element: etree._Element) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def _children(element: etree._Element) -> Iterator[tuple[str, etree._Element]]:
+def children(element: etree._Element) -> Iterator[tuple[str, etree._Element]]:
+    """(local name, element) of each child element; comments and processing
+    instructions are left out."""
     for child in element:
         name = local(child.tag)
         if name:
@@ -341,8 +343,8 @@ def _named(element: etree._Element) -> NamedRef:
 
 def _recording_links(element: etree._Element) -> tuple[RecordingLink, ...]:
     links = []
-    for _, item in _children(element):
-        fields = {name: _opt(child) for name, child in _children(item)}
+    for _, item in children(element):
+        fields = {name: _opt(child) for name, child in children(item)}
         links.append(
             RecordingLink(
                 instance=_int(item.get("instance")) or 0,
@@ -355,15 +357,15 @@ def _recording_links(element: etree._Element) -> tuple[RecordingLink, ...]:
 
 def _customer(element: etree._Element) -> Customer:
     values: dict[str, object] = {"gsnumber": _int(element.get("gsnumber"))}
-    for name, child in _children(element):
+    for name, child in children(element):
         if name in ("username", "public_ip", "private_ip", "hostname", "os"):
             values[name] = _opt(child)
         elif name in ("primary_cust", "rpat_support"):
             values[name] = _flag(child.text)
         elif name == "info":
-            info = {n: _opt(c) for n, c in _children(child) if n in CustomerInfo.model_fields}
+            info = {n: _opt(c) for n, c in children(child) if n in CustomerInfo.model_fields}
             values["info"] = CustomerInfo(**info)
-    return Customer(**values)  # type: ignore[arg-type]
+    return Customer.model_validate(values)
 
 
 _REP_TEXT = {
@@ -383,7 +385,7 @@ def _representative(element: etree._Element) -> Representative:
         "gsnumber": _int(element.get("gsnumber")),
         "id": _int(element.get("id")),
     }
-    for name, child in _children(element):
+    for name, child in children(element):
         if name in _REP_TEXT:
             values[name] = _opt(child)
         elif name in ("session_owner", "primary_rep", "invited"):
@@ -393,28 +395,29 @@ def _representative(element: etree._Element) -> Representative:
     # display_name is deprecated in favour of private_display_name; keep both filled.
     values.setdefault("private_display_name", values.get("display_name"))
     values.setdefault("display_name", values.get("private_display_name"))
-    return Representative(**values)  # type: ignore[arg-type]
+    return Representative.model_validate(values)
 
 
 def _survey(element: etree._Element, kind: str) -> ExitSurvey:
     questions = []
-    for name, question_list in _children(element):
+    for name, question_list in children(element):
         if name != "question_list":
             continue
-        for _, question in _children(question_list):
+        for _, question in children(question_list):
             values: dict[str, object] = {"id": _int(question.get("id"))}
             answers: list[str] = []
-            for qname, child in _children(question):
+            for qname, child in children(question):
                 if qname in ("name", "type", "label", "report_header"):
                     values[qname] = _opt(child)
                 elif qname == "answer_list":
-                    answers.extend(_text(answer) for _, answer in _children(child))
-            questions.append(SurveyQuestion(answers=tuple(answers), **values))  # type: ignore[arg-type]
-    return ExitSurvey(kind=kind, questions=tuple(questions))  # type: ignore[arg-type]
+                    answers.extend(_text(answer) for _, answer in children(child))
+            values["answers"] = tuple(answers)
+            questions.append(SurveyQuestion.model_validate(values))
+    return ExitSurvey.model_validate({"kind": kind, "questions": tuple(questions)})
 
 
 def _surveys(element: etree._Element, kind: str) -> tuple[ExitSurvey, ...]:
-    return tuple(_survey(child, kind) for _, child in _children(element))
+    return tuple(_survey(child, kind) for _, child in children(element))
 
 
 def _entity(element: etree._Element) -> Entity:
@@ -425,16 +428,14 @@ def _entity(element: etree._Element) -> Entity:
 
 def _system_information(element: etree._Element) -> tuple[SystemInfoCategory, ...]:
     categories = []
-    for _, category in _children(element):
+    for _, category in children(element):
         fields: tuple[str, ...] = ()
         rows: list[tuple[str, ...]] = []
-        for name, child in _children(category):
+        for name, child in children(category):
             if name == "description":
-                fields = tuple(_text(f) for _, f in _children(child))
+                fields = tuple(_text(f) for _, f in children(child))
             elif name == "data":
-                rows.extend(
-                    tuple(_text(f) for _, f in _children(row)) for _, row in _children(child)
-                )
+                rows.extend(tuple(_text(f) for _, f in children(row)) for _, row in children(child))
         categories.append(
             SystemInfoCategory(name=category.get("name", ""), fields=fields, rows=tuple(rows))
         )
@@ -446,7 +447,7 @@ def _event(element: etree._Element) -> Event:
         "timestamp": _time(element) or datetime.fromtimestamp(0, timezone.utc),
         "event_type": element.get("event_type", ""),
     }
-    for name, child in _children(element):
+    for name, child in children(element):
         if name in ("performed_by", "destination"):
             values[name] = _entity(child)
         elif name == "body":
@@ -464,17 +465,16 @@ def _event(element: etree._Element) -> Event:
             values["filesize"] = _int(child.text)
         elif name == "files":
             values["files"] = tuple(
-                TransferredFile(name=_text(f), size=_int(f.get("size")))
-                for _, f in _children(child)
+                TransferredFile(name=_text(f), size=_int(f.get("size"))) for _, f in children(child)
             )
         elif name == "data":
             values["data"] = tuple(
                 EventValue(name=v.get("name", ""), value=v.get("value", ""))
-                for _, v in _children(child)
+                for _, v in children(child)
             )
         elif name == "system_information":
             values["system_information"] = _system_information(child)
-    return Event(**values)  # type: ignore[arg-type]
+    return Event.model_validate(values)
 
 
 _SESSION_TEXT = {
@@ -499,7 +499,7 @@ def parse_session(
         "host": host,
         "lsid": element.get("lsid", ""),
     }
-    for name, child in _children(element):
+    for name, child in children(element):
         if name in _SESSION_TEXT:
             values[name] = _opt(child)
         elif name in _SESSION_INT:
@@ -521,25 +521,25 @@ def parse_session(
                     display_name=a.get("display_name", ""),
                     value=_text(a),
                 )
-                for _, a in _children(child)
+                for _, a in children(child)
             )
         elif name == "show_my_screen_recordings" or name == "command_shell_recordings":
             values[name] = _recording_links(child)
         elif name in ("customer_list", "attendee_list"):
-            values["customers"] = tuple(_customer(c) for _, c in _children(child))
+            values["customers"] = tuple(_customer(c) for _, c in children(child))
         elif name == "rep_list":
-            values["representatives"] = tuple(_representative(r) for _, r in _children(child))
+            values["representatives"] = tuple(_representative(r) for _, r in children(child))
         elif name == "team_list":
             values["teams"] = tuple(
                 Team(id=_int(t.get("id")), name=_text(t), primary_team=_flag(t.get("primary_team")))
-                for _, t in _children(child)
+                for _, t in children(child)
             )
         elif name == "cust_survey_list":
             values["customer_surveys"] = _surveys(child, "customer")
         elif name == "rep_survey_list":
             values["rep_surveys"] = _surveys(child, "representative")
         elif name == "session_details":
-            values["events"] = tuple(_event(e) for _, e in _children(child))
+            values["events"] = tuple(_event(e) for _, e in children(child))
     if values.get("session_type") is None:
         values["session_type"] = "presentation" if report == "presentation" else "support"
-    return Session(**values)  # type: ignore[arg-type]
+    return Session.model_validate(values)

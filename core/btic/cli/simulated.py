@@ -10,6 +10,7 @@ import click
 from btic.cli.base import report
 from btic.cli.transfers import sync_command
 from btic.errors import BticError, WorkFailed
+from btic.sim.data import Product
 
 
 @click.command("demo")
@@ -98,7 +99,7 @@ def demo_command(ctx: click.Context, directory: Path, sessions: int, recording_s
     "--site-name", default="sim", show_default=True, help="Name used in the printed [sites.NAME]."
 )
 def sim_command(
-    product: str,
+    product: Product,
     host: str,
     port: int,
     tls: bool,

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import sys
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import ContextManager
 
 import click
 
@@ -59,7 +58,7 @@ class _Output:
         self.interactive = sys.stderr.isatty()
         self.log = logs.for_config(config)
         self.reporter = reporter_for(self.log, self.interactive)
-        self.bars: ContextManager[object] = (
+        self.bars: AbstractContextManager[object] = (
             self.reporter if isinstance(self.reporter, BarReporter) else nullcontext()
         )
 

@@ -352,7 +352,17 @@ def _party(tag: str, kind: str, gsnumber: int | None, name: str) -> str:
 
 
 def _events(
-    dataset, s, rng, reps, rep_gs, customer, customer_gs, hostname, os_name, closed, now
+    dataset: SimDataset,
+    s: SimSession,
+    rng: random.Random,
+    reps: list[tuple[int, str, str, str, int]],
+    rep_gs: dict[int, int],
+    customer: str,
+    customer_gs: int,
+    hostname: str,
+    os_name: str,
+    closed: bool,
+    now: float,
 ) -> Iterator[str]:
     pa = dataset.product == "pa"
     presentation = s.report == "presentation"

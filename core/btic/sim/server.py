@@ -28,6 +28,7 @@ from urllib.parse import parse_qsl, urlsplit
 from btic.sim import render
 from btic.sim.data import (
     RECORDING_EXTENSION,
+    Product,
     SimDataset,
     SimSession,
     content_sha256,
@@ -35,6 +36,7 @@ from btic.sim.data import (
     recording_key,
 )
 from btic.sim.faults import FaultPlan
+from btic.sim.query import QueryError, select_sessions
 
 MAX_TOKENS = 30
 ACCESS_DENIED = {
@@ -60,6 +62,9 @@ REPORTS = {
         "CommandShellRecording": ("access", "command_shell"),
     },
 }
+
+
+NOT_FOUND_PAGE = b"<html><body>Document Not Found</body></html>"
 
 
 def default_permissions(product: str) -> dict[str, str]:
@@ -132,7 +137,7 @@ class SimulatedAppliance:
 
     def __init__(
         self,
-        product: str = "rs",
+        product: Product = "rs",
         *,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -173,7 +178,7 @@ class SimulatedAppliance:
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self.ca_path: Path | None = None
         self.dataset = SimDataset(
-            product=product,  # type: ignore[arg-type]
+            product=product,
             seed=seed,
             anchor=int(self.now()),
             sessions=sessions,
@@ -270,77 +275,12 @@ class SimulatedAppliance:
 
     # -- request handling ------------------------------------------------------------
 
-    def select_sessions(
-        self, report: str, params: dict[str, str], kind: str
-    ) -> list[SimSession] | str:
-        """Sessions matching the guide's parameters, or an error message."""
-        now = self.now()
-        wanted = [s for s in self.dataset.all() if s.report == report and s.start <= now]
-        if "lsid" in params or "lsids" in params:
-            if kind == "listing":
-                return "The lsid and lsids parameters are not accepted by listing reports."
-            ids = (
-                {params["lsid"]}
-                if "lsid" in params
-                else {i.strip() for i in params["lsids"].split(",") if i.strip()}
-            )
-            return [s for s in wanted if s.lsid in ids]
-        given = [p for p in ("start_date", "start_time", "end_date", "end_time") if p in params]
-        if len(given) != 1:
-            return (
-                "Exactly one of start_date, start_time, end_date, end_time, lsid or lsids "
-                "must be given."
-            )
-        field = given[0]
-        if "duration" not in params:
-            return "The duration parameter is required with " + field + "."
-        try:
-            duration = int(params["duration"])
-            if duration < 0:
-                raise ValueError
-        except ValueError:
-            return "Invalid duration: must be a non-negative integer."
-        try:
-            if field.endswith("_date"):
-                day = datetime.strptime(params[field], "%Y-%m-%d").replace(tzinfo=timezone.utc)
-                low = int(day.timestamp())
-                high = low + duration * 86400 - 1 if duration else None
-            else:
-                low = int(params[field])
-                high = low + duration if duration else None
-        except ValueError:
-            return f"Invalid {field}: " + (
-                "use YYYY-MM-DD." if field.endswith("_date") else "use a UNIX timestamp."
-            )
-        selected = []
-        for s in wanted:
-            if field.startswith("end"):
-                if not s.closed_at(now):
-                    continue
-                moment = s.end
-            else:
-                moment = s.start
-            if moment >= low and (high is None or moment <= high):
-                selected.append(s)
-        limit = params.get("limit", "all")
-        if limit != "all":
-            selected = self._limit(selected, limit)
-            if isinstance(selected, str):
-                return selected
-        return selected
+    def select_sessions(self, report: str, params: dict[str, str], kind: str) -> list[SimSession]:
+        """Sessions matching the guide's parameters now.
 
-    @staticmethod
-    def _limit(sessions: list[SimSession], limit: str) -> list[SimSession] | str:
-        kind, _, value = limit.partition(":")
-        if kind == "rep" and value.isdigit():
-            return [s for s in sessions if int(value) in s.rep_ids]
-        if kind in ("team", "members") and (value == "all" or value.isdigit()):
-            return [
-                s for s in sessions if s.team_ids and (value == "all" or int(value) in s.team_ids)
-            ]
-        if kind == "site" and value.isdigit():
-            return [s for s in sessions if s.site_id == int(value)]
-        return "Invalid limit: use all, rep:ID, team:all, team:ID, members:ID or site:ID."
+        :raises QueryError: for parameters the appliance refuses.
+        """
+        return select_sessions(self.dataset.all(), report, params, kind, self.now())
 
 
 class _Server(ThreadingHTTPServer):
@@ -348,7 +288,7 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     appliance: SimulatedAppliance
 
-    def handle_error(self, request, client_address) -> None:
+    def handle_error(self, request: object, client_address: object) -> None:
         # Clients that hang up (and faults that hang up on them) are normal here.
         pass
 
@@ -413,7 +353,7 @@ class _Handler(BaseHTTPRequestHandler):
             if path == "/check_health":
                 return self._send(200, b"<html><body>OK</body></html>", "text/html")
             if path not in ("/api/command", "/api/reporting", "/api/backup"):
-                return self._send(404, b"<html><body>Document Not Found</body></html>", "text/html")
+                return self._not_found()
             if not self._authorised():
                 return self._send(401, json.dumps(ACCESS_DENIED).encode(), "application/json")
             if path == "/api/command":
@@ -441,7 +381,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.sim.client_id,
             self.sim.client_secret,
         ):
-            body = {"error": "invalid_client", "message": "Client authentication failed."}
+            body: dict[str, object] = {
+                "error": "invalid_client",
+                "message": "Client authentication failed.",
+            }
             return self._send(401, json.dumps(body).encode(), "application/json")
         if params.get("grant_type") != "client_credentials":
             body = {
@@ -459,7 +402,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _command(self, params: dict[str, str]) -> None:
         if self.sim.permissions.get("perm_command", "deny") == "deny":
-            return self._send(404, b"<html><body>Document Not Found</body></html>", "text/html")
+            return self._not_found()
         action = params.get("action")
         if action == "get_api_info":
             body = render.api_info_document(
@@ -481,12 +424,13 @@ class _Handler(BaseHTTPRequestHandler):
             )
         report, kind = spec
         if sim.permissions.get(report_permission(sim.product, report)) != "1":
-            return self._send(404, b"<html><body>Document Not Found</body></html>", "text/html")
+            return self._not_found()
         if kind in ("recording", "command_shell", "show_my_screen"):
             return self._recording(report, kind, params, fault)
-        selected = sim.select_sessions(report, params, kind)
-        if isinstance(selected, str):
-            return self._xml(render.error_document(sim.product, selected), fault)
+        try:
+            selected = sim.select_sessions(report, params, kind)
+        except QueryError as exc:
+            return self._xml(render.error_document(sim.product, str(exc)), fault)
         if not selected:
             return self._xml(render.no_data_document(sim.product, report, sim.language), fault)
         if kind == "listing":
@@ -516,7 +460,7 @@ class _Handler(BaseHTTPRequestHandler):
             and session.closed_at(sim.now())
             and (rec_kind, instance) in set(session.recordings())
         )
-        if not available:
+        if session is None or not available:
             return self._xml(
                 render.error_document(sim.product, "No recording is available for this session."),
                 None,
@@ -532,7 +476,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _backup(self, fault: str | None) -> None:
         sim = self.sim
         if sim.permissions.get("perm_backup") != "1":
-            return self._send(404, b"<html><body>Document Not Found</body></html>", "text/html")
+            return self._not_found()
         ts = int(sim.now())
         key = f"{sim.seed}:backup:{ts}"
         size = sim.dataset.backup_size
@@ -544,6 +488,10 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     # -- sending ----------------------------------------------------------------------
+
+    def _not_found(self) -> None:
+        # What an appliance answers for an API the account may not use (the guides' hint).
+        self._send(404, NOT_FOUND_PAGE, "text/html")
 
     def _send(
         self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None

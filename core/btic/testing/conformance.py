@@ -8,14 +8,20 @@ btic makes to its users on your plugin's behalf.
 from __future__ import annotations
 
 import tracemalloc
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import pytest
 
 import btic
-from btic.testing.helpers import ConfiguredDestination, make_recording, sample_session
+from btic.testing.helpers import (
+    ConfiguredDestination,
+    TransferResult,
+    make_recording,
+    sample_session,
+)
 from btic.types import Recording
 
 HOSTILE_EXTERNAL_KEYS = [
@@ -43,8 +49,9 @@ class _BrokenRecording(Recording):
 
     data_path: Path = Path()
 
-    def open(self):
-        return _FailingReader(self.data_path, self.size // 2)
+    def open(self) -> IO[bytes]:
+        # Reads like a file object, which is all a plugin may do with it.
+        return cast(IO[bytes], _FailingReader(self.data_path, self.size // 2))
 
 
 class _FailingReader:
@@ -60,7 +67,7 @@ class _FailingReader:
         self._left -= len(data)
         return data
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: bytearray | memoryview) -> int:
         data = self.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
@@ -107,7 +114,9 @@ class DestinationConformance:
     def _destination(self, options: dict[str, Any], tmp_path: Path) -> ConfiguredDestination:
         return ConfiguredDestination(self.plugin, options, tmp_path)
 
-    def test_redelivery_leaves_one_copy(self, btic_transfer, destination_options):
+    def test_redelivery_leaves_one_copy(
+        self, btic_transfer: Callable[..., TransferResult], destination_options: dict[str, Any]
+    ) -> None:
         first = btic_transfer(plugin=self.plugin, options=destination_options)
         assert not first.summary.failed, first.summary.problems
         before = self.stored_items(destination_options)
@@ -116,7 +125,9 @@ class DestinationConformance:
         assert not again.summary.failed, again.summary.problems
         assert self.stored_items(destination_options) == before
 
-    def test_a_crash_mid_delivery_leaves_no_partial_item(self, destination_options, tmp_path):
+    def test_a_crash_mid_delivery_leaves_no_partial_item(
+        self, destination_options: dict[str, Any], tmp_path: Path
+    ) -> None:
         destination = self._destination(destination_options, tmp_path)
         assert self.stored_items(destination_options) == {}
         complete = make_recording(tmp_path / "whole.flv", 3 * 1024 * 1024)
@@ -134,7 +145,9 @@ class DestinationConformance:
             delivery.location: complete.path.read_bytes()
         }
 
-    def test_hostile_names_stay_inside(self, hostile_options, tmp_path):
+    def test_hostile_names_stay_inside(
+        self, hostile_options: dict[str, Any], tmp_path: Path
+    ) -> None:
         destination = self._destination(hostile_options, tmp_path)
         locations = set()
         for index, key in enumerate(HOSTILE_EXTERNAL_KEYS):
@@ -147,7 +160,9 @@ class DestinationConformance:
         stored = self.stored_items(hostile_options)
         assert locations <= set(stored)
 
-    def test_large_files_stream_with_bounded_memory(self, destination_options, tmp_path):
+    def test_large_files_stream_with_bounded_memory(
+        self, destination_options: dict[str, Any], tmp_path: Path
+    ) -> None:
         destination = self._destination(destination_options, tmp_path)
         recording = make_recording(tmp_path / "large.flv", self.large_file_size)
         tracemalloc.start()
@@ -162,7 +177,9 @@ class DestinationConformance:
         assert delivery.sha256 in (None, recording.sha256)
         assert len(self.stored_items(destination_options)[delivery.location]) == recording.size
 
-    def test_failures_raise_destination_error(self, broken_options, tmp_path):
+    def test_failures_raise_destination_error(
+        self, broken_options: dict[str, Any], tmp_path: Path
+    ) -> None:
         destination = self._destination(broken_options, tmp_path)
         with pytest.raises(btic.DestinationError) as info:
             destination.session(sample_session())

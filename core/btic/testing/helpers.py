@@ -18,7 +18,15 @@ from btic.naming import ConfigWarning
 from btic.plugins import PluginManager
 from btic.state import StateStore
 from btic.transfer import Engine, Summary, TransferRequest
-from btic.types import AppContext, Backup, DataType, Recording, SiteInfo, TransferContext
+from btic.types import (
+    AppContext,
+    Backup,
+    DataType,
+    Recording,
+    RecordingKind,
+    SiteInfo,
+    TransferContext,
+)
 
 SITE = SiteInfo(name="sim", host="support.example.com", product="rs")
 
@@ -113,7 +121,7 @@ def make_recording(
     size: int,
     session: Session | None = None,
     *,
-    kind: str = "session",
+    kind: RecordingKind = "session",
     instance: int | None = None,
 ) -> Recording:
     session = session or sample_session()
@@ -123,7 +131,7 @@ def make_recording(
         lsid=session.lsid,
         kind=kind,
         instance=instance,
-        extension="flv",  # type: ignore[arg-type]
+        extension="flv",
         size=size,
         sha256=sha256,
         path=path,

@@ -194,6 +194,7 @@ class Engine:
             log=self.log,
         )
         give_up = False
+        error: str | None = None
         result: Delivery | None = None
         try:
             result = self._hand_over(destination, item, ctx)
@@ -209,7 +210,7 @@ class Engine:
                 traceback=traceback.format_exc(),
             )
         else:
-            status, error = (DELIVERED if result is not None else SKIPPED), None
+            status = DELIVERED if result is not None else SKIPPED
         # A plugin may return any object with these attributes; read them defensively.
         location = getattr(result, "location", None)
         size = getattr(result, "size", None)

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from btic.appliance.client import ApplianceClient
 from btic.appliance.model import ReportKind, Session
-from btic.appliance.reports import ListingEntry, RelativeWindow, Window
+from btic.appliance.reports import DateWindow, ListingEntry, RelativeWindow, Window
 from btic.config import parse_duration
 from btic.errors import ApplianceError, RecordingExpired
 from btic.state import DELIVERED, EXPIRED, FAILED, SKIPPED
@@ -121,7 +121,7 @@ class SessionRun:
     def _select(self, until: datetime) -> list[ListingEntry]:
         if self.request.lsids:
             return [ListingEntry(lsid, None, True, None) for lsid in self.request.lsids]
-        window: Window
+        window: Window | DateWindow
         if self.request.incremental:
             window = Window("end", self._since(), until)
         else:

@@ -97,13 +97,17 @@ class S3Destination:
     Options = S3Options
 
     @btic.hookimpl
-    def on_session_xml(self, session, xml, ctx):
+    def on_session_xml(
+        self, session: btic.Session, xml: bytes, ctx: btic.TransferContext
+    ) -> btic.Delivery | None:
         raise btic.DestinationError(f"{ctx.destination}: btic-s3 {__version__} cannot upload yet")
 
     @btic.hookimpl
-    def on_recording(self, recording, ctx):
+    def on_recording(
+        self, recording: btic.Recording, ctx: btic.TransferContext
+    ) -> btic.Delivery | None:
         raise btic.DestinationError(f"{ctx.destination}: btic-s3 {__version__} cannot upload yet")
 
     @btic.hookimpl
-    def on_backup(self, backup, ctx):
+    def on_backup(self, backup: btic.Backup, ctx: btic.TransferContext) -> btic.Delivery | None:
         raise btic.DestinationError(f"{ctx.destination}: btic-s3 {__version__} cannot upload yet")

@@ -46,7 +46,9 @@ class SqlServerDestination:
     Options = SqlServerOptions
 
     @btic.hookimpl
-    def on_session_xml(self, session, xml, ctx):
+    def on_session_xml(
+        self, session: btic.Session, xml: bytes, ctx: btic.TransferContext
+    ) -> btic.Delivery | None:
         raise btic.DestinationError(
             f"{ctx.destination}: btic-sqlserver {__version__} cannot store sessions yet"
         )
