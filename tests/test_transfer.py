@@ -376,6 +376,35 @@ def test_import_xml_delivers_saved_reports_and_fetches_their_recordings(sim, tmp
     assert needs_site.returncode == 2 and "give --site" in needs_site.stderr
 
 
+def test_import_xml_from_an_unconfigured_host_and_force_redelivers(sim, tmp_path):
+    from conftest import connect
+
+    from btic.appliance.reports import Window, utc
+
+    saved = tmp_path / "saved.xml"
+    with connect(sim) as client:
+        lsids = [
+            e.lsid
+            for e in client.list_sessions("support", Window("end", utc(sim.now() - 5 * 86400)))
+        ][:3]
+    saved.write_bytes(b"".join(run_raw_report(sim, lsids)))
+    config = write_config(tmp_path, sim, data=["session"])
+    command = ["import-xml", "--config", str(config), str(saved), "--dest", "archive"]
+    first = run_btic(*command, "--host", "old.example.com")
+    assert first.returncode == 0, first.output
+    archive = tmp_path / "archive"
+    files = {p.name: p.read_bytes() for p in archive.iterdir()}
+    assert set(files) == {f"old.example.com-support-{lsid}.xml" for lsid in lsids}
+    lost = archive / f"old.example.com-support-{lsids[0]}.xml"
+    lost.unlink()
+    again = run_btic(*command, "--host", "old.example.com")
+    assert again.returncode == 0, again.output
+    assert not lost.exists(), "the ledger has it: a plain import delivers nothing again"
+    forced = run_btic(*command, "--host", "old.example.com", "--force")
+    assert forced.returncode == 0, forced.output
+    assert {p.name: p.read_bytes() for p in archive.iterdir()} == files
+
+
 def run_raw_report(sim, lsids):
     import ssl
 

@@ -9,24 +9,33 @@ one :class:`btic.ConfigError`, so a user fixes a file in one pass.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import re
 import stat
 import sys
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import time, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeGuard, Union, get_args, get_origin
+from typing import Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ValidationError
 
+from btic.config.problems import problems_from, salvage
+from btic.config.sections import (
+    NAME_PATTERN,
+    ConfigFile,
+    LoggingConfig,
+    NotificationsConfig,
+    ScheduleConfig,
+    SiteConfig,
+    StateConfig,
+    format_duration,
+)
 from btic.errors import ConfigError, ConfigProblem, UsageError
 from btic.naming import ConfigWarning
 from btic.plugins import PluginManager
-from btic.secrets import DatabaseUrl, Secret
+from btic.secrets import Secret
 from btic.types import PRODUCT_DATA_TYPES, DataType
 
 if sys.version_info >= (3, 11):
@@ -37,184 +46,6 @@ else:  # pragma: no cover - exercised on 3.10 only
 CONFIG_ENV = "BTIC_CONFIG"
 DEFAULT_CONFIG_NAME = "btic.toml"
 DEFAULT_STATE_NAME = "btic-state.db"
-
-MIN_PERIOD = timedelta(minutes=1)
-MAX_PERIOD = timedelta(days=7)
-
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_duration(value: Any) -> timedelta:
-    """``"15m"``, ``"2h"``, ``"1d"``, ``"30s"``, ``"1w"`` -> timedelta."""
-    if isinstance(value, timedelta):
-        return value
-    match = _DURATION_RE.match(value) if isinstance(value, str) else None
-    if not match:
-        raise ValueError("must be a period such as 30s, 15m, 2h, 1d or 1w")
-    number, unit = match.groups()
-    return timedelta(**{_DURATION_UNITS[unit]: int(number)})
-
-
-def format_duration(period: timedelta) -> str:
-    seconds = int(period.total_seconds())
-    for suffix, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{suffix}"
-    return f"{seconds}s"
-
-
-def _parse_time_of_day(value: Any) -> time:
-    if isinstance(value, time):
-        return value
-    if isinstance(value, str):
-        match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*", value)
-        if match and int(match[1]) < 24 and int(match[2]) < 60:
-            return time(int(match[1]), int(match[2]))
-    raise ValueError('must be a time of day as "HH:MM", from "00:00" to "23:59"')
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-TimeOfDay = Annotated[time, BeforeValidator(_parse_time_of_day)]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class StateConfig(_Section):
-    """``[state]``: where the ledger, watermarks and runs are kept."""
-
-    url: DatabaseUrl | None = Field(
-        default=None, description="SQLAlchemy URL; default: btic-state.db beside the config file"
-    )
-
-
-class SiteConfig(_Section):
-    """``[sites.NAME]``: one appliance."""
-
-    host: str
-    client_id: str
-    client_secret: Secret
-    product: Literal["rs", "pa", "auto"] = "auto"
-    scheme: Literal["https", "http"] = "https"
-    verify_tls: bool = True
-    ca_bundle: Path | None = None
-    keep_alive: bool = False
-    backup_password: Secret | None = None
-    timeout: float = Field(default=60.0, gt=0, le=3600)
-    download_concurrency: int = Field(
-        default=4, ge=1, le=32, description="recordings downloaded at once"
-    )
-    no_data_messages: list[str] = Field(
-        default_factory=list,
-        description="extra phrases (regular expressions) the appliance uses for 'no matching data'",
-    )
-    first_run_since: str = "1d"
-    overlap: Duration = timedelta(minutes=10)
-    settle_delay: Duration = timedelta(minutes=2)
-
-    @field_validator("host")
-    @classmethod
-    def _bare_host(cls, value: str) -> str:
-        value = value.strip()
-        if "://" in value:
-            raise ValueError(
-                'give the host name only, without "https://" (as in support.example.com)'
-            )
-        if not re.fullmatch(r"[A-Za-z0-9.\-]+(:\d{1,5})?|\[[0-9A-Fa-f:]+\](:\d{1,5})?", value):
-            raise ValueError("must be a host name or address, optionally with :port, and no path")
-        return value
-
-    @field_validator("client_id")
-    @classmethod
-    def _client_id(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("is empty; copy the OAuth client ID of the API account")
-        return value.strip()
-
-    @field_validator("no_data_messages")
-    @classmethod
-    def _patterns(cls, value: list[str]) -> list[str]:
-        for pattern in value:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from None
-        return value
-
-    @field_validator("first_run_since")
-    @classmethod
-    def _first_run_since(cls, value: str) -> str:
-        if value != "all":
-            parse_duration(value)
-        return value
-
-    @property
-    def base_url(self) -> str:
-        return f"{self.scheme}://{self.host}"
-
-
-class TransferConfig(_Section):
-    """One ``[[schedules.NAME.transfers]]``: a site, destinations, data types."""
-
-    site: str
-    destinations: list[str] = Field(min_length=1)
-    data: list[DataType] = Field(min_length=1)
-
-
-class ScheduleConfig(_Section):
-    """``[schedules.NAME]``: a period and the transfers that run together."""
-
-    every: Duration
-    at: TimeOfDay | None = None
-    enabled: bool = True
-    transfers: list[TransferConfig] = Field(min_length=1)
-
-    @field_validator("every")
-    @classmethod
-    def _period_in_range(cls, value: timedelta) -> timedelta:
-        if not MIN_PERIOD <= value <= MAX_PERIOD:
-            raise ValueError(f"{format_duration(value)} is outside the allowed 1m .. 7d")
-        return value
-
-
-class LoggingConfig(_Section):
-    """``[logging]``."""
-
-    directory: Path | None = None
-    level: Literal["debug", "info", "warning", "error"] = "info"
-    log_retention_days: int = Field(default=30, ge=1, le=3650)
-
-
-class EmailConfig(_Section):
-    """``[notifications.email]``: SMTP settings for error notifications."""
-
-    smtp_host: str
-    smtp_port: int = Field(default=587, ge=1, le=65535)
-    security: Literal["none", "starttls", "tls"] = "starttls"
-    username: str | None = None
-    password: Secret | None = None
-    from_address: str
-    to: list[str] = Field(min_length=1)
-    subject_prefix: str = "[btic]"
-
-
-class NotificationsConfig(_Section):
-    """``[notifications]``."""
-
-    email: EmailConfig | None = None
-
-
-class _ConfigFile(_Section):
-    state: StateConfig = StateConfig()
-    sites: dict[str, SiteConfig] = {}
-    # Validated separately against each plugin's Options model.
-    destinations: dict[str, dict[str, Any]] = {}
-    schedules: dict[str, ScheduleConfig] = {}
-    logging: LoggingConfig = LoggingConfig()
-    notifications: NotificationsConfig = NotificationsConfig()
 
 
 @dataclass(frozen=True)
@@ -394,10 +225,10 @@ def build_config(
     context = {"environ": os.environ if environ is None else environ, "base_dir": base_dir}
     problems: list[ConfigProblem] = []
     try:
-        parsed = _ConfigFile.model_validate(data, context=context)
+        parsed = ConfigFile.model_validate(data, context=context)
     except ValidationError as exc:
-        problems.extend(_problems_from(exc, _ConfigFile))
-        parsed = _salvage(data, context)
+        problems.extend(problems_from(exc, ConfigFile))
+        parsed = salvage(data, context)
 
     destinations: dict[str, DestinationConfig] = {}
     for name, section in parsed.destinations.items():
@@ -430,76 +261,6 @@ def build_config(
     return config
 
 
-def _salvage(data: Mapping[str, Any], context: dict[str, Any]) -> _ConfigFile:
-    """Validate each section on its own, keeping those that are valid.
-
-    Cross-checks then still run on what is usable, so a file with a bad site
-    and a bad schedule reports both problems, not just the first.
-    """
-    kept: dict[str, Any] = {}
-    for key, model_field in _ConfigFile.model_fields.items():
-        if key not in data:
-            continue
-        value = data[key]
-        if isinstance(value, dict) and get_origin(model_field.annotation) is dict:
-            value_type = get_args(model_field.annotation)[1]
-            kept[key] = {}
-            for name, item in value.items():
-                if not _is_model(value_type):
-                    kept[key][name] = item
-                    continue
-                try:
-                    kept[key][name] = value_type.model_validate(item, context=context)
-                except ValidationError:
-                    if value_type is ScheduleConfig and isinstance(item, Mapping):
-                        kept[key][name] = _salvage_schedule(item)
-        elif _is_model(model_field.annotation):
-            with contextlib.suppress(ValidationError):
-                kept[key] = model_field.annotation.model_validate(value, context=context)
-    return _ConfigFile.model_construct(**kept)
-
-
-def _salvage_schedule(raw: Mapping[str, Any]) -> ScheduleConfig:
-    """What can be read of an invalid schedule, for the cross-checks.
-
-    Unreadable values become None (or are left out of lists) and the checks
-    skip them; list positions are kept so paths stay right.
-    """
-
-    def attempt(parse: Any, value: Any) -> Any:
-        try:
-            return parse(value)
-        except (ValueError, TypeError):
-            return None
-
-    transfers: list[Any] = []
-    raw_transfers = raw.get("transfers")
-    for item in raw_transfers if isinstance(raw_transfers, list) else []:
-        if not isinstance(item, Mapping):
-            transfers.append(None)
-            continue
-        site = item.get("site")
-        destinations = item.get("destinations")
-        data = item.get("data")
-        transfers.append(
-            TransferConfig.model_construct(
-                site=site if isinstance(site, str) else None,
-                destinations=[d if isinstance(d, str) else None for d in destinations]
-                if isinstance(destinations, list)
-                else [],
-                data=[dt for dt in (attempt(DataType, d) for d in data) if dt is not None]
-                if isinstance(data, list)
-                else [],
-            )
-        )
-    return ScheduleConfig.model_construct(
-        every=attempt(parse_duration, raw.get("every")),
-        at=attempt(_parse_time_of_day, raw.get("at")) if raw.get("at") is not None else None,
-        enabled=True,
-        transfers=transfers,
-    )
-
-
 def _validate_destination(
     name: str,
     section: Mapping[str, Any],
@@ -527,7 +288,7 @@ def _validate_destination(
         try:
             validated = info.options_model.model_validate(options, context=context)
         except ValidationError as exc:
-            problems.extend(_problems_from(exc, info.options_model, prefix=where))
+            problems.extend(problems_from(exc, info.options_model, prefix=where))
             return None
     notes = list(
         dict.fromkeys(
@@ -543,7 +304,7 @@ def _check_names(declared: dict[str, set[str]]) -> list[ConfigProblem]:
     problems = []
     for section, names in declared.items():
         for name in sorted(names):
-            if not _NAME_RE.match(name):
+            if not NAME_PATTERN.match(name):
                 problems.append(
                     ConfigProblem(
                         f"{section}.{name}",
@@ -640,19 +401,19 @@ def _check_sites(config: Config) -> list[ConfigProblem]:
 
 
 def _site_warnings(config: Config) -> list[str]:
-    warnings = []
+    found = []
     for name, site in config.sites.items():
         if not site.verify_tls:
-            warnings.append(
+            found.append(
                 f"sites.{name}.verify_tls is false: the appliance's identity is not checked; "
                 "trust its certificate with ca_bundle instead"
             )
         if site.scheme == "http":
-            warnings.append(
+            found.append(
                 f"sites.{name}.scheme is http: credentials and data travel unencrypted "
                 "(meant only for the simulated appliance)"
             )
-    return warnings
+    return found
 
 
 def _file_permission_warnings(path: Path, config: Config) -> list[str]:
@@ -703,85 +464,3 @@ def iter_secrets(config: Config) -> list[tuple[str, Secret]]:
 def _names(items: Any) -> str:
     names = sorted(str(getattr(i, "value", i)) for i in items)
     return ", ".join(names) if names else "none"
-
-
-# -- turning pydantic's errors into config paths and plain messages ----------
-
-
-def _problems_from(
-    exc: ValidationError, model: type[BaseModel], prefix: str = ""
-) -> list[ConfigProblem]:
-    problems = []
-    for error in exc.errors(include_input=False, include_url=False):
-        loc = error["loc"]
-        problems.append(ConfigProblem(_join_path(prefix, loc), _message(error, model, loc)))
-    return problems
-
-
-def _join_path(prefix: str, loc: tuple[Any, ...]) -> str:
-    path = prefix
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path = f"{path}.{part}" if path else str(part)
-    return path
-
-
-def _message(error: Mapping[str, Any], model: type[BaseModel], loc: tuple[Any, ...]) -> str:
-    kind = error["type"]
-    ctx = error.get("ctx") or {}
-    if kind == "missing":
-        return "is required"
-    if kind == "extra_forbidden":
-        allowed = _allowed_keys(model, loc[:-1])
-        return f"unknown setting; allowed: {', '.join(allowed)}" if allowed else "unknown setting"
-    if kind in ("literal_error", "enum"):
-        return f"must be one of {ctx.get('expected', '')}".replace("'", "")
-    if kind == "value_error":
-        return str(ctx.get("error", error["msg"]))
-    if kind in ("too_short",) and ctx.get("min_length") == 1:
-        return "must list at least one"
-    if kind in ("dict_type", "model_type", "model_attributes_type"):
-        return "must be a table"
-    return str(error["msg"])
-
-
-def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """The keys the model accepts at ``loc`` (for "unknown setting" messages)."""
-    current: Any = model
-    for part in loc:
-        if isinstance(part, int) or not _is_model(current):
-            current = _unwrap(current, part)
-            continue
-        model_field = current.model_fields.get(part)
-        if model_field is None:
-            return []
-        current = model_field.annotation
-        current = _strip_optional(current)
-    current = _strip_optional(current)
-    if _is_model(current):
-        return sorted(current.model_fields)
-    return []
-
-
-def _unwrap(annotation: Any, part: Any) -> Any:
-    annotation = _strip_optional(annotation)
-    origin = get_origin(annotation)
-    if origin is dict:
-        return _strip_optional(get_args(annotation)[1])
-    if origin in (list, tuple):
-        return _strip_optional(get_args(annotation)[0])
-    return annotation
-
-
-def _strip_optional(annotation: Any) -> Any:
-    if get_origin(annotation) is Union or type(annotation).__name__ == "UnionType":
-        args = [a for a in get_args(annotation) if a is not type(None)]
-        if len(args) == 1:
-            return args[0]
-    return annotation
-
-
-def _is_model(annotation: Any) -> TypeGuard[type[BaseModel]]:
-    return isinstance(annotation, type) and issubclass(annotation, BaseModel)

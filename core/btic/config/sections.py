@@ -1,0 +1,192 @@
+"""The sections of the configuration file as pydantic models, and the period
+and time-of-day values they use."""
+
+from __future__ import annotations
+
+import re
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from btic.secrets import DatabaseUrl, Secret
+from btic.types import DataType
+
+MIN_PERIOD = timedelta(minutes=1)
+MAX_PERIOD = timedelta(days=7)
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """``"15m"``, ``"2h"``, ``"1d"``, ``"30s"``, ``"1w"`` -> timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    match = _DURATION_RE.match(value) if isinstance(value, str) else None
+    if not match:
+        raise ValueError("must be a period such as 30s, 15m, 2h, 1d or 1w")
+    number, unit = match.groups()
+    return timedelta(**{_DURATION_UNITS[unit]: int(number)})
+
+
+def format_duration(period: timedelta) -> str:
+    seconds = int(period.total_seconds())
+    for suffix, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{suffix}"
+    return f"{seconds}s"
+
+
+def parse_time_of_day(value: Any) -> time:
+    if isinstance(value, time):
+        return value
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*", value)
+        if match and int(match[1]) < 24 and int(match[2]) < 60:
+            return time(int(match[1]), int(match[2]))
+    raise ValueError('must be a time of day as "HH:MM", from "00:00" to "23:59"')
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+TimeOfDay = Annotated[time, BeforeValidator(parse_time_of_day)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StateConfig(_Section):
+    """``[state]``: where the ledger, watermarks and runs are kept."""
+
+    url: DatabaseUrl | None = Field(
+        default=None, description="SQLAlchemy URL; default: btic-state.db beside the config file"
+    )
+
+
+class SiteConfig(_Section):
+    """``[sites.NAME]``: one appliance."""
+
+    host: str
+    client_id: str
+    client_secret: Secret
+    product: Literal["rs", "pa", "auto"] = "auto"
+    scheme: Literal["https", "http"] = "https"
+    verify_tls: bool = True
+    ca_bundle: Path | None = None
+    keep_alive: bool = False
+    backup_password: Secret | None = None
+    timeout: float = Field(default=60.0, gt=0, le=3600)
+    download_concurrency: int = Field(
+        default=4, ge=1, le=32, description="recordings downloaded at once"
+    )
+    no_data_messages: list[str] = Field(
+        default_factory=list,
+        description="extra phrases (regular expressions) the appliance uses for 'no matching data'",
+    )
+    first_run_since: str = "1d"
+    overlap: Duration = timedelta(minutes=10)
+    settle_delay: Duration = timedelta(minutes=2)
+
+    @field_validator("host")
+    @classmethod
+    def _bare_host(cls, value: str) -> str:
+        value = value.strip()
+        if "://" in value:
+            raise ValueError(
+                'give the host name only, without "https://" (as in support.example.com)'
+            )
+        if not re.fullmatch(r"[A-Za-z0-9.\-]+(:\d{1,5})?|\[[0-9A-Fa-f:]+\](:\d{1,5})?", value):
+            raise ValueError("must be a host name or address, optionally with :port, and no path")
+        return value
+
+    @field_validator("client_id")
+    @classmethod
+    def _client_id(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("is empty; copy the OAuth client ID of the API account")
+        return value.strip()
+
+    @field_validator("no_data_messages")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from None
+        return value
+
+    @field_validator("first_run_since")
+    @classmethod
+    def _first_run_since(cls, value: str) -> str:
+        if value != "all":
+            parse_duration(value)
+        return value
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.scheme}://{self.host}"
+
+
+class TransferConfig(_Section):
+    """One ``[[schedules.NAME.transfers]]``: a site, destinations, data types."""
+
+    site: str
+    destinations: list[str] = Field(min_length=1)
+    data: list[DataType] = Field(min_length=1)
+
+
+class ScheduleConfig(_Section):
+    """``[schedules.NAME]``: a period and the transfers that run together."""
+
+    every: Duration
+    at: TimeOfDay | None = None
+    enabled: bool = True
+    transfers: list[TransferConfig] = Field(min_length=1)
+
+    @field_validator("every")
+    @classmethod
+    def _period_in_range(cls, value: timedelta) -> timedelta:
+        if not MIN_PERIOD <= value <= MAX_PERIOD:
+            raise ValueError(f"{format_duration(value)} is outside the allowed 1m .. 7d")
+        return value
+
+
+class LoggingConfig(_Section):
+    """``[logging]``."""
+
+    directory: Path | None = None
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    log_retention_days: int = Field(default=30, ge=1, le=3650)
+
+
+class EmailConfig(_Section):
+    """``[notifications.email]``: SMTP settings for error notifications."""
+
+    smtp_host: str
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["none", "starttls", "tls"] = "starttls"
+    username: str | None = None
+    password: Secret | None = None
+    from_address: str
+    to: list[str] = Field(min_length=1)
+    subject_prefix: str = "[btic]"
+
+
+class NotificationsConfig(_Section):
+    """``[notifications]``."""
+
+    email: EmailConfig | None = None
+
+
+class ConfigFile(_Section):
+    state: StateConfig = StateConfig()
+    sites: dict[str, SiteConfig] = {}
+    # Validated separately against each plugin's Options model.
+    destinations: dict[str, dict[str, Any]] = {}
+    schedules: dict[str, ScheduleConfig] = {}
+    logging: LoggingConfig = LoggingConfig()
+    notifications: NotificationsConfig = NotificationsConfig()

@@ -1,0 +1,180 @@
+"""The file-system destination: sessions, recordings and backups as files."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+import btic
+from btic import naming
+from btic.types import DataType
+from btic_filesystem import files
+from btic_filesystem.options import FileSystemOptions
+from btic_filesystem.retention import apply_retention
+
+
+class FileSystemDestination:
+    """Writes sessions, recordings and backups as files under one directory."""
+
+    Options = FileSystemOptions
+
+    def __init__(self) -> None:
+        # Both set by on_configure, which the core calls before any other hook.
+        self._options: FileSystemOptions | None = None
+        self._directory: Path | None = None
+
+    @btic.hookimpl
+    def on_configure(self, options: FileSystemOptions, app: btic.AppContext) -> None:
+        self._options = options
+        directory = options.directory.expanduser()
+        self._directory = directory if directory.is_absolute() else app.config_dir / directory
+
+    @property
+    def options(self) -> FileSystemOptions:
+        if self._options is None:
+            raise btic.DestinationError("the file-system destination was not configured")
+        return self._options
+
+    @property
+    def root(self) -> Path:
+        """The destination directory, as configured (it may not exist yet)."""
+        if self._directory is None:
+            raise btic.DestinationError("the file-system destination was not configured")
+        return self._directory
+
+    @btic.hookimpl
+    def on_check(self) -> str:
+        root = self._root()
+        probe = root / f".btic-probe-{secrets.token_hex(4)}"
+        try:
+            with probe.open("wb") as handle:
+                handle.write(b"btic probe\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            probe.unlink()
+        except OSError as exc:
+            raise btic.DestinationError(f"{root}: cannot write: {files.cause(exc)}") from None
+        free = shutil.disk_usage(root).free
+        return f"{root} writable, {free / 1024**3:.1f} GiB free"
+
+    @btic.hookimpl
+    def on_session_xml(
+        self, session: btic.Session, xml: bytes, ctx: btic.TransferContext
+    ) -> btic.Delivery | None:
+        values = naming.session_values(session, extension="xml")
+        relative = self._name(ctx.data_type, values)
+        delivery = self._write(
+            relative, lambda out: out.write(xml), files.sha256_bytes(xml), len(xml)
+        )
+        if self.options.download_format == "xml+json":
+            document = session.model_dump_json(indent=2).encode("utf-8")
+            json_name = naming.render(
+                naming.template_for(
+                    ctx.data_type, self.options.file_name_format, self.options.file_name_formats
+                ),
+                {**values, "EXTENSION": "json"},
+            )
+            self._write(
+                json_name,
+                lambda out: out.write(document),
+                files.sha256_bytes(document),
+                len(document),
+            )
+        return delivery
+
+    @btic.hookimpl
+    def on_recording(
+        self, recording: btic.Recording, ctx: btic.TransferContext
+    ) -> btic.Delivery | None:
+        relative = self._name(recording.data_type, naming.recording_values(recording))
+        return self._write(
+            relative,
+            files.copier(recording.open),
+            recording.sha256,
+            recording.size,
+            source=recording.path,
+        )
+
+    @btic.hookimpl
+    def on_backup(self, backup: btic.Backup, ctx: btic.TransferContext) -> btic.Delivery | None:
+        relative = self._name(DataType.BACKUP, naming.backup_values(backup))
+        delivery = self._write(
+            relative, files.copier(backup.open), backup.sha256, backup.size, source=backup.path
+        )
+        if self.options.retention_count:
+            template = naming.template_for(
+                DataType.BACKUP, self.options.file_name_format, self.options.file_name_formats
+            )
+            apply_retention(self._root(), template, backup, self.options.retention_count)
+        return delivery
+
+    # -- naming ------------------------------------------------------------------
+
+    def _root(self) -> Path:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise btic.DestinationError(
+                f"{self.root}: cannot create the destination directory: {files.cause(exc)}"
+            ) from None
+        if not self.root.is_dir():
+            raise btic.DestinationError(f"{self.root}: not a directory")
+        return self.root
+
+    def _name(self, data_type: DataType, values: dict[str, str]) -> str:
+        template = naming.template_for(
+            data_type, self.options.file_name_format, self.options.file_name_formats
+        )
+        return naming.render(template, values)
+
+    # -- writing -----------------------------------------------------------------
+
+    def _write(
+        self,
+        relative: str,
+        produce: Callable[[IO[bytes]], object],
+        sha256: str,
+        size: int,
+        source: Path | None = None,
+    ) -> btic.Delivery | None:
+        """Write one file under ``relative``; ``source``, when given, is a
+        finished spool file that may be hard-linked instead of copied."""
+        root = self._root()
+        try:
+            final = naming.inside(root, relative)
+        except ValueError as exc:
+            raise btic.DestinationError(
+                f"{root}: refused a file name outside the destination: {exc}", permanent=True
+            ) from None
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            files.remove_stale_temps(final)
+            conflict = self.options.conflict
+            if conflict == "Skip" and final.exists():
+                return None
+            if conflict == "AppendNumber":
+                existing = files.same_content(final, sha256, size)
+                if existing is not None:
+                    return btic.Delivery(location=str(existing), size=size, sha256=sha256)
+            temp = files.temp_name(final, secrets.token_hex(4))
+            try:
+                if not (source is not None and files.link_spool(source, temp)):
+                    with temp.open("xb") as out:
+                        produce(out)
+                        out.flush()
+                        os.fsync(out.fileno())
+                placed = files.place(temp, final, conflict)
+            finally:
+                temp.unlink(missing_ok=True)
+            if placed is None:
+                return None
+            files.fsync_directory(placed.parent)
+        except btic.DestinationError:
+            raise
+        except OSError as exc:
+            raise btic.DestinationError(f"{exc.filename or final}: {files.cause(exc)}") from None
+        return btic.Delivery(location=str(placed), size=size, sha256=sha256)

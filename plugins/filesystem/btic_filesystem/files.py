@@ -1,0 +1,152 @@
+"""Files that appear whole or not at all.
+
+Every file is written to a temporary name beside its final name, flushed and
+fsynced, then moved into place without ever replacing a file the conflict
+mode protects, so a reader (or a crash) never sees a partial file under a
+final name. Temporary files of a writer that died are removed on the next
+write beside them.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+from btic.processes import process_alive
+
+_CHUNK = 1024 * 1024
+_TEMP = re.compile(r"^\.(?P<name>.+)\.btic-(?P<pid>\d+)-[0-9a-f]+\.tmp$")
+
+
+def temp_name(final: Path, token: str) -> Path:
+    """The temporary name a file is written under before it becomes ``final``."""
+    return final.with_name(f".{final.name}.btic-{os.getpid()}-{token}.tmp")
+
+
+def copier(opener: Callable[[], IO[bytes]]) -> Callable[[IO[bytes]], None]:
+    def copy(out: IO[bytes]) -> None:
+        with opener() as source:
+            shutil.copyfileobj(source, out, _CHUNK)
+
+    return copy
+
+
+def place(temp: Path, final: Path, conflict: str) -> Path | None:
+    """Move ``temp`` to ``final`` as the conflict mode says; the path used, or None (skipped)."""
+    if conflict == "Overwrite":
+        os.replace(temp, final)
+        return final
+    candidate = final
+    number = 0
+    while True:
+        try:
+            # link() never replaces an existing file: the no-clobber move.
+            os.link(temp, candidate)
+            return candidate
+        except FileExistsError:
+            if conflict == "Skip":
+                return None
+            number += 1
+            candidate = _numbered(final, number)
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
+                raise
+            # Filesystems without hard links: rename refuses to replace on Windows;
+            # elsewhere check first (the window is small and only for such shares).
+            if candidate.exists():
+                if conflict == "Skip":
+                    return None
+                number += 1
+                candidate = _numbered(final, number)
+                continue
+            os.rename(temp, candidate)
+            return candidate
+
+
+def link_spool(source: Path, temp: Path) -> bool:
+    """Hard-link a finished spool file as ``temp`` (same filesystem only) and
+    flush it to disk: the bytes are written once instead of twice. The core
+    only ever deletes its spool name, so the link keeps the data."""
+    try:
+        os.link(source, temp)
+    except OSError:
+        return False
+    fd = os.open(temp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return True
+
+
+def _numbered(final: Path, number: int) -> Path:
+    """``name.N.ext``: the number inserted before the last period, as the guide says."""
+    stem, dot, extension = final.name.rpartition(".")
+    if not dot:
+        return final.with_name(f"{final.name}.{number}")
+    return final.with_name(f"{stem}.{number}.{extension}")
+
+
+def same_content(final: Path, sha256: str, size: int) -> Path | None:
+    """The existing file (``final`` or a numbered sibling) holding exactly these bytes.
+
+    Redelivery (after a crash between writing and recording) must not add a
+    numbered copy of the same item.
+    """
+    candidate = final
+    number = 0
+    while candidate.exists():
+        if candidate.stat().st_size == size and _sha256_file(candidate) == sha256:
+            return candidate
+        number += 1
+        candidate = _numbered(final, number)
+    return None
+
+
+def remove_stale_temps(final: Path) -> None:
+    """Remove temporary files a crashed btic left for this name."""
+    prefix = f".{final.name}.btic-"
+    try:
+        entries = list(os.scandir(final.parent))
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.name.startswith(prefix):
+            continue
+        match = _TEMP.match(entry.name)
+        if match and not process_alive(int(match.group("pid"))):
+            Path(entry.path).unlink(missing_ok=True)
+
+
+def fsync_directory(directory: Path) -> None:
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def cause(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "No space left on device"
+    return exc.strerror or str(exc)

@@ -1,0 +1,96 @@
+"""Retention: the newest ``retention_count`` backups of a site are kept.
+
+The backups of a site are found by their file-name template, one path
+segment at a time: only directories whose names the template can produce are
+entered, so the walk stays within the backups' own directories however large
+the rest of the archive is, and never follows a symbolic link.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import btic
+from btic import naming
+
+_WILDCARDS = {"TIMESTAMP": r"\d{8}T\d{6}Z", "YEAR": r"\d{4}", "MONTH": r"\d{2}", "DAY": r"\d{2}"}
+
+
+@dataclass(frozen=True)
+class StoredBackup:
+    path: Path
+    timestamp: str
+    modified: float
+
+
+def backups_of_site(root: Path, template: str, backup: btic.Backup) -> list[StoredBackup]:
+    """The backups of ``backup``'s site that ``template`` names under ``root``, newest first."""
+    segments = _segment_patterns(template, backup)
+    found: list[StoredBackup] = []
+    # (directory, timestamp captured on the way down)
+    level: list[tuple[Path, str]] = [(root, "")]
+    for depth, pattern in enumerate(segments):
+        last = depth == len(segments) - 1
+        below: list[tuple[Path, str]] = []
+        for directory, timestamp in level:
+            try:
+                entries = list(os.scandir(directory))
+            except OSError:
+                continue
+            for entry in entries:
+                match = pattern.fullmatch(entry.name)
+                if match is None:
+                    continue
+                stamp = timestamp or match.groupdict().get("ts") or ""
+                if last and entry.is_file(follow_symlinks=False):
+                    found.append(StoredBackup(Path(entry.path), stamp, entry.stat().st_mtime))
+                elif not last and entry.is_dir(follow_symlinks=False):
+                    below.append((Path(entry.path), stamp))
+        level = below
+    found.sort(key=lambda b: (b.timestamp, b.modified, str(b.path)), reverse=True)
+    return found
+
+
+def _segment_patterns(template: str, backup: btic.Backup) -> list[re.Pattern[str]]:
+    """One regex per path segment of ``template``, matching this site's backups."""
+    values = naming.backup_values(backup)
+    extension = re.escape("." + values["EXTENSION"])
+    has_timestamp = False
+    patterns = []
+    for raw in re.split(r"[/\\]", template):
+        if not raw:
+            continue
+        regex = ""
+        for piece in re.split(r"(%[A-Z_]+%)", raw):
+            token = piece[1:-1] if len(piece) > 2 and piece[0] == piece[-1] == "%" else None
+            if token == "TIMESTAMP" and not has_timestamp:
+                regex += r"(?P<ts>\d{8}T\d{6}Z)"
+                has_timestamp = True
+            elif token in _WILDCARDS:
+                regex += _WILDCARDS[token]
+            elif token is not None:
+                regex += re.escape(naming.sanitize_value(values.get(token, "")))
+            else:
+                regex += re.escape(piece)
+        if regex.endswith(extension):
+            # AppendNumber may have put ".N" before the last period.
+            regex = regex[: -len(extension)] + r"(?:\.\d+)?" + extension
+        patterns.append(re.compile(regex))
+    return patterns
+
+
+def apply_retention(root: Path, template: str, backup: btic.Backup, keep: int) -> None:
+    """Remove all but the newest ``keep`` backups of ``backup``'s site."""
+    for stored in backups_of_site(root, template, backup)[keep:]:
+        try:
+            stored.path.unlink()
+        except OSError as exc:
+            raise btic.DestinationError(
+                f"{stored.path}: cannot remove an old backup: {exc.strerror or exc}"
+            ) from None
+
+
+__all__ = ["StoredBackup", "apply_retention", "backups_of_site"]
