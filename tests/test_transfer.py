@@ -327,18 +327,7 @@ def test_an_expired_recording_is_recorded_and_not_retried(tmp_path):
 
 
 def test_import_xml_delivers_saved_reports_and_fetches_their_recordings(sim, tmp_path):
-    from conftest import connect
-
-    from btic.appliance.reports import Window, utc
-
-    saved = tmp_path / "saved.xml"
-    with connect(sim) as client:
-        lsids = [
-            e.lsid
-            for e in client.list_sessions("support", Window("end", utc(sim.now() - 5 * 86400)))
-        ][:4]
-    body = b"".join(run_raw_report(sim, lsids))
-    saved.write_bytes(body)
+    saved, lsids = save_report(sim, tmp_path, 4)
     config = write_config(tmp_path, sim, data=["session"])
     result = run_btic(
         "import-xml",
@@ -377,17 +366,7 @@ def test_import_xml_delivers_saved_reports_and_fetches_their_recordings(sim, tmp
 
 
 def test_import_xml_from_an_unconfigured_host_and_force_redelivers(sim, tmp_path):
-    from conftest import connect
-
-    from btic.appliance.reports import Window, utc
-
-    saved = tmp_path / "saved.xml"
-    with connect(sim) as client:
-        lsids = [
-            e.lsid
-            for e in client.list_sessions("support", Window("end", utc(sim.now() - 5 * 86400)))
-        ][:3]
-    saved.write_bytes(b"".join(run_raw_report(sim, lsids)))
+    saved, lsids = save_report(sim, tmp_path, 3)
     config = write_config(tmp_path, sim, data=["session"])
     command = ["import-xml", "--config", str(config), str(saved), "--dest", "archive"]
     first = run_btic(*command, "--host", "old.example.com")
@@ -403,6 +382,20 @@ def test_import_xml_from_an_unconfigured_host_and_force_redelivers(sim, tmp_path
     forced = run_btic(*command, "--host", "old.example.com", "--force")
     assert forced.returncode == 0, forced.output
     assert {p.name: p.read_bytes() for p in archive.iterdir()} == files
+
+
+def save_report(sim, tmp_path, count):
+    """A SupportSession report of ``count`` closed sessions, saved as a user would."""
+    from conftest import connect
+
+    from btic.appliance.reports import Window, utc
+
+    with connect(sim) as client:
+        window = Window("end", utc(sim.now() - 5 * 86400))
+        lsids = [e.lsid for e in client.list_sessions("support", window)][:count]
+    saved = tmp_path / "saved.xml"
+    saved.write_bytes(b"".join(run_raw_report(sim, lsids)))
+    return saved, lsids
 
 
 def run_raw_report(sim, lsids):

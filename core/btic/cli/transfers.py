@@ -22,6 +22,14 @@ SHOWN_PROBLEMS = 20
 SHOWN_PLANNED = 50
 
 
+destinations_option = click.option(
+    "--dest", "destinations", multiple=True, required=True, help="A destination (repeatable)."
+)
+force_option = click.option(
+    "--force", is_flag=True, help="Deliver again what the ledger says was delivered."
+)
+
+
 def _data_types(values: tuple[str, ...]) -> tuple[DataType, ...]:
     chosen: list[DataType] = []
     for value in values:
@@ -125,9 +133,7 @@ def run_requests(
 @click.command("transfer")
 @config_option
 @click.option("--site", required=True, help="The site to transfer from.")
-@click.option(
-    "--dest", "destinations", multiple=True, required=True, help="A destination (repeatable)."
-)
+@destinations_option
 @click.option(
     "--type",
     "types",
@@ -153,7 +159,7 @@ def run_requests(
 @click.option(
     "--lsid", "lsids", multiple=True, help="A session id (repeatable) instead of a window."
 )
-@click.option("--force", is_flag=True, help="Deliver again what the ledger says was delivered.")
+@force_option
 @click.option("--dry-run", is_flag=True, help="List what would be transferred; move nothing.")
 @click.pass_obj
 def transfer_command(
@@ -249,9 +255,7 @@ def sync_command(runtime: Runtime, config_path: Path | None, schedules: tuple[st
     required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
 )
-@click.option(
-    "--dest", "destinations", multiple=True, required=True, help="A destination (repeatable)."
-)
+@destinations_option
 @click.option(
     "--type",
     "types",
@@ -267,7 +271,7 @@ def sync_command(runtime: Runtime, config_path: Path | None, schedules: tuple[st
 @click.option(
     "--product", type=click.Choice(["rs", "pa"]), default=None, help="Default: the site's, else rs."
 )
-@click.option("--force", is_flag=True, help="Deliver again what the ledger says was delivered.")
+@force_option
 @click.pass_obj
 def import_xml_command(
     runtime: Runtime,
