@@ -89,7 +89,7 @@ def test_every_pa_report_type(pa_sim, tmp_path):
         assert (
             session.product == "pa" and session.jump_group is not None and session.jump_group.type
         )
-        assert b"http://www.bomgar.com/namespaces/API/reporting" in xml
+        assert b"https://www.bomgar.com/namespaces/API/reporting" in xml
         for kind, instance in with_shell.recordings():
             download = client.download_recording(kind, with_shell.lsid, instance, tmp_path)
             assert download.sha256 == pa_sim.recording_sha256(with_shell.lsid, kind, instance)

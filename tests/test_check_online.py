@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 from conftest import BTIC, run_btic
+from transfer_helpers import host_part
 
 from btic.sim import SimulatedAppliance
 
@@ -57,10 +58,11 @@ def test_check_passes_for_a_healthy_site(tmp_path):
     lines = result.stdout.splitlines()
     assert lines[0] == (
         f"ok   site sim: {sim.url} reachable, TLS verified, credentials accepted, "
-        "API 1.21.0, product RS (detected)"
+        "API 1.21.0, product RS (detected from get_api_info)"
     )
     assert re.fullmatch(
-        r"ok   site sim: appliance clock is \d+s (ahead of|behind) this machine", lines[1]
+        r"ok   site sim: appliance clock \(get_api_info\) is \d+s (ahead of|behind) this machine",
+        lines[1],
     )
     assert re.fullmatch(
         rf"ok   destination archive: {tmp_path / 'archive'} writable, [\d.]+ GiB free", lines[2]
@@ -138,7 +140,7 @@ def test_check_warns_about_clock_skew_but_passes(tmp_path):
         result = run_btic("check", "--config", str(config_for(tmp_path, sim.site_toml("sim"))))
     assert result.returncode == 0, result.output
     assert re.search(
-        r"^warn site sim: appliance clock is 36\d\ds behind this machine; btic uses the "
+        r"^warn site sim: appliance clock \(get_api_info\) is 36\d\ds behind this machine; btic uses the "
         r"appliance's clock",
         result.stdout,
         re.M,
@@ -151,7 +153,7 @@ def test_check_refuses_data_the_detected_product_lacks(tmp_path):
         path = config_for(tmp_path, section, data_nightly=('"show_my_screen_recording"',))
         result = run_btic("check", "--config", str(path))
     assert result.returncode == 1
-    assert "product PA (detected)" in result.stdout
+    assert "product PA (detected from get_api_info)" in result.stdout
     assert (
         "FAIL site sim: schedules.nightly.transfers[0] asks for show_my_screen_recording, which a PA "
         "appliance does not have"
@@ -210,4 +212,61 @@ def test_check_reports_a_destination_that_cannot_be_written(tmp_path):
     assert (
         f"FAIL destination archive: {blocker}: cannot create the destination directory"
         in result.stdout
+    )
+
+
+def test_an_account_without_the_command_api_checks_and_syncs(tmp_path):
+    """The vendor's prerequisites are reporting and backup permissions only."""
+    with SimulatedAppliance(
+        "rs", sessions=6, seed=41, live_sessions=0, permissions={"perm_command": "deny"}
+    ) as sim:
+        section = sim.site_toml("sim").replace('product = "rs"', 'product = "auto"')
+        path = config_for(tmp_path, section)
+        check = run_btic("check", "--config", str(path))
+        assert check.returncode == 0, check.output
+        lines = check.stdout.splitlines()
+        assert lines[0] == (
+            f"ok   site sim: {sim.url} reachable, TLS verified, credentials accepted, "
+            "product RS (detected from the reports)"
+        )
+        assert lines[1].startswith(
+            "ok   site sim: note: the API account may not use the Command API"
+        )
+        assert (
+            "note: perm_backup (for backup) is not checked without the Command API" in check.stdout
+        )
+        assert re.search(r"appliance clock \(the HTTP Date header\) is \d+s", check.stdout)
+        assert sim.stats["command"] >= 1  # asked, refused, and nothing failed
+        sync = run_btic("sync", "--config", str(path))
+        assert sync.returncode == 0, sync.output
+        archived = {p.name for p in (tmp_path / "archive").iterdir()}
+        recent = [s for s in sim.dataset.all() if sim.now() - 86400 < s.end < sim.now() - 180]
+        assert recent
+        assert {f"{host_part(sim)}-support-{s.lsid}.xml" for s in recent} <= archived
+        assert any(name.endswith(".nsb") for name in archived)
+
+
+def test_without_the_command_api_a_missing_report_permission_still_fails_check(tmp_path):
+    with SimulatedAppliance(
+        "rs",
+        sessions=2,
+        permissions={"perm_command": "deny", "perm_reporting_support": "0"},
+    ) as sim:
+        path = config_for(tmp_path, sim.site_toml("sim"))
+        result = run_btic("check", "--config", str(path))
+    assert result.returncode == 1
+    assert (
+        "FAIL site sim: missing permission perm_reporting_support needed by "
+        "schedules.often.transfers[0] for session" in result.stdout
+    )
+
+
+def test_a_skewed_appliance_without_the_command_api_is_measured_by_its_date_header(tmp_path):
+    with SimulatedAppliance(
+        "rs", sessions=2, faults="clock=-3600", permissions={"perm_command": "deny"}
+    ) as sim:
+        result = run_btic("check", "--config", str(config_for(tmp_path, sim.site_toml("sim"))))
+    assert result.returncode == 0, result.output
+    assert re.search(
+        r"warn site sim: appliance clock \(the HTTP Date header\) is 36\d\ds behind", result.stdout
     )

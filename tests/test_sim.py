@@ -173,3 +173,53 @@ def test_recordings_stream_without_being_held_in_memory():
             tracemalloc.stop()
     assert size == 64 * 1024 * 1024
     assert peak < 16 * 1024 * 1024  # server and client together, in this process
+
+
+# Copied from the guides, not from the simulator: the RS Integration Client guide's
+# session_event table (39 types) and the RS API guide's event_type list (which
+# names the foreground-window event "Session Foreground Window Changed").
+RS_GUIDE_EVENT_TYPES = {
+    "Callback Button Deployed", "Registry Exported", "Callback Button Removed",
+    "Registry Imported", "Chat Message", "Registry Key Added",
+    "Command Shell Session Started", "Registry Key Deleted", "Conference Member Added",
+    "Registry Key Renamed", "Conference Member Departed", "Registry Value Added",
+    "Conference Member State Changed", "Registry Value Deleted", "Conference Owner Changed",
+    "Registry Value Modified", "Customer Exit Survey", "Registry Value Renamed",
+    "Directory Created", "Remote Shell Session Started", "External Key",
+    "Representative Exit Survey", "File Deleted", "Service Access Allowed", "File Download",
+    "Session Assigned", "File Download Failed", "Session Assignment Response", "File Moved",
+    "Session End", "File Upload", "Session Note Added", "File Upload Failed", "Session Start",
+    "Files Shared", "Show My Screen Recording", "Foreground Window Changed",
+    "System Information Retrieved", "Legal Agreement Response",
+    "Session Foreground Window Changed",
+}  # fmt: skip
+# The PA API guide's event_type list (31 types).
+PA_GUIDE_EVENT_TYPES = {
+    "Chat Message", "Registry Imported", "Command Shell Session Started", "Registry Key Added",
+    "Conference Member Added", "Registry Key Deleted", "Conference Member Departed",
+    "Registry Key Renamed", "Conference Member State Changed", "Registry Value Added",
+    "Conference Owner Changed", "Registry Value Deleted", "Credential Injection Attempt",
+    "Registry Value Modified", "Credential Injection Attempt Failed", "Registry Value Renamed",
+    "Directory Created", "Screen Recording", "File Deleted", "Screenshot Captured",
+    "File Download", "Service Access Allowed", "File Download Failed", "Session End",
+    "File Moved", "Session Foreground Window Changed", "File Upload", "Session Start",
+    "File Upload Failed", "System Information Retrieved", "Registry Exported",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("product", "listed"), [("rs", RS_GUIDE_EVENT_TYPES), ("pa", PA_GUIDE_EVENT_TYPES)]
+)
+def test_a_default_run_produces_every_event_type_its_guide_lists(product, listed):
+    from btic.sim.render import sessions_document
+
+    assert len(listed) == (40 if product == "rs" else 31)
+    sim = SimulatedAppliance(product)  # the default --sessions
+    closed = [s for s in sim.dataset.all() if s.closed_at(sim.now())]
+    document = b"".join(sessions_document(sim.dataset, closed, sim.now(), "https://sim"))
+    root = etree.fromstring(document)
+    produced = {e.get("event_type") for e in root.iter("{*}event")}
+    assert listed - produced == set(), "the simulator never produces these"
+    assert produced - listed == set(), "the simulator produces types its guide does not list"
+    # every event says who did it
+    assert all(e.find("{*}performed_by") is not None for e in root.iter("{*}event"))

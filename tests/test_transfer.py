@@ -50,6 +50,31 @@ def test_everything_lands_with_the_right_names_and_bytes(sim, tmp_path):
     assert "failed" not in rows
 
 
+@pytest.mark.parametrize(
+    ("product", "report_from", "instance_in_urls"),
+    [("rs", 1, True), ("rs", 1, False), ("rs", 0, True), ("rs", 0, False), ("pa", None, False)],
+)
+def test_command_shells_under_either_numbering(product, report_from, instance_in_urls, tmp_path):
+    with SimulatedAppliance(
+        product,
+        sessions=24,
+        seed=31,
+        recording_size=40_000,
+        live_sessions=0,
+        shell_report_from=report_from,
+        instance_in_urls=instance_in_urls,
+    ) as appliance:
+        numbered = [s for s in appliance.dataset.all() if s.shell_instances > 1]
+        assert numbered, "the data set must hold sessions with several command shells"
+        config = write_config(tmp_path, appliance, data=["command_shell_recording"])
+        result = run_btic("sync", "--config", str(config))
+        assert result.returncode == 0, result.output
+        # names keep the report's numbering; bytes are the API instance's (report - shift)
+        check_archive(
+            tmp_path / "archive", expected_files(appliance, data=["command_shell_recording"])
+        )
+
+
 def test_a_second_run_transfers_nothing_and_asks_only_for_what_is_new(sim, tmp_path):
     config = write_config(tmp_path, sim)
     assert run_btic("sync", "--config", str(config)).returncode == 0
@@ -588,3 +613,21 @@ def test_a_session_in_progress_is_not_settled_early(sim, tmp_path):
         (tmp_path / "archive" / f"{host_part(sim)}-support-{live.lsid}.xml").read_bytes()
     )
     assert root.findtext("{*}end_time")  # the final report, with its end
+
+
+def test_one_sync_asks_for_one_token_however_many_transfers(sim, tmp_path):
+    # The account holds 30 tokens and the 31st logs out the oldest holder.
+    config = write_config(tmp_path, sim, data=["session"])
+    text = config.read_text()
+    for data in ("recording", "command_shell_recording", "backup"):
+        text += (
+            f'[[schedules.often.transfers]]\nsite = "sim"\ndestinations = ["archive"]\n'
+            f'data = ["{data}"]\n'
+        )
+    text += '[schedules.nightly]\nevery = "1d"\n[[schedules.nightly.transfers]]\nsite = "sim"\n'
+    text += 'destinations = ["archive"]\ndata = ["presentation"]\n'
+    config.write_text(text)
+    before = sim.stats["token"]
+    result = run_btic("sync", "--config", str(config))
+    assert result.returncode == 0, result.output
+    assert sim.stats["token"] - before == 1

@@ -77,7 +77,9 @@ def expected_files(
                 continue
             sha = sim.recording_sha256(s.lsid, rec_kind, instance)
             if rec_kind == "command_shell":
-                files[f"{host}-{session_type}-{s.lsid}-shell-{instance + 1}.flv"] = sha
+                files[
+                    f"{host}-{session_type}-{s.lsid}-shell-{instance + sim.dataset.shell_report_from}.flv"
+                ] = sha
             elif rec_kind == "show_my_screen":
                 files[f"{host}-{session_type}-{s.lsid}-sms-{instance}.flv"] = sha
             else:

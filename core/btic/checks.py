@@ -12,9 +12,10 @@ from datetime import datetime, timezone
 
 import btic
 from btic.appliance.client import ApplianceClient, permission_advice
-from btic.appliance.reports import REQUIRED_PERMISSION
+from btic.appliance.model import Product
+from btic.appliance.reports import REPORT_NAMES, REQUIRED_PERMISSION, session_report_kind
 from btic.config import Config
-from btic.errors import ApplianceError, ConfigError, DestinationError
+from btic.errors import ApplianceError, ConfigError, DestinationError, PermissionDenied
 from btic.plugins import PluginManager
 from btic.types import PRODUCT_DATA_TYPES, AppContext, DataType
 
@@ -49,65 +50,107 @@ def needed_data_types(config: Config, site: str) -> dict[DataType, list[str]]:
 def check_site(
     config: Config, name: str, client: ApplianceClient | None = None
 ) -> Iterator[CheckResult]:
-    subject = f"site {name}"
-    site = config.sites[name]
+    """Reachability, TLS, credentials, product, the permissions the schedules
+    need, and the clock of one site."""
     owned = client is None
     client = client or ApplianceClient.for_site(name, config, retries=1, backoff=0.2)
     try:
-        try:
-            info = client.api_info()
-        except ApplianceError as exc:
-            yield CheckResult(subject, False, str(exc).removeprefix(f"site {name}: "))
-            return
-        tls = (
-            "TLS verified"
-            if site.scheme == "https" and site.verify_tls
-            else ("TLS NOT verified" if site.scheme == "https" else "no TLS")
-        )
-        product = client.product
-        yield CheckResult(
-            subject,
-            True,
-            f"{client.base_url} reachable, {tls}, credentials accepted, API {info.api_version}, "
-            f"product {product.upper()}" + (" (detected)" if site.product == "auto" else ""),
-        )
-        for data_type, paths in sorted(needed_data_types(config, name).items()):
-            where = ", ".join(paths)
-            if data_type not in PRODUCT_DATA_TYPES[product]:
-                yield CheckResult(
-                    subject,
-                    False,
-                    f"{where} asks for {data_type.value}, which a "
-                    f"{product.upper()} appliance does not have; remove it from data",
-                )
-                continue
-            permission = REQUIRED_PERMISSION[product][data_type]
-            if not info.allows(permission):
-                yield CheckResult(
-                    subject,
-                    False,
-                    f"missing permission {permission} needed by {where} for {data_type.value}: "
-                    "allow "
-                    f"'{permission_advice(permission)}' for the API account in /login > "
-                    "Management > "
-                    "API Configuration",
-                )
-        skew = (info.timestamp - datetime.now(timezone.utc)).total_seconds()
-        direction = "ahead of" if skew > 0 else "behind"
-        message = f"appliance clock is {abs(skew):.0f}s {direction} this machine"
-        if abs(skew) >= CLOCK_WARNING_SECONDS:
-            yield CheckResult(
-                subject,
-                True,
-                message + "; btic uses the appliance's clock, so nothing is "
-                "lost, but synchronise both with NTP",
-                warning=True,
-            )
-        else:
-            yield CheckResult(subject, True, message)
+        yield from _check_site(config, name, client)
     finally:
         if owned:
             client.close()
+
+
+def _check_site(config: Config, name: str, client: ApplianceClient) -> Iterator[CheckResult]:
+    subject = f"site {name}"
+    site = config.sites[name]
+    try:
+        command_api = client.command_api()
+        now = client.appliance_now()
+        product = client.product
+    except ApplianceError as exc:
+        yield CheckResult(subject, False, str(exc).removeprefix(f"site {name}: "))
+        return
+    tls = (
+        "TLS verified"
+        if site.scheme == "https" and site.verify_tls
+        else ("TLS NOT verified" if site.scheme == "https" else "no TLS")
+    )
+    version = f"API {client.api_info().api_version}, " if command_api else ""
+    detected = f" (detected from {client.product_source})" if site.product == "auto" else ""
+    yield CheckResult(
+        subject,
+        True,
+        f"{client.base_url} reachable, {tls}, credentials accepted, {version}"
+        f"product {product.upper()}{detected}",
+    )
+    if not command_api:
+        yield CheckResult(
+            subject,
+            True,
+            "note: the API account may not use the Command API (not needed: the clock comes "
+            "from the HTTP Date header); allow 'Command API: Read-Only' if you want btic check "
+            "to show the API version and the backup permission",
+        )
+    for data_type, paths in sorted(needed_data_types(config, name).items()):
+        yield from _check_permission(client, subject, product, data_type, ", ".join(paths))
+    skew = (now - datetime.now(timezone.utc)).total_seconds()
+    direction = "ahead of" if skew > 0 else "behind"
+    message = (
+        f"appliance clock ({client.clock_source}) is {abs(skew):.0f}s {direction} this machine"
+    )
+    if abs(skew) >= CLOCK_WARNING_SECONDS:
+        yield CheckResult(
+            subject,
+            True,
+            message + "; btic uses the appliance's clock, so nothing is "
+            "lost, but synchronise both with NTP",
+            warning=True,
+        )
+    else:
+        yield CheckResult(subject, True, message)
+
+
+def _check_permission(
+    client: ApplianceClient, subject: str, product: Product, data_type: DataType, where: str
+) -> Iterator[CheckResult]:
+    if data_type not in PRODUCT_DATA_TYPES[product]:
+        yield CheckResult(
+            subject,
+            False,
+            f"{where} asks for {data_type.value}, which a "
+            f"{product.upper()} appliance does not have; remove it from data",
+        )
+        return
+    permission = REQUIRED_PERMISSION[product][data_type]
+    if client.command_api():
+        allowed = client.api_info().allows(permission)
+    elif data_type == DataType.BACKUP:
+        # Only get_api_info tells without taking a backup.
+        yield CheckResult(
+            subject,
+            True,
+            f"note: {permission} (for {data_type.value}) is not checked without the Command API",
+        )
+        return
+    else:
+        report = REPORT_NAMES[(product, session_report_kind(product, data_type))].listing
+        try:
+            client.probe_report(report)
+            allowed = True
+        except PermissionDenied:
+            allowed = False
+        except ApplianceError as exc:
+            yield CheckResult(subject, False, str(exc).removeprefix(f"{subject}: "))
+            return
+    if not allowed:
+        yield CheckResult(
+            subject,
+            False,
+            f"missing permission {permission} needed by {where} for {data_type.value}: "
+            f"allow '{permission_advice(permission)}' for the API account in /login > "
+            "Management > API Configuration",
+        )
 
 
 def check_destinations(config: Config, plugins: PluginManager) -> Iterator[CheckResult]:

@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -179,6 +179,14 @@ class ApplianceClient:
         self._token_lock = threading.Lock()
         self._product: Product | None = None if site.product == "auto" else site.product
         self._api_info: ApiInfo | None = None
+        self._command_api: bool | None = None
+        #: why the Command API could not be used, when it could not
+        self.command_api_problem: str | None = None
+        #: where the clock and the product were last read from, for ``btic check``
+        self.clock_source = "get_api_info"
+        self.product_source = "the configuration"
+        # The latest Date header: (the appliance's time, time.monotonic() on receipt).
+        self._date: tuple[datetime, float] | None = None
         #: requests made, by label ("token", "get_api_info", report names...).
         self.requests: Counter[str] = Counter()
         headers = {"User-Agent": "btic", "Accept": "*/*"}
@@ -259,9 +267,63 @@ class ApplianceClient:
             self._api_info = ApiInfo(**values)
         return self._api_info
 
+    def command_api(self) -> bool:
+        """Whether the API account may use the Command API (``get_api_info``).
+
+        The vendor's prerequisites for archiving are the reporting and backup
+        permissions only, so an account without it is normal: btic then reads
+        the clock from the HTTP ``Date`` header and the product from the
+        configuration or the reports.
+        """
+        if self._command_api is None:
+            try:
+                self.api_info()
+            except (PermissionDenied, ReportError) as exc:
+                self._command_api = False
+                self.command_api_problem = str(exc)
+            else:
+                self._command_api = True
+        return self._command_api
+
     def appliance_now(self) -> datetime:
-        """The appliance's clock, fresh from ``get_api_info``."""
-        return self.api_info(refresh=True).timestamp
+        """The appliance's clock: fresh from ``get_api_info``, or, without the
+        Command API, from the ``Date`` header of its latest answer."""
+        if self._command_api is not False:
+            try:
+                info = self.api_info(refresh=True)
+            except (PermissionDenied, ReportError) as exc:
+                if self._command_api:
+                    raise  # it answered before: this is a failure, not a missing permission
+                self._command_api = False
+                self.command_api_problem = str(exc)
+            else:
+                self._command_api = True
+                self.clock_source = "get_api_info"
+                return info.timestamp
+        if self._date is None:
+            self._access_token()  # any answer carries a Date header
+        if self._date is None:
+            raise ApplianceError(
+                self.name,
+                f"site {self.name}: the appliance's answers carry no Date header and the API "
+                "account may not use the Command API, so btic cannot read the appliance's clock; "
+                "allow 'Command API: Read-Only' for the API account",
+            )
+        moment, received = self._date
+        self.clock_source = "the HTTP Date header"
+        return moment + timedelta(seconds=time.monotonic() - received)
+
+    def _note_date(self, response: httpx.Response) -> None:
+        header = response.headers.get("Date")
+        if not header:
+            return
+        try:
+            moment = email.utils.parsedate_to_datetime(header)
+        except (TypeError, ValueError):
+            return
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        self._date = (moment, time.monotonic())
 
     def check_health(self) -> dict[str, str]:
         body = self._call(
@@ -272,16 +334,48 @@ class ApplianceClient:
 
     @property
     def product(self) -> Product:
-        """``rs`` or ``pa``; asks the appliance when the site says ``auto``."""
+        """``rs`` or ``pa``; asks the appliance when the site says ``auto``: its
+        permissions (``get_api_info``), or else which listing report it knows."""
         if self._product is None:
-            self._product = self.api_info().product
+            self._product = self.api_info().product if self.command_api() else self._probe_product()
+            self.product_source = "get_api_info" if self._command_api else "the reports"
         return self._product
+
+    def _probe_product(self) -> Product:
+        products: tuple[Product, ...] = ("rs", "pa")
+        for product in products:
+            report: ReportKind = "access" if product == "pa" else "support"
+            try:
+                self.probe_report(REPORT_NAMES[(product, report)].listing)
+            except (PermissionDenied, ReportError):
+                continue
+            return product
+        raise ApplianceError(
+            self.name,
+            f"site {self.name}: the API account may not use the Command API and neither "
+            "SupportSessionListing nor AccessSessionListing answered, so btic cannot tell an RS "
+            f'from a PA appliance; set sites.{self.name}.product = "rs" or "pa" (and check the '
+            "account's reporting permissions)",
+        )
+
+    def probe_report(self, name: str) -> None:
+        """Ask a listing report for one second of history, to learn whether the
+        account may use it.
+
+        :raises PermissionDenied: the account lacks the permission.
+        :raises ReportError: the appliance refused the report (unknown to it).
+        """
+        since = self.appliance_now() - timedelta(seconds=1)
+        window = Window("end", since, since + timedelta(seconds=1))
+        self._listing(name, window)
 
     # -- reports -------------------------------------------------------------------
 
     def list_sessions(self, report: ReportKind, window: Window | DateWindow) -> list[ListingEntry]:
         """The listing report for ``window``: lsids, lseq, recording flag, external key."""
-        name = REPORT_NAMES[(self.product, report)].listing
+        return self._listing(REPORT_NAMES[(self.product, report)].listing, window)
+
+    def _listing(self, name: str, window: Window | DateWindow) -> list[ListingEntry]:
         params = {"generate_report": name, **window.params()}
         with self._spooled_report(params, f"{name} {window.describe()}") as path:
             return list(
@@ -425,6 +519,7 @@ class ApplianceClient:
                 )
                 try:
                     status = response.status_code
+                    self._note_date(response)
                     if status == 401 and authenticated and not refreshed:
                         response.read()
                         refreshed = True

@@ -220,8 +220,9 @@ def iter_sessions(
 def iter_listing(
     source: Path | IO[bytes], *, classifier: ErrorClassifier = DEFAULT_CLASSIFIER
 ) -> Iterator[ListingEntry]:
-    """Each ``<session_summary>`` of a listing report."""
-    for name, element in _iterparse(source, ("session_summary", "error")):
+    """Each entry of a listing report: ``<session_summary>`` (support and access
+    sessions) or ``<presentation_summary>`` (presentations, attributes only)."""
+    for name, element in _iterparse(source, ("session_summary", "presentation_summary", "error")):
         if name == "error":
             if _check_error(element, classifier):
                 return

@@ -153,7 +153,8 @@ def run_requests(
     "--start-date",
     type=click.DateTime(["%Y-%m-%d"]),
     default=None,
-    help="As in the vendor's API tester: sessions that ended on or after this day (UTC) ...",
+    help="As in the vendor's API tester, but by end date (sent as end_date: only completed "
+    "sessions are archived): sessions that ended on or after this day (UTC) ...",
 )
 @click.option("--duration", type=int, default=None, help="... within this many days (0: to now).")
 @click.option(

@@ -107,6 +107,12 @@ class SimDataset:
         ``anchor``, plus ``live_sessions`` that end one by one after it.
     :param recording_size: bytes of each session recording; command shell and
         Show My Screen recordings are a quarter of it.
+    :param shell_report_from: the number the SupportSession report gives the
+        first command shell recording. The RS guide says both 1 ("Unlike the
+        API, the SupportSession report enumerates instances starting at 1") and
+        0; the API always counts from 0, and so does PA's report.
+    :param instance_in_urls: whether recording ``download_url``s carry
+        ``instance=`` (the guides do not promise it).
     """
 
     product: Product
@@ -121,6 +127,8 @@ class SimDataset:
     presentations: int = 0
     expired_every: int = 0
     host: str = "127.0.0.1"
+    shell_report_from: int = 1
+    instance_in_urls: bool = True
     _items: list[SimSession] = field(default_factory=list, repr=False)
     _by_lsid: dict[str, SimSession] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -128,6 +136,7 @@ class SimDataset:
     def __post_init__(self) -> None:
         if self.product == "pa":
             self.presentations = 0
+            self.shell_report_from = 0
         total = self.sessions + self.presentations
         step = max(1, self.history_seconds // max(1, total))
         for i in range(total):

@@ -8,7 +8,6 @@ rendered as a stream and never held whole.
 
 from __future__ import annotations
 
-import base64
 import random
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
@@ -27,14 +26,15 @@ from btic.sim.data import (
     SimDataset,
     SimSession,
 )
+from btic.sim.events import session_events, text
 
 REPORTING_NS = {
     "rs": "https://www.beyondtrust.com/namespaces/API/reporting",
-    "pa": "http://www.bomgar.com/namespaces/API/reporting",
+    "pa": "https://www.bomgar.com/namespaces/API/reporting",
 }
 COMMAND_NS = {
     "rs": "https://www.beyondtrust.com/namespaces/API/command",
-    "pa": "http://www.bomgar.com/namespaces/API/command",
+    "pa": "https://www.bomgar.com/namespaces/API/command",
 }
 
 NO_DATA_MESSAGES = {
@@ -55,11 +55,6 @@ def hms(seconds: int) -> str:
     return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-def text(name: str, value: object, **attrs: object) -> str:
-    attributes = "".join(f" {k}={quoteattr(str(v))}" for k, v in attrs.items() if v is not None)
-    return f"<{name}{attributes}>{escape(str(value))}</{name}>"
-
-
 def error_document(product: str, message: str) -> bytes:
     return (
         f'<?xml version="1.0" encoding="UTF-8"?>\n<error xmlns="{REPORTING_NS[product]}">'
@@ -75,18 +70,23 @@ def no_data_document(product: str, report: str, language: str) -> bytes:
     return error_document(product, template.format(what=what))
 
 
-def listing_document(product: str, sessions: Iterable[SimSession]) -> Iterator[bytes]:
+def listing_document(product: str, report: str, sessions: Iterable[SimSession]) -> Iterator[bytes]:
+    """A ``...Listing`` answer: ``session_summary_list`` for support and access
+    sessions; ``presentation_summary_list`` of attribute-only elements for
+    presentations (the RS guide's PresentationSessionListing section)."""
+    element = "presentation_summary" if report == "presentation" else "session_summary"
     yield (
         f'<?xml version="1.0" encoding="UTF-8"?>\n'
-        f'<session_summary_list xmlns="{REPORTING_NS[product]}">\n'
+        f'<{element}_list xmlns="{REPORTING_NS[product]}">\n'
     ).encode()
     for s in sessions:
+        attributes = f'lsid="{s.lsid}" has_recording="{int(s.has_recording)}"'
+        if element == "presentation_summary":
+            yield f"<{element} {attributes} />\n".encode()
+            continue
         key = f" external_key={quoteattr(s.external_key)}" if s.external_key else ""
-        yield (
-            f'<session_summary lsid="{s.lsid}" has_recording="{int(s.has_recording)}"{key}>'
-            f"<lseq>{s.lseq}</lseq></session_summary>\n"
-        ).encode()
-    yield b"</session_summary_list>\n"
+        yield f"<{element} {attributes}{key}><lseq>{s.lseq}</lseq></{element}>\n".encode()
+    yield f"</{element}_list>\n".encode()
 
 
 def sessions_document(
@@ -174,9 +174,9 @@ def render_session(dataset: SimDataset, s: SimSession, now: float, base_url: str
                 0,
                 query,
                 base_url,
+                dataset.instance_in_urls,
             )
         )
-        # The RS guide: the report numbers command shells from 1, the API from 0.
         out.extend(
             _recording_links(
                 "command_shell_recording",
@@ -184,9 +184,10 @@ def render_session(dataset: SimDataset, s: SimSession, now: float, base_url: str
                 "shell",
                 s.lsid,
                 s.shell_instances,
-                1,
+                dataset.shell_report_from,
                 query,
                 base_url,
+                dataset.instance_in_urls,
             )
         )
 
@@ -237,21 +238,20 @@ def render_session(dataset: SimDataset, s: SimSession, now: float, base_url: str
         out.append("</customer>")
         out.append("</customer_list>")
     else:
+        # The RS guide's /attendee_list/attendee: gsnumber, username and public_ip only.
         out.append("<attendee_list>")
         for a in range(2):
             out.append(f'<attendee gsnumber="{customer_gs + a}">')
             out.append(text("username", CUSTOMERS[(s.index + a) % len(CUSTOMERS)]))
             out.append(text("public_ip", f"198.51.100.{a + 1}"))
-            out.append(text("private_ip", f"192.168.{a}.{s.index % 200 + 2}"))
-            out.append(text("hostname", f"LAPTOP-{s.index:04d}{a}"))
-            out.append(text("os", os_name))
             out.append("</attendee>")
         out.append("</attendee_list>")
     out.append("<rep_list>")
     for position, (rid, username, private, public, number) in enumerate(reps):
         out.append(f'<representative gsnumber="{rep_gs[rid]}" id="{rid}">')
         out.append(text("username", username))
-        out.append(text("display_name", private))
+        if not presentation:  # a presenter has only the two display names
+            out.append(text("display_name", private))
         if not pa:
             out.append(text("public_display_name", public))
             out.append(text("private_display_name", private))
@@ -266,7 +266,7 @@ def render_session(dataset: SimDataset, s: SimSession, now: float, base_url: str
             if not pa:
                 out.append(text("primary_rep", int(position == len(reps) - 1)))
         out.append(text("seconds_involved", max(1, (s.end - s.start) // (position + 1))))
-        if position == 1 and s.index % 8 == 0:
+        if position == 1 and s.index % 8 == 0 and not presentation:
             out.append(text("invited", 1))
         out.append("</representative>")
     out.append("</rep_list>")
@@ -313,7 +313,7 @@ def render_session(dataset: SimDataset, s: SimSession, now: float, base_url: str
             out.append("</rep_exit_survey></rep_survey_list>")
     out.append("<session_details>")
     out.extend(
-        _events(
+        session_events(
             dataset, s, rng, reps, rep_gs, customer, customer_gs, hostname, os_name, closed, now
         )
     )
@@ -331,172 +331,25 @@ def _recording_links(
     first_number: int,
     query: str,
     base_url: str,
+    instance_in_url: bool,
 ) -> list[str]:
-    """``<{element}s>`` with one ``<{element} instance=...>`` per recording."""
+    """``<{element}s>`` with one ``<{element} instance=...>`` per recording,
+    numbered from ``first_number``; the API numbers them from 0."""
     if not count:
         return []
     links = [f"<{element}s>"]
     for i in range(count):
         links.append(
             f'<{element} instance="{i + first_number}">'
-            + text("download_url", f"{query}{report}&lsid={lsid}&instance={i}")
+            + text(
+                "download_url",
+                f"{query}{report}&lsid={lsid}" + (f"&instance={i}" if instance_in_url else ""),
+            )
             + text("view_url", f"{base_url}/session_download.ns?lsid={lsid}&{view}={i}")
             + f"</{element}>"
         )
     links.append(f"</{element}s>")
     return links
-
-
-def _party(tag: str, kind: str, gsnumber: int | None, name: str) -> str:
-    return text(tag, name, gsnumber=gsnumber, type=kind)
-
-
-def _events(
-    dataset: SimDataset,
-    s: SimSession,
-    rng: random.Random,
-    reps: list[tuple[int, str, str, str, int]],
-    rep_gs: dict[int, int],
-    customer: str,
-    customer_gs: int,
-    hostname: str,
-    os_name: str,
-    closed: bool,
-    now: float,
-) -> Iterator[str]:
-    pa = dataset.product == "pa"
-    presentation = s.report == "presentation"
-    cust_kind = "attendee" if presentation else ("endpoint" if pa else "customer")
-    rep_kind = "user" if pa else "representative"
-    owner = reps[-1]
-    last = s.end if closed else int(now)
-    span = max(1, last - s.start)
-    moments = sorted(s.start + rng.randrange(span) for _ in range(8))
-
-    def event(ts: int, kind: str, body: str) -> str:
-        return f'<event timestamp="{ts}" event_type={quoteattr(kind)}>{body}</event>'
-
-    system = _party("performed_by", "system", None, "System")
-    yield event(s.start, "Session Start", system)
-    for rid, username, private, _public, _number in reps:
-        yield event(
-            moments[0],
-            "Conference Member Added",
-            _party("performed_by", rep_kind, rep_gs[rid], private)
-            + "<data>"
-            + "".join(
-                f"<value name={quoteattr(k)} value={quoteattr(str(v))} />"
-                for k, v in (
-                    ("name", private),
-                    ("username", username),
-                    ("private_ip", f"10.10.0.{rid + 10}"),
-                    ("public_ip", f"198.51.100.{rid + 10}"),
-                    ("hostname", f"REP-{username.upper()}"),
-                    ("os", "Windows 11 Enterprise (x64)"),
-                    ("support_teams", "Tier 1 Support"),
-                    ("user_id", rid),
-                )
-            )
-            + "</data>",
-        )
-    if not presentation:
-        yield event(
-            moments[1],
-            "System Information Retrieved",
-            _party("performed_by", rep_kind, rep_gs[owner[0]], owner[2])
-            + _party("destination", cust_kind, customer_gs, hostname if pa else customer)
-            + "<system_information>"
-            + '<category name="General"><description>'
-            + text("field", "Computer Name")
-            + text("field", "OS")
-            + text("field", "Uptime")
-            + "</description><data><row>"
-            + text("field", hostname)
-            + text("field", os_name)
-            + text("field", f"{s.index % 30} days")
-            + "</row></data></category>"
-            + '<category name="Drives"><description>'
-            + text("field", "Drive")
-            + text("field", "Type")
-            + text("field", "Percent Used")
-            + "</description><data>"
-            + "<row>"
-            + text("field", "C:\\")
-            + text("field", "Local Disk")
-            + text("field", f"{s.index % 90 + 5}%")
-            + "</row>"
-            + "<row>"
-            + text("field", "D:\\")
-            + text("field", "Network Drive")
-            + text("field", "12%")
-            + "</row>"
-            + "</data></category>"
-            + "</system_information>",
-        )
-    yield event(
-        moments[2],
-        "Chat Message",
-        _party("performed_by", cust_kind, customer_gs, customer)
-        + _party("destination", rep_kind, rep_gs[owner[0]], owner[2])
-        + text("body", f"Hello, I need help with ticket #{s.index} & it's <urgent>"),
-    )
-    if s.index % 4 == 2:
-        raw = f"binary paste \x00\x07 from {customer}".encode()
-        yield event(
-            moments[3],
-            "Chat Message",
-            _party("performed_by", cust_kind, customer_gs, customer)
-            + text("encoded_body", base64.b64encode(raw).decode()),
-        )
-    if not presentation and s.index % 3 != 2:
-        name = f"diag-{s.index}.zip"
-        size = 1000 + s.index * 13
-        yield event(
-            moments[4],
-            "File Upload",
-            _party("performed_by", rep_kind, rep_gs[owner[0]], owner[2])
-            + _party("destination", cust_kind, customer_gs, hostname if pa else customer)
-            + text("filename", name)
-            + text("filesize", size)
-            + "<files>"
-            + text("file", name, size=size)
-            + "</files>",
-        )
-    for instance in range(s.shell_instances):
-        yield event(
-            moments[5],
-            "Command Shell Session Started",
-            _party("performed_by", rep_kind, rep_gs[owner[0]], owner[2])
-            + f'<data><value name="instance" value="{instance + 1}" /></data>',
-        )
-    for instance in range(s.sms_instances):
-        yield event(
-            moments[5],
-            "Show My Screen Recording",
-            _party("performed_by", rep_kind, rep_gs[owner[0]], owner[2])
-            + f'<data><value name="instance" value="{instance}" /></data>',
-        )
-    if not presentation:
-        yield event(
-            moments[6],
-            "Registry Key Added",
-            _party("performed_by", rep_kind, rep_gs[owner[0]], owner[2])
-            + '<data><value name="key" value="HKLM\\Software\\Example" /></data>',
-        )
-        yield event(
-            moments[6],
-            "Session Note Added",
-            _party("performed_by", rep_kind, rep_gs[owner[0]], owner[2])
-            + text("body", "Customer confirmed the fix."),
-        )
-    if closed:
-        if not pa and not presentation and s.index % 3 == 2:
-            yield event(
-                s.end,
-                "Customer Exit Survey",
-                _party("performed_by", cust_kind, customer_gs, customer),
-            )
-        yield event(s.end, "Session End", system)
 
 
 def api_info_document(product: str, timestamp: int, permissions: dict[str, str]) -> bytes:
@@ -506,7 +359,9 @@ def api_info_document(product: str, timestamp: int, permissions: dict[str, str])
     return (
         f'<?xml version="1.0" encoding="UTF-8"?>\n<api_information xmlns="{COMMAND_NS[product]}">'
         f"<api_version>{'1.21.0' if product == 'rs' else '1.16.0'}</api_version>"
-        f"<company_name>simulated</company_name><timestamp>{timestamp}</timestamp>"
+        # The PA guide's get_api_info has no company_name.
+        + ("<company_name>simulated</company_name>" if product == "rs" else "")
+        + f"<timestamp>{timestamp}</timestamp>"
         f"<permissions>{perms}</permissions></api_information>\n"
     ).encode()
 

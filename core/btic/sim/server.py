@@ -133,6 +133,9 @@ class SimulatedAppliance:
     :param language: the language of "no matching data" answers.
     :param permissions: overrides of the API account's permissions
         (``{"perm_backup": "0"}``).
+    :param shell_report_from: how the SupportSession report numbers command
+        shell recordings: 1 (default on RS) or 0; PA always numbers from 0.
+    :param instance_in_urls: whether recording download URLs carry ``instance=``.
     """
 
     def __init__(
@@ -158,6 +161,8 @@ class SimulatedAppliance:
         language: str = "en",
         permissions: dict[str, str] | None = None,
         state_dir: Path | None = None,
+        shell_report_from: int | None = None,
+        instance_in_urls: bool = True,
     ):
         if product not in REPORTS:
             raise ValueError("product must be rs or pa")
@@ -189,6 +194,8 @@ class SimulatedAppliance:
             backup_size=backup_size,
             presentations=(sessions // 7 if presentations is None else presentations),
             expired_every=expired_every,
+            shell_report_from=1 if shell_report_from is None else shell_report_from,
+            instance_in_urls=instance_in_urls,
         )
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -401,7 +408,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send(200, json.dumps(body).encode(), "text/xml")
 
     def _command(self, params: dict[str, str]) -> None:
-        if self.sim.permissions.get("perm_command", "deny") == "deny":
+        if self.sim.permissions.get("perm_command", "deny") in ("deny", "0", ""):
             return self._not_found()
         action = params.get("action")
         if action == "get_api_info":
@@ -434,7 +441,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not selected:
             return self._xml(render.no_data_document(sim.product, report, sim.language), fault)
         if kind == "listing":
-            chunks: Iterable[bytes] = render.listing_document(sim.product, selected)
+            chunks: Iterable[bytes] = render.listing_document(sim.product, report, selected)
         else:
             chunks = render.sessions_document(sim.dataset, selected, sim.now(), sim.url)
         return self._stream_xml(chunks, fault)
@@ -488,6 +495,10 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     # -- sending ----------------------------------------------------------------------
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        # The Date header follows the appliance's clock, offset fault included.
+        return super().date_time_string(self.sim.now() if timestamp is None else timestamp)
 
     def _not_found(self) -> None:
         # What an appliance answers for an API the account may not use (the guides' hint).

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -104,17 +105,32 @@ class Engine:
         self.log: FilteringBoundLogger = log if log is not None else structlog.get_logger("btic")
         self.spool_root = run_spool()
         self._client_factory = client_factory or self._default_client
+        self._clients: dict[str, ApplianceClient] = {}
+        self._clients_lock = threading.Lock()
         self._configured: set[str] = set()
 
     def _default_client(self, site: str) -> ApplianceClient:
         return ApplianceClient.for_site(site, self.config, spool_dir=self.spool_root)
 
-    def open_client(self, site: str) -> ApplianceClient:
-        """A client for ``site``; the caller closes it."""
-        return self._client_factory(site)
+    def client(self, site: str) -> ApplianceClient:
+        """The run's client of ``site``, made on first use and closed by :meth:`close`.
+
+        One per site, shared by every transfer and thread of the run, so a run
+        asks the appliance for one token per site: an API account holds 30, and
+        the 31st logs out the oldest holder (another integration, perhaps).
+        """
+        with self._clients_lock:
+            client = self._clients.get(site)
+            if client is None:
+                client = self._clients[site] = self._client_factory(site)
+            return client
 
     def close(self) -> None:
-        """Remove this run's spool directory."""
+        """Close the run's appliance clients and remove its spool directory."""
+        with self._clients_lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
         shutil.rmtree(self.spool_root, ignore_errors=True)
 
     def spool(self) -> Path:
@@ -139,35 +155,35 @@ class Engine:
 
         summary = Summary()
         self.configure(request.destinations)
-        with self.open_client(request.site) as client:
+        client = self.client(request.site)
+        try:
+            appliance_now = client.appliance_now()
+            product = client.product
+        except ApplianceError as exc:
+            summary.problem(str(exc))
+            return summary
+        site = SiteInfo(request.site, self.config.sites[request.site].host, product)
+        unsupported = [dt for dt in request.data_types if dt not in PRODUCT_DATA_TYPES[product]]
+        for data_type in unsupported:
+            summary.problem(
+                f"site {request.site}: a {product.upper()} appliance has no {data_type.value}; "
+                "remove it from the transfer"
+            )
+        wanted = [dt for dt in request.data_types if dt not in unsupported]
+        by_report: dict[ReportKind, list[DataType]] = defaultdict(list)
+        for data_type in wanted:
+            if data_type != DataType.BACKUP:
+                by_report[session_report_kind(product, data_type)].append(data_type)
+        for report, data_types in by_report.items():
+            run = SessionRun(
+                self, client, site, request, report, tuple(data_types), appliance_now, summary
+            )
             try:
-                appliance_now = client.appliance_now()
-                product = client.product
+                run.execute()
             except ApplianceError as exc:
                 summary.problem(str(exc))
-                return summary
-            site = SiteInfo(request.site, self.config.sites[request.site].host, product)
-            unsupported = [dt for dt in request.data_types if dt not in PRODUCT_DATA_TYPES[product]]
-            for data_type in unsupported:
-                summary.problem(
-                    f"site {request.site}: a {product.upper()} appliance has no {data_type.value}; "
-                    "remove it from the transfer"
-                )
-            wanted = [dt for dt in request.data_types if dt not in unsupported]
-            by_report: dict[ReportKind, list[DataType]] = defaultdict(list)
-            for data_type in wanted:
-                if data_type != DataType.BACKUP:
-                    by_report[session_report_kind(product, data_type)].append(data_type)
-            for report, data_types in by_report.items():
-                run = SessionRun(
-                    self, client, site, request, report, tuple(data_types), appliance_now, summary
-                )
-                try:
-                    run.execute()
-                except ApplianceError as exc:
-                    summary.problem(str(exc))
-            if DataType.BACKUP in wanted:
-                self._backup(client, site, request, summary)
+        if DataType.BACKUP in wanted:
+            self._backup(client, site, request, summary)
         return summary
 
     # -- delivery, shared by sessions, recordings and backups ---------------------------

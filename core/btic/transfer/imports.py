@@ -46,58 +46,52 @@ def import_reports(
         # Reports from a configured appliance count against that site's ledger.
         site = next((name for name, s in engine.config.sites.items() if s.host == host), None)
     wants_recordings = any(dt in RECORDING_KINDS for dt in data_types)
-    client = engine.open_client(site) if site is not None and wants_recordings else None
-    try:
-        product = product or _product_of(engine, site, client)
-        if site is not None:
-            host = engine.config.sites[site].host
-        site_info = SiteInfo(site or str(host), str(host), product)
-        engine.configure(destinations)
-        request = TransferRequest(
-            site=site_info.name, destinations=destinations, data_types=data_types, force=force
-        )
-        runs: dict[ReportKind, SessionRun] = {}
-        base_report: ReportKind = "access" if product == "pa" else "support"
-        for path in files:
-            try:
-                for session, xml in iter_sessions(
-                    path, product=product, report=base_report, host=site_info.host
-                ):
-                    report: ReportKind = (
-                        "presentation" if session.session_type == "presentation" else base_report
+    client = engine.client(site) if site is not None and wants_recordings else None
+    product = product or _product_of(engine, site, client)
+    if site is not None:
+        host = engine.config.sites[site].host
+    site_info = SiteInfo(site or str(host), str(host), product)
+    engine.configure(destinations)
+    request = TransferRequest(
+        site=site_info.name, destinations=destinations, data_types=data_types, force=force
+    )
+    runs: dict[ReportKind, SessionRun] = {}
+    base_report: ReportKind = "access" if product == "pa" else "support"
+    for path in files:
+        try:
+            for session, xml in iter_sessions(
+                path, product=product, report=base_report, host=site_info.host
+            ):
+                report: ReportKind = (
+                    "presentation" if session.session_type == "presentation" else base_report
+                )
+                if report == "presentation":
+                    session = session.model_copy(update={"report": "presentation"})
+                kinds = tuple(dt for dt in data_types if session_report_kind(product, dt) == report)
+                if not kinds:
+                    continue
+                if session.end_time is None:
+                    summary.note(
+                        f"{path}: session {session.lsid} was still in progress when the "
+                        "report was saved; not imported (a sync will transfer it)"
                     )
-                    if report == "presentation":
-                        session = session.model_copy(update={"report": "presentation"})
-                    kinds = tuple(
-                        dt for dt in data_types if session_report_kind(product, dt) == report
+                    continue
+                run = runs.get(report)
+                if run is None:
+                    run = SessionRun(
+                        engine,
+                        client,
+                        site_info,
+                        request,
+                        report,
+                        kinds,
+                        datetime.now(timezone.utc),
+                        summary,
                     )
-                    if not kinds:
-                        continue
-                    if session.end_time is None:
-                        summary.note(
-                            f"{path}: session {session.lsid} was still in progress when the "
-                            "report was saved; not imported (a sync will transfer it)"
-                        )
-                        continue
-                    run = runs.get(report)
-                    if run is None:
-                        run = SessionRun(
-                            engine,
-                            client,
-                            site_info,
-                            request,
-                            report,
-                            kinds,
-                            datetime.now(timezone.utc),
-                            summary,
-                        )
-                        runs[report] = run
-                    run.feed(session, xml)
-            except ApplianceError as exc:
-                summary.problem(f"{path}: {exc}")
-    finally:
-        if client is not None:
-            client.close()
+                    runs[report] = run
+                run.feed(session, xml)
+        except ApplianceError as exc:
+            summary.problem(f"{path}: {exc}")
     return summary
 
 

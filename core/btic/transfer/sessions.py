@@ -384,16 +384,25 @@ def recording_links(session: Session, data_type: DataType) -> list[tuple[int | N
         if data_type == DataType.COMMAND_SHELL_RECORDING
         else session.show_my_screen_recordings
     )
+    # The API counts from 0. The RS guide says the SupportSession report numbers
+    # command shells from 1 ("instance 1 in a SupportSession report should be
+    # referenced as instance 0 in the API") and elsewhere from 0; appliances differ.
+    # So: the download URL's own instance= when it has one, else per session: a
+    # report whose first command shell is 1 numbers from 1.
+    first = min((link.instance for link in links), default=0)
+    shift = 1 if data_type == DataType.COMMAND_SHELL_RECORDING and first == 1 else 0
     result: list[tuple[int | None, int | None]] = []
     for link in links:
-        api_instance = link.instance
-        if link.download_url:
-            values = parse_qs(urlsplit(link.download_url).query).get("instance")
-            if values and values[0].isdigit():
-                # The RS guide: the report numbers command shells from 1, the API from 0.
-                api_instance = int(values[0])
-        result.append((link.instance, api_instance))
+        api_instance = _url_instance(link.download_url)
+        result.append(
+            (link.instance, link.instance - shift if api_instance is None else api_instance)
+        )
     return result
+
+
+def _url_instance(url: str | None) -> int | None:
+    values = parse_qs(urlsplit(url).query).get("instance") if url else None
+    return int(values[0]) if values and values[0].isdigit() else None
 
 
 def recording_key(lsid: str, report_instance: int | None) -> str:
