@@ -331,6 +331,68 @@ def test_listing():
         ]
 
 
+# The RS API guide's PresentationSessionListing example, as printed (the namespace
+# included), with its typo "presentation_summary_lsid=" read as the attribute it is.
+GUIDE_PRESENTATION_LISTING = b"""<?xml version="1.0" encoding="UTF-8"?>
+<presentation_summary_list xmlns="http://support.example.com/namespaces/API/command">
+  <presentation_summary lsid="6d547436638c41ad8f945388d2d465d2" has_recording="1" />
+  <presentation_summary lsid="abc12345678901adff9d5388d2123456" has_recording="0" />
+</presentation_summary_list>
+"""
+
+
+def test_the_guides_presentation_listing_example():
+    entries = list(parse.iter_listing(io.BytesIO(GUIDE_PRESENTATION_LISTING)))
+    assert [(e.lsid, e.has_recording) for e in entries] == [
+        ("6d547436638c41ad8f945388d2d465d2", True),
+        ("abc12345678901adff9d5388d2123456", False),
+    ]
+
+
+def test_the_guides_presentation_listing_example_through_the_client(tmp_path):
+    """What the client makes of the guide's document, served over a real socket."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from btic.appliance.client import ApplianceClient, SiteConnection
+    from btic.appliance.reports import Window, utc
+    from btic.secrets import Secret
+
+    class Appliance(BaseHTTPRequestHandler):
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length", 0))
+            self.rfile.read(length)
+            if self.path.startswith("/oauth2/token"):
+                body = b'{"access_token": "t", "token_type": "Bearer", "expires_in": 3600}'
+            else:
+                body = GUIDE_PRESENTATION_LISTING
+            self.send_response(200)
+            self.send_header("Content-Type", "text/xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Appliance)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    site = SiteConnection(
+        host=f"127.0.0.1:{server.server_port}",
+        client_id="id",
+        client_secret=Secret("secret"),
+        scheme="http",
+        product="rs",
+    )
+    try:
+        with ApplianceClient("guide", site, sleep=lambda _s: None) as client:
+            entries = client.list_sessions("presentation", Window("end", utc(0)))
+    finally:
+        server.shutdown()
+    assert [e.lsid for e in entries if e.has_recording] == ["6d547436638c41ad8f945388d2d465d2"]
+    assert len(entries) == 2
+
+
 @pytest.mark.parametrize(
     "message",
     [

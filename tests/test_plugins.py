@@ -223,3 +223,33 @@ def test_on_configure_config_error_names_the_destination(distributions, monkeypa
             AppContext(config_dir=tmp_path, version="0"),
         )
     assert str(info.value) == "destinations.vault: label and endpoint disagree"
+
+
+def test_check_offline_runs_on_configure_and_reports_its_refusal(distributions, tmp_path):
+    source = (
+        "import btic\nfrom pydantic import BaseModel, ConfigDict\n"
+        "class Picky:\n"
+        "    class Options(BaseModel):\n"
+        "        model_config = ConfigDict(extra='forbid')\n"
+        "        low: int = 0\n"
+        "        high: int = 1\n"
+        "    @btic.hookimpl\n"
+        "    def on_configure(self, destination, options, app):\n"
+        "        if options.low > options.high:\n"
+        "            raise btic.ConfigError('low must not exceed high')\n"
+        "    @btic.hookimpl\n"
+        "    def on_backup(self, backup, ctx):\n"
+        "        return None\n"
+    )
+    site = distributions.make(
+        "btic-picky", "1.0", {"picky": "picky_mod:Picky"}, {"picky_mod": source}
+    )
+    config = tmp_path / "btic.toml"
+    config.write_text('[destinations.p]\nplugin = "picky"\nlow = 5\nhigh = 2\n')
+    config.chmod(0o600)
+    result = run_btic("check", "--offline", "--config", str(config), pythonpath=[site])
+    assert result.returncode == 2, result.output
+    assert "error: destinations.p: low must not exceed high" in result.stderr
+    config.write_text('[destinations.p]\nplugin = "picky"\nlow = 1\nhigh = 2\n')
+    fixed = run_btic("check", "--offline", "--config", str(config), pythonpath=[site])
+    assert fixed.returncode == 0, fixed.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from datetime import datetime, timezone
@@ -631,3 +632,77 @@ def test_one_sync_asks_for_one_token_however_many_transfers(sim, tmp_path):
     result = run_btic("sync", "--config", str(config))
     assert result.returncode == 0, result.output
     assert sim.stats["token"] - before == 1
+
+
+def _age_decrypt(encrypted: Path, output: Path, passphrase: str) -> None:
+    """Debian's ``age -d``, which reads a passphrase only from a terminal."""
+    import os
+    import pty
+    import select
+    import shutil
+    import time
+
+    if shutil.which("age") is None:
+        pytest.skip("age is not installed (scripts/setup installs Debian's)")
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child becomes age
+        os.execvp("age", ["age", "-d", "-o", str(output), str(encrypted)])
+    seen, sent, deadline = b"", False, time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+        if not sent and b"passphrase" in seen.lower():
+            os.write(fd, passphrase.encode() + b"\n")
+            sent = True
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, seen
+
+
+def test_backups_are_encrypted_at_rest_with_the_backup_password(sim, tmp_path):
+    config = write_config(
+        tmp_path, sim, data=["backup"], extra_site='backup_password = "env:BACKUP_PASSPHRASE"\n'
+    )
+    env = {"BACKUP_PASSPHRASE": "correct horse battery staple"}
+    result = run_btic("sync", "--config", str(config), env=env)
+    assert result.returncode == 0, result.output
+    [delivered] = list((tmp_path / "archive").iterdir())
+    assert delivered.name.endswith(".nsb.age")
+    sealed = delivered.read_bytes()
+    assert sealed.startswith(b"age-encryption.org/v1\n-> scrypt ")
+    [(_, size, appliance_sha)] = sim.backups_served
+    # the ledger holds what was delivered: the encrypted file
+    [(sha256, ledger_size)] = ledger(
+        tmp_path, "select sha256, size from btic_deliveries where data_type = 'backup'"
+    )
+    assert (sha256, ledger_size) == (hashlib.sha256(sealed).hexdigest(), len(sealed))
+    # age's own tool gives back the appliance's bytes
+    plain = tmp_path / "plain.nsb"
+    _age_decrypt(delivered, plain, env["BACKUP_PASSPHRASE"])
+    assert hashlib.sha256(plain.read_bytes()).hexdigest() == appliance_sha
+    assert plain.stat().st_size == size
+    # and so does btic backup decrypt, by reference or with the site's password
+    again = run_btic(
+        "backup", "decrypt", str(delivered), "--passphrase", "env:BACKUP_PASSPHRASE", env=env
+    )
+    assert again.returncode == 0, again.output
+    assert delivered.with_suffix("").read_bytes() == plain.read_bytes()
+    wrong = run_btic(
+        "backup", "decrypt", str(delivered), "-o", str(tmp_path / "x"), "--passphrase",
+        "env:WRONG", env={"WRONG": "not it"},
+    )  # fmt: skip
+    assert wrong.returncode == 1 and "cannot decrypt" in wrong.stderr
+    assert not (tmp_path / "x").exists()
+    by_site = run_btic(
+        "backup", "decrypt", str(delivered), "-o", str(tmp_path / "y"), "--site", "sim",
+        "--config", str(config), env=env,
+    )  # fmt: skip
+    assert by_site.returncode == 0, by_site.output
+    assert (tmp_path / "y").read_bytes() == plain.read_bytes()

@@ -15,7 +15,13 @@ from btic.appliance.client import ApplianceClient, permission_advice
 from btic.appliance.model import Product
 from btic.appliance.reports import REPORT_NAMES, REQUIRED_PERMISSION, session_report_kind
 from btic.config import Config
-from btic.errors import ApplianceError, ConfigError, DestinationError, PermissionDenied
+from btic.errors import (
+    ApplianceError,
+    ConfigError,
+    ConfigProblem,
+    DestinationError,
+    PermissionDenied,
+)
 from btic.plugins import PluginManager
 from btic.types import PRODUCT_DATA_TYPES, AppContext, DataType
 
@@ -151,6 +157,23 @@ def _check_permission(
             f"allow '{permission_advice(permission)}' for the API account in /login > "
             "Management > API Configuration",
         )
+
+
+def configure_destinations(config: Config, plugins: PluginManager) -> None:
+    """Run every destination's ``on_configure``, which checks what its options
+    mean together (``btic check --offline`` does this; it contacts nothing).
+
+    :raises ConfigError: with every destination's problems, each with its path.
+    """
+    app = AppContext(config_dir=config.base_dir, version=btic.__version__)
+    problems: list[ConfigProblem] = []
+    for name, destination in config.destinations.items():
+        try:
+            plugins.add_destination(name, destination.plugin, destination.options, app)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems, source=config.path)
 
 
 def check_destinations(config: Config, plugins: PluginManager) -> Iterator[CheckResult]:

@@ -192,6 +192,13 @@ class TransferContext:
     :ivar force: True when the user asked to re-deliver items the ledger
         already has (``btic transfer --force``).
     :ivar log: a structlog logger bound to site, destination and run.
+    :ivar item_key: what makes this item "the same item" across runs,
+        processes and workers; a destination de-duplicates on it:
+        ``(site host, data type, lsid)`` for session reports,
+        ``(site host, data type, lsid, instance)`` for command shell and Show
+        My Screen recordings (the instance as the report numbers it),
+        ``(site host, data type, lsid)`` for the other recordings and
+        ``(site host, "backup", appliance time as YYYYMMDDTHHMMSSZ)`` for backups.
     """
 
     site: SiteInfo
@@ -200,3 +207,4 @@ class TransferContext:
     run_id: str
     force: bool = False
     log: FilteringBoundLogger = field(default_factory=default_logger, compare=False)
+    item_key: tuple[str, ...] = ()

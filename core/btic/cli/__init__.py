@@ -7,13 +7,13 @@ work, and print; a :class:`btic.BticError` raised anywhere below becomes its
 ``error:`` lines and its exit code (see :mod:`btic.cli.base`).
 
 One module per area: :mod:`~btic.cli.setup` (plugins, check, init),
-:mod:`~btic.cli.transfers` (transfer, sync, import-xml) and
-:mod:`~btic.cli.simulated` (demo, sim).
+:mod:`~btic.cli.transfers` (transfer, sync, import-xml),
+:mod:`~btic.cli.simulated` (demo, sim) and :mod:`~btic.cli.backups` (backup decrypt).
 """
 
 from __future__ import annotations
 
-from btic.cli import setup, simulated, transfers
+from btic.cli import backups, setup, simulated, transfers
 from btic.cli.base import main
 
 for command in (
@@ -25,6 +25,7 @@ for command in (
     transfers.import_xml_command,
     simulated.demo_command,
     simulated.sim_command,
+    backups.backup_group,
 ):
     main.add_command(command)
 

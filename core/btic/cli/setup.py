@@ -34,15 +34,17 @@ def check_command(
 ) -> None:
     """Validate the configuration; unless --offline, test every site's
     credentials, permissions and clock as the schedules need them."""
+    from btic.checks import check_destinations, check_site, configure_destinations
+
     config = runtime.load_config(config_path)
     if offline:
+        configure_destinations(config, runtime.plugins)
         if as_json:
             click.echo(json.dumps(config.summary(), indent=2))
         else:
             _print_summary(config)
         click.echo("configuration is valid")
         return
-    from btic.checks import check_destinations, check_site
 
     config.require(sites=sites)
     failed = False

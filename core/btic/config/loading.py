@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from btic import encryption
 from btic.config.problems import problems_from, salvage
 from btic.config.sections import (
     NAME_PATTERN,
@@ -397,6 +398,13 @@ def _check_sites(config: Config) -> list[ConfigProblem]:
             )
             if not bundle.is_file():
                 problems.append(ConfigProblem(f"sites.{name}.ca_bundle", f"{bundle} is not a file"))
+        if site.backup_password is not None and not encryption.available():
+            problems.append(
+                ConfigProblem(
+                    f"sites.{name}.backup_password",
+                    f"backups are encrypted with age, which needs pyrage: {encryption.EXTRA_HINT}",
+                )
+            )
     return problems
 
 

@@ -24,7 +24,7 @@ from btic.testing.helpers import (
 )
 from btic.types import Recording
 
-HOSTILE_EXTERNAL_KEYS = [
+HOSTILE_VALUES = [
     "../../etc/x",
     "/etc/passwd",
     "C:\\Windows\\system32",
@@ -36,7 +36,12 @@ HOSTILE_EXTERNAL_KEYS = [
     "..",
     " . ",
     "日本語-ключ-ü",
+    "caf\u00e9",  # NFC
+    "cafe\u0301",  # NFD: the same word, other code points
+    'a/b\\c:d*e?f"g<h>i|j',
 ]
+#: The name the conformance suite first used for them.
+HOSTILE_EXTERNAL_KEYS = HOSTILE_VALUES
 
 
 @dataclass(frozen=True)
@@ -141,6 +146,7 @@ class DestinationConformance:
             "a partial item is visible after a crash"
         )
         delivery = destination.recording(complete)
+        assert delivery is not None, "a first delivery of a recording returned None (skipped)"
         assert self.stored_items(destination_options) == {
             delivery.location: complete.path.read_bytes()
         }
@@ -150,15 +156,48 @@ class DestinationConformance:
     ) -> None:
         destination = self._destination(hostile_options, tmp_path)
         locations = set()
-        for index, key in enumerate(HOSTILE_EXTERNAL_KEYS):
-            session = sample_session(f"hostile{index:02d}", external_key=key)
+        # Every value that can reach a name: the external key (typed by a person),
+        # the lsid and the site host (sent by the appliance).
+        sessions = [
+            sample_session(f"hostile-key-{index:02d}", external_key=value)
+            for index, value in enumerate(HOSTILE_VALUES)
+        ]
+        sessions += [
+            sample_session(f"{value}-{index:02d}", external_key=None)
+            for index, value in enumerate(HOSTILE_VALUES)
+        ]
+        sessions += [
+            sample_session(f"hostile-host-{index:02d}", host=value)
+            for index, value in enumerate(HOSTILE_VALUES)
+        ]
+        for session in sessions:
             delivery = destination.session(session)
             assert delivery is not None
             assert self.is_inside(delivery.location, hostile_options), delivery.location
             locations.add(delivery.location)
-        assert len(locations) == len(HOSTILE_EXTERNAL_KEYS)
+        assert len(locations) == len(sessions), "two different sessions were stored as one"
         stored = self.stored_items(hostile_options)
         assert locations <= set(stored)
+
+    def test_the_same_item_twice_leaves_one_copy(
+        self, destination_options: dict[str, Any], tmp_path: Path
+    ) -> None:
+        # Called twice directly, as after a crash between delivering and recording:
+        # no ledger stands between the two calls.
+        destination = self._destination(destination_options, tmp_path)
+        session = sample_session()
+        recording = make_recording(tmp_path / "twice.flv", 256 * 1024, session=session)
+        first = [destination.session(session), destination.recording(recording)]
+        before = self.stored_items(destination_options)
+        second = [
+            destination.session(session, force=True),
+            destination.recording(recording, force=True),
+        ]
+        assert self.stored_items(destination_options) == before
+        assert [d.location if d else None for d in second] in (
+            [d.location if d else None for d in first],
+            [None, None],
+        )
 
     def test_large_files_stream_with_bounded_memory(
         self, destination_options: dict[str, Any], tmp_path: Path
@@ -174,6 +213,7 @@ class DestinationConformance:
         assert peak < self.memory_budget, (
             f"delivering {self.large_file_size} bytes peaked at {peak} bytes"
         )
+        assert delivery is not None
         assert delivery.sha256 in (None, recording.sha256)
         assert len(self.stored_items(destination_options)[delivery.location]) == recording.size
 

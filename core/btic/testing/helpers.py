@@ -17,11 +17,13 @@ from btic.config import Config, build_config
 from btic.naming import ConfigWarning
 from btic.plugins import PluginManager
 from btic.state import StateStore
-from btic.transfer import Engine, Summary, TransferRequest
+from btic.transfer import Engine, SessionDocument, Summary, TransferRequest
+from btic.transfer.engine import Item, item_key
 from btic.types import (
     AppContext,
     Backup,
     DataType,
+    Delivery,
     Recording,
     RecordingKind,
     SiteInfo,
@@ -80,26 +82,58 @@ class ConfiguredDestination:
             name, plugin, self.options, AppContext(config_dir=config_dir, version=btic.__version__)
         )
 
-    def ctx(self, data_type: DataType) -> TransferContext:
-        return TransferContext(site=SITE, destination=self.name, data_type=data_type, run_id="test")
+    def ctx(
+        self, data_type: DataType, item: Item | None = None, *, force: bool = False
+    ) -> TransferContext:
+        """The context the core would pass with ``item`` (its ``item_key`` filled)."""
+        site = SITE if item is None else item_site(item)
+        return TransferContext(
+            site=site,
+            destination=self.name,
+            data_type=data_type,
+            run_id="test",
+            force=force,
+            item_key=() if item is None else item_key(site, data_type, item),
+        )
+
+    def check(self) -> str | None:
+        """The destination's ``on_check`` line (None when it has none)."""
+        return self.plugins.on_check(self.name)
 
     def session(
-        self, session: Session, xml: bytes | None = None, data_type: DataType = DataType.SESSION
-    ) -> Any:
+        self,
+        session: Session,
+        xml: bytes | None = None,
+        data_type: DataType = DataType.SESSION,
+        *,
+        force: bool = False,
+    ) -> Delivery | None:
+        document = SessionDocument(session, xml or session_xml(session))
         return self.plugins.on_session_xml(
             self.name,
             session=session,
-            xml=xml or session_xml(session),
-            ctx=self.ctx(data_type),
+            xml=document.xml,
+            ctx=self.ctx(data_type, document, force=force),
         )
 
-    def recording(self, recording: Recording) -> Any:
+    def recording(self, recording: Recording, *, force: bool = False) -> Delivery | None:
         return self.plugins.on_recording(
-            self.name, recording=recording, ctx=self.ctx(recording.data_type)
+            self.name,
+            recording=recording,
+            ctx=self.ctx(recording.data_type, recording, force=force),
         )
 
-    def backup(self, backup: Backup) -> Any:
-        return self.plugins.on_backup(self.name, backup=backup, ctx=self.ctx(DataType.BACKUP))
+    def backup(self, backup: Backup, *, force: bool = False) -> Delivery | None:
+        return self.plugins.on_backup(
+            self.name, backup=backup, ctx=self.ctx(DataType.BACKUP, backup, force=force)
+        )
+
+
+def item_site(item: Item) -> SiteInfo:
+    """The site an item came from, as its own data says."""
+    if isinstance(item, SessionDocument):
+        return SiteInfo(SITE.name, item.session.host, item.session.product)
+    return item.site
 
 
 def spool_file(path: Path, size: int, seed: bytes = b"btic") -> tuple[Path, str]:

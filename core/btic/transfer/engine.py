@@ -14,7 +14,7 @@ import threading
 import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -22,10 +22,12 @@ import structlog
 from structlog.typing import FilteringBoundLogger
 
 import btic
+from btic import encryption
 from btic.appliance.client import ApplianceClient
 from btic.appliance.model import ReportKind, Session
 from btic.appliance.reports import DateWindow, RelativeWindow, Window, session_report_kind
 from btic.config import Config
+from btic.encryption import EncryptionError
 from btic.errors import ApplianceError, DestinationError
 from btic.plugins import PluginManager
 from btic.state import DELIVERED, FAILED, MAX_ATTEMPTS, SKIPPED, StateStore
@@ -72,6 +74,30 @@ class SessionDocument:
 
 #: What :meth:`Engine.deliver` hands to a destination.
 Item = SessionDocument | Recording | Backup
+
+
+def _encrypted(backup: Backup, passphrase: str) -> Backup:
+    """The backup encrypted at rest (``backup_password``), beside it in the spool."""
+    sealed = backup.path.with_name(f"{backup.path.name}.{encryption.EXTENSION}")
+    size, sha256 = encryption.encrypt_file(backup.path, sealed, passphrase)
+    backup.path.unlink()
+    return replace(
+        backup,
+        extension=f"{backup.extension}.{encryption.EXTENSION}",
+        size=size,
+        sha256=sha256,
+        path=sealed,
+    )
+
+
+def item_key(site: SiteInfo, data_type: DataType, item: Item) -> tuple[str, ...]:
+    """The key a destination de-duplicates on (see :class:`btic.types.TransferContext`)."""
+    if isinstance(item, Backup):
+        return (site.host, data_type.value, item.time.strftime("%Y%m%dT%H%M%SZ"))
+    if isinstance(item, Recording):
+        instance = () if item.instance is None else (str(item.instance),)
+        return (site.host, data_type.value, item.lsid, *instance)
+    return (site.host, data_type.value, item.session.lsid)
 
 
 class Engine:
@@ -208,6 +234,7 @@ class Engine:
             run_id=self.run_id,
             force=force,
             log=self.log,
+            item_key=item_key(site, data_type, item),
         )
         give_up = False
         error: str | None = None
@@ -337,6 +364,13 @@ class Engine:
                 sha256=download.sha256,
                 path=download.path,
             )
+            password = self.config.sites[site.name].backup_password
+            if password is not None:
+                try:
+                    backup = _encrypted(backup, password.get_secret_value())
+                except EncryptionError as exc:
+                    summary.problem(f"site {site.name}: backup: {exc}")
+                    return
             key = moment.strftime("%Y%m%dT%H%M%SZ")
             for destination in request.destinations:
                 self.deliver(
