@@ -706,3 +706,61 @@ def test_backups_are_encrypted_at_rest_with_the_backup_password(sim, tmp_path):
     )  # fmt: skip
     assert by_site.returncode == 0, by_site.output
     assert (tmp_path / "y").read_bytes() == plain.read_bytes()
+
+
+def test_a_command_shell_the_api_lacks_is_reported_with_the_numbering_assumed(sim, tmp_path):
+    import re
+
+    two = next(s for s in sim.dataset.all() if s.shell_instances == 2 and s.end < sim.now() - 300)
+    saved = tmp_path / "saved.xml"
+    saved.write_bytes(b"".join(run_raw_report(sim, [two.lsid])))
+    text = saved.read_text()
+    # A third command shell the appliance does not have, with no instance= in its URL.
+    third = re.search(
+        r"<command_shell_recording instance=\"2\">.*?</command_shell_recording>", text, re.S
+    )
+    assert third is not None, "the report numbers this session's command shells 1 and 2"
+    extra = re.sub(r"&amp;instance=\d+", "", third.group(0)).replace('instance="2"', 'instance="3"')
+    saved.write_text(text.replace(third.group(0), third.group(0) + extra))
+    config = write_config(tmp_path, sim, data=["session"])
+    result = run_btic(
+        "import-xml", "--config", str(config), str(saved), "--dest", "archive",
+        "--type", "command_shell_recording", "--site", "sim",
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "the report's instance 3, asked for as API instance 2" in result.stderr
+    names = sorted(p.name for p in (tmp_path / "archive").iterdir())
+    assert names == [
+        f"{host_part(sim)}-support-{two.lsid}-shell-1.flv",
+        f"{host_part(sim)}-support-{two.lsid}-shell-2.flv",
+    ]
+
+
+def test_pa_command_shells_as_text(tmp_path):
+    from btic.sim.data import shell_transcript
+
+    with SimulatedAppliance("pa", sessions=12, seed=17, live_sessions=0) as pa:
+        config = write_config(tmp_path, pa, data=["command_shell_recording"])
+        config.write_text(config.read_text() + 'command_shell_format = "txt"\n')
+        result = run_btic("sync", "--config", str(config))
+        assert result.returncode == 0, result.output
+        expected = {
+            f"{host_part(pa)}-support-{s.lsid}-shell-{i}.txt": shell_transcript(pa.seed, s.lsid, i)
+            for s in pa.dataset.all()
+            if s.end < pa.now() - 120
+            for i in range(s.shell_instances)
+        }
+        assert expected
+        archive = tmp_path / "archive"
+        assert {p.name: p.read_bytes() for p in archive.iterdir()} == expected
+
+
+def test_command_shell_format_txt_is_refused_for_an_rs_site(sim, tmp_path):
+    config = write_config(tmp_path, sim, data=["command_shell_recording"])
+    config.write_text(config.read_text() + 'command_shell_format = "txt"\n')
+    result = run_btic("check", "--offline", "--config", str(config))
+    assert result.returncode == 2
+    assert (
+        "schedules.often.transfers[0].command_shell_format: site 'sim' is an RS appliance"
+        in result.stderr
+    )

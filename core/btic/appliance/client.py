@@ -418,11 +418,18 @@ class ApplianceClient:
             )
 
     def download_recording(
-        self, kind: RecordingKind, lsid: str, instance: int | None, directory: Path
+        self,
+        kind: RecordingKind,
+        lsid: str,
+        instance: int | None,
+        directory: Path,
+        *,
+        as_text: bool = False,
     ) -> Download:
         """Download one recording into ``directory``.
 
         :param instance: as the API numbers it (from 0).
+        :param as_text: a command shell's output as text (PA's ``format=txt``).
         :raises RecordingExpired: the appliance no longer has it.
         :raises RecordingUnavailable: the appliance has no such recording.
         """
@@ -430,6 +437,8 @@ class ApplianceClient:
         params = {"generate_report": name, "lsid": lsid}
         if instance is not None:
             params["instance"] = str(instance)
+        if as_text:
+            params["format"] = "txt"
         what = f"{name} lsid={lsid}" + (f" instance={instance}" if instance is not None else "")
         return self._download("GET", "/api/reporting", params, directory, what, label=name)
 

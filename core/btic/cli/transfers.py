@@ -241,6 +241,7 @@ def sync_command(runtime: Runtime, config_path: Path | None, schedules: tuple[st
             destinations=tuple(transfer.destinations),
             data_types=tuple(transfer.data),
             incremental=True,
+            command_shell_format=transfer.command_shell_format,
         )
         for name in chosen
         for transfer in config.schedules[name].transfers

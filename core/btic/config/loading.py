@@ -366,6 +366,14 @@ def _check_references(
                                 f"{_names(PRODUCT_DATA_TYPES[site.product])}",
                             )
                         )
+            if site is not None and site.product == "rs" and transfer.command_shell_format == "txt":
+                problems.append(
+                    ConfigProblem(
+                        f"{twhere}.command_shell_format",
+                        f'site {transfer.site!r} is an RS appliance; "txt" (format=txt) is a '
+                        'Privileged Access feature: use "flv"',
+                    )
+                )
             for dindex, destination_name in enumerate(transfer.destinations):
                 if destination_name is None:
                     continue

@@ -137,6 +137,10 @@ class TransferConfig(_Section):
     site: str
     destinations: list[str] = Field(min_length=1)
     data: list[DataType] = Field(min_length=1)
+    command_shell_format: Literal["flv", "txt"] = Field(
+        default="flv",
+        description='"txt": command shells as their text output (PA appliances, format=txt)',
+    )
 
 
 class ScheduleConfig(_Section):

@@ -236,5 +236,13 @@ def content_sha256(key: str, size: int, magic: bytes | None = None) -> str:
     return digest.hexdigest()
 
 
+def shell_transcript(seed: int, lsid: str, instance: int) -> bytes:
+    """The text form of a command shell recording (PA's ``format=txt``)."""
+    lines = [f"# command shell {instance} of session {lsid}"]
+    for step in range(1 + (seed + instance) % 5):
+        lines += [f"$ systemctl status app{step}", f"app{step}.service - active (running)"]
+    return ("\n".join(lines) + "\n").encode()
+
+
 def recording_key(seed: int, lsid: str, kind: str, instance: int | None) -> str:
     return f"{seed}:{lsid}:{kind}:{instance if instance is not None else '-'}"

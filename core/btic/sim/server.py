@@ -34,6 +34,7 @@ from btic.sim.data import (
     content_sha256,
     content_stream,
     recording_key,
+    shell_transcript,
 )
 from btic.sim.faults import FaultPlan
 from btic.sim.query import QueryError, select_sessions
@@ -474,6 +475,12 @@ class _Handler(BaseHTTPRequestHandler):
             )
         if session.recording_expired:
             return self._xml(render.error_document(sim.product, render.EXPIRED_MESSAGE), None)
+        if rec_kind == "command_shell" and sim.product == "pa" and params.get("format") == "txt":
+            # The PA guide: format=txt returns the shell's output as text, not a recording.
+            assert instance is not None
+            transcript = shell_transcript(sim.seed, session.lsid, instance)
+            name = f"{sim.bind_host}-command_shell-{session.lsid}-{instance}.txt"
+            return self._stream_file(iter([transcript]), len(transcript), "text/plain", name, fault)
         size = sim.dataset.recording_size_of(rec_kind)
         suffix = "" if instance is None else f"-{instance}"
         filename = f"{sim.bind_host}-{rec_kind}-{session.lsid}{suffix}.{RECORDING_EXTENSION}"

@@ -62,6 +62,8 @@ class TransferRequest:
     lsids: tuple[str, ...] = ()
     force: bool = False
     dry_run: bool = False
+    #: ``txt``: command shells as their text output (PA's ``format=txt``)
+    command_shell_format: str = "flv"
 
 
 @dataclass(frozen=True)
@@ -196,6 +198,11 @@ class Engine:
                 "remove it from the transfer"
             )
         wanted = [dt for dt in request.data_types if dt not in unsupported]
+        if request.command_shell_format == "txt" and product != "pa":
+            summary.note(
+                f'site {request.site}: command_shell_format = "txt" is a Privileged Access '
+                "feature; this RS appliance sends its command shells as recordings"
+            )
         by_report: dict[ReportKind, list[DataType]] = defaultdict(list)
         for data_type in wanted:
             if data_type != DataType.BACKUP:

@@ -21,7 +21,7 @@ from btic.appliance.client import ApplianceClient
 from btic.appliance.model import ReportKind, Session
 from btic.appliance.reports import DateWindow, ListingEntry, RelativeWindow, Window
 from btic.config import parse_duration
-from btic.errors import ApplianceError, RecordingExpired
+from btic.errors import ApplianceError, RecordingExpired, RecordingUnavailable
 from btic.state import DELIVERED, EXPIRED, FAILED, SKIPPED
 from btic.transfer.engine import Engine, SessionDocument, TransferRequest
 from btic.transfer.summary import Summary
@@ -311,10 +311,21 @@ class SessionRun:
         try:
             try:
                 download = self.appliance.download_recording(
-                    kind, session.lsid, api_instance, spool
+                    kind,
+                    session.lsid,
+                    api_instance,
+                    spool,
+                    as_text=kind == "command_shell" and self.request.command_shell_format == "txt",
                 )
             except ApplianceError as exc:
                 status = EXPIRED if isinstance(exc, RecordingExpired) else FAILED
+                detail = str(exc)
+                if isinstance(exc, RecordingUnavailable) and report_instance != api_instance:
+                    # Say which numbering was assumed, so a wrong guess is never silent.
+                    detail += (
+                        f" (the report's instance {report_instance}, asked for as API instance "
+                        f"{api_instance})"
+                    )
                 for destination in destinations:
                     self.engine.mark(
                         destination=destination,
@@ -322,11 +333,11 @@ class SessionRun:
                         key=key,
                         site=self.site,
                         status=status,
-                        detail=str(exc),
+                        detail=detail,
                         summary=self.summary,
                     )
                 if status == FAILED:
-                    self.summary.problem(str(exc))
+                    self.summary.problem(detail)
                 return dict.fromkeys(destinations, status)
             recording = Recording(
                 site=self.site,
