@@ -98,6 +98,18 @@ def demo_command(ctx: click.Context, directory: Path, sessions: int, recording_s
 @click.option(
     "--site-name", default="sim", show_default=True, help="Name used in the printed [sites.NAME]."
 )
+@click.option(
+    "--shell-numbering",
+    type=click.IntRange(0, 1),
+    default=None,
+    help="The report numbers command shells from this (RS default 1; PA always 0).",
+)
+@click.option(
+    "--instance-in-urls/--no-instance-in-urls",
+    default=True,
+    show_default=True,
+    help="Whether recording download URLs carry instance=.",
+)
 def sim_command(
     product: Product,
     host: str,
@@ -114,6 +126,8 @@ def sim_command(
     denied: tuple[str, ...],
     state_dir: Path | None,
     site_name: str,
+    shell_numbering: int | None,
+    instance_in_urls: bool,
 ) -> None:
     """Serve a simulated RS or PA appliance until interrupted."""
     import signal
@@ -140,6 +154,8 @@ def sim_command(
         language=language,
         permissions=dict.fromkeys(denied, "0"),
         state_dir=state_dir,
+        shell_report_from=shell_numbering,
+        instance_in_urls=instance_in_urls,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
