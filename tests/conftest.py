@@ -200,13 +200,18 @@ def postgres_url():
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture
-def fresh_postgres(postgres_url):
-    """An empty database on the session's PostgreSQL server."""
+def new_postgres_database(postgres_url: str) -> str:
+    """The URL of a new, empty database on the session's PostgreSQL server."""
     import psycopg
 
-    name = f"btic_{int(_time.time() * 1000) % 10**9}_{os.getpid()}"
+    name = f"btic_{_time.time_ns() % 10**12}_{os.getpid()}"
     plain = postgres_url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(plain, autocommit=True) as connection:
         connection.execute(f"CREATE DATABASE {name}")
     return postgres_url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture
+def fresh_postgres(postgres_url):
+    """An empty database on the session's PostgreSQL server."""
+    return new_postgres_database(postgres_url)

@@ -11,6 +11,7 @@ from btic.state import (
     DELIVERED,
     EXPIRED,
     FAILED,
+    GIVEN_UP,
     MAX_ATTEMPTS,
     SKIPPED,
     StateError,
@@ -57,49 +58,31 @@ def test_the_ledger_settles_what_was_delivered_skipped_or_expired(state_url):
     assert store.count() == 4
 
 
-def test_an_item_failing_the_same_way_is_given_up_after_max_attempts(state_url):
+def test_failures_are_retried_forever_unless_given_up(state_url):
     store = StateStore(state_url)
-    counts = [
-        store.record(
-            site="s",
-            destination="d",
-            data_type="session",
-            item_key="x",
-            status=FAILED,
-            run_id=str(i),
-            error="disk full",
-        )
-        for i in range(MAX_ATTEMPTS)
-    ]
-    assert counts == list(range(1, MAX_ATTEMPTS + 1))
-    assert store.settled("s", "d", "session", ["x"]) == {"x"}  # reported, no longer retried
-    assert store.settled("s", "d", "session", ["x"], include_given_up=False) == set()
-    # a different failure starts counting again
-    assert (
-        store.record(
-            site="s",
-            destination="d",
-            data_type="session",
-            item_key="x",
-            status=FAILED,
-            run_id="z",
-            error="permission denied",
-        )
-        == 1
-    )
-    assert (
-        store.record(
-            site="s",
-            destination="d",
-            data_type="session",
-            item_key="y",
-            status=FAILED,
-            run_id="z",
-            error="bad name",
-            give_up=True,
-        )
-        == MAX_ATTEMPTS
-    )
+
+    def fail(key, error, **kwargs):
+        return store.record(
+            site="s", destination="d", data_type="session", item_key=key, status=FAILED,
+            run_id="r", error=error, **kwargs,
+        )  # fmt: skip
+
+    # an outage (the same text every run) never gives an item up
+    assert [fail("x", "No space left on device") for _ in range(3 * MAX_ATTEMPTS)][-1] == 15
+    assert store.settled("s", "d", "session", ["x"]) == set()
+    assert store.count_given_up() == 0
+    # the appliance saying "no such item" run after run is believed, in time
+    for _ in range(MAX_ATTEMPTS - 1):
+        fail("y", "no recording", give_up_after=MAX_ATTEMPTS)
+    assert store.settled("s", "d", "session", ["y"]) == set()
+    fail("y", "no recording", give_up_after=MAX_ATTEMPTS)
+    assert store.settled("s", "d", "session", ["y"]) == {"y"}
+    assert store.settled("s", "d", "session", ["y"], include_given_up=False) == set()
+    # a destination's permanent refusal gives up at once
+    fail("z", "bad name", give_up=True)
+    assert store.settled("s", "d", "session", ["z"]) == {"z"}
+    assert store.count_given_up() == 2 and store.count_given_up(["other"]) == 0
+    assert {e.item_key for e in store.entries(status=GIVEN_UP)} == {"y", "z"}
 
 
 def test_watermarks_only_move_forward(state_url):

@@ -764,3 +764,46 @@ def test_command_shell_format_txt_is_refused_for_an_rs_site(sim, tmp_path):
         "schedules.often.transfers[0].command_shell_format: site 'sim' is an RS appliance"
         in result.stderr
     )
+
+
+def test_a_long_disk_full_outage_loses_nothing(tmp_path):
+    """Full for longer than any give-up threshold, then freed: everything arrives, once."""
+    import subprocess
+
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(tiny)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        filler = tiny / "filler"
+        dd = subprocess.run(
+            ["dd", "if=/dev/zero", f"of={filler}", "bs=64k"], capture_output=True, text=True
+        )
+        assert "No space left on device" in dd.stderr
+        with SimulatedAppliance(
+            "rs", sessions=6, seed=71, recording_size=20_000, live_sessions=0
+        ) as appliance:
+            data = ["session", "recording"]
+            config = write_config(
+                tmp_path,
+                appliance,
+                data=data,
+                destinations=f'[destinations.archive]\nplugin = "filesystem"\ndirectory = "{tiny}"\n',
+            )
+            for _ in range(7):
+                full = run_btic("sync", "--config", str(config))
+                assert full.returncode == 1, full.output
+                assert "No space left on device" in full.stderr
+                assert "given up" not in full.stderr
+            filler.unlink()
+            freed = run_btic("sync", "--config", str(config))
+            assert freed.returncode == 0, freed.output
+            check_archive(tiny, expected_files(appliance, data=data))
+            assert "given_up" not in {
+                row[0] for row in ledger(tmp_path, "select status from btic_deliveries")
+            }
+    finally:
+        subprocess.run(["umount", str(tiny)], capture_output=True)

@@ -9,6 +9,8 @@ recorded before it stays, and the next run finishes the job.
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterable
 from contextlib import ExitStack
 from types import TracebackType
 
@@ -17,6 +19,7 @@ from structlog.typing import FilteringBoundLogger
 from btic.config import Config
 from btic.errors import WorkFailed
 from btic.plugins import PluginManager
+from btic.processes import process_alive
 from btic.state import StateStore, failures_reported
 from btic.transfer import Engine, Reporter, Summary
 
@@ -44,6 +47,8 @@ class CommandRun:
         self._guard = failures_reported(config.state_url)
         with self._guard:
             self.state = StateStore(config.state_url)
+            # Runs of this machine that died (SIGKILL) would stay "running" forever.
+            self.state.interrupt_dead_runs(socket.gethostname(), process_alive)
             self.run_id = self.state.start_run(kind, schedule)
         self.engine = Engine(
             config, plugins, self.state, run_id=self.run_id, reporter=reporter, log=log
@@ -62,6 +67,19 @@ class CommandRun:
         traceback: TracebackType | None,
     ) -> bool | None:
         return self._stack.__exit__(exc_type, exc, traceback)
+
+    def note_given_up(self, summary: Summary, sites: Iterable[str]) -> None:
+        """Say, every run, how many items of these sites are given up: a given-up
+        item is settled, and must never be settled silently."""
+        sites = sorted(set(sites))
+        with failures_reported(self.config.state_url):
+            count = self.state.count_given_up(sites)
+        if count:
+            summary.note(
+                f"{count} item(s) of {', '.join(sites)} are given up (refused by a destination, "
+                "or absent on the appliance run after run): the ledger lists them (status "
+                "given_up); btic transfer --force tries them again"
+            )
 
     def finish(self, summary: Summary, record: str) -> None:
         """Record how the run went (``record`` is the summary's text).

@@ -127,6 +127,7 @@ def run_requests(
         for request in requests:
             run.engine.configure(request.destinations)
             total.merge(run.engine.run(request))
+        run.note_given_up(total, [request.site for request in requests])
     run.finish(total, output.summary(total, dry_run=dry_run))
 
 
@@ -323,4 +324,6 @@ def import_xml_command(
             data_types=data_types,
             force=force,
         )
+        if site is not None:
+            run.note_given_up(summary, [site])
     run.finish(summary, output.summary(summary))

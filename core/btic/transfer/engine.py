@@ -29,6 +29,7 @@ from btic.appliance.reports import DateWindow, RelativeWindow, Window, session_r
 from btic.config import Config
 from btic.encryption import EncryptionError
 from btic.errors import ApplianceError, DestinationError
+from btic.leases import Leases, lease_name
 from btic.plugins import PluginManager
 from btic.state import DELIVERED, FAILED, MAX_ATTEMPTS, SKIPPED, StateStore
 from btic.transfer.spool import run_spool
@@ -136,6 +137,7 @@ class Engine:
         self._clients: dict[str, ApplianceClient] = {}
         self._clients_lock = threading.Lock()
         self._configured: set[str] = set()
+        self.leases = Leases(state, run_id)
 
     def _default_client(self, site: str) -> ApplianceClient:
         return ApplianceClient.for_site(site, self.config, spool_dir=self.spool_root)
@@ -154,7 +156,8 @@ class Engine:
             return client
 
     def close(self) -> None:
-        """Close the run's appliance clients and remove its spool directory."""
+        """Give back the run's leases, close its appliance clients, remove its spool."""
+        self.leases.close()
         with self._clients_lock:
             clients, self._clients = list(self._clients.values()), {}
         for client in clients:
@@ -179,17 +182,50 @@ class Engine:
     # -- a transfer --------------------------------------------------------------------
 
     def run(self, request: TransferRequest) -> Summary:
-        from btic.transfer.sessions import SessionRun
-
+        """One transfer, under the leases of its (destination, data type) pairs:
+        a pair another run holds is skipped, with a note saying so."""
         summary = Summary()
         self.configure(request.destinations)
+        if request.dry_run:
+            self._run(request, summary)
+            return summary
+        taken: list[str] = []
+        held: dict[DataType, list[str]] = {dt: [] for dt in request.data_types}
+        for data_type in request.data_types:
+            for destination in request.destinations:
+                name = lease_name(request.site, destination, data_type.value)
+                holder = self.leases.acquire(name)
+                if holder is None:
+                    taken.append(name)
+                    held[data_type].append(destination)
+                else:
+                    summary.note(
+                        f"site {request.site}: {data_type.value} for {destination} is being "
+                        f"transferred by another run ({holder}); skipped here"
+                    )
+        # Pairs held for the same destinations run as one transfer (one report fetch).
+        groups: dict[tuple[str, ...], list[DataType]] = {}
+        for data_type, holding in held.items():
+            if holding:
+                groups.setdefault(tuple(holding), []).append(data_type)
+        try:
+            for destinations, data_types in groups.items():
+                part = replace(request, destinations=destinations, data_types=tuple(data_types))
+                self._run(part, summary)
+        finally:
+            self.leases.release(taken)
+        return summary
+
+    def _run(self, request: TransferRequest, summary: Summary) -> None:
+        from btic.transfer.sessions import SessionRun
+
         client = self.client(request.site)
         try:
             appliance_now = client.appliance_now()
             product = client.product
         except ApplianceError as exc:
             summary.problem(str(exc))
-            return summary
+            return
         site = SiteInfo(request.site, self.config.sites[request.site].host, product)
         unsupported = [dt for dt in request.data_types if dt not in PRODUCT_DATA_TYPES[product]]
         for data_type in unsupported:
@@ -217,7 +253,6 @@ class Engine:
                 summary.problem(str(exc))
         if DataType.BACKUP in wanted:
             self._backup(client, site, request, summary)
-        return summary
 
     # -- delivery, shared by sessions, recordings and backups ---------------------------
 
@@ -264,7 +299,9 @@ class Engine:
         # A plugin may return any object with these attributes; read them defensively.
         location = getattr(result, "location", None)
         size = getattr(result, "size", None)
-        attempts = self.state.record(
+        # A destination's failure is retried until it ends, however long (a full disk,
+        # a database down): only the plugin can say an item itself is unacceptable.
+        self.state.record(
             site=site.name,
             destination=destination,
             data_type=data_type.value,
@@ -285,9 +322,10 @@ class Engine:
         if status == FAILED:
             message = f"{destination}: {data_type.value} {key}: {error}"
             summary.problem(message)
-            if attempts >= MAX_ATTEMPTS:
+            if give_up:
                 summary.give_up(
-                    f"{message} (failed {attempts} times; given up until btic transfer --force)"
+                    f"{message} (the destination refuses this item; given up until "
+                    "btic transfer --force)"
                 )
         return status
 
@@ -309,9 +347,11 @@ class Engine:
         detail: str,
         summary: Summary,
         count: bool = True,
+        given_up_after_repeats: bool = False,
     ) -> None:
-        """Record an outcome that needed no hook call (no recording, expired)."""
-        self.state.record(
+        """Record an outcome that needed no hook call (no recording, expired, or
+        the appliance failed to give the item)."""
+        attempts = self.state.record(
             site=site.name,
             destination=destination,
             data_type=data_type.value,
@@ -320,10 +360,16 @@ class Engine:
             run_id=self.run_id,
             location=None,
             error=detail if status != SKIPPED else None,
+            give_up_after=MAX_ATTEMPTS if given_up_after_repeats else None,
         )
         if count:
             summary.count(destination, data_type.value, status)
             self.reporter.delivered(destination, data_type.value, key, status, detail, None)
+        if given_up_after_repeats and status == FAILED and attempts >= MAX_ATTEMPTS:
+            summary.give_up(
+                f"{destination}: {data_type.value} {key}: {detail} (the appliance said so "
+                f"{attempts} runs in a row; given up until btic transfer --force)"
+            )
 
     def mark_session_done(
         self,

@@ -335,6 +335,9 @@ class SessionRun:
                         status=status,
                         detail=detail,
                         summary=self.summary,
+                        # "No such recording", run after run, is the appliance's word on
+                        # the item; a connection failure is not.
+                        given_up_after_repeats=isinstance(exc, RecordingUnavailable),
                     )
                 if status == FAILED:
                     self.summary.problem(detail)

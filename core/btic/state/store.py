@@ -1,4 +1,4 @@
-"""The state database: the ledger of deliveries, watermarks and runs.
+"""Access to one state database: the ledger, watermarks, runs and leases.
 
 SQLAlchemy Core on any database (SQLite by default, PostgreSQL tested). The
 ledger has one row per (site, destination, data type, item): what became of
@@ -13,105 +13,46 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import (
-    Column,
-    DateTime,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
     and_,
     create_engine,
+    delete,
     event,
     func,
     select,
+    text,
     update,
 )
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
 from btic.errors import BticError
-
-SCHEMA_VERSION = 1
-#: A failure repeated this many times is given up on (reported, not retried).
-MAX_ATTEMPTS = 5
-
-DELIVERED, SKIPPED, FAILED, EXPIRED = "delivered", "skipped", "failed", "expired"
-#: Statuses that settle an item: it is not fetched again unless forced.
-SETTLED = (DELIVERED, SKIPPED, EXPIRED)
-
-metadata = MetaData()
-
-meta_table = Table(
-    "btic_meta",
+from btic.state.schema import (
+    FAILED,
+    GIVEN_UP,
+    SCHEMA_VERSION,
+    SETTLED,
+    deliveries,
+    locks,
+    meta_table,
     metadata,
-    Column("key", String(64), primary_key=True),
-    Column("value", String(255), nullable=False),
+    runs,
+    watermarks,
 )
 
-deliveries = Table(
-    "btic_deliveries",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("site", String(64), nullable=False),
-    Column("destination", String(64), nullable=False),
-    Column("data_type", String(32), nullable=False),
-    Column("item_key", String(255), nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("location", Text),
-    Column("size", Integer),
-    Column("sha256", String(64)),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("error", Text),
-    Column("item_time", DateTime(timezone=True)),
-    Column("run_id", String(36)),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    UniqueConstraint("site", "destination", "data_type", "item_key", name="uq_btic_delivery"),
-)
-
-watermarks = Table(
-    "btic_watermarks",
-    metadata,
-    Column("site", String(64), primary_key=True),
-    Column("data_type", String(32), primary_key=True),
-    Column("destination", String(64), primary_key=True),
-    Column("position", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-)
-
-runs = Table(
-    "btic_runs",
-    metadata,
-    Column("id", String(36), primary_key=True),
-    Column("kind", String(16), nullable=False),
-    Column("schedule", String(64)),
-    Column("started_at", DateTime(timezone=True), nullable=False),
-    Column("finished_at", DateTime(timezone=True)),
-    Column("status", String(16), nullable=False),
-    Column("host", String(255)),
-    Column("pid", Integer),
-    Column("summary", Text),
-)
-
-locks = Table(
-    "btic_locks",
-    metadata,
-    Column("name", String(128), primary_key=True),
-    Column("owner", String(128), nullable=False),
-    Column("acquired_at", DateTime(timezone=True), nullable=False),
-    Column("expires_at", DateTime(timezone=True), nullable=False),
-)
+#: Tries at creating the schema when other processes create it at the same moment.
+_PREPARE_TRIES = 8
+#: The PostgreSQL advisory lock that serialises schema creation ("btic" in ASCII).
+_SCHEMA_LOCK_KEY = 0x62746963
 
 
 class StateError(BticError):
@@ -137,13 +78,14 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _utc(moment: datetime) -> datetime:
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` as an aware UTC datetime."""
     # SQLite hands back naive datetimes; everything here is UTC.
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 def _aware(moment: datetime | None) -> datetime | None:
-    return None if moment is None else _utc(moment)
+    return None if moment is None else as_utc(moment)
 
 
 class StateStore:
@@ -168,26 +110,44 @@ class StateStore:
         self.engine.dispose()
 
     def _prepare(self) -> None:
-        try:
-            with self.engine.begin() as connection:
-                metadata.create_all(connection)
-                version = connection.execute(
-                    select(meta_table.c.value).where(meta_table.c.key == "schema_version")
-                ).scalar()
-                if version is None:
-                    connection.execute(
-                        meta_table.insert().values(key="schema_version", value=str(SCHEMA_VERSION))
-                    )
-                elif int(version) > SCHEMA_VERSION:
-                    raise StateError(
-                        f"state database {_safe(self.url)} has schema version {version}, newer "
-                        f"than this btic understands ({SCHEMA_VERSION}); upgrade btic"
-                    )
-                # Older versions are migrated here, one step at a time, as releases add them.
-        except OperationalError as exc:
+        # Two processes may open a new database at once. PostgreSQL serialises them
+        # with an advisory lock; elsewhere the loser of the race sees the winner's
+        # tables ("already exists", a duplicate key) and simply tries again.
+        for attempt in range(_PREPARE_TRIES):
+            try:
+                with self.engine.begin() as connection:
+                    if self.engine.dialect.name == "postgresql":
+                        connection.execute(
+                            text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY}
+                        )
+                    self._create_or_check(connection)
+                return
+            except (OperationalError, IntegrityError, ProgrammingError) as exc:
+                lost_race = isinstance(exc, IntegrityError) or any(
+                    sign in str(exc) for sign in ("already exists", "database is locked")
+                )
+                if lost_race and attempt + 1 < _PREPARE_TRIES:
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
+                raise StateError(
+                    f"state database {_safe(self.url)} cannot be opened: {exc.orig}"
+                ) from None
+
+    def _create_or_check(self, connection: Connection) -> None:
+        metadata.create_all(connection)
+        version = connection.execute(
+            select(meta_table.c.value).where(meta_table.c.key == "schema_version")
+        ).scalar()
+        if version is None:
+            connection.execute(
+                meta_table.insert().values(key="schema_version", value=str(SCHEMA_VERSION))
+            )
+        elif int(version) > SCHEMA_VERSION:
             raise StateError(
-                f"state database {_safe(self.url)} cannot be opened: {exc.orig}"
-            ) from None
+                f"state database {_safe(self.url)} has schema version {version}, newer "
+                f"than this btic understands ({SCHEMA_VERSION}); upgrade btic"
+            )
+        # Older versions are migrated here, one step at a time, as releases add them.
 
     # -- ledger -------------------------------------------------------------------
 
@@ -205,11 +165,8 @@ class StateStore:
         with self.engine.connect() as connection:
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
-                condition: ColumnElement[bool] = deliveries.c.status.in_(SETTLED)
-                if include_given_up:
-                    condition = condition | (
-                        (deliveries.c.status == FAILED) & (deliveries.c.attempts >= MAX_ATTEMPTS)
-                    )
+                statuses = (*SETTLED, GIVEN_UP) if include_given_up else SETTLED
+                condition: ColumnElement[bool] = deliveries.c.status.in_(statuses)
                 rows = connection.execute(
                     select(deliveries.c.item_key).where(
                         and_(
@@ -239,11 +196,15 @@ class StateStore:
         error: str | None = None,
         item_time: datetime | None = None,
         give_up: bool = False,
+        give_up_after: int | None = None,
     ) -> int:
         """Write the outcome of one delivery at once. Returns the count of
         consecutive failures (0 after a success).
 
-        :param give_up: the failure is permanent: count it as the last attempt.
+        :param give_up: the failure is permanent: the item is given up now.
+        :param give_up_after: give the item up when it has failed this many
+            times in a row with the same error (for "no such item" from the
+            appliance; never for a destination's failure, which may be an outage).
         """
         moment = now()
         key = (
@@ -275,18 +236,21 @@ class StateStore:
                         attempts = previous.attempts + 1 if status == FAILED else 0
                         if (
                             status == FAILED
-                            and previous.status == FAILED
+                            and previous.status in (FAILED, GIVEN_UP)
                             and previous.error != error
                         ):
                             attempts = 1  # a new kind of failure starts a new count
-                        if give_up and status == FAILED:
-                            attempts = max(attempts, MAX_ATTEMPTS)
                         connection.execute(
-                            update(deliveries).where(key).values(attempts=attempts, **values)
+                            update(deliveries)
+                            .where(key)
+                            .values(
+                                attempts=attempts,
+                                **_given_up(values, give_up, give_up_after, attempts),
+                            )
                         )
                         return attempts
                     try:
-                        attempts = (MAX_ATTEMPTS if give_up else 1) if status == FAILED else 0
+                        attempts = 1 if status == FAILED else 0
                         connection.execute(
                             deliveries.insert().values(
                                 site=site,
@@ -295,7 +259,7 @@ class StateStore:
                                 item_key=item_key,
                                 attempts=attempts,
                                 created_at=moment,
-                                **values,
+                                **_given_up(values, give_up, give_up_after, attempts),
                             )
                         )
                         return attempts
@@ -333,8 +297,16 @@ class StateStore:
                     row.sha256,
                     row.attempts,
                     row.error,
-                    _utc(row.updated_at),
+                    as_utc(row.updated_at),
                 )
+
+    def count_given_up(self, sites: Iterable[str] | None = None) -> int:
+        """How many items are given up (of ``sites``, or all)."""
+        query = select(func.count()).select_from(deliveries).where(deliveries.c.status == GIVEN_UP)
+        if sites is not None:
+            query = query.where(deliveries.c.site.in_(list(sites)))
+        with self.engine.connect() as connection:
+            return int(connection.execute(query).scalar_one())
 
     def count(self) -> int:
         with self.engine.connect() as connection:
@@ -365,7 +337,7 @@ class StateStore:
                     & (watermarks.c.destination == destination)
                 )
             ).first()
-        return None if row is None else (_utc(row.position), _utc(row.updated_at))
+        return None if row is None else (as_utc(row.position), as_utc(row.updated_at))
 
     def advance_watermark(
         self,
@@ -386,16 +358,24 @@ class StateStore:
             )
             current = _aware(connection.execute(select(watermarks.c.position).where(key)).scalar())
             if current is None:
-                connection.execute(
-                    watermarks.insert().values(
-                        site=site,
-                        data_type=data_type,
-                        destination=destination,
-                        position=position,
-                        updated_at=now(),
+                try:
+                    with connection.begin_nested():
+                        connection.execute(
+                            watermarks.insert().values(
+                                site=site,
+                                data_type=data_type,
+                                destination=destination,
+                                position=position,
+                                updated_at=now(),
+                            )
+                        )
+                    return
+                except IntegrityError:
+                    # Another process wrote the first watermark meanwhile: move it as usual.
+                    current = _aware(
+                        connection.execute(select(watermarks.c.position).where(key)).scalar()
                     )
-                )
-            elif position > current or allow_back:
+            if current is None or position > current or allow_back:
                 connection.execute(
                     update(watermarks).where(key).values(position=position, updated_at=now())
                 )
@@ -418,6 +398,24 @@ class StateStore:
             )
         return run_id
 
+    def interrupt_dead_runs(self, host: str, alive: Callable[[int], bool]) -> int:
+        """Mark runs of ``host`` still ``running`` whose process is gone as
+        ``interrupted``; return how many."""
+        with self._write_lock, self.engine.begin() as connection:
+            rows = connection.execute(
+                select(runs.c.id, runs.c.pid).where(
+                    (runs.c.status == "running") & (runs.c.host == host)
+                )
+            ).all()
+            dead = [row.id for row in rows if row.pid is not None and not alive(row.pid)]
+            if dead:
+                connection.execute(
+                    update(runs)
+                    .where(runs.c.id.in_(dead) & (runs.c.status == "running"))
+                    .values(status="interrupted", finished_at=now())
+                )
+        return len(dead)
+
     def finish_run(self, run_id: str, status: str, summary: str | None = None) -> None:
         with self._write_lock, self.engine.begin() as connection:
             connection.execute(
@@ -425,6 +423,82 @@ class StateStore:
                 .where(runs.c.id == run_id)
                 .values(status=status, finished_at=now(), summary=summary)
             )
+
+    # -- leases ---------------------------------------------------------------------
+
+    def take_lease(
+        self,
+        name: str,
+        owner: str,
+        ttl: timedelta,
+        abandoned: Callable[[str, datetime], bool],
+    ) -> str | None:
+        """Take the lease ``name`` for ``owner``: a compare-and-set, so one of
+        several contenders wins.
+
+        :param abandoned: ``(holder, expires_at)`` -> whether another holder's
+            lease may be taken over.
+        :return: None when taken; else the holder.
+        """
+        moment = now()
+        values = {"owner": owner, "acquired_at": moment, "expires_at": moment + ttl}
+        with self._write_lock, self.engine.begin() as connection:
+            row = connection.execute(
+                select(locks.c.owner, locks.c.expires_at).where(locks.c.name == name)
+            ).first()
+            if row is None:
+                try:
+                    with connection.begin_nested():
+                        connection.execute(locks.insert().values(name=name, **values))
+                    return None
+                except IntegrityError:
+                    holder = connection.execute(
+                        select(locks.c.owner).where(locks.c.name == name)
+                    ).scalar()
+                    return str(holder)
+            if row.owner != owner and not abandoned(row.owner, as_utc(row.expires_at)):
+                return str(row.owner)
+            taken = connection.execute(
+                update(locks)
+                .where(
+                    (locks.c.name == name)
+                    & (locks.c.owner == row.owner)
+                    & (locks.c.expires_at == row.expires_at)
+                )
+                .values(**values)
+            )
+            return None if taken.rowcount == 1 else str(row.owner)
+
+    def renew_leases(self, names: Iterable[str], owner: str, ttl: timedelta) -> None:
+        names = list(names)
+        if not names:
+            return
+        with self._write_lock, self.engine.begin() as connection:
+            connection.execute(
+                update(locks)
+                .where(locks.c.name.in_(names) & (locks.c.owner == owner))
+                .values(expires_at=now() + ttl)
+            )
+
+    def release_leases(self, names: Iterable[str], owner: str) -> None:
+        names = list(names)
+        if not names:
+            return
+        with self._write_lock, self.engine.begin() as connection:
+            connection.execute(
+                delete(locks).where(locks.c.name.in_(names) & (locks.c.owner == owner))
+            )
+
+
+def _given_up(
+    values: dict[str, Any], give_up: bool, give_up_after: int | None, attempts: int
+) -> dict[str, Any]:
+    """``values`` with the status turned to GIVEN_UP when the failure is given up."""
+    if values["status"] != FAILED:
+        return values
+    if give_up or (give_up_after is not None and attempts >= give_up_after):
+        return {**values, "status": GIVEN_UP}
+    return values
 
 
 @contextmanager
@@ -445,9 +519,10 @@ def failures_reported(url: str) -> Iterator[None]:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    # First: a process opening the file while another creates it waits instead of failing.
+    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
 

@@ -1,0 +1,88 @@
+"""The state database's tables and the statuses its ledger uses."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+SCHEMA_VERSION = 1
+#: An appliance that answers "no such item" this many runs in a row is believed.
+MAX_ATTEMPTS = 5
+
+DELIVERED, SKIPPED, FAILED, EXPIRED = "delivered", "skipped", "failed", "expired"
+#: A failure that retrying cannot mend: the item itself is refused (a destination's
+#: permanent error) or absent (the appliance, run after run). Never an outage.
+GIVEN_UP = "given_up"
+#: Statuses that settle an item: it is not fetched again unless forced.
+SETTLED = (DELIVERED, SKIPPED, EXPIRED)
+
+metadata = MetaData()
+
+meta_table = Table(
+    "btic_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", String(255), nullable=False),
+)
+
+deliveries = Table(
+    "btic_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("site", String(64), nullable=False),
+    Column("destination", String(64), nullable=False),
+    Column("data_type", String(32), nullable=False),
+    Column("item_key", String(255), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("location", Text),
+    Column("size", Integer),
+    Column("sha256", String(64)),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("error", Text),
+    Column("item_time", DateTime(timezone=True)),
+    Column("run_id", String(36)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("site", "destination", "data_type", "item_key", name="uq_btic_delivery"),
+)
+
+watermarks = Table(
+    "btic_watermarks",
+    metadata,
+    Column("site", String(64), primary_key=True),
+    Column("data_type", String(32), primary_key=True),
+    Column("destination", String(64), primary_key=True),
+    Column("position", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+runs = Table(
+    "btic_runs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("schedule", String(64)),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("status", String(16), nullable=False),
+    Column("host", String(255)),
+    Column("pid", Integer),
+    Column("summary", Text),
+)
+
+locks = Table(
+    "btic_locks",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("owner", String(128), nullable=False),
+    Column("acquired_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
