@@ -250,9 +250,7 @@ class ApplianceClient:
                 elif name == "company_name":
                     values["company_name"] = (child.text or "").strip() or None
                 elif name == "timestamp":
-                    values["timestamp"] = datetime.fromtimestamp(
-                        int((child.text or "0").strip()), timezone.utc
-                    )
+                    values["timestamp"] = self._timestamp(child.text)
                 elif name == "permissions":
                     for _, permission in parse.children(child):
                         values["permissions"][permission.get("name", "")] = (
@@ -284,6 +282,16 @@ class ApplianceClient:
             else:
                 self._command_api = True
         return self._command_api
+
+    def _timestamp(self, text: str | None) -> datetime:
+        try:
+            return datetime.fromtimestamp(int((text or "").strip()), timezone.utc)
+        except (ValueError, OverflowError, OSError):
+            raise ReportError(
+                self.name,
+                f"site {self.name}: get_api_info answered a <timestamp> that is not a time: "
+                f"{(text or '')[:40]!r}",
+            ) from None
 
     def appliance_now(self) -> datetime:
         """The appliance's clock: fresh from ``get_api_info``, or, without the
@@ -391,10 +399,14 @@ class ApplianceClient:
         *,
         lsids: list[str] | None = None,
         window: Window | DateWindow | None = None,
+        on_unreadable: parse.Unreadable | None = None,
     ) -> Iterator[tuple[Session, bytes]]:
         """Full session reports, parsed one ``<session>`` at a time.
 
         Give ``lsids`` (sent as one ``lsids=`` batch) or a ``window``.
+
+        :param on_unreadable: receives (lsid, reason) for a session that cannot
+            be read, and the rest is read on (see :func:`parse.iter_sessions`).
         """
         name = REPORT_NAMES[(self.product, report)].full
         if lsids is not None:
@@ -412,7 +424,12 @@ class ApplianceClient:
             host = self.site.host
             yield from self._guard(
                 lambda: parse.iter_sessions(
-                    path, product=self.product, report=report, host=host, classifier=self.classifier
+                    path,
+                    product=self.product,
+                    report=report,
+                    host=host,
+                    classifier=self.classifier,
+                    on_unreadable=on_unreadable,
                 ),
                 what,
             )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
@@ -190,6 +190,10 @@ def _no_data_or_raise(element: etree._Element, classifier: ErrorClassifier) -> N
         raise ReportError("", f"the appliance answered: {message or '(an empty error)'}")
 
 
+#: Called with (lsid, reason) for a session that cannot be read.
+Unreadable = Callable[[str, str], None]
+
+
 def iter_sessions(
     source: Path | IO[bytes],
     *,
@@ -197,11 +201,15 @@ def iter_sessions(
     report: ReportKind,
     host: str,
     classifier: ErrorClassifier = DEFAULT_CLASSIFIER,
+    on_unreadable: Unreadable | None = None,
 ) -> Iterator[tuple[Session, bytes]]:
     """Each ``<session>`` of a session report, parsed, with its standalone XML.
 
-    :raises ReportError: for an ``<error>`` other than "no data", and for
-        malformed or hostile XML.
+    :param on_unreadable: receives each session whose values cannot be read (a
+        timestamp out of range, a value of the wrong type), and the rest of the
+        report is read on; without it such a session raises.
+    :raises ReportError: for an ``<error>`` other than "no data", for malformed
+        or hostile XML, and for an unreadable session without ``on_unreadable``.
     """
     for name, element in _iterparse(source, ("session", "error")):
         if name == "error":
@@ -212,7 +220,16 @@ def iter_sessions(
         if parent is not None and parent.getparent() is not None:
             continue  # a nested element that happens to be called "session"
         xml = etree.tostring(element, encoding="UTF-8", xml_declaration=True, with_tail=False)
-        session = parse_session(element, product=product, report=report, host=host)
+        try:
+            session = parse_session(element, product=product, report=report, host=host)
+        except (ValueError, OverflowError, OSError) as exc:  # pydantic's errors are ValueErrors
+            lsid = element.get("lsid", "")
+            reason = f"session {lsid or '(no lsid)'} cannot be read: {_first_line(exc)}"
+            _release(element)
+            if on_unreadable is None:
+                raise ReportError("", reason) from None
+            on_unreadable(lsid, reason)
+            continue
         _release(element)
         yield session, xml
 
@@ -286,6 +303,11 @@ def error_text(data: bytes) -> str | None:
 # -- one <session> -> Session --------------------------------------------------
 
 
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def _int(value: str | None) -> int | None:
     if value is None:
         return None
@@ -310,6 +332,11 @@ def _opt(element: etree._Element) -> str | None:
 
 
 def _time(element: etree._Element) -> datetime | None:
+    """The element's time; None when it is empty (a session still in progress).
+
+    :raises ValueError: for a time that is there but unreadable, so the session
+        fails with the reason instead of passing for one still in progress.
+    """
     stamp = _int(element.get("timestamp") or element.get("ts"))
     if stamp is not None:
         return datetime.fromtimestamp(stamp, timezone.utc)
@@ -319,7 +346,7 @@ def _time(element: etree._Element) -> datetime | None:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        return None
+        raise ValueError(f"<{local(element.tag)}> holds no readable time: {text[:40]!r}") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 

@@ -24,6 +24,9 @@ GIVEN_UP = "given_up"
 #: Statuses that settle an item: it is not fetched again unless forced.
 SETTLED = (DELIVERED, SKIPPED, EXPIRED)
 
+#: The width of btic_deliveries.item_key; longer keys are stored hashed.
+ITEM_KEY_LENGTH = 255
+
 metadata = MetaData()
 
 meta_table = Table(
@@ -40,7 +43,7 @@ deliveries = Table(
     Column("site", String(64), nullable=False),
     Column("destination", String(64), nullable=False),
     Column("data_type", String(32), nullable=False),
-    Column("item_key", String(255), nullable=False),
+    Column("item_key", String(ITEM_KEY_LENGTH), nullable=False),
     Column("status", String(16), nullable=False),
     Column("location", Text),
     Column("size", Integer),

@@ -10,6 +10,7 @@ can migrate it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import threading
@@ -39,6 +40,7 @@ from btic.errors import BticError
 from btic.state.schema import (
     FAILED,
     GIVEN_UP,
+    ITEM_KEY_LENGTH,
     SCHEMA_VERSION,
     SETTLED,
     deliveries,
@@ -76,6 +78,15 @@ class LedgerEntry:
 
 def now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def stored_key(key: str) -> str:
+    """``key`` as the ledger stores it: whole when it fits the column, else a prefix
+    and its hash, so any lsid an appliance sends has a row (and the same one)."""
+    if len(key) <= ITEM_KEY_LENGTH:
+        return key
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{key[: ITEM_KEY_LENGTH - 72]}~sha256:{digest}"
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -160,7 +171,8 @@ class StateStore:
         include_given_up: bool = True,
     ) -> set[str]:
         """The keys among ``keys`` that need no further delivery to ``destination``."""
-        keys = list(keys)
+        stored = {stored_key(key): key for key in keys}
+        keys = list(stored)
         found: set[str] = set()
         with self.engine.connect() as connection:
             for start in range(0, len(keys), 500):
@@ -178,7 +190,7 @@ class StateStore:
                         )
                     )
                 )
-                found.update(row[0] for row in rows)
+                found.update(stored[row[0]] for row in rows)
         return found
 
     def record(
@@ -207,6 +219,7 @@ class StateStore:
             appliance; never for a destination's failure, which may be an outage).
         """
         moment = now()
+        item_key = stored_key(item_key)
         key = (
             (deliveries.c.site == site)
             & (deliveries.c.destination == destination)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from btic.appliance.client import ApplianceClient
 from btic.appliance.model import Product, ReportKind
-from btic.appliance.parse import iter_sessions
+from btic.appliance.parse import Unreadable, iter_sessions
 from btic.appliance.reports import session_report_kind
 from btic.errors import ApplianceError
 from btic.transfer.engine import Engine, TransferRequest
@@ -60,7 +60,11 @@ def import_reports(
     for path in files:
         try:
             for session, xml in iter_sessions(
-                path, product=product, report=base_report, host=site_info.host
+                path,
+                product=product,
+                report=base_report,
+                host=site_info.host,
+                on_unreadable=_reporter(summary, path),
             ):
                 report: ReportKind = (
                     "presentation" if session.session_type == "presentation" else base_report
@@ -93,6 +97,13 @@ def import_reports(
         except ApplianceError as exc:
             summary.problem(f"{path}: {exc}")
     return summary
+
+
+def _reporter(summary: Summary, path: Path) -> Unreadable:
+    def unreadable(_lsid: str, reason: str) -> None:
+        summary.problem(f"{path}: {reason}")
+
+    return unreadable
 
 
 def _product_of(engine: Engine, site: str | None, client: ApplianceClient | None) -> Product:

@@ -66,6 +66,8 @@ class SessionRun:
         #: lsid -> end time, for the sessions fetched
         self.end_times: dict[str, datetime] = {}
         self.clock_went_back = False
+        #: lsids whose report could not be read this run
+        self.unreadable: set[str] = set()
         self.settings = engine.config.sites.get(site.name)
         self.recording_types = [dt for dt in data_types if dt in RECORDING_KINDS]
 
@@ -184,8 +186,12 @@ class SessionRun:
             futures: list[Future[None]] = []
             for start in range(0, len(lsids), LSIDS_PER_REQUEST):
                 batch = lsids[start : start + LSIDS_PER_REQUEST]
+                answered: set[str] = set()
                 try:
-                    for session, xml in self.appliance.iter_sessions(self.report, lsids=batch):
+                    for session, xml in self.appliance.iter_sessions(
+                        self.report, lsids=batch, on_unreadable=self._unreadable
+                    ):
+                        answered.add(session.lsid)
                         if session.end_time is None:
                             self._in_progress(session)
                             continue
@@ -200,6 +206,15 @@ class SessionRun:
                 except ApplianceError as exc:
                     self.summary.problem(str(exc))
                     all_fetched = False
+                    continue
+                for lsid in batch:
+                    if lsid not in answered and lsid not in self.unreadable:
+                        # Report lag, or an appliance that lost it: never settle it unseen.
+                        self.summary.problem(
+                            f"site {self.site.name}: session {lsid} was listed but its full "
+                            f"{self.report} report does not hold it; it stays pending and is "
+                            "asked for again on the next run"
+                        )
             for future in futures:
                 exception = future.exception()
                 if exception is not None:
@@ -207,6 +222,25 @@ class SessionRun:
                         f"site {self.site.name}: {type(exception).__name__}: {exception}"
                     )
         return all_fetched
+
+    def _unreadable(self, lsid: str, reason: str) -> None:
+        """A session whose report btic cannot read: failed, with the reason, for every
+        destination that lacks it; the rest of the report goes on, and the watermark
+        stays before it."""
+        self.unreadable.add(lsid)
+        for data_type in self.data_types:
+            for destination in self.request.destinations:
+                if lsid in self.pending.get((data_type, destination), ()):
+                    self.engine.mark(
+                        destination=destination,
+                        data_type=data_type,
+                        key=lsid,
+                        site=self.site,
+                        status=FAILED,
+                        detail=reason,
+                        summary=self.summary,
+                    )
+        self.summary.problem(f"site {self.site.name}: {reason}")
 
     def _in_progress(self, session: Session) -> None:
         # Its report is not final and its recordings do not exist yet: delivering it

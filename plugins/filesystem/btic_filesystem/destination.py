@@ -152,7 +152,7 @@ class FileSystemDestination:
             ) from None
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
-            files.remove_stale_temps(final)
+            files.remove_stale_temps(final.parent)
             conflict = self.options.conflict
             if conflict == "Skip" and final.exists():
                 return None

@@ -72,8 +72,14 @@ def place(temp: Path, final: Path, conflict: str) -> Path | None:
 def link_spool(source: Path, temp: Path) -> bool:
     """Hard-link a finished spool file as ``temp`` (same filesystem only) and
     flush it to disk: the bytes are written once instead of twice. The core
-    only ever deletes its spool name, so the link keeps the data."""
+    only ever deletes its spool name, so the link keeps the data.
+
+    Only the first destination may link it: two archives sharing one inode are
+    not two copies (changing one would change the other), so a spool file
+    that has a link already is copied instead."""
     try:
+        if os.stat(source).st_nlink > 1:
+            return False
         os.link(source, temp)
     except OSError:
         return False
@@ -109,15 +115,15 @@ def same_content(final: Path, sha256: str, size: int) -> Path | None:
     return None
 
 
-def remove_stale_temps(final: Path) -> None:
-    """Remove temporary files a crashed btic left for this name."""
-    prefix = f".{final.name}.btic-"
+def remove_stale_temps(directory: Path) -> None:
+    """Remove every temporary file a crashed btic left in ``directory``, whatever
+    name it was meant to take (the next backup, say, has another timestamp)."""
     try:
-        entries = list(os.scandir(final.parent))
+        entries = list(os.scandir(directory))
     except OSError:
         return
     for entry in entries:
-        if not entry.name.startswith(prefix):
+        if not entry.name.startswith("."):
             continue
         match = _TEMP.match(entry.name)
         if match and not process_alive(int(match.group("pid"))):

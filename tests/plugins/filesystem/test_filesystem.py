@@ -216,3 +216,39 @@ file_name_format = "%SUPPORT_SITE_HOST%.%EXTENSION%"
         "warning: destinations.archive: cannot tell two session items apart without %LSID% or %LSEQ%; "
         "AppendNumber will number the clashes"
     ) in result.stderr
+
+
+def test_a_temporary_file_for_another_name_is_removed_too(tmp_path):
+    # A backup killed mid-placement: the next backup has another timestamp, so
+    # clean-up must go by pattern, not by the name being written.
+    dest = destination(tmp_path)
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = (
+        archive / f".support.example.com-backup-20240101T000000Z.nsb.btic-{dead.pid}-0a0b0c0d.tmp"
+    )
+    stale.write_bytes(b"\0" * 4096)
+    unrelated = archive / ".hidden-by-the-user"
+    unrelated.write_bytes(b"mine")
+    dest.recording(recording(tmp_path, "a"))
+    assert not stale.exists()
+    assert unrelated.exists()
+
+
+def test_two_destinations_never_share_one_inode(tmp_path):
+    first = ConfiguredDestination(
+        "filesystem", {"directory": str(tmp_path / "one")}, tmp_path, "one"
+    )
+    second = ConfiguredDestination(
+        "filesystem", {"directory": str(tmp_path / "two")}, tmp_path, "two"
+    )
+    item = recording(tmp_path, "spooled.flv", 5000)
+    original = item.path.read_bytes()
+    a = first.recording(item)
+    b = second.recording(item)
+    assert a is not None and b is not None
+    assert os.stat(a.location).st_ino != os.stat(b.location).st_ino
+    Path(a.location).write_bytes(b"changed in one archive")
+    assert Path(b.location).read_bytes() == original
