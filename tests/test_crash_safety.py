@@ -18,6 +18,16 @@ from btic.sim import SimulatedAppliance
 TRIALS = 30
 
 
+def _wait_for_deliveries(
+    log: Path, count: int, proc: subprocess.Popen[bytes], limit: float
+) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and proc.poll() is None:
+        if log.read_text().count("event='delivered'") >= count:
+            return
+        time.sleep(0.005)
+
+
 def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path):
     rng = random.Random(20261122)
     env = {k: v for k, v in os.environ.items() if not k.startswith("BTIC_")}
@@ -46,7 +56,9 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path):
         startup = time.monotonic() - started
 
         delivered_at_kill = []
-        for trial in range(TRIALS):
+        # Before the first delivery and after the last, and anywhere between.
+        targets = [0, len(expected)] + [rng.randrange(len(expected) + 1) for _ in range(TRIALS - 2)]
+        for trial, target in enumerate(targets):
             directory = tmp_path / f"trial{trial:02d}"
             directory.mkdir()
             config = write_config(directory, sim, data=[*ALL_TYPES, "backup"], extra_site=settle)
@@ -54,7 +66,13 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path):
             proc = subprocess.Popen(
                 [BTIC, "sync", "--config", str(config)], stdout=log, stderr=log, env=env
             )
-            time.sleep(rng.uniform(startup * 0.9, full_run))
+            # Kill after a chosen number of deliveries (0: during start-up or the first one)
+            # plus a random moment, so the kills spread over the run however fast it goes.
+            if target == 0:
+                time.sleep(rng.uniform(0.05, startup * 0.9))
+            else:
+                _wait_for_deliveries(directory / "killed.log", target, proc, full_run * 4)
+                time.sleep(rng.uniform(0, 0.05))
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             log.close()

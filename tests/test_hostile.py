@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -110,3 +112,98 @@ def test_an_lsid_longer_than_any_column_is_ledgered_once(tmp_path, database, req
             result = run_btic("sync", "--config", str(config))
             assert result.returncode == 0, result.output
     assert len(_archived(tmp_path)) == 1
+
+
+def _with_recording(appliance: HostileAppliance, recording: Callable[[dict], Answer]) -> None:
+    url = (
+        f"http://{appliance.host}/api/reporting?generate_report=SupportSessionRecording&amp;lsid=a"
+    )
+    appliance.routes["SupportSessionListing"] = lambda _p: Answer(
+        body=listing("a", has_recording=True)
+    )
+    appliance.routes["SupportSession"] = lambda _p: Answer(
+        body=report(
+            session_xml(
+                "a", extra=f"<session_recording_download_url>{url}</session_recording_download_url>"
+            )
+        )
+    )
+    appliance.routes["SupportSessionRecording"] = recording
+
+
+def _recording_config(tmp_path: Path, appliance: HostileAppliance) -> Path:
+    path = tmp_path / "btic.toml"
+    path.write_text(appliance.config(tmp_path / "archive", data=("recording",)))
+    path.chmod(0o600)
+    return path
+
+
+def test_a_redirect_is_never_archived_as_a_recording(tmp_path):
+    with HostileAppliance() as appliance:
+        _with_recording(
+            appliance,
+            lambda _p: Answer(
+                302,
+                b"<html>moved elsewhere</html>",
+                {"Content-Type": "video/x-flv", "Location": "http://elsewhere.example/x.flv"},
+            ),
+        )
+        result = run_btic("sync", "--config", str(_recording_config(tmp_path, appliance)))
+    assert result.returncode == 1
+    assert "HTTP 302" in result.stderr and "btic follows no redirects" in result.stderr
+    assert not (tmp_path / "archive").exists() or _archived(tmp_path) == []
+    assert _statuses(tmp_path) == {"a": "failed"}
+
+
+def test_a_body_without_length_is_checked_by_a_second_download(tmp_path):
+    body = bytes(range(256)) * 400
+    served = []
+
+    def recording(_params):
+        served.append(1)
+        cut = body[: len(body) // 2] if len(served) == 1 else body  # the first is cut short
+        return Answer(body=cut, headers={"Content-Type": "video/x-flv"}, no_length=True)
+
+    with HostileAppliance() as appliance:
+        _with_recording(appliance, recording)
+        config = _recording_config(tmp_path, appliance)
+        cut = run_btic("sync", "--config", str(config))
+        assert cut.returncode == 1
+        assert "two downloads differ" in cut.stderr
+        assert _statuses(tmp_path) == {"a": "failed"}
+        whole = run_btic("sync", "--config", str(config))
+    assert whole.returncode == 0, whole.output
+    [archived] = (tmp_path / "archive").iterdir()
+    assert archived.read_bytes() == body
+
+
+@pytest.mark.parametrize("expires_in", [0, -5, "NaN"])
+def test_an_absurd_token_lifetime_still_means_one_token(tmp_path, expires_in):
+    with HostileAppliance() as appliance:
+        appliance.routes["token"] = lambda _p: Answer(
+            body=f'{{"access_token": "t0k3n", "expires_in": {json.dumps(expires_in)}}}'.replace(
+                '"NaN"', "NaN"
+            ).encode()
+        )
+        appliance.routes["SupportSessionListing"] = lambda _p: Answer(body=listing("a", "b"))
+        appliance.routes["SupportSession"] = lambda p: Answer(
+            body=report(*(session_xml(lsid) for lsid in p["lsids"].split(",")))
+        )
+        result = run_btic("sync", "--config", str(_config(tmp_path, appliance)))
+    assert result.returncode == 0, result.output
+    assert [name for name, _ in appliance.requests].count("token") == 1
+
+
+def test_a_malformed_or_huge_token_answer_is_refused_without_echo(tmp_path):
+    with HostileAppliance() as appliance:
+        appliance.routes["token"] = lambda _p: Answer(
+            body=b'{"access_token": "abc\\r\\nX-Injected: secretpart", "expires_in": 3600}'
+        )
+        bad = run_btic("sync", "--config", str(_config(tmp_path, appliance)))
+        appliance.routes["token"] = lambda _p: Answer(
+            body=b'{"access_token": "' + b"A" * (3 << 20) + b'"}'
+        )
+        huge = run_btic("sync", "--config", str(_config(tmp_path, appliance)))
+    assert bad.returncode == 1 and "malformed access token" in bad.stderr
+    assert "secretpart" not in bad.output and "Traceback" not in bad.output
+    assert huge.returncode == 1 and "at most 1048576 expected" in huge.stderr

@@ -526,3 +526,16 @@ def test_huge_text_and_absurd_depth_are_refused():
     )
     with pytest.raises(ReportError, match="Excessive depth"):
         sessions(deep)
+
+
+def test_a_doctype_pushed_past_the_head_by_a_long_comment_is_refused():
+    padding = b"<!--" + b"x" * (70 * 1024) + b"-->\n"
+    hostile = (
+        b'<?xml version="1.0"?>\n'
+        + padding
+        + b'<!DOCTYPE session_list [<!ENTITY xxe "expanded">]>\n'
+        + b'<session_list><session lsid="a"><external_key>&xxe;</external_key>'
+        + b'<end_time timestamp="1700000000"/></session></session_list>'
+    )
+    with pytest.raises(ReportError, match="declares a DTD"):
+        list(parse.iter_sessions(io.BytesIO(hostile), product="rs", report="support", host="h"))

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import json
+import math
 import os
 import random
 import re
@@ -61,6 +63,13 @@ from btic.errors import (
 )
 
 TOKEN_MARGIN = 60.0  # seconds before expiry at which a token is replaced
+DEFAULT_TOKEN_LIFETIME = 3600.0
+MIN_TOKEN_LIFETIME = 2 * TOKEN_MARGIN
+MAX_TOKEN_LIFETIME = 86400.0
+#: The most btic reads into memory of a token, Command API or error answer.
+SMALL_BODY_CAP = 1024 * 1024
+#: RFC 6750's b64token: what a bearer token may hold.
+_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 _CHUNK = 1024 * 1024
 _EXTENSION = re.compile(r"^[A-Za-z0-9]{1,10}$")
 
@@ -97,6 +106,9 @@ class Download:
     sha256: str
     extension: str
     filename: str | None
+    #: False when the answer had no Content-Length and was not chunked: nothing
+    #: told where the body should end, so a cut could pass for the end.
+    verified: bool = True
 
 
 class SiteSettings(Protocol):
@@ -241,7 +253,7 @@ class ApplianceClient:
         if self._api_info is None or refresh:
             body = self._call(
                 "GET", "/api/command", params={"action": "get_api_info"}, label="get_api_info"
-            ).content
+            )
             root = self._document(body, "get_api_info")
             values: dict[str, Any] = {"permissions": {}}
             for name, child in parse.children(root):
@@ -336,7 +348,7 @@ class ApplianceClient:
     def check_health(self) -> dict[str, str]:
         body = self._call(
             "GET", "/api/command", params={"action": "check_health"}, label="check_health"
-        ).content
+        )
         root = self._document(body, "check_health")
         return {name: (child.text or "").strip() for name, child in parse.children(root)}
 
@@ -472,7 +484,7 @@ class ApplianceClient:
             if self._token is not None and time.monotonic() < self._token_expires - TOKEN_MARGIN:
                 return self._token
             secret = self.site.client_secret.get_secret_value()
-            response = self._call(
+            body = self._call(
                 "POST",
                 "/oauth2/token",
                 data={"grant_type": "client_credentials"},
@@ -481,15 +493,22 @@ class ApplianceClient:
                 authenticated=False,
             )
             try:
-                payload = response.json()  # JSON even when labelled text/xml
+                payload = json.loads(body)  # JSON even when labelled text/xml
                 token = str(payload["access_token"])
                 lifetime = float(payload.get("expires_in", 3600))
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, AttributeError):
                 raise AuthenticationError(
                     self.name, f"site {self.name}: /oauth2/token answered without an access token"
                 ) from None
+            if not _TOKEN.fullmatch(token):
+                # Never echoed: it would be a credential, and may hold line breaks.
+                raise AuthenticationError(
+                    self.name,
+                    f"site {self.name}: /oauth2/token answered a malformed access token "
+                    f"({len(token)} characters, not a bearer token)",
+                )
             self._token = token
-            self._token_expires = time.monotonic() + lifetime
+            self._token_expires = time.monotonic() + _token_lifetime(lifetime)
             return token
 
     def _drop_token(self, token: str) -> None:
@@ -512,8 +531,9 @@ class ApplianceClient:
     ) -> Any:
         """One API call with the retry policy; ``consume`` reads a streamed body.
 
-        Returns the response (body read) or what ``consume`` returned. Body
-        errors inside ``consume`` are retried like connection errors.
+        Returns the body (at most :data:`SMALL_BODY_CAP` bytes) or what
+        ``consume`` returned. Body errors inside ``consume`` are retried like
+        connection errors.
         """
         what = " ".join(
             [
@@ -546,21 +566,19 @@ class ApplianceClient:
                 try:
                     status = response.status_code
                     self._note_date(response)
+                    # Bodies of answers retried are never read: closing drops them.
                     if status == 401 and authenticated and not refreshed:
-                        response.read()
                         refreshed = True
                         self._drop_token(token or "")
                         continue
                     if status == 429 or status >= 500:
-                        response.read()
                         retry_after = _retry_after(response.headers.get("Retry-After"))
                         last_problem = f"HTTP {status}"
                     else:
                         self._raise_for_status(response, path, what, authenticated)
                         if consume is not None:
                             return consume(response)
-                        response.read()
-                        return response
+                        return _read_capped(response, SMALL_BODY_CAP, what, self.name)
                 finally:
                     response.close()
             except httpx.TransportError as exc:
@@ -592,11 +610,20 @@ class ApplianceClient:
         self, response: httpx.Response, path: str, what: str, authenticated: bool
     ) -> None:
         status = response.status_code
-        if status < 400:
+        if 200 <= status < 300:
             return
-        response.read()
+        if status < 400:
+            location = response.headers.get("Location", "")
+            raise ApplianceError(
+                self.name,
+                f"site {self.name}: {what}: HTTP {status} {response.reason_phrase}"
+                + (f" to {location[:200]}" if location else "")
+                + "; btic follows no redirects (an appliance answers its API directly): check "
+                f"sites.{self.name}.host",
+            )
+        body = _read_capped(response, SMALL_BODY_CAP, what, self.name)
         if path == "/oauth2/token" or status == 401:
-            detail = _oauth_error(response)
+            detail = _oauth_error(status, body)
             if authenticated:
                 raise AuthenticationError(
                     self.name,
@@ -694,9 +721,11 @@ class ApplianceClient:
         def consume(response: httpx.Response) -> Download:
             content_type = response.headers.get("Content-Type", "")
             if "xml" in content_type or "html" in content_type:
-                body = response.read()
-                self._refuse_error_body(body, what)
+                self._refuse_error_body(
+                    _read_capped(response, SMALL_BODY_CAP, what, self.name), what
+                )
             expected = response.headers.get("Content-Length")
+            chunked = "chunked" in response.headers.get("Transfer-Encoding", "").lower()
             filename = _disposition_filename(response.headers.get("Content-Disposition", ""))
             fd, temp = tempfile.mkstemp(prefix="btic-download-", suffix=".part", dir=directory)
             digest = hashlib.sha256()
@@ -717,18 +746,36 @@ class ApplianceClient:
                 candidate = filename.rsplit(".", 1)[1]
                 if _EXTENSION.match(candidate):
                     extension = candidate.lower()
-            return Download(Path(temp), size, digest.hexdigest(), extension, filename)
+            verified = expected is not None or chunked
+            return Download(Path(temp), size, digest.hexdigest(), extension, filename, verified)
 
-        # identity: Content-Length must count the bytes that land on disk.
-        download: Download = self._call(
-            method,
-            path,
-            params=params,
-            label=label,
-            consume=consume,
-            extra_headers={"Accept-Encoding": "identity"},
+        def fetch() -> Download:
+            # identity: Content-Length must count the bytes that land on disk.
+            download: Download = self._call(
+                method,
+                path,
+                params=params,
+                label=label,
+                consume=consume,
+                extra_headers={"Accept-Encoding": "identity"},
+            )
+            return download
+
+        first = fetch()
+        if first.verified:
+            return first
+        # Nothing said where the body ends: a second download must agree byte for byte.
+        second = fetch()
+        second.path.unlink(missing_ok=True)
+        if (second.size, second.sha256) == (first.size, first.sha256):
+            return first
+        first.path.unlink(missing_ok=True)
+        raise ApplianceError(
+            self.name,
+            f"site {self.name}: {what}: the appliance sent no Content-Length, and two downloads "
+            f"differ ({first.size} and {second.size} bytes): the body cannot be verified; "
+            "it is asked for again on the next run",
         )
-        return download
 
     def _refuse_error_body(self, body: bytes, what: str) -> None:
         message = parse.error_text(body)
@@ -742,6 +789,28 @@ class ApplianceClient:
         raise RecordingUnavailable(
             self.name, f"site {self.name}: {what}: the appliance answered: {message}"
         )
+
+
+def _token_lifetime(seconds: float) -> float:
+    """``expires_in`` kept within reason: 0, negative or NaN would mean a token per call."""
+    if not math.isfinite(seconds):
+        return DEFAULT_TOKEN_LIFETIME
+    return min(max(seconds, MIN_TOKEN_LIFETIME), MAX_TOKEN_LIFETIME)
+
+
+def _read_capped(response: httpx.Response, cap: int, what: str, name: str) -> bytes:
+    """The whole body, refusing one larger than ``cap`` without holding it."""
+    declared = response.headers.get("Content-Length")
+    if declared is not None and declared.isdigit() and int(declared) > cap:
+        raise ReportError(
+            name, f"site {name}: {what}: an answer of {int(declared)} bytes; at most {cap} expected"
+        )
+    body = bytearray()
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) > cap:
+            raise ReportError(name, f"site {name}: {what}: an answer over {cap} bytes; refused")
+    return bytes(body)
 
 
 class _BodyIncomplete(Exception):
@@ -787,12 +856,13 @@ def _disposition_filename(header: str) -> str | None:
     return os.path.basename(match.group(1)) if match else None
 
 
-def _oauth_error(response: httpx.Response) -> str:
+def _oauth_error(status: int, body: bytes) -> str:
     try:
-        payload = response.json()
-        return f"HTTP {response.status_code} {payload.get('error', '')}".strip()
-    except ValueError:
-        return f"HTTP {response.status_code}"
+        error = json.loads(body).get("error", "")
+    except (ValueError, AttributeError):
+        return f"HTTP {status}"
+    # The appliance's own words, kept to a safe alphabet: never a line break or a token.
+    return f"HTTP {status} {re.sub(r'[^A-Za-z0-9_ .-]', '', str(error))[:60]}".strip()
 
 
 def _is_tls_failure(exc: Exception) -> bool:

@@ -142,7 +142,15 @@ def _iterparse(
         remove_pis=True,
     )
     try:
+        first = True
         for _event, element in context:
+            if first:
+                # A DTD stands before the root element, so the parser knows of it by
+                # now, wherever it stood (a byte scan of the head can be pushed past).
+                first = False
+                docinfo = element.getroottree().docinfo
+                if docinfo.doctype or docinfo.internalDTD is not None:
+                    refuse_dtd(b"<!DOCTYPE", str(source) if isinstance(source, Path) else "report")
             yield local(element.tag), element
     except etree.XMLSyntaxError as exc:
         raise ReportError("", f"malformed XML from the appliance: {exc}") from None

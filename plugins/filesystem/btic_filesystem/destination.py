@@ -26,10 +26,17 @@ class FileSystemDestination:
         # Both set by on_configure, which the core calls before any other hook.
         self._options: FileSystemOptions | None = None
         self._directory: Path | None = None
+        self._collision_warned = False
+        self._file_mode = 0o644
 
     @btic.hookimpl
     def on_configure(self, options: FileSystemOptions, app: btic.AppContext) -> None:
         self._options = options
+        # One rule for every file, written or linked from the spool: the umask's.
+        # (Read here, single-threaded: os.umask can only be read by setting it.)
+        umask = os.umask(0o022)
+        os.umask(umask)
+        self._file_mode = 0o666 & ~umask
         directory = options.directory.expanduser()
         self._directory = directory if directory.is_absolute() else app.config_dir / directory
 
@@ -68,7 +75,7 @@ class FileSystemDestination:
         values = naming.session_values(session, extension="xml")
         relative = self._name(ctx.data_type, values)
         delivery = self._write(
-            relative, lambda out: out.write(xml), files.sha256_bytes(xml), len(xml)
+            relative, lambda out: out.write(xml), files.sha256_bytes(xml), len(xml), ctx=ctx
         )
         if self.options.download_format == "xml+json":
             document = session.model_dump_json(indent=2).encode("utf-8")
@@ -83,6 +90,8 @@ class FileSystemDestination:
                 lambda out: out.write(document),
                 files.sha256_bytes(document),
                 len(document),
+                ctx=ctx,
+                item_suffix="json",
             )
         return delivery
 
@@ -97,13 +106,19 @@ class FileSystemDestination:
             recording.sha256,
             recording.size,
             source=recording.path,
+            ctx=ctx,
         )
 
     @btic.hookimpl
     def on_backup(self, backup: btic.Backup, ctx: btic.TransferContext) -> btic.Delivery | None:
         relative = self._name(DataType.BACKUP, naming.backup_values(backup))
         delivery = self._write(
-            relative, files.copier(backup.open), backup.sha256, backup.size, source=backup.path
+            relative,
+            files.copier(backup.open),
+            backup.sha256,
+            backup.size,
+            source=backup.path,
+            ctx=ctx,
         )
         if self.options.retention_count:
             template = naming.template_for(
@@ -140,9 +155,19 @@ class FileSystemDestination:
         sha256: str,
         size: int,
         source: Path | None = None,
+        *,
+        ctx: btic.TransferContext,
+        item_suffix: str = "",
     ) -> btic.Delivery | None:
         """Write one file under ``relative``; ``source``, when given, is a
-        finished spool file that may be hard-linked instead of copied."""
+        finished spool file that may be hard-linked instead of copied.
+
+        Each file is tagged with its item key, so a name another item holds is
+        never taken for this one's (``Skip``), and this item's own unrecorded
+        earlier file is replaced rather than numbered (``AppendNumber``) when its
+        bytes changed; a forced redelivery never replaces anything.
+        """
+        item = "/".join((*ctx.item_key, item_suffix) if item_suffix else ctx.item_key) or None
         root = self._root()
         try:
             final = naming.inside(root, relative)
@@ -155,11 +180,22 @@ class FileSystemDestination:
             files.remove_stale_temps(final.parent)
             conflict = self.options.conflict
             if conflict == "Skip" and final.exists():
-                return None
+                owner = files.item_of(final)
+                if owner is None or owner == item:
+                    return None
+                # Another item holds the name (two values sanitised alike): skipping
+                # would settle this one unstored. Number it instead, and say so once.
+                conflict = "AppendNumber"
+                self._warn_collision(ctx, final, owner, item)
+            own = None
             if conflict == "AppendNumber":
-                existing = files.same_content(final, sha256, size)
+                existing = files.same_content(final, sha256, size, item)
                 if existing is not None:
                     return btic.Delivery(location=str(existing), size=size, sha256=sha256)
+                # Unforced, this item is not in the ledger as delivered, so a file tagged
+                # as its own is an unrecorded write (a crash before the ledger write).
+                # Forced, the ledger had it: the file stands, and a new copy is numbered.
+                own = None if ctx.force else files.own_file(final, item)
             temp = files.temp_name(final, secrets.token_hex(4))
             try:
                 if not (source is not None and files.link_spool(source, temp)):
@@ -167,7 +203,15 @@ class FileSystemDestination:
                         produce(out)
                         out.flush()
                         os.fsync(out.fileno())
-                placed = files.place(temp, final, conflict)
+                os.chmod(temp, self._file_mode)
+                files.tag(temp, item)
+                if own is not None:
+                    # This item's own file, written before its delivery was recorded
+                    # (a crash) and fetched again with other bytes: replace, not number.
+                    os.replace(temp, own)
+                    placed: Path | None = own
+                else:
+                    placed = files.place(temp, final, conflict)
             finally:
                 temp.unlink(missing_ok=True)
             if placed is None:
@@ -178,3 +222,18 @@ class FileSystemDestination:
         except OSError as exc:
             raise btic.DestinationError(f"{exc.filename or final}: {files.cause(exc)}") from None
         return btic.Delivery(location=str(placed), size=size, sha256=sha256)
+
+    def _warn_collision(
+        self, ctx: btic.TransferContext, final: Path, owner: str, item: str | None
+    ) -> None:
+        if self._collision_warned:
+            return
+        self._collision_warned = True
+        ctx.log.warning(
+            "two items share one file name; the second is numbered, not skipped: make the "
+            "template tell them apart (add %LSID%)",
+            destination=ctx.destination,
+            path=str(final),
+            holder=owner,
+            item=item,
+        )

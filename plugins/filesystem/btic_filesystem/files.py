@@ -9,18 +9,21 @@ write beside them.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
 from btic.processes import process_alive
 
 _CHUNK = 1024 * 1024
+#: The extended attribute naming the item a file holds (its item key).
+ITEM_ATTRIBUTE = "user.btic.item"
 _TEMP = re.compile(r"^\.(?P<name>.+)\.btic-(?P<pid>\d+)-[0-9a-f]+\.tmp$")
 
 
@@ -99,20 +102,54 @@ def _numbered(final: Path, number: int) -> Path:
     return final.with_name(f"{stem}.{number}.{extension}")
 
 
-def same_content(final: Path, sha256: str, size: int) -> Path | None:
-    """The existing file (``final`` or a numbered sibling) holding exactly these bytes.
+def same_content(final: Path, sha256: str, size: int, item: str | None) -> Path | None:
+    """The existing file (``final`` or a numbered sibling) holding exactly these bytes,
+    and not tagged as another item's.
 
     Redelivery (after a crash between writing and recording) must not add a
     numbered copy of the same item.
     """
+    for candidate in _name_and_siblings(final):
+        owner = item_of(candidate)
+        if owner is not None and owner != item:
+            continue
+        if candidate.stat().st_size == size and _sha256_file(candidate) == sha256:
+            return candidate
+    return None
+
+
+def own_file(final: Path, item: str | None) -> Path | None:
+    """The file (``final`` or a numbered sibling) tagged as ``item``'s, if any: an
+    earlier delivery of this very item, perhaps of bytes that have changed since."""
+    if item is None:
+        return None
+    return next((c for c in _name_and_siblings(final) if item_of(c) == item), None)
+
+
+def _name_and_siblings(final: Path) -> Iterator[Path]:
     candidate = final
     number = 0
     while candidate.exists():
-        if candidate.stat().st_size == size and _sha256_file(candidate) == sha256:
-            return candidate
+        yield candidate
         number += 1
         candidate = _numbered(final, number)
-    return None
+
+
+def tag(path: Path, item: str | None) -> None:
+    """Mark ``path`` as holding ``item`` (an extended attribute), where the file system
+    keeps them; without, names are told apart by content alone."""
+    if item is None:
+        return
+    with contextlib.suppress(OSError, AttributeError):  # no xattrs here (or on this OS)
+        os.setxattr(path, ITEM_ATTRIBUTE, item.encode("utf-8", "surrogatepass"))
+
+
+def item_of(path: Path) -> str | None:
+    """The item ``path`` was written for, when it was tagged."""
+    try:
+        return os.getxattr(path, ITEM_ATTRIBUTE).decode("utf-8", "surrogatepass")
+    except (OSError, AttributeError):
+        return None
 
 
 def remove_stale_temps(directory: Path) -> None:

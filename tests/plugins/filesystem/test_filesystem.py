@@ -29,17 +29,24 @@ def recording(tmp_path: Path, name: str, size: int = 1000):
 def test_append_number_as_the_guide_describes(tmp_path):
     # "if support.example.com-support-1234.flv already exists, then support.example.com-support-1234.1.flv
     #  will be created. Likewise ... support.example.com-support-1234.2.flv"
-    dest = destination(tmp_path)
+    # Three different items whose names collide (the template leaves the lsid out).
+    dest = destination(
+        tmp_path, file_name_format="%SUPPORT_SITE_HOST%-%SESSION_TYPE%-1234.%EXTENSION%"
+    )
     archive = tmp_path / "archive"
     archive.mkdir()
     (archive / "support.example.com-support-1234.flv").write_bytes(b"an older recording")
-    first = dest.recording(recording(tmp_path, "a", 1000))
+
+    def item(name: str, lsid: str, size: int):
+        return make_recording(tmp_path / name, size, sample_session(lsid))
+
+    first = dest.recording(item("a", "one", 1000))
     assert Path(first.location).name == "support.example.com-support-1234.1.flv"
-    second = dest.recording(recording(tmp_path, "b", 2000))
+    second = dest.recording(item("b", "two", 2000))
     assert Path(second.location).name == "support.example.com-support-1234.2.flv"
     assert (archive / "support.example.com-support-1234.flv").read_bytes() == b"an older recording"
-    # the same bytes again (a redelivery) add nothing
-    again = dest.recording(recording(tmp_path, "c", 1000))
+    # the same item again (a redelivery) adds nothing
+    again = dest.recording(item("c", "one", 1000))
     assert again.location == first.location
     assert len(list(archive.iterdir())) == 3
 
@@ -252,3 +259,49 @@ def test_two_destinations_never_share_one_inode(tmp_path):
     assert os.stat(a.location).st_ino != os.stat(b.location).st_ino
     Path(a.location).write_bytes(b"changed in one archive")
     assert Path(b.location).read_bytes() == original
+
+
+def test_a_refetched_item_with_other_bytes_replaces_its_own_unrecorded_file(tmp_path):
+    # Killed between placing and recording; the appliance's bytes changed on the refetch.
+    dest = destination(tmp_path)
+    session = sample_session(LSID)
+    first = dest.session(session, xml=b"<session>v1</session>")
+    again = dest.session(session, xml=b"<session>v2, as the appliance sends it now</session>")
+    assert first is not None and again is not None
+    assert again.location == first.location
+    assert [p.name for p in (tmp_path / "archive").iterdir()] == [Path(first.location).name]
+    assert (
+        Path(first.location).read_bytes() == b"<session>v2, as the appliance sends it now</session>"
+    )
+
+
+def test_append_number_still_numbers_a_different_item(tmp_path):
+    dest = destination(tmp_path, file_name_format="%SUPPORT_SITE_HOST%-%SESSION_TYPE%.%EXTENSION%")
+    one = dest.session(sample_session("one"))
+    two = dest.session(sample_session("two"))
+    assert one is not None and two is not None
+    assert Path(two.location).name == "support.example.com-support.1.xml"
+
+
+@pytest.mark.parametrize(("first", "second"), [("a/b", "a_b"), ("caf\u00e9", "cafe\u0301")])
+def test_skip_never_drops_a_different_item_whose_name_collides(tmp_path, first, second):
+    dest = destination(tmp_path, conflict="Skip")
+    a = dest.session(sample_session(first))
+    b = dest.session(sample_session(second))
+    assert a is not None
+    assert b is not None, "a different item was skipped and would be settled unstored"
+    assert a.location != b.location
+    # delivered again, it is found under its own numbered name: nothing is added
+    assert dest.session(sample_session(second)).location == b.location
+    assert len(list((tmp_path / "archive").iterdir())) == 2
+
+
+def test_every_archived_file_follows_the_umask(tmp_path):
+    old = os.umask(0o027)
+    try:
+        dest = destination(tmp_path)
+        xml = dest.session(sample_session(LSID))
+        flv = dest.recording(recording(tmp_path, "spooled.flv"))  # linked from a 0600 spool file
+    finally:
+        os.umask(old)
+    assert {oct(os.stat(d.location).st_mode & 0o777) for d in (xml, flv)} == {oct(0o640)}
