@@ -207,3 +207,38 @@ def test_a_malformed_or_huge_token_answer_is_refused_without_echo(tmp_path):
     assert bad.returncode == 1 and "malformed access token" in bad.stderr
     assert "secretpart" not in bad.output and "Traceback" not in bad.output
     assert huge.returncode == 1 and "at most 1048576 expected" in huge.stderr
+
+
+def test_one_huge_session_fails_alone_and_memory_stays_bounded(tmp_path):
+    """Past max_session_megabytes a report is not parsed: the batch is halved until the
+    huge session stands alone, and only it fails."""
+    huge_extra = "<session_details>" + "<event/>" * 400_000 + "</session_details>"  # ~3 MB
+
+    def full_report(params):
+        return Answer(
+            body=report(
+                *(
+                    session_xml(lsid, extra=huge_extra if lsid == "huge" else "")
+                    for lsid in params["lsids"].split(",")
+                )
+            )
+        )
+
+    with HostileAppliance() as appliance:
+        appliance.routes["SupportSessionListing"] = lambda _p: Answer(
+            body=listing("a", "b", "huge", "c")
+        )
+        appliance.routes["SupportSession"] = full_report
+        config = _config(tmp_path, appliance)
+        config.write_text(config.read_text().replace(
+            'settle_delay = "0s"\n', 'settle_delay = "0s"\nmax_session_megabytes = 1\n'
+        ))  # fmt: skip
+        result = run_btic("sync", "--config", str(config))
+    assert result.returncode == 1
+    assert "session huge's report is over 1 MB" in result.stderr
+    assert _statuses(tmp_path) == {
+        "a": "delivered",
+        "b": "delivered",
+        "c": "delivered",
+        "huge": "failed",
+    }

@@ -163,6 +163,11 @@ class ReportError(ApplianceError):
     """The appliance answered a report with an ``<error>``, or with XML btic refuses."""
 
 
+class ReportTooLarge(ApplianceError):
+    """A report answer grew past the size btic will parse at once
+    (``sites.NAME.max_session_megabytes``); reading stopped there."""
+
+
 class RecordingExpired(ApplianceError):
     """The appliance no longer keeps this recording; retrying cannot help."""
 

@@ -59,6 +59,7 @@ from btic.errors import (
     RecordingExpired,
     RecordingUnavailable,
     ReportError,
+    ReportTooLarge,
     TlsVerificationError,
 )
 
@@ -412,6 +413,7 @@ class ApplianceClient:
         lsids: list[str] | None = None,
         window: Window | DateWindow | None = None,
         on_unreadable: parse.Unreadable | None = None,
+        max_bytes: int | None = None,
     ) -> Iterator[tuple[Session, bytes]]:
         """Full session reports, parsed one ``<session>`` at a time.
 
@@ -419,6 +421,8 @@ class ApplianceClient:
 
         :param on_unreadable: receives (lsid, reason) for a session that cannot
             be read, and the rest is read on (see :func:`parse.iter_sessions`).
+        :param max_bytes: refuse an answer larger than this, before parsing it.
+        :raises ReportTooLarge: then.
         """
         name = REPORT_NAMES[(self.product, report)].full
         if lsids is not None:
@@ -432,7 +436,7 @@ class ApplianceClient:
             what = f"{name} {window.describe()}"
         else:
             raise ValueError("give lsids or a window")
-        with self._spooled_report(params, what) as path:
+        with self._spooled_report(params, what, max_bytes) as path:
             host = self.site.host
             yield from self._guard(
                 lambda: parse.iter_sessions(
@@ -673,8 +677,13 @@ class ApplianceClient:
             raise ReportError(self.name, f"site {self.name}: {what}: {exc}") from None
 
     @contextmanager
-    def _spooled_report(self, params: dict[str, str], what: str) -> Iterator[Path]:
-        """POST a report query and spool the answer; retried whole if cut short."""
+    def _spooled_report(
+        self, params: dict[str, str], what: str, max_bytes: int | None = None
+    ) -> Iterator[Path]:
+        """POST a report query and spool the answer; retried whole if cut short.
+
+        :raises ReportTooLarge: the answer passed ``max_bytes`` (reading stops there).
+        """
         with tempfile.NamedTemporaryFile(
             prefix="btic-report-", suffix=".xml", dir=self.spool_dir, delete=False
         ) as handle:
@@ -684,7 +693,13 @@ class ApplianceClient:
             with path.open("wb") as out:
                 head = b""
                 tail = b""
+                size = 0
                 for chunk in response.iter_bytes(_CHUNK):
+                    size += len(chunk)
+                    if max_bytes is not None and size > max_bytes:
+                        raise ReportTooLarge(
+                            self.name, f"site {self.name}: {what}: over {max_bytes} bytes"
+                        )
                     if len(head) < 512:
                         head += chunk[: 512 - len(head)]
                     tail = (tail + chunk)[-512:]

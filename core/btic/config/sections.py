@@ -86,6 +86,12 @@ class SiteConfig(_Section):
         default_factory=list,
         description="extra phrases (regular expressions) the appliance uses for 'no matching data'",
     )
+    max_session_megabytes: int = Field(
+        default=64,
+        ge=1,
+        le=4096,
+        description="the largest session report btic parses at once (memory follows it)",
+    )
     first_run_since: str = "1d"
     overlap: Duration = timedelta(minutes=10)
     settle_delay: Duration = timedelta(minutes=2)

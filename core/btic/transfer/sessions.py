@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit
@@ -21,7 +22,7 @@ from btic.appliance.client import ApplianceClient
 from btic.appliance.model import ReportKind, Session
 from btic.appliance.reports import DateWindow, ListingEntry, RelativeWindow, Window
 from btic.config import parse_duration
-from btic.errors import ApplianceError, RecordingExpired, RecordingUnavailable
+from btic.errors import ApplianceError, RecordingExpired, RecordingUnavailable, ReportTooLarge
 from btic.state import DELIVERED, EXPIRED, FAILED, SKIPPED
 from btic.transfer.engine import Engine, SessionDocument, TransferRequest
 from btic.transfer.summary import Summary
@@ -184,12 +185,17 @@ class SessionRun:
             # Bounded hand-off: memory stays flat however many sessions a report holds.
             slots = threading.BoundedSemaphore(workers * 2)
             futures: list[Future[None]] = []
-            for start in range(0, len(lsids), LSIDS_PER_REQUEST):
-                batch = lsids[start : start + LSIDS_PER_REQUEST]
+            limit = self.settings.max_session_megabytes * 1024 * 1024
+            batches = deque(
+                lsids[start : start + LSIDS_PER_REQUEST]
+                for start in range(0, len(lsids), LSIDS_PER_REQUEST)
+            )
+            while batches:
+                batch = batches.popleft()
                 answered: set[str] = set()
                 try:
                     for session, xml in self.appliance.iter_sessions(
-                        self.report, lsids=batch, on_unreadable=self._unreadable
+                        self.report, lsids=batch, on_unreadable=self._unreadable, max_bytes=limit
                     ):
                         answered.add(session.lsid)
                         if session.end_time is None:
@@ -203,6 +209,19 @@ class SessionRun:
                             future.add_done_callback(lambda _f: slots.release())
                             futures.append(future)
                         futures = [f for f in futures if not f.done() or f.exception() is not None]
+                except ReportTooLarge:
+                    if len(batch) > 1:
+                        # Halve the batch until the oversized session stands alone.
+                        half = len(batch) // 2
+                        batches.extendleft([batch[half:], batch[:half]])
+                    else:
+                        self._unreadable(
+                            batch[0],
+                            f"session {batch[0]}'s report is over "
+                            f"{self.settings.max_session_megabytes} MB "
+                            f"(sites.{self.site.name}.max_session_megabytes); not parsed",
+                        )
+                    continue
                 except ApplianceError as exc:
                     self.summary.problem(str(exc))
                     all_fetched = False
