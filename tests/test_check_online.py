@@ -270,3 +270,23 @@ def test_a_skewed_appliance_without_the_command_api_is_measured_by_its_date_head
     assert re.search(
         r"warn site sim: appliance clock \(the HTTP Date header\) is 36\d\ds behind", result.stdout
     )
+
+
+def test_check_one_destination_and_say_when_a_plugin_cannot_be_tested(tmp_path):
+    with SimulatedAppliance("rs", sessions=2) as sim:
+        path = config_for(tmp_path, sim.site_toml("sim"))
+        path.write_text(
+            path.read_text()
+            + '\n[destinations.reports]\nplugin = "sqlserver"\nurl = "sqlite:///r.db"\n'
+        )
+        only_archive = run_btic("check", "--config", str(path), "--dest", "archive")
+        untested = run_btic("check", "--config", str(path), "--dest", "reports")
+        unknown = run_btic("check", "--config", str(path), "--dest", "nope")
+    assert only_archive.returncode == 0, only_archive.output
+    assert [line.split(":")[0] for line in only_archive.stdout.splitlines()[:-1]] == [
+        "ok   destination archive"
+    ]
+    assert untested.stdout.startswith(
+        "warn destination reports: not tested: plugin sqlserver has no on_check"
+    )
+    assert unknown.returncode == 2 and "no destination named 'nope'" in unknown.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from datetime import time, timedelta
 from pathlib import Path
@@ -433,9 +434,29 @@ def test_check_offline_never_shows_a_secret(tmp_path):
     assert SECRET not in result.output
 
 
+MINIMAL_WORK = """
+[sites.s]
+host = "h"
+client_id = "a"
+client_secret = "env:BTIC_TEST_SECRET"
+[destinations.d]
+plugin = "filesystem"
+directory = "archive"
+[schedules.every]
+every = "1h"
+[[schedules.every.transfers]]
+site = "s"
+destinations = ["d"]
+data = ["session"]
+"""
+
+
 def test_a_literal_database_url_shows_without_its_password(tmp_path):
-    path = write(tmp_path / "btic.toml", f'[state]\nurl = "postgresql://btic:{SECRET}@db/btic"\n')
-    result = run_btic("check", "--offline", "--config", str(path))
+    path = write(
+        tmp_path / "btic.toml",
+        f'[state]\nurl = "postgresql://btic:{SECRET}@db/btic"\n' + MINIMAL_WORK,
+    )
+    result = run_btic("check", "--offline", "--config", str(path), env=ENV)
     assert result.returncode == 0, result.stderr
     assert "postgresql://btic:***@db/btic" in result.stdout
     assert SECRET not in result.output
@@ -454,8 +475,9 @@ def test_literal_secrets_in_a_readable_file_draw_a_warning(tmp_path, plugins):
         tmp_path / "ref.toml", text.replace(SECRET, "env:BTIC_TEST_SECRET"), mode=0o644
     )
     assert load_config(referenced, plugins, environ=ENV).warnings == []
-    result = run_btic("check", "--offline", "--config", str(readable))
-    assert result.returncode == 0
+    working = write(tmp_path / "working.toml", text + MINIMAL_WORK, mode=0o644)
+    result = run_btic("check", "--offline", "--config", str(working), env=ENV)
+    assert result.returncode == 0, result.stderr
     assert "warning: " in result.stderr and "sites.x.client_secret" in result.stderr
 
 
@@ -483,8 +505,8 @@ def test_broken_toml_and_missing_file_are_one_clear_line(tmp_path):
 
 
 def test_config_is_found_through_btic_config(tmp_path):
-    path = write(tmp_path / "elsewhere.toml", '[logging]\nlevel = "warning"\n')
-    result = run_btic("check", "--offline", env={"BTIC_CONFIG": str(path)}, cwd=tmp_path)
+    path = write(tmp_path / "elsewhere.toml", '[logging]\nlevel = "warning"\n' + MINIMAL_WORK)
+    result = run_btic("check", "--offline", env={"BTIC_CONFIG": str(path), **ENV}, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"config: {path}" in result.stdout
 
@@ -512,3 +534,49 @@ def test_version():
     result = run_btic("--version")
     assert result.returncode == 0
     assert result.stdout.strip().startswith("btic 0.")
+
+
+def test_check_offline_json_is_pure_json_and_an_unknown_site_is_refused(tmp_path):
+    path = write(tmp_path / "btic.toml", MINIMAL_WORK)
+    result = run_btic("check", "--offline", "--json", "--config", str(path), env=ENV)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["sites"]["s"]["host"] == "h"
+    assert "configuration is valid" in result.stderr
+    nope = run_btic("check", "--offline", "--site", "nope", "--config", str(path), env=ENV)
+    assert nope.returncode == 2 and "no site named 'nope'" in nope.stderr
+
+
+def test_an_empty_configuration_is_nothing_to_do(tmp_path):
+    path = write(tmp_path / "btic.toml", "# nothing yet\n")
+    for command in (["check", "--offline"], ["sync"]):
+        result = run_btic(*command, "--config", str(path))
+        assert result.returncode == 2, command
+        assert (
+            "nothing to do: no [sites.NAME] section and no [schedules.NAME] section"
+            in result.stderr
+        )
+
+
+def test_init_to_stdout_and_into_an_unwritable_directory(tmp_path):
+    printed = run_btic("init", "-")
+    assert printed.returncode == 0 and printed.stdout.startswith("# btic configuration")
+    assert not (Path.cwd() / "-").exists()
+    # Root writes anywhere, so the unwritable place is a path under a plain file.
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    result = run_btic("init", str(blocker / "btic.toml"))
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: cannot write {blocker / 'btic.toml'}")
+    assert "Traceback" not in result.output
+
+
+def test_a_ca_bundle_that_is_not_pem_is_a_config_error(tmp_path):
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("this is not a certificate\n")
+    text = MINIMAL_WORK.replace('client_id = "a"', f'client_id = "a"\nca_bundle = "{bundle}"')
+    result = run_btic(
+        "check", "--offline", "--config", str(write(tmp_path / "b.toml", text)), env=ENV
+    )
+    assert result.returncode == 2
+    assert "error: sites.s.ca_bundle: " in result.stderr and "PEM expected" in result.stderr
+    assert "Traceback" not in result.output

@@ -245,11 +245,16 @@ def test_check_offline_runs_on_configure_and_reports_its_refusal(distributions, 
         "btic-picky", "1.0", {"picky": "picky_mod:Picky"}, {"picky_mod": source}
     )
     config = tmp_path / "btic.toml"
-    config.write_text('[destinations.p]\nplugin = "picky"\nlow = 5\nhigh = 2\n')
+    work = (
+        '[sites.s]\nhost = "h"\nclient_id = "a"\nclient_secret = "env:HOME"\n'
+        '[schedules.n]\nevery = "1d"\n[[schedules.n.transfers]]\nsite = "s"\n'
+        'destinations = ["p"]\ndata = ["backup"]\n'
+    )
+    config.write_text('[destinations.p]\nplugin = "picky"\nlow = 5\nhigh = 2\n' + work)
     config.chmod(0o600)
     result = run_btic("check", "--offline", "--config", str(config), pythonpath=[site])
     assert result.returncode == 2, result.output
     assert "error: destinations.p: low must not exceed high" in result.stderr
-    config.write_text('[destinations.p]\nplugin = "picky"\nlow = 1\nhigh = 2\n')
+    config.write_text('[destinations.p]\nplugin = "picky"\nlow = 1\nhigh = 2\n' + work)
     fixed = run_btic("check", "--offline", "--config", str(config), pythonpath=[site])
     assert fixed.returncode == 0, fixed.output

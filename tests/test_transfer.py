@@ -807,3 +807,28 @@ def test_a_long_disk_full_outage_loses_nothing(tmp_path):
             }
     finally:
         subprocess.run(["umount", str(tiny)], capture_output=True)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--since", "1h", "--until", "2h"], "is before --since 1h"),
+        (["--since", "2999-01-01T00:00:00Z"], "is in the future"),
+        (["--lsid", "x", "--duration", "3"], "--duration goes with --start-date"),
+        (["--lsid", "x", "--until", "1h"], "--until goes with --since"),
+        (["--start-date", "2024-01-01", "--duration", "-3"], "-3 is not in the range x>=0"),
+    ],
+)
+def test_transfer_refuses_impossible_windows_before_asking_the_appliance(
+    tmp_path, options, message
+):
+    with SimulatedAppliance("rs", sessions=2) as appliance:
+        config = write_config(tmp_path, appliance, data=["session"])
+        before = dict(appliance.stats)
+        result = run_btic(
+            "transfer", "--config", str(config), "--site", "sim", "--dest", "archive",
+            "--type", "session", *options,
+        )  # fmt: skip
+        assert dict(appliance.stats) == before, "the appliance was asked"
+    assert result.returncode == 2, result.output
+    assert message in result.stderr

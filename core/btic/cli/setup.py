@@ -12,7 +12,7 @@ import click
 
 from btic.cli.base import Runtime, config_option
 from btic.config import Config, format_duration
-from btic.errors import UsageError, WorkFailed
+from btic.errors import BticError, UsageError, WorkFailed
 
 
 @click.command("plugins")
@@ -28,32 +28,43 @@ def plugins_command(runtime: Runtime) -> None:
 @click.option("--offline", is_flag=True, help="Validate the configuration only; contact nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the redacted configuration as JSON.")
 @click.option("--site", "sites", multiple=True, help="Check only this site (repeatable).")
+@click.option(
+    "--dest", "destinations", multiple=True, help="Check only this destination (repeatable)."
+)
 @click.pass_obj
 def check_command(
-    runtime: Runtime, config_path: Path | None, offline: bool, as_json: bool, sites: tuple[str, ...]
+    runtime: Runtime,
+    config_path: Path | None,
+    offline: bool,
+    as_json: bool,
+    sites: tuple[str, ...],
+    destinations: tuple[str, ...],
 ) -> None:
     """Validate the configuration; unless --offline, test every site's
     credentials, permissions and clock as the schedules need them."""
     from btic.checks import check_destinations, check_site, configure_destinations
 
     config = runtime.load_config(config_path)
+    config.require(sites=sites, destinations=destinations)
+    config.require_work()
     if offline:
         configure_destinations(config, runtime.plugins)
         if as_json:
             click.echo(json.dumps(config.summary(), indent=2))
         else:
             _print_summary(config)
-        click.echo("configuration is valid")
+        # Machines read stdout (--json); people read this either way.
+        click.echo("configuration is valid", err=as_json)
         return
 
-    config.require(sites=sites)
     failed = False
-    for name in sites or tuple(config.sites):
+    # --site and --dest narrow the check to what they name (the guide's "Test" buttons).
+    for name in sites if (sites or destinations) else tuple(config.sites):
         for result in check_site(config, name):
             click.echo(result.line())
             failed = failed or not result.ok
-    if not sites:
-        for result in check_destinations(config, runtime.plugins):
+    if destinations or not sites:
+        for result in check_destinations(config, runtime.plugins, destinations or None):
             click.echo(result.line())
             failed = failed or not result.ok
     if failed:
@@ -104,15 +115,23 @@ def _short(value: Any) -> str:
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path), default="btic.toml")
 @click.option("--force", is_flag=True, help="Replace an existing file.")
 def init_command(path: Path, force: bool) -> None:
-    """Write a commented starter configuration to PATH."""
+    """Write a commented starter configuration to PATH (- for standard output)."""
+    text = resources.files("btic").joinpath("starter.toml").read_text(encoding="utf-8")
+    if str(path) == "-":
+        click.echo(text, nl=False)
+        return
     if path.exists() and not force:
         raise UsageError(f"{path} exists; use --force to replace it")
-    text = resources.files("btic").joinpath("starter.toml").read_text(encoding="utf-8")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # 0600: the file may come to hold secrets.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # 0600: the file may come to hold secrets.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise BticError(
+            f"cannot write {path}: {exc.strerror or exc}; choose a directory you can write to"
+        ) from None
     click.echo(f"wrote {path}")
     click.echo(
         f"next: edit it, set BTIC_SUPPORT_SECRET, then run: btic check --offline --config {path}"

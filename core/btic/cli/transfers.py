@@ -56,6 +56,32 @@ def _parse_moment(value: str, option: str) -> datetime | timedelta:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
+#: How far in the future (by this machine's clock) --since may lie: clocks differ.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+def _relative_window(since: str, until: str | None) -> RelativeWindow:
+    """--since/--until, checked before anything is asked of the appliance."""
+    start = _parse_moment(since, "--since")
+    end = None if until is None else _parse_moment(until, "--until")
+    # A rough now: the appliance's clock decides the window, this one catches mistakes.
+    local_now = datetime.now(timezone.utc)
+
+    def moment(value: datetime | timedelta) -> datetime:
+        return local_now - value if isinstance(value, timedelta) else value
+
+    if moment(start) > local_now + FUTURE_TOLERANCE:
+        raise click.BadParameter(
+            "is in the future; nothing has ended there yet", param_hint="--since"
+        )
+    if end is not None and moment(end) < moment(start):
+        raise click.BadParameter(
+            f"{until} is before --since {since}; a window ends after it starts",
+            param_hint="--until",
+        )
+    return RelativeWindow(start, end)
+
+
 class _Output:
     """Progress while a run goes, its summary and problems after."""
 
@@ -157,7 +183,12 @@ def run_requests(
     help="As in the vendor's API tester, but by end date (sent as end_date: only completed "
     "sessions are archived): sessions that ended on or after this day (UTC) ...",
 )
-@click.option("--duration", type=int, default=None, help="... within this many days (0: to now).")
+@click.option(
+    "--duration",
+    type=click.IntRange(min=0),
+    default=None,
+    help="... within this many days (0: to now).",
+)
 @click.option(
     "--lsid", "lsids", multiple=True, help="A session id (repeatable) instead of a window."
 )
@@ -199,12 +230,13 @@ def transfer_command(
             "give exactly one of --since [--until], --start-date [--duration], or --lsid "
             "(a backup needs none)"
         )
+    if until is not None and since is None:
+        raise click.UsageError("--until goes with --since")
+    if duration is not None and start_date is None:
+        raise click.UsageError("--duration goes with --start-date")
     window: RelativeWindow | DateWindow | None = None
     if since is not None:
-        window = RelativeWindow(
-            _parse_moment(since, "--since"),
-            None if until is None else _parse_moment(until, "--until"),
-        )
+        window = _relative_window(since, until)
     elif start_date is not None:
         window = DateWindow("end", start_date.date(), duration or 0)
     config.check_capabilities(runtime.plugins, destinations, data_types)
@@ -233,6 +265,7 @@ def sync_command(runtime: Runtime, config_path: Path | None, schedules: tuple[st
     """
     config = runtime.load_config(config_path)
     config.require(schedules=schedules)
+    config.require_work()
     chosen = [
         n for n in (schedules or config.schedules) if schedules or config.schedules[n].enabled
     ]

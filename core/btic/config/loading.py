@@ -10,6 +10,7 @@ one :class:`btic.ConfigError`, so a user fixes a file in one pass.
 from __future__ import annotations
 
 import os
+import ssl
 import stat
 import sys
 import warnings
@@ -136,6 +137,23 @@ class Config:
                     f"no {kind} named {', '.join(map(repr, missing))}; defined: "
                     f"{', '.join(defined) or 'none'}"
                 )
+
+    def require_work(self) -> None:
+        """Check that the configuration asks for anything at all.
+
+        :raises UsageError: for a configuration without sites or schedules, which
+            would otherwise pass for valid and do nothing, silently.
+        """
+        missing = [
+            f"no [{section}.NAME] section"
+            for section, present in (("sites", self.sites), ("schedules", self.schedules))
+            if not present
+        ]
+        if missing:
+            raise UsageError(
+                f"{self.path or 'the configuration'}: nothing to do: {' and '.join(missing)}; "
+                "btic init writes a starting point"
+            )
 
     def check_capabilities(
         self, plugins: PluginManager, destinations: Iterable[str], data_types: Iterable[DataType]
@@ -406,6 +424,17 @@ def _check_sites(config: Config) -> list[ConfigProblem]:
             )
             if not bundle.is_file():
                 problems.append(ConfigProblem(f"sites.{name}.ca_bundle", f"{bundle} is not a file"))
+            else:
+                try:
+                    ssl.create_default_context(cafile=str(bundle))
+                except (ssl.SSLError, OSError, ValueError) as exc:
+                    problems.append(
+                        ConfigProblem(
+                            f"sites.{name}.ca_bundle",
+                            f"{bundle} holds no CA certificate btic can read (PEM expected: "
+                            f"-----BEGIN CERTIFICATE-----): {exc.__class__.__name__}",
+                        )
+                    )
         if site.backup_password is not None and not encryption.available():
             problems.append(
                 ConfigProblem(

@@ -215,6 +215,16 @@ def test_a_template_without_uniqueness_only_warns_with_append_number(tmp_path):
 plugin = "filesystem"
 directory = "{tmp_path}"
 file_name_format = "%SUPPORT_SITE_HOST%.%EXTENSION%"
+[sites.s]
+host = "h"
+client_id = "a"
+client_secret = "env:HOME"
+[schedules.n]
+every = "1d"
+[[schedules.n.transfers]]
+site = "s"
+destinations = ["archive"]
+data = ["session"]
 """)
     config.chmod(0o600)
     result = run_btic("check", "--offline", "--config", str(config))
