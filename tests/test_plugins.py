@@ -25,8 +25,10 @@ def test_btic_plugins_lists_the_shipped_plugins_with_versions_and_hooks():
         "on_backup",
         "on_check",
         "on_configure",
+        "on_list",
         "on_recording",
         "on_session_xml",
+        "on_verify",
     ]
     assert fs["error"] is None
     assert listing["sqlserver"]["hooks"] == ["on_session_xml"]

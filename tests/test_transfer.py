@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
@@ -832,3 +833,60 @@ def test_transfer_refuses_impossible_windows_before_asking_the_appliance(
         assert dict(appliance.stats) == before, "the appliance was asked"
     assert result.returncode == 2, result.output
     assert message in result.stderr
+
+
+def test_verify_finds_a_deleted_an_altered_and_an_extra_file(sim, tmp_path):
+    config = write_config(tmp_path, sim, data=["session", "recording", "command_shell_recording"])
+    assert run_btic("sync", "--config", str(config)).returncode == 0
+    intact = run_btic("verify", "--config", str(config))
+    assert intact.returncode == 0, intact.output
+    assert intact.stdout == ""
+    checked = int(
+        re.search(
+            r"archive: (\d+) items checked; 0 missing, 0 changed, 0 unexpected", intact.stderr
+        )[1]
+    )
+    assert checked == len(
+        expected_files(sim, data=["session", "recording", "command_shell_recording"])
+    )
+    archive = tmp_path / "archive"
+    files = sorted(archive.iterdir())
+    deleted = next(p for p in files if p.suffix == ".xml")
+    altered = next(p for p in files if p.suffix == ".flv")
+    deleted.unlink()
+    data = bytearray(altered.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit of one byte
+    altered.write_bytes(bytes(data))
+    (archive / "planted.flv").write_bytes(b"not from the appliance")
+    found = run_btic("verify", "--config", str(config))
+    assert found.returncode == 1
+    lines = found.stdout.splitlines()
+    assert len(lines) == 3, lines
+    assert any(line.startswith(f"missing    archive: {deleted}") for line in lines)
+    assert any(
+        line.startswith(f"changed    archive: {altered}") and "sha256 differs" in line
+        for line in lines
+    )
+    assert any(line.startswith(f"unexpected archive: {archive / 'planted.flv'}") for line in lines)
+    assert "1 missing, 1 changed, 1 unexpected" in found.stderr
+
+
+def test_verify_knows_backups_that_retention_removed(sim, tmp_path):
+    import time
+
+    archive = tmp_path / "archive"
+    config = write_config(
+        tmp_path,
+        sim,
+        data=["backup"],
+        destinations=f'[destinations.archive]\nplugin = "filesystem"\ndirectory = "{archive}"\nretention_count = 1\n',
+    )
+    for _ in range(3):
+        assert run_btic("sync", "--config", str(config)).returncode == 0
+        time.sleep(1.1)  # backups are named by the second
+    assert len(list(archive.iterdir())) == 1
+    result = run_btic("verify", "--config", str(config))
+    assert result.returncode == 0, result.output
+    (next(archive.iterdir())).unlink()
+    gone = run_btic("verify", "--config", str(config))
+    assert gone.returncode == 1 and gone.stdout.count("missing") == 3

@@ -26,7 +26,9 @@ from btic.types import (
     Delivery,
     Recording,
     SiteInfo,
+    StoredItem,
     TransferContext,
+    VerifyFinding,
 )
 
 try:
@@ -46,7 +48,9 @@ __all__ = [
     "Secret",
     "Session",
     "SiteInfo",
+    "StoredItem",
     "TransferContext",
+    "VerifyFinding",
     "__version__",
     "hookimpl",
 ]

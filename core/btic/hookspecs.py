@@ -24,10 +24,20 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
     from pydantic import BaseModel
 
     from btic.appliance.model import Session
-    from btic.types import AppContext, Backup, Delivery, Recording, TransferContext
+    from btic.types import (
+        AppContext,
+        Backup,
+        Delivery,
+        Recording,
+        StoredItem,
+        TransferContext,
+        VerifyFinding,
+    )
 
 PROJECT_NAME = "btic"
 
@@ -108,4 +118,35 @@ def on_backup(backup: Backup, ctx: TransferContext) -> Delivery | None:
     :param ctx: site, destination, data type and run.
     :return: where it went, or None when skipped.
     :raises btic.DestinationError: when the destination could not take it.
+    """
+
+
+@hookspec(firstresult=True)
+def on_verify(destination: str, items: Iterable[StoredItem]) -> Iterator[VerifyFinding] | None:
+    """Check that the destination still holds what the ledger says it delivered.
+
+    Called by ``btic verify``. ``items`` is a stream (a million items must not
+    sit in memory): read each item where its ``location`` says, compare size and
+    sha256 when the ledger has them, and yield a :class:`btic.VerifyFinding` of
+    kind ``missing`` or ``changed`` for each item that is not intact. Yield
+    nothing for intact items.
+
+    :param destination: the destination's name.
+    :param items: what the ledger says was delivered there.
+    :return: an iterator of findings.
+    :raises btic.DestinationError: when the destination cannot be read at all.
+    """
+
+
+@hookspec(firstresult=True)
+def on_list(destination: str) -> Iterator[str] | None:
+    """Every location the destination holds, so ``btic verify`` can report what
+    the ledger does not know (``unexpected``).
+
+    Optional. Yield locations exactly as your ``Delivery.location`` reports
+    them, streaming; leave out what you keep beside items on purpose.
+
+    :param destination: the destination's name.
+    :return: an iterator of locations.
+    :raises btic.DestinationError: when the destination cannot be read.
     """

@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -34,7 +34,14 @@ from btic.types import AppContext, DataType, data_types_for_hooks
 
 if TYPE_CHECKING:
     from btic.appliance.model import Session
-    from btic.types import Backup, Delivery, Recording, TransferContext
+    from btic.types import (
+        Backup,
+        Delivery,
+        Recording,
+        StoredItem,
+        TransferContext,
+        VerifyFinding,
+    )
 
 ENTRY_POINT_GROUP = "btic"
 DISABLE_ENV = "BTIC_DISABLE_PLUGINS"
@@ -332,6 +339,25 @@ class PluginManager:
         self, destination: str, *, backup: Backup, ctx: TransferContext
     ) -> Delivery | None:
         return cast("Delivery | None", self._call(destination, "on_backup", backup=backup, ctx=ctx))
+
+    def on_verify(
+        self, destination: str, *, items: Iterable[StoredItem]
+    ) -> Iterator[VerifyFinding]:
+        """The destination's findings about ``items``.
+
+        :raises LookupError: when its plugin has no ``on_verify``.
+        """
+        if "on_verify" not in self._destinations[destination].plugin.hooks:
+            raise LookupError(destination)
+        findings = self._call(destination, "on_verify", destination=destination, items=items)
+        return iter(cast("Iterable[VerifyFinding]", findings or ()))
+
+    def on_list(self, destination: str) -> Iterator[str] | None:
+        """Every location the destination holds; None when its plugin cannot list."""
+        if "on_list" not in self._destinations[destination].plugin.hooks:
+            return None
+        listed = self._call(destination, "on_list", destination=destination)
+        return iter(cast("Iterable[str]", listed or ()))
 
     def _call(self, destination: str, hook: str, /, **kwargs: Any) -> Any:
         """Call ``hook`` on one destination only and return its result.

@@ -208,3 +208,42 @@ class TransferContext:
     force: bool = False
     log: FilteringBoundLogger = field(default_factory=default_logger, compare=False)
     item_key: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    """What the ledger says one destination holds: one item, for ``on_verify``.
+
+    :ivar site: the appliance the item came from (its name and host).
+    :ivar item_key: the ledger's key (the lsid, ``lsid#instance``, or a backup's time).
+    :ivar location: where the destination said it put the item.
+    :ivar size: bytes, when the destination said.
+    :ivar sha256: of what was delivered, when the destination said.
+    :ivar item_time: the session's end or the backup's time.
+    """
+
+    site: SiteInfo
+    data_type: DataType
+    item_key: str
+    location: str
+    size: int | None
+    sha256: str | None
+    item_time: datetime | None
+
+
+@dataclass(frozen=True)
+class VerifyFinding:
+    """Something ``btic verify`` found wrong at a destination.
+
+    :ivar kind: ``missing`` (the ledger has it, the destination not),
+        ``changed`` (present, but not the bytes delivered) or ``unexpected``
+        (the destination holds it, the ledger does not know it).
+    :ivar location: where.
+    :ivar detail: what differs, for the user.
+    :ivar item_key: the ledger's key, for missing and changed items.
+    """
+
+    kind: Literal["missing", "changed", "unexpected"]
+    location: str
+    detail: str = ""
+    item_key: str | None = None

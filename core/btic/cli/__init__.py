@@ -8,12 +8,13 @@ work, and print; a :class:`btic.BticError` raised anywhere below becomes its
 
 One module per area: :mod:`~btic.cli.setup` (plugins, check, init),
 :mod:`~btic.cli.transfers` (transfer, sync, import-xml),
-:mod:`~btic.cli.simulated` (demo, sim) and :mod:`~btic.cli.backups` (backup decrypt).
+:mod:`~btic.cli.simulated` (demo, sim), :mod:`~btic.cli.backups` (backup decrypt) and
+:mod:`~btic.cli.verify` (verify).
 """
 
 from __future__ import annotations
 
-from btic.cli import backups, setup, simulated, transfers
+from btic.cli import backups, setup, simulated, transfers, verify
 from btic.cli.base import main
 
 for command in (
@@ -26,6 +27,7 @@ for command in (
     simulated.demo_command,
     simulated.sim_command,
     backups.backup_group,
+    verify.verify_command,
 ):
     main.add_command(command)
 

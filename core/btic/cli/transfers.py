@@ -40,7 +40,7 @@ def _data_types(values: tuple[str, ...]) -> tuple[DataType, ...]:
     return tuple(dict.fromkeys(chosen))
 
 
-def _parse_moment(value: str, option: str) -> datetime | timedelta:
+def parse_moment(value: str, option: str) -> datetime | timedelta:
     """An ISO time (UTC unless it says otherwise) or a period back from the appliance's now."""
     try:
         return parse_duration(value)
@@ -62,8 +62,8 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 
 def _relative_window(since: str, until: str | None) -> RelativeWindow:
     """--since/--until, checked before anything is asked of the appliance."""
-    start = _parse_moment(since, "--since")
-    end = None if until is None else _parse_moment(until, "--until")
+    start = parse_moment(since, "--since")
+    end = None if until is None else parse_moment(until, "--until")
     # A rough now: the appliance's clock decides the window, this one catches mistakes.
     local_now = datetime.now(timezone.utc)
 

@@ -74,6 +74,7 @@ class LedgerEntry:
     attempts: int
     error: str | None
     updated_at: datetime
+    item_time: datetime | None = None
 
 
 def now() -> datetime:
@@ -297,7 +298,8 @@ class StateStore:
         ):
             if value is not None:
                 query = query.where(deliveries.c[column] == value)
-        with self.engine.connect() as connection:
+        # Streamed in chunks: a ledger of a million rows must not sit in memory.
+        with self.engine.connect().execution_options(yield_per=1000) as connection:
             for row in connection.execute(query):
                 yield LedgerEntry(
                     row.site,
@@ -311,6 +313,7 @@ class StateStore:
                     row.attempts,
                     row.error,
                     as_utc(row.updated_at),
+                    _aware(row.item_time),
                 )
 
     def count_given_up(self, sites: Iterable[str] | None = None) -> int:

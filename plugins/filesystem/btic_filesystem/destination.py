@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
 import btic
 from btic import naming
 from btic.types import DataType
-from btic_filesystem import files
+from btic_filesystem import files, verification
 from btic_filesystem.options import FileSystemOptions
 from btic_filesystem.retention import apply_retention
 
@@ -222,6 +222,24 @@ class FileSystemDestination:
         except OSError as exc:
             raise btic.DestinationError(f"{exc.filename or final}: {files.cause(exc)}") from None
         return btic.Delivery(location=str(placed), size=size, sha256=sha256)
+
+    @btic.hookimpl
+    def on_verify(self, items: Iterable[btic.StoredItem]) -> Iterator[btic.VerifyFinding]:
+        root = self._root()
+        return verification.findings(
+            items,
+            backup_template=naming.template_for(
+                DataType.BACKUP, self.options.file_name_format, self.options.file_name_formats
+            ),
+            root=root,
+            retention_count=self.options.retention_count,
+        )
+
+    @btic.hookimpl
+    def on_list(self) -> Iterator[str]:
+        return verification.locations(
+            self._root(), json_beside_xml=self.options.download_format == "xml+json"
+        )
 
     def _warn_collision(
         self, ctx: btic.TransferContext, final: Path, owner: str, item: str | None

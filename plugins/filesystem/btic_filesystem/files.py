@@ -113,7 +113,7 @@ def same_content(final: Path, sha256: str, size: int, item: str | None) -> Path 
         owner = item_of(candidate)
         if owner is not None and owner != item:
             continue
-        if candidate.stat().st_size == size and _sha256_file(candidate) == sha256:
+        if candidate.stat().st_size == size and sha256_file(candidate) == sha256:
             return candidate
     return None
 
@@ -181,7 +181,7 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(_CHUNK), b""):

@@ -1,0 +1,154 @@
+"""``btic verify``: the archive against the ledger.
+
+For each destination the ledger's deliveries are streamed to the plugin's
+``on_verify``, which reports each item that is missing or changed; when the
+plugin can list what it holds (``on_list``), locations the ledger does not
+know are reported as unexpected. The comparison of the two lists runs in a
+scratch SQLite file, so memory stays flat for a million items whatever the
+state database is.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import btic
+from btic.config import Config
+from btic.errors import ConfigError, DestinationError
+from btic.plugins import PluginManager
+from btic.state import DELIVERED, StateStore
+from btic.transfer.sessions import NUMBERED_RECORDINGS
+from btic.types import AppContext, DataType, SiteInfo, StoredItem, VerifyFinding
+
+
+@dataclass
+class DestinationReport:
+    """What ``btic verify`` found at one destination."""
+
+    destination: str
+    checked: int = 0
+    findings: dict[str, int] = field(
+        default_factory=lambda: {"missing": 0, "changed": 0, "unexpected": 0}
+    )
+    #: why the destination could not be verified (wholly or the unexpected part)
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None or any(self.findings.values())
+
+
+def verify(
+    config: Config,
+    plugins: PluginManager,
+    state: StateStore,
+    *,
+    destinations: Iterable[str],
+    site: str | None = None,
+    since: datetime | None = None,
+    on_finding: Callable[[str, VerifyFinding], None],
+    on_item: Callable[[], None] = lambda: None,
+) -> list[DestinationReport]:
+    """Verify each destination; ``on_finding(destination, finding)`` hears every finding."""
+    app = AppContext(config_dir=config.base_dir, version=btic.__version__)
+    reports = []
+    for name in destinations:
+        report = DestinationReport(name)
+        reports.append(report)
+        destination = config.destinations[name]
+        try:
+            plugins.add_destination(name, destination.plugin, destination.options, app)
+            items = _counted(_stored_items(config, state, name, site, since), report, on_item)
+            try:
+                for finding in plugins.on_verify(name, items=items):
+                    report.findings[finding.kind] += 1
+                    on_finding(name, finding)
+            except LookupError:
+                report.error = (
+                    f"plugin {destination.plugin} cannot verify (it has no on_verify); nothing "
+                    "was checked"
+                )
+                continue
+            for finding in _unexpected(plugins, state, name, report):
+                report.findings["unexpected"] += 1
+                on_finding(name, finding)
+        except (DestinationError, ConfigError) as exc:
+            report.error = str(exc)
+    return reports
+
+
+def _stored_items(
+    config: Config, state: StateStore, destination: str, site: str | None, since: datetime | None
+) -> Iterator[StoredItem]:
+    sites: dict[str, SiteInfo] = {}
+    for entry in state.entries(destination=destination, site=site, status=DELIVERED):
+        if entry.location is None or _is_session_marker(entry.data_type, entry.item_key):
+            continue
+        if since is not None and entry.item_time is not None and entry.item_time < since:
+            continue
+        if entry.site not in sites:
+            configured = config.sites.get(entry.site)
+            # Imported reports of an unconfigured appliance are ledgered under its host.
+            host = configured.host if configured is not None else entry.site
+            product = configured.product if configured is not None else "auto"
+            sites[entry.site] = SiteInfo(entry.site, host, "pa" if product == "pa" else "rs")
+        yield StoredItem(
+            site=sites[entry.site],
+            data_type=DataType(entry.data_type),
+            item_key=entry.item_key,
+            location=entry.location,
+            size=entry.size,
+            sha256=entry.sha256,
+            item_time=entry.item_time,
+        )
+
+
+def _is_session_marker(data_type: str, item_key: str) -> bool:
+    # "Every numbered recording of this session is delivered": a ledger row, not a file.
+    return data_type in {dt.value for dt in NUMBERED_RECORDINGS} and "#" not in item_key
+
+
+def _counted(
+    items: Iterator[StoredItem], report: DestinationReport, on_item: Callable[[], None]
+) -> Iterator[StoredItem]:
+    for item in items:
+        report.checked += 1
+        on_item()
+        yield item
+
+
+def _unexpected(
+    plugins: PluginManager, state: StateStore, destination: str, report: DestinationReport
+) -> Iterator[VerifyFinding]:
+    listed = plugins.on_list(destination)
+    if listed is None:
+        report.notes.append("its plugin cannot list what it holds: unexpected items not looked for")
+        return
+    with tempfile.TemporaryDirectory(prefix="btic-verify-") as scratch:
+        db = sqlite3.connect(Path(scratch) / "compare.db")
+        try:
+            db.execute("CREATE TABLE ledger (location TEXT)")
+            db.execute("CREATE TABLE listed (location TEXT)")
+            db.executemany(
+                "INSERT INTO ledger VALUES (?)",
+                (
+                    (entry.location,)
+                    for entry in state.entries(destination=destination)
+                    if entry.location is not None
+                ),
+            )
+            db.executemany("INSERT INTO listed VALUES (?)", ((location,) for location in listed))
+            db.execute("CREATE INDEX ledger_location ON ledger (location)")
+            rows = db.execute(
+                "SELECT location FROM listed EXCEPT SELECT location FROM ledger ORDER BY 1"
+            )
+            for (location,) in rows:
+                yield VerifyFinding("unexpected", location, "the ledger has no delivery here")
+        finally:
+            db.close()
