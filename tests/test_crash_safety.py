@@ -6,7 +6,6 @@ import os
 import random
 import signal
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -82,7 +81,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path):
 
             rerun = run_btic("sync", "--config", str(config))
             assert rerun.returncode == 0, f"trial {trial}: {rerun.output}"
-            spools = Path(tempfile.gettempdir()) / "btic-spool"
+            spools = directory / "btic-spool"  # beside the state database
             assert not list(spools.glob(f"{proc.pid}-*")), (
                 f"trial {trial}: the killed run's spool was left"
             )

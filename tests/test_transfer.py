@@ -505,6 +505,14 @@ def test_btic_demo_archives_a_simulated_appliance(tmp_path):
     assert (
         secret not in result.output and secret not in (tmp_path / "demo" / "btic.toml").read_text()
     )
+    # the archive's top folder is the demo's site, not the appliance's random port
+    assert [p.name for p in archive.iterdir()] == ["sim"]
+    # a second demo in the same place: refused without --force, then reuses the archive
+    again = run_btic("demo", "--directory", str(tmp_path / "demo"), cwd=tmp_path)
+    assert again.returncode == 2 and "btic.toml exists; use --force" in again.stderr
+    forced = run_btic("demo", "--directory", str(tmp_path / "demo"), "--force", cwd=tmp_path)
+    assert forced.returncode == 0, forced.output
+    assert [p.name for p in archive.iterdir()] == ["sim"]
 
 
 def test_a_backup_transfer_needs_no_window(sim, tmp_path):
@@ -890,3 +898,43 @@ def test_verify_knows_backups_that_retention_removed(sim, tmp_path):
     (next(archive.iterdir())).unlink()
     gone = run_btic("verify", "--config", str(config))
     assert gone.returncode == 1 and gone.stdout.count("missing") == 3
+
+
+def test_the_spool_is_private_beside_the_state_and_cleaned_only_when_provably_abandoned(
+    sim, tmp_path
+):
+    import os
+    import subprocess
+
+    spool = tmp_path / "btic-spool"
+    spool.mkdir(mode=0o755)
+    # a run in another container: its PID means nothing here, but it holds its lock
+    alive = spool / "999999-live"
+    alive.mkdir()
+    holding = (
+        "import fcntl, sys, time; f = open(sys.argv[1], 'wb'); fcntl.flock(f, fcntl.LOCK_EX); "
+        "print('locked', flush=True); time.sleep(60)"
+    )
+    holder = subprocess.Popen(
+        ["python3", "-c", holding, str(alive / ".lock")], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    # a run that died: nobody holds its lock
+    dead = spool / "999998-dead"
+    dead.mkdir()
+    (dead / ".lock").write_bytes(b"")
+    (dead / "half.flv").write_bytes(b"x" * 1000)
+    try:
+        config = write_config(tmp_path, sim, data=["session"])
+        assert run_btic("sync", "--config", str(config)).returncode == 0
+        assert alive.exists() and not dead.exists()
+        assert oct(spool.stat().st_mode & 0o777) == "0o700"
+        assert sorted(p.name for p in spool.iterdir()) == ["999999-live"]  # its own run is gone too
+    finally:
+        holder.kill()
+        holder.wait()
+    os.chown(spool, 65534, 65534)
+    foreign = run_btic("sync", "--config", str(config))
+    assert foreign.returncode == 1
+    assert f"error: spool {spool} belongs to another user (uid 65534)" in foreign.stderr
+    assert "Traceback" not in foreign.output

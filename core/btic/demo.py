@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from btic.errors import UsageError
 from btic.sim import SimulatedAppliance
 
 # The file names are TOML values a user copies whole: not wrapped.
@@ -16,13 +17,13 @@ first_run_since = "all"
 [destinations.archive]
 plugin = "filesystem"
 directory = "archive"
-file_name_format = "%SUPPORT_SITE_HOST%/%KIND%/%YEAR%-%MONTH%/%SUPPORT_SITE_HOST%-%SESSION_TYPE%-%LSID%.%EXTENSION%"
+file_name_format = "sim/%KIND%/%YEAR%-%MONTH%/%SUPPORT_SITE_HOST%-%SESSION_TYPE%-%LSID%.%EXTENSION%"
 retention_count = 7
 download_format = "xml+json"
 [destinations.archive.file_name_formats]
-command_shell_recording = "%SUPPORT_SITE_HOST%/command_shell/%YEAR%-%MONTH%/%LSID%-shell-%INSTANCE%.%EXTENSION%"
-show_my_screen_recording = "%SUPPORT_SITE_HOST%/show_my_screen/%YEAR%-%MONTH%/%LSID%-sms-%INSTANCE%.%EXTENSION%"
-backup = "%SUPPORT_SITE_HOST%/backups/%SUPPORT_SITE_HOST%-backup-%TIMESTAMP%.%EXTENSION%"
+command_shell_recording = "sim/command_shell/%YEAR%-%MONTH%/%LSID%-shell-%INSTANCE%.%EXTENSION%"
+show_my_screen_recording = "sim/show_my_screen/%YEAR%-%MONTH%/%LSID%-sms-%INSTANCE%.%EXTENSION%"
+backup = "sim/backups/%SUPPORT_SITE_HOST%-backup-%TIMESTAMP%.%EXTENSION%"
 
 [schedules.every-15-minutes]
 every = "15m"
@@ -51,9 +52,18 @@ def tls_available() -> bool:
 
 
 def prepare(
-    directory: Path, *, sessions: int, recording_size: int
+    directory: Path, *, sessions: int, recording_size: int, force: bool = False
 ) -> tuple[SimulatedAppliance, Path]:
-    """Start the simulated appliance and write its configuration; returns both."""
+    """Start the simulated appliance and write its configuration; returns both.
+
+    :raises UsageError: when ``directory`` holds a configuration already and
+        ``force`` is not given: it may be a user's own, not an earlier demo's.
+    """
+    config = directory / "btic.toml"
+    if config.exists() and not force:
+        raise UsageError(
+            f"{config} exists; use --force to replace it (the archive and ledger there are kept)"
+        )
     directory.mkdir(parents=True, exist_ok=True)
     appliance = SimulatedAppliance(
         "rs",
@@ -68,7 +78,6 @@ def prepare(
     fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(appliance.client_secret + "\n")
-    config = directory / "btic.toml"
     fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(

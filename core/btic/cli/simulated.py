@@ -23,13 +23,16 @@ from btic.sim.data import Product
 )
 @click.option("--sessions", type=int, default=30, show_default=True)
 @click.option("--recording-size", type=int, default=512 * 1024, show_default=True)
+@click.option("--force", is_flag=True, help="Replace a btic.toml already in the directory.")
 @click.pass_context
-def demo_command(ctx: click.Context, directory: Path, sessions: int, recording_size: int) -> None:
+def demo_command(
+    ctx: click.Context, directory: Path, sessions: int, recording_size: int, force: bool
+) -> None:
     """Archive a simulated appliance into ./btic-demo, start to finish."""
     from btic import demo
 
     appliance, config_path = demo.prepare(
-        directory, sessions=sessions, recording_size=recording_size
+        directory, sessions=sessions, recording_size=recording_size, force=force
     )
     click.echo(f"started a simulated RS appliance at {appliance.url}")
     click.echo(f"wrote {config_path} (client secret in {directory / 'sim-client-secret'})")

@@ -32,7 +32,7 @@ from btic.errors import ApplianceError, DestinationError
 from btic.leases import Leases, lease_name
 from btic.plugins import PluginManager
 from btic.state import DELIVERED, FAILED, MAX_ATTEMPTS, SKIPPED, StateStore
-from btic.transfer.spool import run_spool
+from btic.transfer.spool import RunSpool, spool_parent
 from btic.transfer.summary import Reporter, SilentReporter, Summary
 from btic.types import (
     PRODUCT_DATA_TYPES,
@@ -132,7 +132,8 @@ class Engine:
         self.concurrency = concurrency
         # Plugins may always log through ctx.log / app.log.
         self.log: FilteringBoundLogger = log if log is not None else structlog.get_logger("btic")
-        self.spool_root = run_spool()
+        self._spool = RunSpool(spool_parent(config.state_url))
+        self.spool_root = self._spool.path
         self._client_factory = client_factory or self._default_client
         self._clients: dict[str, ApplianceClient] = {}
         self._clients_lock = threading.Lock()
@@ -162,7 +163,7 @@ class Engine:
             clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             client.close()
-        shutil.rmtree(self.spool_root, ignore_errors=True)
+        self._spool.close()
 
     def spool(self) -> Path:
         """A directory for one download, inside this run's spool."""
