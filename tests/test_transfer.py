@@ -938,3 +938,40 @@ def test_the_spool_is_private_beside_the_state_and_cleaned_only_when_provably_ab
     assert foreign.returncode == 1
     assert f"error: spool {spool} belongs to another user (uid 65534)" in foreign.stderr
     assert "Traceback" not in foreign.output
+
+
+def test_the_summary_counts_what_the_ledger_had_already(sim, tmp_path):
+    config = write_config(tmp_path, sim, data=["session"])
+    assert run_btic("sync", "--config", str(config)).returncode == 0
+    (count,) = ledger(tmp_path, "select count(*) from btic_deliveries")[0]
+    window = ["--site", "sim", "--dest", "archive", "--type", "session", "--since", "7d"]
+    again = run_btic("transfer", "--config", str(config), *window)
+    assert again.returncode == 0, again.output
+    header, row = again.stdout.splitlines()[:2]
+    columns = dict(zip(header.split(), row.split(), strict=True))
+    assert columns["already"] == str(count)  # (sessions that ended since are delivered)
+
+
+def test_a_destination_down_as_a_whole_is_reported_once_and_left_alone(sim, tmp_path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the archive should be")
+    config = write_config(
+        tmp_path,
+        sim,
+        data=["session", "recording"],
+        destinations=f'[destinations.archive]\nplugin = "filesystem"\ndirectory = "{blocker}"\n',
+    )
+    result = run_btic("sync", "--config", str(config))
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert sum("failed 3 times in a row" in line for line in errors) == 1
+    # three items, the line that says so, and at most the recordings already in flight
+    # on the download threads (download_concurrency = 4) when it was said
+    assert len(errors) <= 3 + 1 + 4, errors
+    assert len(errors) < len([s for s in sim.dataset.all() if s.report == "support"])
+    # the items not offered stay pending: nothing recorded for them, nothing settled
+    # ("skipped" rows are sessions the listing says have no recording: nothing to deliver)
+    statuses = {row[0] for row in ledger(tmp_path, "select status from btic_deliveries")}
+    assert statuses <= {"failed", "skipped"}
+    (failed,) = ledger(tmp_path, "select count(*) from btic_deliveries where status = 'failed'")[0]
+    assert 3 <= failed <= 3 + 4

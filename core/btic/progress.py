@@ -12,6 +12,9 @@ from rich.table import Table
 
 from btic.transfer.summary import Summary
 
+#: The summary's columns; README's "The summary" defines each.
+COLUMNS = ("destination", "type", "delivered", "skipped", "expired", "failed", "already", "bytes")
+
 
 class LogReporter:
     """One log line per delivered, skipped, failed or expired item."""
@@ -75,7 +78,7 @@ class BarReporter:
 
 def summary_table(summary: Summary) -> Table:
     table = Table(title="transfer summary")
-    for column in ("destination", "type", "delivered", "skipped", "expired", "failed", "bytes"):
+    for column in COLUMNS:
         table.add_column(column, justify="left" if column in ("destination", "type") else "right")
     for (destination, data_type), tally in sorted(summary.tallies.items()):
         table.add_row(
@@ -85,13 +88,14 @@ def summary_table(summary: Summary) -> Table:
             str(tally.skipped),
             str(tally.expired),
             str(tally.failed),
+            str(tally.already),
             f"{tally.bytes:,}",
         )
     return table
 
 
 def summary_text(summary: Summary) -> str:
-    rows = [("destination", "type", "delivered", "skipped", "expired", "failed", "bytes")]
+    rows = [COLUMNS]
     for (destination, data_type), tally in sorted(summary.tallies.items()):
         rows.append(
             (
@@ -101,6 +105,7 @@ def summary_text(summary: Summary) -> str:
                 str(tally.skipped),
                 str(tally.expired),
                 str(tally.failed),
+                str(tally.already),
                 str(tally.bytes),
             )
         )

@@ -45,6 +45,9 @@ from btic.types import (
     TransferContext,
 )
 
+#: Failures in a row, with one cause, after which a destination is left alone for the run.
+DOWN_AFTER = 3
+
 
 @dataclass(frozen=True)
 class TransferRequest:
@@ -139,6 +142,10 @@ class Engine:
         self._clients_lock = threading.Lock()
         self._configured: set[str] = set()
         self.leases = Leases(state, run_id)
+        # destination -> (cause, failures in a row); destinations left alone this run
+        self._streaks: dict[str, tuple[str, int]] = {}
+        self._down: dict[str, str] = {}
+        self._streak_lock = threading.Lock()
 
     def _default_client(self, site: str) -> ApplianceClient:
         return ApplianceClient.for_site(site, self.config, spool_dir=self.spool_root)
@@ -270,6 +277,10 @@ class Engine:
         item_time: datetime | None = None,
     ) -> str:
         """Hand one item to one destination and record the outcome at once."""
+        if destination in self._down:
+            # Left alone for the rest of the run: the item stays pending, unrecorded.
+            summary.count(destination, data_type.value, FAILED)
+            return FAILED
         ctx = TransferContext(
             site=site,
             destination=destination,
@@ -320,6 +331,7 @@ class Engine:
         self.reporter.delivered(
             destination, data_type.value, key, status, location or error or "", size
         )
+        self._note_streak(destination, status, error, summary)
         if status == FAILED:
             message = f"{destination}: {data_type.value} {key}: {error}"
             summary.problem(message)
@@ -329,6 +341,28 @@ class Engine:
                     "btic transfer --force)"
                 )
         return status
+
+    def _note_streak(
+        self, destination: str, status: str, error: str | None, summary: Summary
+    ) -> None:
+        """Leave a destination alone for the rest of the run once it has failed the
+        same way (the same cause: "No space left on device", "Permission denied")
+        DOWN_AFTER times in a row: the rest of its items stay pending, unoffered."""
+        with self._streak_lock:
+            if status != FAILED or error is None:
+                self._streaks.pop(destination, None)
+                return
+            cause = error.rsplit(": ", 1)[-1]
+            previous, count = self._streaks.get(destination, ("", 0))
+            count = count + 1 if cause == previous else 1
+            self._streaks[destination] = (cause, count)
+            if count < DOWN_AFTER or destination in self._down:
+                return
+            self._down[destination] = cause
+        summary.problem(
+            f"{destination}: failed {count} times in a row ({cause}); no more items are "
+            "offered to it in this run, and they stay pending for the next"
+        )
 
     def _hand_over(self, destination: str, item: Item, ctx: TransferContext) -> Delivery | None:
         if isinstance(item, Recording):

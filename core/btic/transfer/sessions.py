@@ -90,7 +90,9 @@ class SessionRun:
         listed = [e.lsid for e in entries]
         for data_type in self.data_types:
             for destination in self.request.destinations:
-                self.pending[(data_type, destination)] = self._owed(destination, data_type, listed)
+                owed = self._owed(destination, data_type, listed)
+                self.pending[(data_type, destination)] = owed
+                self.summary.already(destination, data_type.value, len(set(listed) - owed))
         if self.request.dry_run:
             for (data_type, destination), lsids in self.pending.items():
                 self.summary.plan(destination, data_type.value, sorted(lsids))

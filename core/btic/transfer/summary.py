@@ -20,6 +20,8 @@ class Tally:
     skipped: int = 0
     failed: int = 0
     expired: int = 0
+    #: listed, but the ledger has it settled already (not offered again without --force)
+    already: int = 0
     bytes: int = 0
 
     def add(self, other: Tally) -> None:
@@ -50,6 +52,12 @@ class Summary:
             setattr(tally, status, getattr(tally, status) + 1)
             if status == DELIVERED and size:
                 tally.bytes += size
+
+    def already(self, destination: str, data_type: str, count: int) -> None:
+        """``count`` items the ledger had settled for this destination already."""
+        if count:
+            with self._lock:
+                self.tallies[(destination, data_type)].already += count
 
     def problem(self, message: str) -> None:
         with self._lock:
