@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from conftest import BTIC, run_btic
-from transfer_helpers import ALL_TYPES, actual_files, write_config
+from transfer_helpers import ALL_TYPES, actual_files, expected_files, write_config
 
 from btic.sim import SimulatedAppliance
 
@@ -102,3 +102,34 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path):
     assert min(delivered_at_kill) == 0
     assert max(delivered_at_kill) > len(expected) // 2
     assert len(set(delivered_at_kill)) >= 8, delivered_at_kill
+
+
+def test_sigterm_and_sigint_stop_after_the_item_in_hand(tmp_path):
+    import sqlite3
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BTIC_")}
+    with SimulatedAppliance(
+        "rs", sessions=10, seed=37, recording_size=200_000, live_sessions=0, faults="latency=0.05"
+    ) as sim:
+        for signum, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
+            directory = tmp_path / signum.name
+            directory.mkdir()
+            config = write_config(directory, sim, data=["session", "recording"])
+            log = directory / "run.log"
+            with log.open("w") as out:
+                proc = subprocess.Popen(
+                    [BTIC, "sync", "--config", str(config)], stdout=out, stderr=out, env=env
+                )
+                _wait_for_deliveries(log, 1, proc, 60)
+                proc.send_signal(signum)
+                assert proc.wait(timeout=60) == code, log.read_text()
+            output = log.read_text()
+            assert f"interrupted by {signum.name} after the items in hand" in output
+            assert "destination  type" in output  # the partial summary
+            assert "Traceback" not in output
+            with sqlite3.connect(directory / "btic-state.db") as db:
+                assert db.execute("select status from btic_runs").fetchall() == [("interrupted",)]
+            rerun = run_btic("sync", "--config", str(config))
+            assert rerun.returncode == 0, rerun.output
+            expected = expected_files(sim, data=["session", "recording"])
+            assert actual_files(directory / "archive").keys() == expected.keys()

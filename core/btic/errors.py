@@ -51,6 +51,25 @@ class BticError(Exception):
         return None
 
 
+class Interrupted(BticError):
+    """The run was stopped by a signal after the item in hand; its summary is printed."""
+
+    def lines(self) -> list[str]:
+        return []
+
+
+class InterruptedByUser(Interrupted):
+    """SIGINT (Ctrl-C): exit 130, as shells expect."""
+
+    exit_code = 130
+
+
+class InterruptedByService(Interrupted):
+    """SIGTERM (a service manager stopping btic): exit 143."""
+
+    exit_code = 143
+
+
 class UsageError(BticError):
     """The command line asks for something the configuration does not have.
 

@@ -9,6 +9,7 @@ recorded before it stays, and the next run finishes the job.
 
 from __future__ import annotations
 
+import signal
 import socket
 from collections.abc import Iterable
 from contextlib import ExitStack
@@ -17,7 +18,7 @@ from types import TracebackType
 from structlog.typing import FilteringBoundLogger
 
 from btic.config import Config
-from btic.errors import WorkFailed
+from btic.errors import InterruptedByService, InterruptedByUser, WorkFailed
 from btic.plugins import PluginManager
 from btic.processes import process_alive
 from btic.state import StateStore, failures_reported
@@ -81,17 +82,31 @@ class CommandRun:
                 "given_up); btic transfer --force tries them again"
             )
 
-    def finish(self, summary: Summary, record: str) -> None:
+    def finish(
+        self,
+        summary: Summary,
+        record: str,
+        interrupted_by: list[signal.Signals] | None = None,
+    ) -> None:
         """Record how the run went (``record`` is the summary's text).
 
-        :raises WorkFailed: when the summary has failures (they are reported
+        :param interrupted_by: the signals that stopped the run, if any.
+        :raises Interrupted: when a signal stopped it (exit 130 or 143);
+            :class:`WorkFailed` when the summary has failures (they are reported
             already); :class:`~btic.state.StateError` when the record cannot be
             written.
         """
+        status = "failed" if summary.failed else "ok"
+        if interrupted_by:
+            status = "interrupted"
         try:
             with failures_reported(self.config.state_url):
-                self.state.finish_run(self.run_id, "failed" if summary.failed else "ok", record)
+                self.state.finish_run(self.run_id, status, record)
         finally:
             self.state.close()
+        if interrupted_by:
+            if interrupted_by[0] == signal.SIGINT:
+                raise InterruptedByUser("interrupted")
+            raise InterruptedByService("stopped")
         if summary.failed:
             raise WorkFailed("the run had failures")

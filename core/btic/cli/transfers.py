@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import sys
-from contextlib import AbstractContextManager, nullcontext
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -129,6 +132,29 @@ class _Output:
         return text
 
 
+@contextmanager
+def stopping_on_signals(stop: threading.Event) -> Iterator[list[signal.Signals]]:
+    """SIGINT and SIGTERM set ``stop`` (the run ends after the items in hand) instead
+    of killing btic mid-write; a second SIGINT interrupts at once, as usual."""
+    received: list[signal.Signals] = []
+
+    def handle(signum: int, _frame: object) -> None:
+        received.append(signal.Signals(signum))
+        stop.set()
+        if signum == signal.SIGINT:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def run_requests(
     runtime: Runtime,
     config: Config,
@@ -149,12 +175,19 @@ def run_requests(
         config, runtime.plugins, kind, reporter=output.reporter, log=output.log, schedule=schedule
     )
     total = Summary()
-    with run, output.bars:
+    with run, output.bars, stopping_on_signals(run.engine.stop) as received:
         for request in requests:
+            if run.engine.stop.is_set():
+                break
             run.engine.configure(request.destinations)
             total.merge(run.engine.run(request))
         run.note_given_up(total, [request.site for request in requests])
-    run.finish(total, output.summary(total, dry_run=dry_run))
+    if received:
+        total.note(
+            f"interrupted by {received[0].name} after the items in hand; the next run "
+            "transfers the rest"
+        )
+    run.finish(total, output.summary(total, dry_run=dry_run), interrupted_by=received)
 
 
 @click.command("transfer")

@@ -146,6 +146,8 @@ class Engine:
         self._streaks: dict[str, tuple[str, int]] = {}
         self._down: dict[str, str] = {}
         self._streak_lock = threading.Lock()
+        #: set to stop after the items in hand (SIGINT, SIGTERM)
+        self.stop = threading.Event()
 
     def _default_client(self, site: str) -> ApplianceClient:
         return ApplianceClient.for_site(site, self.config, spool_dir=self.spool_root)
@@ -218,6 +220,8 @@ class Engine:
                 groups.setdefault(tuple(holding), []).append(data_type)
         try:
             for destinations, data_types in groups.items():
+                if self.stop.is_set():
+                    break
                 part = replace(request, destinations=destinations, data_types=tuple(data_types))
                 self._run(part, summary)
         finally:
@@ -252,6 +256,8 @@ class Engine:
             if data_type != DataType.BACKUP:
                 by_report[session_report_kind(product, data_type)].append(data_type)
         for report, data_types in by_report.items():
+            if self.stop.is_set():
+                return
             run = SessionRun(
                 self, client, site, request, report, tuple(data_types), appliance_now, summary
             )
@@ -259,7 +265,7 @@ class Engine:
                 run.execute()
             except ApplianceError as exc:
                 summary.problem(str(exc))
-        if DataType.BACKUP in wanted:
+        if DataType.BACKUP in wanted and not self.stop.is_set():
             self._backup(client, site, request, summary)
 
     # -- delivery, shared by sessions, recordings and backups ---------------------------

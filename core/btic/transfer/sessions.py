@@ -193,6 +193,9 @@ class SessionRun:
                 for start in range(0, len(lsids), LSIDS_PER_REQUEST)
             )
             while batches:
+                if self.engine.stop.is_set():
+                    all_fetched = False  # what was not reached stays before the watermark
+                    break
                 batch = batches.popleft()
                 answered: set[str] = set()
                 try:
@@ -200,6 +203,9 @@ class SessionRun:
                         self.report, lsids=batch, on_unreadable=self._unreadable, max_bytes=limit
                     ):
                         answered.add(session.lsid)
+                        if self.engine.stop.is_set():
+                            all_fetched = False
+                            break
                         if session.end_time is None:
                             self._in_progress(session)
                             continue
@@ -228,6 +234,8 @@ class SessionRun:
                     self.summary.problem(str(exc))
                     all_fetched = False
                     continue
+                if self.engine.stop.is_set():
+                    break
                 for lsid in batch:
                     if lsid not in answered and lsid not in self.unreadable:
                         # Report lag, or an appliance that lost it: never settle it unseen.
@@ -295,6 +303,8 @@ class SessionRun:
 
     def _recordings_of(self, session: Session) -> None:
         for data_type in self.recording_types:
+            if self.engine.stop.is_set():
+                return  # the session's recordings stay pending for the next run
             destinations = [
                 d for d in self.request.destinations if session.lsid in self.pending[(data_type, d)]
             ]
