@@ -63,7 +63,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path):
             config = write_config(directory, sim, data=[*ALL_TYPES, "backup"], extra_site=settle)
             log = (directory / "killed.log").open("w")
             proc = subprocess.Popen(
-                [BTIC, "sync", "--config", str(config)], stdout=log, stderr=log, env=env
+                [BTIC, "sync", "-v", "--config", str(config)], stdout=log, stderr=log, env=env
             )
             # Kill after a chosen number of deliveries (0: during start-up or the first one)
             # plus a random moment, so the kills spread over the run however fast it goes.
@@ -118,7 +118,7 @@ def test_sigterm_and_sigint_stop_after_the_item_in_hand(tmp_path):
             log = directory / "run.log"
             with log.open("w") as out:
                 proc = subprocess.Popen(
-                    [BTIC, "sync", "--config", str(config)], stdout=out, stderr=out, env=env
+                    [BTIC, "sync", "-v", "--config", str(config)], stdout=out, stderr=out, env=env
                 )
                 _wait_for_deliveries(log, 1, proc, 60)
                 proc.send_signal(signum)

@@ -46,8 +46,11 @@ def test_everything_lands_with_the_right_names_and_bytes(sim, tmp_path):
     root = etree.fromstring((tmp_path / "archive" / one).read_bytes())
     assert root.tag == "{https://www.beyondtrust.com/namespaces/API/reporting}session"
     assert one.endswith(f"-{root.get('lsid')}.xml")
-    # the summary table counts what happened
-    assert "archive      session" in result.stdout
+    # a run off a terminal that went well says nothing (cron mails nothing)...
+    assert result.stdout == "" and "error" not in result.stderr
+    # ... and with -v, the summary counts what happened (here: the nightly backup again)
+    verbose = run_btic("sync", "-v", "--config", str(config))
+    assert "archive      backup" in verbose.stdout
     rows = dict(ledger(tmp_path, "select status, count(*) from btic_deliveries group by status"))
     assert "failed" not in rows
 
@@ -779,14 +782,9 @@ def test_a_long_disk_full_outage_loses_nothing(tmp_path):
     """Full for longer than any give-up threshold, then freed: everything arrives, once."""
     import subprocess
 
-    tiny = tmp_path / "tiny"
-    tiny.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(tiny)], capture_output=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
+    from conftest import small_tmpfs
+
+    with small_tmpfs(tmp_path / "tiny", "2m") as tiny:
         filler = tiny / "filler"
         dd = subprocess.run(
             ["dd", "if=/dev/zero", f"of={filler}", "bs=64k"], capture_output=True, text=True
@@ -814,8 +812,6 @@ def test_a_long_disk_full_outage_loses_nothing(tmp_path):
             assert "given_up" not in {
                 row[0] for row in ledger(tmp_path, "select status from btic_deliveries")
             }
-    finally:
-        subprocess.run(["umount", str(tiny)], capture_output=True)
 
 
 @pytest.mark.parametrize(
@@ -945,7 +941,7 @@ def test_the_summary_counts_what_the_ledger_had_already(sim, tmp_path):
     assert run_btic("sync", "--config", str(config)).returncode == 0
     (count,) = ledger(tmp_path, "select count(*) from btic_deliveries")[0]
     window = ["--site", "sim", "--dest", "archive", "--type", "session", "--since", "7d"]
-    again = run_btic("transfer", "--config", str(config), *window)
+    again = run_btic("transfer", "-v", "--config", str(config), *window)
     assert again.returncode == 0, again.output
     header, row = again.stdout.splitlines()[:2]
     columns = dict(zip(header.split(), row.split(), strict=True))
@@ -975,3 +971,24 @@ def test_a_destination_down_as_a_whole_is_reported_once_and_left_alone(sim, tmp_
     assert statuses <= {"failed", "skipped"}
     (failed,) = ledger(tmp_path, "select count(*) from btic_deliveries where status = 'failed'")[0]
     assert 3 <= failed <= 3 + 4
+
+
+def test_quiet_verbose_and_json_summaries(sim, tmp_path):
+    config = write_config(tmp_path, sim, data=["session"])
+    as_json = run_btic("sync", "--json", "--config", str(config))
+    assert as_json.returncode == 0, as_json.output
+    summary = json.loads(as_json.stdout)
+    assert summary["ok"] is True
+    [row] = summary["tallies"]
+    assert row["destination"] == "archive" and row["data_type"] == "session"
+    assert row["delivered"] == len(list((tmp_path / "archive").iterdir()))
+    window = ["--site", "sim", "--dest", "archive", "--type", "session", "--since", "7d"]
+    quiet = run_btic("transfer", "-q", "--config", str(config), *window)
+    assert quiet.returncode == 0 and "event=" not in quiet.output
+    assert "archive      session" in quiet.stdout  # -q: errors and the summary
+    silent = run_btic("sync", "--config", str(config))  # cron's case: nothing on success
+    assert silent.returncode == 0 and silent.output == ""
+    answered = run_btic("transfer", "--config", str(config), *window)  # a person's command
+    assert "archive      session" in answered.stdout
+    verbose = run_btic("transfer", "-v", "--config", str(config), *window)
+    assert "archive      session" in verbose.stdout

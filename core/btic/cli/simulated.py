@@ -41,7 +41,8 @@ def demo_command(
         for schedule in ("every-15-minutes", "nightly"):
             click.echo(f"\n$ btic sync --config {config_path} --schedule {schedule}")
             try:
-                ctx.invoke(sync_command, config_path=config_path, schedules=(schedule,))
+                # The demo shows what happened, terminal or not.
+                ctx.invoke(sync_command, config_path=config_path, schedules=(schedule,), verbose=1)
             except BticError as exc:
                 report(exc)
                 failed = True

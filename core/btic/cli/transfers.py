@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -16,7 +17,7 @@ from btic.appliance.model import Product
 from btic.appliance.reports import DateWindow, RelativeWindow
 from btic.cli.base import Runtime, config_option
 from btic.config import Config, parse_duration
-from btic.transfer import Summary, TransferRequest
+from btic.transfer import Reporter, SilentReporter, Summary, TransferRequest
 from btic.types import DataType
 
 #: Problems printed in full; the rest are counted (the log has them all).
@@ -86,39 +87,83 @@ def _relative_window(since: str, until: str | None) -> RelativeWindow:
 
 
 class _Output:
-    """Progress while a run goes, its summary and problems after."""
+    """Progress while a run goes, its summary and problems after.
 
-    def __init__(self, config: Config):
+    A run on a terminal shows bars and the summary. A scheduled run elsewhere
+    (``sync`` from cron or a service) prints nothing when all went well, so cron
+    mails only failures; a command a person gave (``transfer``, ``import-xml``)
+    always answers. ``-v`` (or ``[logging] level`` set explicitly to info or
+    debug) adds one log line per item and the summary; ``-q`` keeps only errors
+    and the summary; ``--json`` prints the summary as one JSON object on stdout.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        verbosity: int = 0,
+        as_json: bool = False,
+        *,
+        quiet_when_ok: bool = False,
+    ):
+        from rich.console import Console
+
         from btic import logs
-        from btic.progress import BarReporter, reporter_for
+        from btic.progress import BarReporter, LogReporter
 
         self.interactive = sys.stderr.isatty()
+        self.quiet_when_ok = quiet_when_ok
+        self.verbosity = verbosity
+        self.as_json = as_json
         self.log = logs.for_config(config)
-        self.reporter = reporter_for(self.log, self.interactive)
-        self.bars: AbstractContextManager[object] = (
-            self.reporter if isinstance(self.reporter, BarReporter) else nullcontext()
+        explicit = "level" in config.logging.model_fields_set
+        self.per_item = verbosity > 0 or (
+            verbosity == 0
+            and not self.interactive
+            and explicit
+            and config.logging.level in ("debug", "info")
         )
+        self.reporter: Reporter = SilentReporter()
+        self.bars: AbstractContextManager[object] = nullcontext()
+        if self.interactive and verbosity >= 0 and not as_json:
+            bars = BarReporter(Console(stderr=True))
+            self.reporter, self.bars = bars, bars
+        elif self.per_item:
+            self.reporter = LogReporter(self.log)
 
-    def summary(self, summary: Summary, dry_run: bool = False) -> str:
-        """Print the summary; return its text for the runs table."""
+    def summary(self, summary: Summary, dry_run: bool = False, loud: bool = False) -> str:
+        """Print the summary as the verbosity asks; return its text for the runs table.
+
+        :param loud: print it whatever the verbosity (an interrupted run).
+        """
         from btic.progress import summary_table, summary_text
 
         text = summary_text(summary)
-        if dry_run:
+        shown = (
+            loud
+            or summary.failed
+            or not self.quiet_when_ok
+            or self.interactive
+            or self.verbosity != 0
+            or self.per_item
+        )
+        if self.as_json:
+            click.echo(json.dumps(summary.as_json(), indent=2))
+        elif dry_run:
             for (destination, data_type), items in sorted(summary.planned.items()):
                 click.echo(f"would transfer {len(items)} {data_type} to {destination}")
                 for item in items[:SHOWN_PLANNED]:
                     click.echo(f"  {item}")
                 if len(items) > SHOWN_PLANNED:
                     click.echo(f"  ... and {len(items) - SHOWN_PLANNED} more")
-        elif self.interactive:
+        elif shown and self.interactive:
             from rich.console import Console
 
             Console().print(summary_table(summary))
-        else:
+        elif shown:
             click.echo(text)
-        for message in dict.fromkeys(summary.notes):
-            click.echo(f"note: {message}", err=True)
+        if shown or dry_run:
+            for message in dict.fromkeys(summary.notes):
+                click.echo(f"note: {message}", err=True)
         for message in summary.given_up:
             click.echo(f"given up: {message}", err=True)
         problems = list(dict.fromkeys(summary.problems))
@@ -130,6 +175,26 @@ class _Output:
                 err=True,
             )
         return text
+
+
+def output_options(command: Callable[..., None]) -> Callable[..., None]:
+    """-q, -v and --json, for the commands that move data."""
+    command = click.option(
+        "--json", "as_json", is_flag=True, help="Print the summary as one JSON object."
+    )(command)
+    command = click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        help="One log line per item, and the summary even when all went well.",
+    )(command)
+    return click.option(
+        "-q", "--quiet", is_flag=True, help="Only errors and the summary; no progress bars."
+    )(command)
+
+
+def _verbosity(quiet: bool, verbose: int) -> int:
+    return -1 if quiet else verbose
 
 
 @contextmanager
@@ -163,6 +228,8 @@ def run_requests(
     *,
     schedule: str | None = None,
     dry_run: bool = False,
+    verbosity: int = 0,
+    as_json: bool = False,
 ) -> None:
     """Run transfers as one recorded run, print how it went.
 
@@ -170,7 +237,7 @@ def run_requests(
     """
     from btic.runs import CommandRun
 
-    output = _Output(config)
+    output = _Output(config, verbosity, as_json, quiet_when_ok=kind == "sync")
     run = CommandRun(
         config, runtime.plugins, kind, reporter=output.reporter, log=output.log, schedule=schedule
     )
@@ -187,7 +254,8 @@ def run_requests(
             f"interrupted by {received[0].name} after the items in hand; the next run "
             "transfers the rest"
         )
-    run.finish(total, output.summary(total, dry_run=dry_run), interrupted_by=received)
+    text = output.summary(total, dry_run=dry_run, loud=bool(received))
+    run.finish(total, text, interrupted_by=received)
 
 
 @click.command("transfer")
@@ -227,6 +295,7 @@ def run_requests(
 )
 @force_option
 @click.option("--dry-run", is_flag=True, help="List what would be transferred; move nothing.")
+@output_options
 @click.pass_obj
 def transfer_command(
     runtime: Runtime,
@@ -241,6 +310,9 @@ def transfer_command(
     lsids: tuple[str, ...],
     force: bool,
     dry_run: bool,
+    quiet: bool,
+    verbose: int,
+    as_json: bool,
 ) -> None:
     """Transfer a window or given sessions now (the vendor's API Tester).
 
@@ -282,14 +354,30 @@ def transfer_command(
         force=force,
         dry_run=dry_run,
     )
-    run_requests(runtime, config, "transfer", [request], dry_run=dry_run)
+    run_requests(
+        runtime,
+        config,
+        "transfer",
+        [request],
+        dry_run=dry_run,
+        verbosity=_verbosity(quiet, verbose),
+        as_json=as_json,
+    )
 
 
 @click.command("sync")
 @config_option
 @click.option("--schedule", "schedules", multiple=True, help="Only this schedule (repeatable).")
+@output_options
 @click.pass_obj
-def sync_command(runtime: Runtime, config_path: Path | None, schedules: tuple[str, ...]) -> None:
+def sync_command(
+    runtime: Runtime,
+    config_path: Path | None,
+    schedules: tuple[str, ...],
+    quiet: bool = False,
+    verbose: int = 0,
+    as_json: bool = False,
+) -> None:
     """Run the configured schedules' transfers now, incrementally.
 
     Each window starts at what the last run delivered and ends at the
@@ -313,7 +401,15 @@ def sync_command(runtime: Runtime, config_path: Path | None, schedules: tuple[st
         for name in chosen
         for transfer in config.schedules[name].transfers
     ]
-    run_requests(runtime, config, "sync", requests, schedule=",".join(chosen))
+    run_requests(
+        runtime,
+        config,
+        "sync",
+        requests,
+        schedule=",".join(chosen),
+        verbosity=_verbosity(quiet, verbose),
+        as_json=as_json,
+    )
 
 
 @click.command("import-xml")
@@ -341,6 +437,7 @@ def sync_command(runtime: Runtime, config_path: Path | None, schedules: tuple[st
     "--product", type=click.Choice(["rs", "pa"]), default=None, help="Default: the site's, else rs."
 )
 @force_option
+@output_options
 @click.pass_obj
 def import_xml_command(
     runtime: Runtime,
@@ -352,6 +449,9 @@ def import_xml_command(
     host: str | None,
     product: Product | None,
     force: bool,
+    quiet: bool,
+    verbose: int,
+    as_json: bool,
 ) -> None:
     """Deliver previously downloaded session report files (the vendor's "XML Files" tab)."""
     from btic.runs import CommandRun
@@ -376,7 +476,7 @@ def import_xml_command(
     if site is None and host is None:
         raise click.UsageError("give --site, or --host with the appliance's host name")
     config.check_capabilities(runtime.plugins, destinations, data_types)
-    output = _Output(config)
+    output = _Output(config, _verbosity(quiet, verbose), as_json)
     run = CommandRun(config, runtime.plugins, "import", reporter=output.reporter, log=output.log)
     with run, output.bars:
         run.engine.configure(destinations)

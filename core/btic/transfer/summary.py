@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Protocol
 
 from btic.state import DELIVERED
@@ -74,6 +74,20 @@ class Summary:
     def plan(self, destination: str, data_type: str, items: list[str]) -> None:
         with self._lock:
             self.planned[(destination, data_type)].extend(items)
+
+    def as_json(self) -> dict[str, object]:
+        """The summary as plain data (``--json``)."""
+        with self._lock:
+            return {
+                "ok": not self.failed,
+                "tallies": [
+                    {"destination": destination, "data_type": data_type, **asdict(tally)}
+                    for (destination, data_type), tally in sorted(self.tallies.items())
+                ],
+                "problems": list(dict.fromkeys(self.problems)),
+                "given_up": list(self.given_up),
+                "notes": list(dict.fromkeys(self.notes)),
+            }
 
     @property
     def failed(self) -> bool:

@@ -143,22 +143,15 @@ def test_a_symlink_pointing_out_is_refused(tmp_path):
 
 
 def test_a_full_disk_is_a_destination_error_and_leaves_nothing(tmp_path):
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True
-    )
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {result.stderr.decode().strip()}")
-    try:
+    from conftest import small_tmpfs
+
+    with small_tmpfs(tmp_path / "tiny", "256k") as mount:
         dest = destination(tmp_path, directory=str(mount))
         with pytest.raises(btic.DestinationError) as info:
             dest.recording(recording(tmp_path, "big", 1024 * 1024))
         assert str(info.value).endswith("No space left on device")
         assert str(mount) in str(info.value)
         assert list(mount.iterdir()) == []
-    finally:
-        subprocess.run(["umount", str(mount)], capture_output=True)
 
 
 def test_stale_temporary_files_of_a_dead_process_are_removed(tmp_path):
