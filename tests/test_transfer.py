@@ -992,3 +992,28 @@ def test_quiet_verbose_and_json_summaries(sim, tmp_path):
     assert "archive      session" in answered.stdout
     verbose = run_btic("transfer", "-v", "--config", str(config), *window)
     assert "archive      session" in verbose.stdout
+
+
+def test_import_xml_says_what_it_found_in_local_files(sim, tmp_path):
+    config = write_config(tmp_path, sim, data=["session"])
+    assert run_btic("sync", "--config", str(config)).returncode == 0
+    archived = next(p for p in (tmp_path / "archive").iterdir() if p.suffix == ".xml")
+    empty = tmp_path / "empty.xml"
+    empty.write_text('<?xml version="1.0"?><session_list xmlns="x"></session_list>')
+    garbage = tmp_path / "notes.xml"
+    garbage.write_text("these are my notes, not XML")
+    target = tmp_path / "second-archive"
+    config.write_text(
+        config.read_text()
+        + f'\n[destinations.copy]\nplugin = "filesystem"\ndirectory = "{target}"\n'
+    )
+    command = ["import-xml", "--config", str(config), "--dest", "copy", "--site", "sim"]
+    # one <session> document, as the file-system destination archives it, imports
+    single = run_btic(*command, str(archived))
+    assert single.returncode == 0, single.output
+    assert [p.name for p in target.iterdir()] == [archived.name]
+    for path, message in ((empty, "holds no <session>"), (garbage, "malformed XML")):
+        result = run_btic(*command, str(path))
+        assert result.returncode == 1
+        assert f"error: {path}: " in result.stderr and message in result.stderr
+        assert "from the appliance" not in result.stderr

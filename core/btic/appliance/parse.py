@@ -153,7 +153,7 @@ def _iterparse(
                     refuse_dtd(b"<!DOCTYPE", str(source) if isinstance(source, Path) else "report")
             yield local(element.tag), element
     except etree.XMLSyntaxError as exc:
-        raise ReportError("", f"malformed XML from the appliance: {exc}") from None
+        raise ReportError("", f"malformed XML: {exc}") from None
 
 
 class _Rewound:
@@ -279,7 +279,7 @@ def _parse_whole(data: bytes) -> etree._Element:
     try:
         return etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
-        raise ReportError("", f"malformed XML from the appliance: {exc}") from None
+        raise ReportError("", f"malformed XML: {exc}") from None
 
 
 def parse_document(

@@ -58,6 +58,7 @@ def import_reports(
     runs: dict[ReportKind, SessionRun] = {}
     base_report: ReportKind = "access" if product == "pa" else "support"
     for path in files:
+        found = 0
         try:
             for session, xml in iter_sessions(
                 path,
@@ -66,6 +67,7 @@ def import_reports(
                 host=site_info.host,
                 on_unreadable=_reporter(summary, path),
             ):
+                found += 1
                 report: ReportKind = (
                     "presentation" if session.session_type == "presentation" else base_report
                 )
@@ -95,7 +97,13 @@ def import_reports(
                     runs[report] = run
                 run.feed(session, xml)
         except ApplianceError as exc:
-            summary.problem(f"{path}: {exc}")
+            summary.problem(f"{path}: {str(exc).removeprefix(': ')}")
+            continue
+        if not found:
+            summary.problem(
+                f"{path}: holds no <session> (a session report's <session_list>, or one archived "
+                "<session>, is expected); nothing delivered from it"
+            )
     return summary
 
 

@@ -124,7 +124,15 @@ class FileSystemDestination:
             template = naming.template_for(
                 DataType.BACKUP, self.options.file_name_format, self.options.file_name_formats
             )
-            apply_retention(self._root(), template, backup, self.options.retention_count)
+            for removed in apply_retention(
+                self._root(), template, backup, self.options.retention_count
+            ):
+                ctx.log.info(
+                    "removed an old backup (retention_count)",
+                    destination=ctx.destination,
+                    path=str(removed),
+                    kept=self.options.retention_count,
+                )
         return delivery
 
     # -- naming ------------------------------------------------------------------

@@ -82,8 +82,9 @@ def _segment_patterns(template: str, backup: btic.Backup) -> list[re.Pattern[str
     return patterns
 
 
-def apply_retention(root: Path, template: str, backup: btic.Backup, keep: int) -> None:
-    """Remove all but the newest ``keep`` backups of ``backup``'s site."""
+def apply_retention(root: Path, template: str, backup: btic.Backup, keep: int) -> list[Path]:
+    """Remove all but the newest ``keep`` backups of ``backup``'s site; return those removed."""
+    removed = []
     for stored in backups_of_site(root, template, backup)[keep:]:
         try:
             stored.path.unlink()
@@ -91,6 +92,8 @@ def apply_retention(root: Path, template: str, backup: btic.Backup, keep: int) -
             raise btic.DestinationError(
                 f"{stored.path}: cannot remove an old backup: {exc.strerror or exc}"
             ) from None
+        removed.append(stored.path)
+    return removed
 
 
 __all__ = ["StoredBackup", "apply_retention", "backups_of_site"]
