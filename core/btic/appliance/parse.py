@@ -78,6 +78,16 @@ EXPIRED_PATTERNS = [
     r"过期|過期",
 ]
 
+#: The parser settings every document gets: nothing resolved or fetched, libxml's
+#: size and depth limits on, comments and processing instructions dropped.
+_HARDENED: dict[str, bool] = {
+    "resolve_entities": False,
+    "load_dtd": False,
+    "no_network": True,
+    "huge_tree": False,
+    "remove_comments": True,
+    "remove_pis": True,
+}
 _DOCTYPE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 _HEAD_BYTES = 64 * 1024
 
@@ -134,12 +144,7 @@ def _iterparse(
         str(stream) if isinstance(stream, Path) else stream,
         events=("end",),
         tag=[f"{{*}}{t}" for t in tags] + list(tags),
-        resolve_entities=False,
-        load_dtd=False,
-        no_network=True,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
+        **_HARDENED,
     )
     try:
         first = True
@@ -268,14 +273,7 @@ def iter_listing(
 def _parse_whole(data: bytes) -> etree._Element:
     """Parse a small document with the same protections as the streaming parser."""
     refuse_dtd(data[:_HEAD_BYTES])
-    parser = etree.XMLParser(
-        resolve_entities=False,
-        load_dtd=False,
-        no_network=True,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
-    )
+    parser = etree.XMLParser(**_HARDENED)
     try:
         return etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
