@@ -10,7 +10,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-import btic
 from btic.appliance.client import ApplianceClient, permission_advice
 from btic.appliance.model import Product
 from btic.appliance.reports import REPORT_NAMES, REQUIRED_PERMISSION, session_report_kind
@@ -23,7 +22,7 @@ from btic.errors import (
     PermissionDenied,
 )
 from btic.plugins import PluginManager
-from btic.types import PRODUCT_DATA_TYPES, AppContext, DataType
+from btic.types import PRODUCT_DATA_TYPES, DataType
 
 CLOCK_WARNING_SECONDS = 120
 
@@ -165,11 +164,10 @@ def configure_destinations(config: Config, plugins: PluginManager) -> None:
 
     :raises ConfigError: with every destination's problems, each with its path.
     """
-    app = AppContext(config_dir=config.base_dir, version=btic.__version__)
     problems: list[ConfigProblem] = []
-    for name, destination in config.destinations.items():
+    for name in config.destinations:
         try:
-            plugins.add_destination(name, destination.plugin, destination.options, app)
+            config.configure_destination(plugins, name)
         except ConfigError as exc:
             problems.extend(exc.problems)
     if problems:
@@ -180,12 +178,11 @@ def check_destinations(
     config: Config, plugins: PluginManager, names: Iterable[str] | None = None
 ) -> Iterator[CheckResult]:
     """``on_check`` of the named destinations (all by default)."""
-    app = AppContext(config_dir=config.base_dir, version=btic.__version__)
     for name in config.destinations if names is None else names:
         destination = config.destinations[name]
         subject = f"destination {name}"
         try:
-            plugins.add_destination(name, destination.plugin, destination.options, app)
+            config.configure_destination(plugins, name)
             line = plugins.on_check(name)
         except (DestinationError, ConfigError) as exc:
             yield CheckResult(subject, False, str(exc))

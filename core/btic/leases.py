@@ -17,7 +17,6 @@ its process is gone.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 import threading
@@ -25,19 +24,15 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from btic.processes import process_alive
-from btic.state import StateStore, now
+from btic.state import LOCK_NAME_LENGTH, StateStore, fit_column, now
 
 #: How long a lease lasts without renewal; holders renew it every third of that.
 LEASE_TTL = timedelta(minutes=5)
-_NAME_LIMIT = 128  # the width of btic_locks.name
 
 
 def lease_name(site: str, destination: str, data_type: str) -> str:
     """The lease that guards one (site, destination, data type)."""
-    name = f"transfer/{site}/{destination}/{data_type}"
-    if len(name) <= _NAME_LIMIT:
-        return name
-    return f"{name[:80]}#{hashlib.sha256(name.encode()).hexdigest()[:40]}"
+    return fit_column(f"transfer/{site}/{destination}/{data_type}", LOCK_NAME_LENGTH)
 
 
 class Leases:

@@ -305,9 +305,6 @@ class PluginManager:
         for destination in self._destinations.values():
             destination.callers.clear()
 
-    def destination_plugin(self, name: str) -> PluginInfo:
-        return self._destinations[name].plugin
-
     def can_receive(self, destination: str, data_type: DataType) -> bool:
         return data_type in self._destinations[destination].plugin.data_types
 

@@ -80,35 +80,13 @@ def summary_table(summary: Summary) -> Table:
     table = Table(title="transfer summary")
     for column in COLUMNS:
         table.add_column(column, justify="left" if column in ("destination", "type") else "right")
-    for (destination, data_type), tally in sorted(summary.tallies.items()):
-        table.add_row(
-            destination,
-            data_type,
-            str(tally.delivered),
-            str(tally.skipped),
-            str(tally.expired),
-            str(tally.failed),
-            str(tally.already),
-            f"{tally.bytes:,}",
-        )
+    for row in _rows(summary, thousands=True):
+        table.add_row(*row)
     return table
 
 
 def summary_text(summary: Summary) -> str:
-    rows = [COLUMNS]
-    for (destination, data_type), tally in sorted(summary.tallies.items()):
-        rows.append(
-            (
-                destination,
-                data_type,
-                str(tally.delivered),
-                str(tally.skipped),
-                str(tally.expired),
-                str(tally.failed),
-                str(tally.already),
-                str(tally.bytes),
-            )
-        )
+    rows = [COLUMNS, *_rows(summary, thousands=False)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(
         "  ".join(
@@ -119,8 +97,18 @@ def summary_text(summary: Summary) -> str:
     )
 
 
-def reporter_for(log: Any, interactive: bool) -> LogReporter | BarReporter:
-    """Bars on a terminal (enter the reporter to show them), one log line per item otherwise."""
-    if interactive:
-        return BarReporter(Console(stderr=True))
-    return LogReporter(log)
+def _rows(summary: Summary, *, thousands: bool) -> list[tuple[str, ...]]:
+    """One row of cells per (destination, data type), in COLUMNS' order."""
+    return [
+        (
+            destination,
+            data_type,
+            str(tally.delivered),
+            str(tally.skipped),
+            str(tally.expired),
+            str(tally.failed),
+            str(tally.already),
+            f"{tally.bytes:,}" if thousands else str(tally.bytes),
+        )
+        for (destination, data_type), tally in sorted(summary.tallies.items())
+    ]

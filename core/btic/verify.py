@@ -17,13 +17,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-import btic
 from btic.config import Config
 from btic.errors import ConfigError, DestinationError
 from btic.plugins import PluginManager
 from btic.state import DELIVERED, StateStore
 from btic.transfer.sessions import NUMBERED_RECORDINGS
-from btic.types import AppContext, DataType, SiteInfo, StoredItem, VerifyFinding
+from btic.types import DataType, SiteInfo, StoredItem, VerifyFinding
 
 
 @dataclass
@@ -56,14 +55,13 @@ def verify(
     on_item: Callable[[], None] = lambda: None,
 ) -> list[DestinationReport]:
     """Verify each destination; ``on_finding(destination, finding)`` hears every finding."""
-    app = AppContext(config_dir=config.base_dir, version=btic.__version__)
     reports = []
     for name in destinations:
         report = DestinationReport(name)
         reports.append(report)
         destination = config.destinations[name]
         try:
-            plugins.add_destination(name, destination.plugin, destination.options, app)
+            config.configure_destination(plugins, name)
             items = _counted(_stored_items(config, state, name, site, since), report, on_item)
             try:
                 for finding in plugins.on_verify(name, items=items):
@@ -109,9 +107,12 @@ def _stored_items(
         )
 
 
+_NUMBERED = frozenset(dt.value for dt in NUMBERED_RECORDINGS)
+
+
 def _is_session_marker(data_type: str, item_key: str) -> bool:
     # "Every numbered recording of this session is delivered": a ledger row, not a file.
-    return data_type in {dt.value for dt in NUMBERED_RECORDINGS} and "#" not in item_key
+    return data_type in _NUMBERED and "#" not in item_key
 
 
 def _counted(

@@ -184,14 +184,22 @@ class ApplianceClient:
         configuration or the reports.
         """
         if self._command_api is None:
-            try:
-                self.api_info()
-            except (PermissionDenied, ReportError) as exc:
-                self._command_api = False
-                self.command_api_problem = str(exc)
-            else:
-                self._command_api = True
-        return self._command_api
+            self._api_info_if_allowed(refresh=False)
+        return bool(self._command_api)
+
+    def _api_info_if_allowed(self, refresh: bool) -> ApiInfo | None:
+        """``get_api_info``, or None when the account may not use the Command API
+        (learned on the first refusal; a refusal after answers is a failure)."""
+        try:
+            info = self.api_info(refresh=refresh)
+        except (PermissionDenied, ReportError) as exc:
+            if self._command_api:
+                raise  # it answered before: this is a failure, not a missing permission
+            self._command_api = False
+            self.command_api_problem = str(exc)
+            return None
+        self._command_api = True
+        return info
 
     def _timestamp(self, text: str | None) -> datetime:
         try:
@@ -207,15 +215,8 @@ class ApplianceClient:
         """The appliance's clock: fresh from ``get_api_info``, or, without the
         Command API, from the ``Date`` header of its latest answer."""
         if self._command_api is not False:
-            try:
-                info = self.api_info(refresh=True)
-            except (PermissionDenied, ReportError) as exc:
-                if self._command_api:
-                    raise  # it answered before: this is a failure, not a missing permission
-                self._command_api = False
-                self.command_api_problem = str(exc)
-            else:
-                self._command_api = True
+            info = self._api_info_if_allowed(refresh=True)
+            if info is not None:
                 self.clock_source = "get_api_info"
                 return info.timestamp
         if self.connection.last_date is None:

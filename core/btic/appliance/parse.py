@@ -124,9 +124,13 @@ def local(tag: object) -> str:
 def refuse_dtd(head: bytes, where: str = "document") -> None:
     """Raise when the start of a document declares a DTD or entities."""
     if _DOCTYPE.search(head):
-        raise ReportError(
-            "", f"{where}: refused XML that declares a DTD or entities (never sent by appliances)"
-        )
+        raise _dtd_refused(where)
+
+
+def _dtd_refused(where: str) -> ReportError:
+    return ReportError(
+        "", f"{where}: refused XML that declares a DTD or entities (never sent by appliances)"
+    )
 
 
 def _iterparse(
@@ -155,7 +159,7 @@ def _iterparse(
                 first = False
                 docinfo = element.getroottree().docinfo
                 if docinfo.doctype or docinfo.internalDTD is not None:
-                    refuse_dtd(b"<!DOCTYPE", str(source) if isinstance(source, Path) else "report")
+                    raise _dtd_refused(str(source) if isinstance(source, Path) else "report")
             yield local(element.tag), element
     except etree.XMLSyntaxError as exc:
         raise ReportError("", f"malformed XML: {exc}") from None

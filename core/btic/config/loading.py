@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from structlog.typing import FilteringBoundLogger
 
 from btic import encryption
 from btic.config.problems import problems_from, salvage
@@ -38,7 +39,7 @@ from btic.errors import ConfigError, ConfigProblem, UsageError
 from btic.naming import ConfigWarning
 from btic.plugins import PluginManager
 from btic.secrets import Secret
-from btic.types import PRODUCT_DATA_TYPES, DataType
+from btic.types import PRODUCT_DATA_TYPES, AppContext, DataType, default_logger
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -137,6 +138,19 @@ class Config:
                     f"no {kind} named {', '.join(map(repr, missing))}; defined: "
                     f"{', '.join(defined) or 'none'}"
                 )
+
+    def configure_destination(
+        self, plugins: PluginManager, name: str, log: FilteringBoundLogger | None = None
+    ) -> None:
+        """Make destination ``name``'s plugin instance and run its ``on_configure``.
+
+        :raises ConfigError: from ``on_configure``, with the destination's path.
+        """
+        from btic import __version__
+
+        app = AppContext(config_dir=self.base_dir, version=__version__, log=log or default_logger())
+        destination = self.destinations[name]
+        plugins.add_destination(name, destination.plugin, destination.options, app)
 
     def require_work(self) -> None:
         """Check that the configuration asks for anything at all.

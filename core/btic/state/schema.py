@@ -26,6 +26,8 @@ SETTLED = (DELIVERED, SKIPPED, EXPIRED)
 
 #: The width of btic_deliveries.item_key; longer keys are stored hashed.
 ITEM_KEY_LENGTH = 255
+#: The width of btic_locks.name.
+LOCK_NAME_LENGTH = 128
 
 metadata = MetaData()
 
@@ -84,7 +86,7 @@ runs = Table(
 locks = Table(
     "btic_locks",
     metadata,
-    Column("name", String(128), primary_key=True),
+    Column("name", String(LOCK_NAME_LENGTH), primary_key=True),
     Column("owner", String(128), nullable=False),
     Column("acquired_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),

@@ -81,13 +81,18 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def fit_column(value: str, width: int) -> str:
+    """``value`` as a column of ``width`` holds it: whole when it fits, else a prefix
+    and its hash, so any value has one row (and always the same one)."""
+    if len(value) <= width:
+        return value
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{value[: width - 72]}~sha256:{digest}"
+
+
 def stored_key(key: str) -> str:
-    """``key`` as the ledger stores it: whole when it fits the column, else a prefix
-    and its hash, so any lsid an appliance sends has a row (and the same one)."""
-    if len(key) <= ITEM_KEY_LENGTH:
-        return key
-    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
-    return f"{key[: ITEM_KEY_LENGTH - 72]}~sha256:{digest}"
+    """``key`` as the ledger stores it (any lsid an appliance sends has a row)."""
+    return fit_column(key, ITEM_KEY_LENGTH)
 
 
 def as_utc(moment: datetime) -> datetime:

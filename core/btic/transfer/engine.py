@@ -21,7 +21,6 @@ from pathlib import Path
 import structlog
 from structlog.typing import FilteringBoundLogger
 
-import btic
 from btic import encryption
 from btic.appliance.client import ApplianceClient
 from btic.appliance.model import ReportKind, Session
@@ -36,7 +35,6 @@ from btic.transfer.spool import RunSpool, spool_parent
 from btic.transfer.summary import Reporter, SilentReporter, Summary
 from btic.types import (
     PRODUCT_DATA_TYPES,
-    AppContext,
     Backup,
     DataType,
     Delivery,
@@ -182,11 +180,9 @@ class Engine:
 
     def configure(self, names: Iterable[str]) -> None:
         """Make and configure each destination once per engine."""
-        app = AppContext(config_dir=self.config.base_dir, version=btic.__version__, log=self.log)
         for name in names:
             if name not in self._configured:
-                destination = self.config.destinations[name]
-                self.plugins.add_destination(name, destination.plugin, destination.options, app)
+                self.config.configure_destination(self.plugins, name, self.log)
                 self._configured.add(name)
 
     # -- a transfer --------------------------------------------------------------------

@@ -21,6 +21,9 @@ def findings(
     retention_count: int | None,
 ) -> Iterator[btic.VerifyFinding]:
     """A finding for each item that is not here as delivered."""
+    # The backups present, per (site host, extension): one walk each, however many
+    # backups retention removed.
+    present: dict[tuple[str, str], list[str]] = {}
     for item in items:
         path = Path(item.location)
         try:
@@ -28,7 +31,7 @@ def findings(
         except OSError:
             size = None
         if size is None:
-            if not _rotated_out(item, backup_template, root, retention_count):
+            if not _rotated_out(item, backup_template, root, retention_count, present):
                 yield btic.VerifyFinding("missing", item.location, "no such file", item.item_key)
             continue
         if item.size is not None and size != item.size:
@@ -42,7 +45,11 @@ def findings(
 
 
 def _rotated_out(
-    item: btic.StoredItem, template: str, root: Path, retention_count: int | None
+    item: btic.StoredItem,
+    template: str,
+    root: Path,
+    retention_count: int | None,
+    present: dict[tuple[str, str], list[str]],
 ) -> bool:
     """Whether a missing backup is one that retention removed: as many newer backups
     of its site as retention keeps are here."""
@@ -56,7 +63,10 @@ def _rotated_out(
         path=Path(item.location),
     )  # fmt: skip
     stamp = naming.backup_values(probe)["TIMESTAMP"]
-    newer = [b for b in backups_of_site(root, template, probe) if b.timestamp > stamp]
+    site_key = (item.site.host, extension)
+    if site_key not in present:
+        present[site_key] = [b.timestamp for b in backups_of_site(root, template, probe)]
+    newer = [timestamp for timestamp in present[site_key] if timestamp > stamp]
     return len(newer) >= retention_count
 
 
