@@ -26,6 +26,7 @@ def test_btic_plugins_lists_the_shipped_plugins_with_versions_and_hooks():
         "on_check",
         "on_configure",
         "on_list",
+        "on_locate",
         "on_recording",
         "on_session_xml",
         "on_verify",

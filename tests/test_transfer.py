@@ -231,6 +231,27 @@ def test_btic_transfer_by_lsid_window_dry_run_and_force(sim, tmp_path):
     assert by_date.returncode == 0 and "would transfer" in by_date.stdout
 
 
+def test_dry_run_names_where_each_report_would_go_and_agrees_with_the_real_run(sim, tmp_path):
+    archive = tmp_path / "archive"
+    config = write_config(tmp_path, sim, data=["session"])
+    request = ["transfer", "--config", str(config), "--site", "sim", "--dest", "archive"]
+    request += ["--type", "session,recording", "--since", "3d"]
+    dry = run_btic(*request, "--dry-run")
+    assert dry.returncode == 0, dry.output
+    assert not archive.exists()  # a dry run writes nothing, not even the directory
+    planned = dict(line.strip().split(" -> ") for line in dry.stdout.splitlines() if " -> " in line)
+    assert planned, dry.stdout
+    recordings = re.search(r"would transfer (\d+) recording to archive", dry.stdout)
+    real = run_btic(*request, "--json")
+    assert real.returncode == 0, real.output
+    tallies = {row["data_type"]: row for row in json.loads(real.stdout)["tallies"]}
+    assert f"would transfer {tallies['session']['delivered']} session to archive" in dry.stdout
+    assert recordings and int(recordings.group(1)) == tallies["recording"]["delivered"]
+    for lsid, location in planned.items():
+        assert Path(location).read_bytes().startswith(b"<?xml"), lsid
+        assert lsid in Path(location).name
+
+
 def test_btic_transfer_rejects_bad_requests_clearly(sim, tmp_path):
     config = write_config(
         tmp_path,
@@ -875,7 +896,7 @@ def test_verify_finds_a_deleted_an_altered_and_an_extra_file(sim, tmp_path):
     assert "1 missing, 1 changed, 1 unexpected" in found.stderr
 
 
-def test_verify_knows_backups_that_retention_removed(sim, tmp_path):
+def test_retention_removals_are_counted_and_verify_knows_them(sim, tmp_path):
     import time
 
     archive = tmp_path / "archive"
@@ -885,10 +906,15 @@ def test_verify_knows_backups_that_retention_removed(sim, tmp_path):
         data=["backup"],
         destinations=f'[destinations.archive]\nplugin = "filesystem"\ndirectory = "{archive}"\nretention_count = 1\n',
     )
+    removed = []
     for _ in range(3):
-        assert run_btic("sync", "--config", str(config)).returncode == 0
+        synced = run_btic("sync", "--json", "--config", str(config))
+        assert synced.returncode == 0, synced.output
+        (row,) = json.loads(synced.stdout)["tallies"]
+        removed.append(row["removed"])
         time.sleep(1.1)  # backups are named by the second
     assert len(list(archive.iterdir())) == 1
+    assert removed == [0, 1, 1]  # counted in the summary, as the files it deleted
     result = run_btic("verify", "--config", str(config))
     assert result.returncode == 0, result.output
     (next(archive.iterdir())).unlink()

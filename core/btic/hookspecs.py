@@ -122,6 +122,22 @@ def on_backup(backup: Backup, ctx: TransferContext) -> Delivery | None:
 
 
 @hookspec(firstresult=True)
+def on_locate(session: Session, ctx: TransferContext) -> str | None:
+    """Say where ``on_session_xml`` would put this session report; write nothing.
+
+    Called by ``btic transfer --dry-run`` for each session report the run
+    would deliver, so a user can check a naming template before anything is
+    written. Optional; without it the dry run
+    lists the lsid alone.
+
+    :param session: the parsed report.
+    :param ctx: site, destination, data type and run, as for ``on_session_xml``.
+    :return: the location the report would get (as ``Delivery.location``
+        would say it), or None when the destination cannot tell in advance.
+    """
+
+
+@hookspec(firstresult=True)
 def on_verify(destination: str, items: Iterable[StoredItem]) -> Iterator[VerifyFinding] | None:
     """Check that the destination still holds what the ledger says it delivered.
 

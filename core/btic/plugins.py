@@ -337,6 +337,12 @@ class PluginManager:
     ) -> Delivery | None:
         return cast("Delivery | None", self._call(destination, "on_backup", backup=backup, ctx=ctx))
 
+    def on_locate(self, destination: str, *, session: Session, ctx: TransferContext) -> str | None:
+        """Where the destination would put ``session``; None when it cannot say."""
+        if "on_locate" not in self._destinations[destination].plugin.hooks:
+            return None
+        return cast("str | None", self._call(destination, "on_locate", session=session, ctx=ctx))
+
     def on_verify(
         self, destination: str, *, items: Iterable[StoredItem]
     ) -> Iterator[VerifyFinding]:

@@ -13,7 +13,17 @@ from rich.table import Table
 from btic.transfer.summary import Summary
 
 #: The summary's columns; README's "The summary" defines each.
-COLUMNS = ("destination", "type", "delivered", "skipped", "expired", "failed", "already", "bytes")
+COLUMNS = (
+    "destination",
+    "type",
+    "delivered",
+    "skipped",
+    "expired",
+    "failed",
+    "already",
+    "removed",
+    "bytes",
+)
 
 
 class LogReporter:
@@ -108,6 +118,7 @@ def _rows(summary: Summary, *, thousands: bool) -> list[tuple[str, ...]]:
             str(tally.expired),
             str(tally.failed),
             str(tally.already),
+            str(tally.removed),
             f"{tally.bytes:,}" if thousands else str(tally.bytes),
         )
         for (destination, data_type), tally in sorted(summary.tallies.items())

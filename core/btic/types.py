@@ -159,11 +159,15 @@ class Delivery:
         the item by.
     :ivar size: bytes written, when the destination knows.
     :ivar sha256: of what was written, when the destination knows.
+    :ivar removed: locations of older items the destination removed because
+        of this delivery (a backup retention count); counted in the run's
+        summary as ``removed``.
     """
 
     location: str
     size: int | None = None
     sha256: str | None = None
+    removed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -330,6 +330,7 @@ class Engine:
             give_up=give_up,
         )
         summary.count(destination, data_type.value, status, size)
+        summary.removed(destination, data_type.value, len(getattr(result, "removed", ()) or ()))
         self.reporter.delivered(
             destination, data_type.value, key, status, location or error or "", size
         )
@@ -343,6 +344,26 @@ class Engine:
                     "btic transfer --force)"
                 )
         return status
+
+    def locate(
+        self, *, destination: str, data_type: DataType, site: SiteInfo, session: Session
+    ) -> str | None:
+        """Where ``destination`` would put a session report (a dry run); None when its
+        plugin cannot say. Nothing is written or recorded."""
+        ctx = TransferContext(
+            site=site,
+            destination=destination,
+            data_type=data_type,
+            run_id=self.run_id,
+            log=self.log,
+            item_key=(site.host, data_type.value, session.lsid),
+        )
+        try:
+            return self.plugins.on_locate(destination, session=session, ctx=ctx)
+        except DestinationError as exc:
+            return f"(cannot tell: {exc})"
+        except Exception as exc:  # noqa: BLE001 - a plugin bug must not stop a dry run
+            return f"(cannot tell: {type(exc).__name__}: {exc})"
 
     def _note_streak(
         self, destination: str, status: str, error: str | None, summary: Summary

@@ -93,12 +93,11 @@ class SessionRun:
                 owed = self._owed(destination, data_type, listed)
                 self.pending[(data_type, destination)] = owed
                 self.summary.already(destination, data_type.value, len(set(listed) - owed))
+        needed = [lsid for lsid in listed if any(lsid in p for p in self.pending.values())]
         if self.request.dry_run:
-            for (data_type, destination), lsids in self.pending.items():
-                self.summary.plan(destination, data_type.value, sorted(lsids))
+            self._plan(needed)
             return
         self._mark_sessions_without_recording(entries)
-        needed = [lsid for lsid in listed if any(lsid in p for p in self.pending.values())]
         fetched_ok = self._fetch_and_deliver(needed)
         if self.request.incremental:
             self._advance_watermarks(until, fetched_ok)
@@ -251,6 +250,67 @@ class SessionRun:
                         f"site {self.site.name}: {type(exception).__name__}: {exception}"
                     )
         return all_fetched
+
+    # -- a dry run ----------------------------------------------------------------------
+
+    def _plan(self, lsids: list[str]) -> None:
+        """What a real run would deliver, and where: the reports are read as a real run
+        reads them (so in-progress, unreadable and unknown sessions show up the same
+        way), and nothing is downloaded, written or recorded."""
+        assert self.settings is not None
+        limit = self.settings.max_session_megabytes * 1024 * 1024
+        answered: set[str] = set()
+
+        def unreadable(lsid: str, reason: str) -> None:
+            answered.add(lsid)
+            self.summary.problem(f"site {self.site.name}: {reason}")
+
+        for start in range(0, len(lsids), LSIDS_PER_REQUEST):
+            batch = lsids[start : start + LSIDS_PER_REQUEST]
+            try:
+                for session, _xml in self.appliance.iter_sessions(
+                    self.report, lsids=batch, on_unreadable=unreadable, max_bytes=limit
+                ):
+                    answered.add(session.lsid)
+                    if session.end_time is None:
+                        self._in_progress(session)
+                    else:
+                        self._plan_session(session)
+            except ReportTooLarge:
+                for lsid in batch:
+                    if lsid not in answered:
+                        answered.add(lsid)
+                        self._plan_unlocated(lsid)
+                self.summary.note(
+                    f"site {self.site.name}: some reports are too large to read in a dry "
+                    "run; they are listed without where they would go"
+                )
+        for lsid in lsids:
+            if lsid not in answered:
+                self.summary.problem(
+                    f"site {self.site.name}: session {lsid} was listed but its full "
+                    f"{self.report} report does not hold it; a real run would leave it pending"
+                )
+
+    def _plan_session(self, session: Session) -> None:
+        for (data_type, destination), owed in self.pending.items():
+            if session.lsid not in owed:
+                continue
+            if data_type in SESSION_TYPES:
+                where = self.engine.locate(
+                    destination=destination, data_type=data_type, site=self.site, session=session
+                )
+                item = f"{session.lsid} -> {where}" if where else session.lsid
+                self.summary.plan(destination, data_type.value, [item])
+            else:
+                links = recording_links(session, data_type)
+                keys = [recording_key(session.lsid, instance) for instance, _ in links]
+                self.summary.plan(destination, data_type.value, keys)
+
+    def _plan_unlocated(self, lsid: str) -> None:
+        for (data_type, destination), owed in self.pending.items():
+            if lsid in owed:
+                self.summary.plan(destination, data_type.value, [lsid])
 
     def _unreadable(self, lsid: str, reason: str) -> None:
         """A session whose report btic cannot read: failed, with the reason, for every

@@ -22,6 +22,8 @@ class Tally:
     expired: int = 0
     #: listed, but the ledger has it settled already (not offered again without --force)
     already: int = 0
+    #: older items the destination removed under its retention setting
+    removed: int = 0
     bytes: int = 0
 
     def add(self, other: Tally) -> None:
@@ -52,6 +54,12 @@ class Summary:
             setattr(tally, status, getattr(tally, status) + 1)
             if status == DELIVERED and size:
                 tally.bytes += size
+
+    def removed(self, destination: str, data_type: str, count: int) -> None:
+        """``count`` older items the destination removed under its retention setting."""
+        if count:
+            with self._lock:
+                self.tallies[(destination, data_type)].removed += count
 
     def already(self, destination: str, data_type: str, count: int) -> None:
         """``count`` items the ledger had settled for this destination already."""

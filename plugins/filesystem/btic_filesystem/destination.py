@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import shutil
@@ -96,6 +97,18 @@ class FileSystemDestination:
         return delivery
 
     @btic.hookimpl
+    def on_locate(self, session: btic.Session, ctx: btic.TransferContext) -> str:
+        relative = self._name(ctx.data_type, naming.session_values(session, extension="xml"))
+        try:
+            where = naming.inside(self.root, relative)
+        except ValueError as exc:
+            return f"(refused: a file name outside the destination: {exc})"
+        # AppendNumber numbers a name another item holds; a dry run only says so.
+        if where.exists() and files.item_of(where) != "/".join(ctx.item_key):
+            return f"{where} (taken: {self.options.conflict})"
+        return str(where)
+
+    @btic.hookimpl
     def on_recording(
         self, recording: btic.Recording, ctx: btic.TransferContext
     ) -> btic.Delivery | None:
@@ -120,20 +133,22 @@ class FileSystemDestination:
             source=backup.path,
             ctx=ctx,
         )
-        if self.options.retention_count:
-            template = naming.template_for(
-                DataType.BACKUP, self.options.file_name_format, self.options.file_name_formats
+        if not self.options.retention_count:
+            return delivery
+        template = naming.template_for(
+            DataType.BACKUP, self.options.file_name_format, self.options.file_name_formats
+        )
+        removed = apply_retention(self._root(), template, backup, self.options.retention_count)
+        for path in removed:
+            ctx.log.info(
+                "removed an old backup (retention_count)",
+                destination=ctx.destination,
+                path=str(path),
+                kept=self.options.retention_count,
             )
-            for removed in apply_retention(
-                self._root(), template, backup, self.options.retention_count
-            ):
-                ctx.log.info(
-                    "removed an old backup (retention_count)",
-                    destination=ctx.destination,
-                    path=str(removed),
-                    kept=self.options.retention_count,
-                )
-        return delivery
+        if delivery is None or not removed:
+            return delivery
+        return dataclasses.replace(delivery, removed=tuple(str(path) for path in removed))
 
     # -- naming ------------------------------------------------------------------
 
