@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,10 @@ def resolve_secret(
     return Secret(text, None)
 
 
+#: ``PWD=...`` or ``Password=...`` in an ODBC connection string (braced or not).
+_ODBC_PASSWORD = re.compile(r"((?:^|;)\s*(?:PWD|Password)\s*=\s*)(\{[^}]*\}|[^;]*)", re.IGNORECASE)
+
+
 class DatabaseUrl(Secret):
     """A database URL, which may carry a password.
 
@@ -151,9 +156,14 @@ class DatabaseUrl(Secret):
         from sqlalchemy.exc import ArgumentError
 
         try:
-            return make_url(self._value).password
+            url = make_url(self._value)
         except ArgumentError:
             return self._value
+        if url.password is not None:
+            return str(url.password)
+        # An ODBC connection string passed whole (odbc_connect=...;PWD=...;).
+        found = _ODBC_PASSWORD.search(str(url.query.get("odbc_connect", "")))
+        return found.group(2) if found else None
 
     @property
     def display(self) -> str:
@@ -163,9 +173,17 @@ class DatabaseUrl(Secret):
         from sqlalchemy.exc import ArgumentError
 
         try:
-            return make_url(self._value).render_as_string(hide_password=True)
+            url = make_url(self._value)
         except ArgumentError:
             return MASK
+        odbc = url.query.get("odbc_connect")
+        if isinstance(odbc, str):
+            # Shown as written (unquoted), its password masked.
+            rest = url.difference_update_query(["odbc_connect"])
+            masked = _ODBC_PASSWORD.sub(rf"\g<1>{MASK}", odbc)
+            joiner = "&" if rest.query else "?"
+            return f"{rest.render_as_string(hide_password=True)}{joiner}odbc_connect={masked}"
+        return url.render_as_string(hide_password=True)
 
     def __str__(self) -> str:
         return self.display

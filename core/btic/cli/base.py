@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import warnings
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,31 @@ config_option = click.option(
 )
 
 
+#: Entry-point group through which an installed plugin adds commands (``btic sql``).
+COMMANDS_GROUP = "btic.commands"
+
+
 class Commands(click.Group):
-    """Reports a :class:`BticError` from any command as ``error:`` lines and its exit code."""
+    """Reports a :class:`BticError` from any command as ``error:`` lines and its exit
+    code, and offers the commands installed plugins add (loaded only when named or
+    listed, never at import)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_plugin_commands()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        entry = _plugin_commands().get(cmd_name)
+        if entry is None:
+            return None
+        try:
+            loaded = entry.load()
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break btic
+            warn(f"command {cmd_name} of plugin {entry.value} failed to load: {exc}")
+            return None
+        return loaded if isinstance(loaded, click.Command) else None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -31,6 +55,19 @@ class Commands(click.Group):
         except BticError as exc:
             report(exc)
             ctx.exit(exc.exit_code)
+
+
+def _plugin_commands() -> dict[str, importlib.metadata.EntryPoint]:
+    import os
+
+    from btic.plugins import DISABLE_ENV
+
+    disabled = {n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()}
+    return {
+        ep.name: ep
+        for ep in importlib.metadata.entry_points(group=COMMANDS_GROUP)
+        if ep.name not in disabled
+    }
 
 
 def report(exc: BticError) -> None:

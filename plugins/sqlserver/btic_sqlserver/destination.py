@@ -1,0 +1,135 @@
+"""The SQL destination: each session report as rows of the storage tables.
+
+It implements ``on_session_xml`` and no recording or backup hook: as the guide
+says, recordings and backups can be saved to files, not to the database, and a
+schedule that routes them here is refused when the configuration loads.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+
+import btic
+from btic_sqlserver import verification
+from btic_sqlserver.connection import cause, is_connection_problem, make_engine, odbc_url
+from btic_sqlserver.options import SqlServerOptions
+from btic_sqlserver.rows import digest_of, session_rows
+from btic_sqlserver.writer import SchemaMismatch, Writer
+
+
+class SqlServerDestination:
+    """Stores each session report as rows of the Integration Client's tables."""
+
+    Options = SqlServerOptions
+
+    def __init__(self) -> None:
+        self._options: SqlServerOptions | None = None
+        self._url = ""
+        self._where = "the storage database"
+        self._writer: Writer | None = None
+        self._lock = threading.Lock()
+
+    @btic.hookimpl
+    def on_configure(self, options: SqlServerOptions, app: btic.AppContext) -> None:
+        self._options = options
+        if options.connection_string is not None:
+            try:
+                self._url = odbc_url(options.connection_string.get_secret_value())
+            except ValueError as exc:
+                raise btic.ConfigError(f"connection_string: {exc}") from None
+            self._where = f"SQL Server ({options.connection_string.display})"
+            return
+        assert options.url is not None
+        url = options.url.get_secret_value()
+        try:
+            parsed = sa.engine.make_url(url)
+        except sa_exc.ArgumentError as exc:
+            raise btic.ConfigError(f"url: not a database URL: {exc}") from None
+        database = parsed.database
+        if parsed.get_backend_name() == "sqlite" and database and database != ":memory:":
+            # Relative to the configuration file, like every other path in it.
+            path = Path(database).expanduser()
+            if not path.is_absolute():
+                parsed = parsed.set(database=str(app.config_dir / path))
+                url = parsed.render_as_string(hide_password=False)
+        self._url = url
+        self._where = options.url.display
+
+    @property
+    def options(self) -> SqlServerOptions:
+        if self._options is None:
+            raise btic.DestinationError("the SQL destination was not configured")
+        return self._options
+
+    def _ready_writer(self) -> Writer:
+        """The writer, its schema prepared (connecting on first use)."""
+        with self._lock:
+            if self._writer is None:
+                self._writer = Writer(make_engine(self._url, self._where), self._where)
+            writer = self._writer
+        try:
+            writer.prepare()
+        except btic.DestinationError:
+            raise
+        except sa_exc.SQLAlchemyError as exc:
+            raise self._failure("cannot prepare the tables", exc) from None
+        return writer
+
+    def _failure(self, what: str, exc: BaseException) -> btic.DestinationError:
+        if is_connection_problem(exc):
+            what = f"cannot reach the database ({what})"
+        return btic.DestinationError(f"{self._where}: {what}: {cause(exc)}")
+
+    # -- hooks ---------------------------------------------------------------------------
+
+    @btic.hookimpl
+    def on_check(self) -> str:
+        writer = self._ready_writer()
+        try:
+            writer.probe()
+        except sa_exc.SQLAlchemyError as exc:
+            raise self._failure("cannot insert and delete a session row", exc) from None
+        return f"{self._where}: tables ready, INSERT and DELETE allowed"
+
+    @btic.hookimpl
+    def on_session_xml(
+        self, session: btic.Session, xml: bytes, ctx: btic.TransferContext
+    ) -> btic.Delivery:
+        rows = session_rows(
+            session, system_information=self.options.should_store_system_information
+        )
+        writer = self._ready_writer()
+        try:
+            writer.replace(rows)
+        except SchemaMismatch:
+            raise
+        except sa_exc.DataError as exc:
+            # The database refused a value of this session (a type, a length):
+            # retrying cannot help until someone changes the table.
+            raise btic.DestinationError(
+                f"{self._where}: session {session.lsid}: {cause(exc)}", permanent=True
+            ) from None
+        except sa_exc.SQLAlchemyError as exc:
+            raise self._failure(f"session {session.lsid}", exc) from None
+        return btic.Delivery(
+            location=verification.location(session.host, session.lsid),
+            sha256=digest_of(rows),
+        )
+
+    @btic.hookimpl
+    def on_verify(self, items: Iterable[btic.StoredItem]) -> Iterator[btic.VerifyFinding]:
+        writer = self._ready_writer()
+        return verification.findings(writer.engine, items, self._where)
+
+    @btic.hookimpl
+    def on_list(self) -> Iterator[str]:
+        writer = self._ready_writer()
+        return verification.locations(writer.engine)
+
+
+__all__ = ["SqlServerDestination"]
