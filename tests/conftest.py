@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote_plus
 
 import pytest
 
@@ -217,6 +218,96 @@ def new_postgres_database(postgres_url: str) -> str:
 def fresh_postgres(postgres_url):
     """An empty database on the session's PostgreSQL server."""
     return new_postgres_database(postgres_url)
+
+
+@pytest.fixture(scope="session")
+def mariadb_odbc():
+    """A private MariaDB server, reached through unixODBC and MariaDB's ODBC driver:
+    a function that makes a new database and returns its ``mysql+pyodbc`` URL."""
+    install, server = (
+        shutil.which("mariadb-install-db"),
+        shutil.which("mariadbd", path="/usr/sbin:/usr/bin"),
+    )
+    if not install or not server:
+        pytest.skip("MariaDB is not installed (.ci/run installs Debian's mariadb-server)")
+    try:
+        import pyodbc
+    except ImportError:
+        pytest.skip("pyodbc is not installed (pip install -r requirements-dev.txt)")
+    if "MariaDB Unicode" not in pyodbc.drivers():
+        pytest.skip("MariaDB's ODBC driver is not registered (Debian package odbc-mariadb)")
+    root = Path(tempfile.mkdtemp(prefix="btic-mariadb-"))
+    user = ["--user=mysql"] if os.geteuid() == 0 else []
+    if user:
+        shutil.chown(root, "mysql")
+    init = subprocess.run(
+        [
+            install,
+            *user,
+            f"--datadir={root / 'data'}",
+            "--skip-test-db",
+            "--auth-root-authentication-method=socket",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if init.returncode != 0:
+        pytest.skip(f"mariadb-install-db failed: {init.stderr.strip()[:200]}")
+    with _socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    socket_path = root / "sock"
+    process = subprocess.Popen(
+        [
+            server,
+            "--no-defaults",
+            *user,
+            f"--datadir={root / 'data'}",
+            f"--port={port}",
+            "--bind-address=127.0.0.1",
+            f"--socket={socket_path}",
+            f"--log-error={root / 'error.log'}",
+            "--skip-log-bin",
+            "--innodb-flush-log-at-trx-commit=2",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    client = shutil.which("mariadb") or "mariadb"
+
+    def admin(sql: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [client, f"--socket={socket_path}", "-uroot", "-e", sql], capture_output=True, text=True
+        )
+
+    try:
+        for _ in range(100):
+            if admin("SELECT 1").returncode == 0:
+                break
+            _time.sleep(0.1)
+        else:
+            pytest.skip("MariaDB did not start")
+        created = admin(
+            "CREATE USER 'btic'@'127.0.0.1' IDENTIFIED BY 'btic-pw'; "
+            "GRANT ALL ON *.* TO 'btic'@'127.0.0.1';"
+        )
+        assert created.returncode == 0, created.stderr
+
+        def new_database() -> str:
+            name = f"btic_{_time.time_ns() % 10**12}"
+            made = admin(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
+            assert made.returncode == 0, made.stderr
+            odbc = (
+                "DRIVER={MariaDB Unicode};SERVER=127.0.0.1;"
+                f"PORT={port};DATABASE={name};UID=btic;PWD=btic-pw;CHARSET=utf8mb4"
+            )
+            return "mysql+pyodbc:///?odbc_connect=" + quote_plus(odbc)
+
+        yield new_database
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @contextmanager

@@ -276,8 +276,7 @@ def test_check_one_destination_and_say_when_a_plugin_cannot_be_tested(tmp_path):
     with SimulatedAppliance("rs", sessions=2) as sim:
         path = config_for(tmp_path, sim.site_toml("sim"))
         path.write_text(
-            path.read_text()
-            + '\n[destinations.reports]\nplugin = "sqlserver"\nurl = "sqlite:///r.db"\n'
+            path.read_text() + '\n[destinations.reports]\nplugin = "s3"\nbucket = "btic-archive"\n'
         )
         only_archive = run_btic("check", "--config", str(path), "--dest", "archive")
         untested = run_btic("check", "--config", str(path), "--dest", "reports")
@@ -287,6 +286,6 @@ def test_check_one_destination_and_say_when_a_plugin_cannot_be_tested(tmp_path):
         "ok   destination archive"
     ]
     assert untested.stdout.startswith(
-        "warn destination reports: not tested: plugin sqlserver has no on_check"
+        "warn destination reports: not tested: plugin s3 has no on_check"
     )
     assert unknown.returncode == 2 and "no destination named 'nope'" in unknown.stderr

@@ -32,7 +32,13 @@ def test_btic_plugins_lists_the_shipped_plugins_with_versions_and_hooks():
         "on_verify",
     ]
     assert fs["error"] is None
-    assert listing["sqlserver"]["hooks"] == ["on_session_xml"]
+    assert listing["sqlserver"]["hooks"] == [
+        "on_check",
+        "on_configure",
+        "on_list",
+        "on_session_xml",
+        "on_verify",
+    ]
     assert listing["sqlserver"]["data_types"] == ["presentation", "session"]
     assert "backup" in listing["s3"]["data_types"]
 

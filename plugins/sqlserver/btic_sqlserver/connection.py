@@ -103,7 +103,7 @@ def should_retry(error: sa_exc.DBAPIError) -> bool:
 
 def _odbc_state(original: BaseException | None) -> str | None:
     # pyodbc puts the SQLSTATE first in its args.
-    args = getattr(original, "args", ())
+    args: tuple[Any, ...] = getattr(original, "args", ())
     if args and isinstance(args[0], str) and len(args[0]) == 5:
         return args[0]
     return None
@@ -112,7 +112,7 @@ def _odbc_state(original: BaseException | None) -> str | None:
 def cause(error: BaseException) -> str:
     """The database's own words, on one line, without the statement or its values."""
     original = getattr(error, "orig", None) or error
-    args = getattr(original, "args", ())
+    args: tuple[Any, ...] = getattr(original, "args", ())
     if _odbc_state(original) and len(args) > 1 and isinstance(args[1], str):
         # pyodbc: ('42000', '[42000] [ma-3.1.18]Access denied ... (1142) (SQLExecDirectW)')
         text = re.sub(r"^(\[[^\]]*\]\s*)+", "", args[1])

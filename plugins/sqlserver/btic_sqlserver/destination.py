@@ -117,7 +117,7 @@ class SqlServerDestination:
         except sa_exc.SQLAlchemyError as exc:
             raise self._failure(f"session {session.lsid}", exc) from None
         return btic.Delivery(
-            location=verification.location(session.host, session.lsid),
+            location=verification.location(rows.session["host_name"], rows.session["lsid"]),
             sha256=digest_of(rows),
         )
 

@@ -8,6 +8,7 @@ same for the rows as built here and as read back from any database.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from btic.appliance.model import Customer, Event, Representative, Session, Syste
 from btic_sqlserver import schema
 
 Row = dict[str, Any]
+Values = Mapping[Any, Any]
 
 
 @dataclass
@@ -89,8 +91,33 @@ def session_rows(session: Session, *, system_information: bool = True) -> Sessio
             ],
         },
     )
+    _storable(rows)
     _check_lengths(session.lsid, rows)
     return rows
+
+
+def _all_rows(rows: SessionRows) -> list[tuple[sa.Table, list[Row]]]:
+    return [
+        (schema.session, [rows.session]),
+        (schema.session_event, [e.event for e in rows.events]),
+        (schema.session_event_data, [d for e in rows.events for d in e.data]),
+        (schema.system_information, [s for e in rows.events for s in e.system_information]),
+        *rows.children.items(),
+    ]
+
+
+def storable(text: str) -> str:
+    """NUL as U+FFFD: XML cannot carry it, but a decoded value can, and PostgreSQL's
+    text refuses it."""
+    return text.replace("\x00", "\ufffd")
+
+
+def _storable(rows: SessionRows) -> None:
+    for _table, table_rows in _all_rows(rows):
+        for row in table_rows:
+            for name, value in row.items():
+                if isinstance(value, str) and "\x00" in value:
+                    row[name] = storable(value)
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -149,8 +176,13 @@ def _event_rows(event: Event, system_information: bool) -> EventRows:
         }
     )
     details: list[tuple[str, str]] = []
-    if event.body is not None:
-        # <encoded_body> arrives decoded: the chat text as the people typed it.
+    if event.body is not None and event.body_encoded:
+        # <encoded_body> arrives decoded: the chat text as typed. A NUL cannot be
+        # stored in every database's text (PostgreSQL refuses it), so ``body`` shows
+        # it as U+FFFD and ``encoded_body`` keeps every character, base64 of UTF-8.
+        details.append(("body", event.body))
+        details.append(("encoded_body", base64.b64encode(event.body.encode()).decode()))
+    elif event.body is not None:
         details.append(("body", event.body))
     if event.filename is not None:
         details.append(("filename", event.filename))
@@ -185,14 +217,7 @@ def _information(category: SystemInfoCategory) -> str:
 
 
 def _check_lengths(lsid: str, rows: SessionRows) -> None:
-    tables: list[tuple[sa.Table, Iterable[Row]]] = [
-        (schema.session, [rows.session]),
-        (schema.session_event, [e.event for e in rows.events]),
-        (schema.session_event_data, [d for e in rows.events for d in e.data]),
-        (schema.system_information, [s for e in rows.events for s in e.system_information]),
-        *rows.children.items(),
-    ]
-    for table, table_rows in tables:
+    for table, table_rows in _all_rows(rows):
         limits = {
             c.name: c.type.length
             for c in table.columns
@@ -213,15 +238,15 @@ def _check_lengths(lsid: str, rows: SessionRows) -> None:
 
 
 def digest(
-    session: Mapping[str, Any],
-    events: Sequence[tuple[Mapping[str, Any], Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]]]],
-    children: Mapping[str, Sequence[Mapping[str, Any]]],
+    session: Values,
+    events: Sequence[tuple[Values, Sequence[Values], Sequence[Values]]],
+    children: Mapping[str, Sequence[Values]],
 ) -> str:
     """sha256 of a session's values, table by table and row by row in insertion
     order, leaving out the keys a database assigns."""
     hasher = hashlib.sha256()
 
-    def add(table: sa.Table, rows: Iterable[Mapping[str, Any]]) -> None:
+    def add(table: sa.Table, rows: Iterable[Values]) -> None:
         columns = [c.name for c in table.columns if c.name not in _KEYS]
         for row in rows:
             hasher.update(table.name.encode())
@@ -260,4 +285,4 @@ def _canonical(value: Any) -> bytes:
     return str(value).encode()
 
 
-__all__ = ["EventRows", "SessionRows", "digest", "digest_of", "session_rows"]
+__all__ = ["EventRows", "SessionRows", "digest", "digest_of", "session_rows", "storable"]

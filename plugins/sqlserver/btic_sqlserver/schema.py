@@ -15,7 +15,7 @@ for SQL Server's 900-byte index keys on the indexed ones.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mssql
@@ -26,16 +26,20 @@ SCHEMA_VERSION = 1
 metadata = sa.MetaData()
 
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements INTEGER only
-_TIME = sa.DateTime().with_variant(mssql.DATETIME2(), "mssql")
+_DATETIME2: type[sa.types.TypeEngine[Any]] = mssql.DATETIME2
+_TIME = sa.DateTime().with_variant(_DATETIME2(), "mssql")
 _FLAG = sa.SmallInteger  # the guides' "Integer value (1 or 0)"
-_TABLE_OPTIONS = {"mysql_charset": "utf8mb4", "mariadb_charset": "utf8mb4"}
+_TABLE_OPTIONS: dict[str, Any] = {"mysql_charset": "utf8mb4", "mariadb_charset": "utf8mb4"}
 
 NAME = 255
 ADDRESS = 64
 
 
 def _text(length: int | None = NAME) -> sa.types.TypeEngine[str]:
-    return sa.UnicodeText() if length is None else sa.Unicode(length)
+    if length is None:
+        # NVARCHAR(max) on SQL Server: its NTEXT is deprecated.
+        return sa.UnicodeText().with_variant(mssql.NVARCHAR(), "mssql")
+    return sa.Unicode(length)
 
 
 def _id() -> sa.Column[int]:

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 import btic
 from btic_sqlserver import schema
-from btic_sqlserver.rows import digest
+from btic_sqlserver.rows import digest, storable
 
 _PREFIX = "session/"
 
@@ -26,9 +26,9 @@ def findings(
     """A finding for each item missing from the tables or whose rows changed."""
     with engine.connect() as connection:
         for item in items:
-            lsid = item.item_key
-            found = stored_digest(connection, item.site.host, lsid)
-            place = f"{where} {location(item.site.host, lsid)}"
+            lsid, host = storable(item.item_key), storable(item.site.host)
+            found = stored_digest(connection, host, lsid)
+            place = f"{where} {location(host, lsid)}"
             if found is None:
                 yield btic.VerifyFinding("missing", place, "no session row", item_key=lsid)
             elif item.sha256 is not None and found != item.sha256:
@@ -43,29 +43,38 @@ def findings(
 def stored_digest(connection: sa.Connection, host_name: str, lsid: str) -> str | None:
     """The digest of a session's rows as the database holds them; None when absent."""
     session = schema.session
-    row = connection.execute(
-        sa.select(session).where(session.c.host_name == host_name, session.c.lsid == lsid)
-    ).mappings().first()
+    row = (
+        connection.execute(
+            sa.select(session).where(session.c.host_name == host_name, session.c.lsid == lsid)
+        )
+        .mappings()
+        .first()
+    )
     if row is None:
         return None
     session_id = row["id"]
     event = schema.session_event
-    events = connection.execute(
-        sa.select(event).where(event.c.session_id == session_id).order_by(event.c.id)
-    ).mappings().all()
+    events = (
+        connection.execute(
+            sa.select(event).where(event.c.session_id == session_id).order_by(event.c.id)
+        )
+        .mappings()
+        .all()
+    )
     by_event: dict[Any, tuple[list[Any], list[Any]]] = {e["id"]: ([], []) for e in events}
+    its_events = sa.select(event.c.id).where(event.c.session_id == session_id)
     for position, table in enumerate(schema.EVENT_CHILDREN):
         children = connection.execute(
-            sa.select(table)
-            .where(table.c.session_event_id.in_(sa.select(event.c.id).where(event.c.session_id == session_id)))
-            .order_by(table.c.id)
+            sa.select(table).where(table.c.session_event_id.in_(its_events)).order_by(table.c.id)
         ).mappings()
         for child in children:
             by_event[child["session_event_id"]][position].append(child)
     others = {
         table.name: connection.execute(
             sa.select(table).where(table.c.session_id == session_id).order_by(table.c.id)
-        ).mappings().all()
+        )
+        .mappings()
+        .all()
         for table in schema.SESSION_CHILDREN
     }
     return digest(

@@ -13,6 +13,7 @@ import random
 import threading
 import time
 from datetime import datetime, timezone
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -129,8 +130,7 @@ class Writer:
         connection.execute(session.delete().where(session.c.id == found))
 
     def _insert(self, connection: sa.Connection, rows: SessionRows) -> None:
-        inserted = connection.execute(schema.session.insert(), rows.session)
-        session_id = inserted.inserted_primary_key[0]
+        session_id = _new_id(connection.execute(schema.session.insert(), rows.session))
         for table, table_rows in rows.children.items():
             if table_rows:
                 connection.execute(
@@ -143,9 +143,13 @@ class Writer:
             event.insert(), [{**e.event, "session_id": session_id} for e in rows.events]
         )
         # Keys grow in insertion order within this transaction's own rows.
-        event_ids = connection.execute(
-            sa.select(event.c.id).where(event.c.session_id == session_id).order_by(event.c.id)
-        ).scalars().all()
+        event_ids = (
+            connection.execute(
+                sa.select(event.c.id).where(event.c.session_id == session_id).order_by(event.c.id)
+            )
+            .scalars()
+            .all()
+        )
         if len(event_ids) != len(rows.events):
             raise sa_exc.InvalidRequestError(
                 f"wrote {len(rows.events)} events and read back {len(event_ids)}"
@@ -173,17 +177,18 @@ class Writer:
         with self.engine.connect() as connection:
             transaction = connection.begin()
             try:
-                inserted = connection.execute(
-                    schema.session.insert(),
-                    {"lsid": "btic-probe", "type": "support", "host_name": "btic-probe.invalid"},
-                )
-                connection.execute(
-                    schema.session.delete().where(
-                        schema.session.c.id == inserted.inserted_primary_key[0]
-                    )
-                )
+                probe = {"lsid": "btic-probe", "type": "support", "host_name": "btic-probe.invalid"}
+                probe_id = _new_id(connection.execute(schema.session.insert(), probe))
+                connection.execute(schema.session.delete().where(schema.session.c.id == probe_id))
             finally:
                 transaction.rollback()
+
+
+def _new_id(result: sa.CursorResult[Any]) -> Any:
+    key = result.inserted_primary_key
+    if key is None:
+        raise sa_exc.InvalidRequestError("the database did not say the new row's id")
+    return key[0]
 
 
 def _now() -> datetime:
@@ -193,9 +198,7 @@ def _now() -> datetime:
 def _lost_a_race(error: sa_exc.DBAPIError) -> bool:
     text = cause(error).lower()
     return (
-        isinstance(error, sa_exc.IntegrityError)
-        or "already exists" in text
-        or should_retry(error)
+        isinstance(error, sa_exc.IntegrityError) or "already exists" in text or should_retry(error)
     )
 
 
