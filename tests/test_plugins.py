@@ -35,6 +35,7 @@ def test_btic_plugins_lists_the_shipped_plugins_with_versions_and_hooks():
     assert listing["sqlserver"]["hooks"] == [
         "on_check",
         "on_configure",
+        "on_flush",
         "on_list",
         "on_session_xml",
         "on_verify",

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         Backup,
         Delivery,
         Recording,
+        Refusal,
         StoredItem,
         TransferContext,
         VerifyFinding,
@@ -118,6 +119,29 @@ def on_backup(backup: Backup, ctx: TransferContext) -> Delivery | None:
     :param ctx: site, destination, data type and run.
     :return: where it went, or None when skipped.
     :raises btic.DestinationError: when the destination could not take it.
+    """
+
+
+@hookspec(firstresult=True)
+def on_flush(destination: str) -> Iterable[Refusal] | None:
+    """Make durable every item this destination took into its batch since the
+    last flush (each answered with ``Delivery(deferred=True)``).
+
+    A destination that writes in batches (rows in one transaction) implements
+    it; the core records a deferred item in the ledger only after this hook
+    has returned, so a crash before then leaves the item pending and it is
+    delivered again. The core calls it at least every
+    :data:`~btic.transfer.delivery.FLUSH_AFTER_ITEMS` deferred items or
+    :data:`~btic.transfer.delivery.FLUSH_AFTER_SECONDS` seconds, and at the end
+    of every transfer, never while one of this destination's hooks runs.
+
+    :param destination: the destination's name.
+    :return: a :class:`btic.Refusal` for each item of the batch that could not
+        be stored while the rest were (an item the destination refuses), or
+        None when every item is durable.
+    :raises btic.DestinationError: when the batch could not be stored at all
+        (the database is down): every item of it fails with this reason and
+        stays pending.
     """
 
 

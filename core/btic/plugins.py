@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         Backup,
         Delivery,
         Recording,
+        Refusal,
         StoredItem,
         TransferContext,
         VerifyFinding,
@@ -336,6 +337,21 @@ class PluginManager:
         self, destination: str, *, backup: Backup, ctx: TransferContext
     ) -> Delivery | None:
         return cast("Delivery | None", self._call(destination, "on_backup", backup=backup, ctx=ctx))
+
+    def can_flush(self, destination: str) -> bool:
+        """Whether the destination batches items (it implements ``on_flush``)."""
+        return "on_flush" in self._destinations[destination].plugin.hooks
+
+    def on_flush(self, destination: str) -> list[Refusal]:
+        """The items of the destination's batch it could not store (none when it
+        does not batch).
+
+        :raises DestinationError: the batch could not be stored at all.
+        """
+        if not self.can_flush(destination):
+            return []
+        refusals = self._call(destination, "on_flush", destination=destination)
+        return list(cast("Iterable[Refusal]", refusals or ()))
 
     def on_locate(self, destination: str, *, session: Session, ctx: TransferContext) -> str | None:
         """Where the destination would put ``session``; None when it cannot say."""

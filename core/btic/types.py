@@ -17,6 +17,8 @@ from typing import IO, TYPE_CHECKING, Literal
 import structlog
 from structlog.typing import FilteringBoundLogger
 
+from btic.errors import DestinationError
+
 if TYPE_CHECKING:
     from btic.appliance.model import Product, Session
 
@@ -162,12 +164,28 @@ class Delivery:
     :ivar removed: locations of older items the destination removed because
         of this delivery (a backup retention count); counted in the run's
         summary as ``removed``.
+    :ivar deferred: the destination took the item into a batch that is not
+        durable yet; the core records it when ``on_flush`` has returned.
     """
 
     location: str
     size: int | None = None
     sha256: str | None = None
     removed: tuple[str, ...] = ()
+    deferred: bool = False
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An item of a flushed batch that the destination could not store.
+
+    :ivar item_key: the item's ``ctx.item_key``, as it was handed over.
+    :ivar error: why, as the destination would have raised it for that item
+        alone (``permanent`` when retrying cannot help).
+    """
+
+    item_key: tuple[str, ...]
+    error: DestinationError
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from btic.naming import ConfigWarning
 from btic.plugins import PluginManager
 from btic.state import StateStore
 from btic.transfer import Engine, SessionDocument, Summary, TransferRequest
-from btic.transfer.engine import Item, item_key
+from btic.transfer.delivery import Item, item_key
 from btic.types import (
     AppContext,
     Backup,
@@ -109,24 +109,29 @@ class ConfiguredDestination:
         force: bool = False,
     ) -> Delivery | None:
         document = SessionDocument(session, xml or session_xml(session))
-        return self.plugins.on_session_xml(
-            self.name,
-            session=session,
-            xml=document.xml,
-            ctx=self.ctx(data_type, document, force=force),
+        ctx = self.ctx(data_type, document, force=force)
+        delivery = self.plugins.on_session_xml(
+            self.name, session=session, xml=document.xml, ctx=ctx
         )
+        return self._flushed(delivery, ctx)
+
+    def _flushed(self, delivery: Delivery | None, ctx: TransferContext) -> Delivery | None:
+        """A deferred delivery made durable, as the core does at the end of a transfer;
+        the destination's refusal of this item raised as its error."""
+        if delivery is not None and delivery.deferred:
+            for refusal in self.plugins.on_flush(self.name):
+                if tuple(refusal.item_key) == ctx.item_key:
+                    raise refusal.error
+        return delivery
 
     def recording(self, recording: Recording, *, force: bool = False) -> Delivery | None:
-        return self.plugins.on_recording(
-            self.name,
-            recording=recording,
-            ctx=self.ctx(recording.data_type, recording, force=force),
-        )
+        ctx = self.ctx(recording.data_type, recording, force=force)
+        delivery = self.plugins.on_recording(self.name, recording=recording, ctx=ctx)
+        return self._flushed(delivery, ctx)
 
     def backup(self, backup: Backup, *, force: bool = False) -> Delivery | None:
-        return self.plugins.on_backup(
-            self.name, backup=backup, ctx=self.ctx(DataType.BACKUP, backup, force=force)
-        )
+        ctx = self.ctx(DataType.BACKUP, backup, force=force)
+        return self._flushed(self.plugins.on_backup(self.name, backup=backup, ctx=ctx), ctx)
 
 
 def item_site(item: Item) -> SiteInfo:

@@ -1,9 +1,11 @@
-"""The engine: one transfer at a time, and the one path from an item to a plugin.
+"""The engine: one transfer at a time.
 
-:meth:`Engine.run` splits a transfer by report (support, presentation,
-access) into :class:`~btic.transfer.sessions.SessionRun` passes and takes the
-backup itself. Every item, whatever its kind, reaches a destination through
-:meth:`Engine.deliver`, which records the outcome in the ledger at once.
+:meth:`Engine.run` takes the leases of a transfer, splits it by report
+(support, presentation, access) into
+:class:`~btic.transfer.sessions.SessionRun` passes and takes the backup
+itself. Every item, whatever its kind, reaches a destination through the
+run's :class:`~btic.transfer.delivery.Deliverer`, which records the outcome in
+the ledger.
 """
 
 from __future__ import annotations
@@ -11,11 +13,9 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
-import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
 from pathlib import Path
 
 import structlog
@@ -23,28 +23,23 @@ from structlog.typing import FilteringBoundLogger
 
 from btic import encryption
 from btic.appliance.client import ApplianceClient
-from btic.appliance.model import ReportKind, Session
+from btic.appliance.model import ReportKind
 from btic.appliance.reports import DateWindow, RelativeWindow, Window, session_report_kind
 from btic.config import Config
 from btic.encryption import EncryptionError
-from btic.errors import ApplianceError, DestinationError
+from btic.errors import ApplianceError
 from btic.leases import Leases, lease_name
 from btic.plugins import PluginManager
-from btic.state import DELIVERED, FAILED, MAX_ATTEMPTS, SKIPPED, StateStore
+from btic.state import StateStore
+from btic.transfer.delivery import Deliverer
 from btic.transfer.spool import RunSpool, spool_parent
 from btic.transfer.summary import Reporter, SilentReporter, Summary
 from btic.types import (
     PRODUCT_DATA_TYPES,
     Backup,
     DataType,
-    Delivery,
-    Recording,
     SiteInfo,
-    TransferContext,
 )
-
-#: Failures in a row, with one cause, after which a destination is left alone for the run.
-DOWN_AFTER = 3
 
 
 @dataclass(frozen=True)
@@ -68,18 +63,6 @@ class TransferRequest:
     command_shell_format: str = "flv"
 
 
-@dataclass(frozen=True)
-class SessionDocument:
-    """A session report as ``on_session_xml`` receives it: parsed, and as sent."""
-
-    session: Session
-    xml: bytes
-
-
-#: What :meth:`Engine.deliver` hands to a destination.
-Item = SessionDocument | Recording | Backup
-
-
 def _encrypted(backup: Backup, passphrase: str) -> Backup:
     """The backup encrypted at rest (``backup_password``), beside it in the spool."""
     sealed = backup.path.with_name(f"{backup.path.name}.{encryption.EXTENSION}")
@@ -92,16 +75,6 @@ def _encrypted(backup: Backup, passphrase: str) -> Backup:
         sha256=sha256,
         path=sealed,
     )
-
-
-def item_key(site: SiteInfo, data_type: DataType, item: Item) -> tuple[str, ...]:
-    """The key a destination de-duplicates on (see :class:`btic.types.TransferContext`)."""
-    if isinstance(item, Backup):
-        return (site.host, data_type.value, item.time.strftime("%Y%m%dT%H%M%SZ"))
-    if isinstance(item, Recording):
-        instance = () if item.instance is None else (str(item.instance),)
-        return (site.host, data_type.value, item.lsid, *instance)
-    return (site.host, data_type.value, item.session.lsid)
 
 
 class Engine:
@@ -140,10 +113,10 @@ class Engine:
         self._clients_lock = threading.Lock()
         self._configured: set[str] = set()
         self.leases = Leases(state, run_id)
-        # destination -> (cause, failures in a row); destinations left alone this run
-        self._streaks: dict[str, tuple[str, int]] = {}
-        self._down: dict[str, str] = {}
-        self._streak_lock = threading.Lock()
+        #: the one path from an item to a plugin, and its outcome in the ledger
+        self.deliverer = Deliverer(
+            plugins, state, run_id=run_id, reporter=self.reporter, log=self.log
+        )
         #: set to stop after the items in hand (SIGINT, SIGTERM)
         self.stop = threading.Event()
 
@@ -221,6 +194,8 @@ class Engine:
                 part = replace(request, destinations=destinations, data_types=tuple(data_types))
                 self._run(part, summary)
         finally:
+            # Batches are made durable and recorded while the leases are still held.
+            self.deliverer.flush()
             self.leases.release(taken)
         return summary
 
@@ -264,192 +239,6 @@ class Engine:
         if DataType.BACKUP in wanted and not self.stop.is_set():
             self._backup(client, site, request, summary)
 
-    # -- delivery, shared by sessions, recordings and backups ---------------------------
-
-    def deliver(
-        self,
-        *,
-        destination: str,
-        data_type: DataType,
-        key: str,
-        site: SiteInfo,
-        item: Item,
-        force: bool,
-        summary: Summary,
-        item_time: datetime | None = None,
-    ) -> str:
-        """Hand one item to one destination and record the outcome at once."""
-        if destination in self._down:
-            # Left alone for the rest of the run: the item stays pending, unrecorded.
-            summary.count(destination, data_type.value, FAILED)
-            return FAILED
-        ctx = TransferContext(
-            site=site,
-            destination=destination,
-            data_type=data_type,
-            run_id=self.run_id,
-            force=force,
-            log=self.log,
-            item_key=item_key(site, data_type, item),
-        )
-        give_up = False
-        error: str | None = None
-        result: Delivery | None = None
-        try:
-            result = self._hand_over(destination, item, ctx)
-        except DestinationError as exc:
-            status, error, give_up = FAILED, str(exc), exc.permanent
-        except Exception as exc:  # noqa: BLE001 - a plugin bug must not stop the others
-            status, error = FAILED, f"{type(exc).__name__}: {exc}"
-            self.log.error(
-                "plugin raised",
-                destination=destination,
-                data_type=data_type.value,
-                key=key,
-                traceback=traceback.format_exc(),
-            )
-        else:
-            status = DELIVERED if result is not None else SKIPPED
-        # A plugin may return any object with these attributes; read them defensively.
-        location = getattr(result, "location", None)
-        size = getattr(result, "size", None)
-        # A destination's failure is retried until it ends, however long (a full disk,
-        # a database down): only the plugin can say an item itself is unacceptable.
-        self.state.record(
-            site=site.name,
-            destination=destination,
-            data_type=data_type.value,
-            item_key=key,
-            status=status,
-            run_id=self.run_id,
-            location=location,
-            size=size,
-            sha256=getattr(result, "sha256", None),
-            error=error,
-            item_time=item_time,
-            give_up=give_up,
-        )
-        summary.count(destination, data_type.value, status, size)
-        summary.removed(destination, data_type.value, len(getattr(result, "removed", ()) or ()))
-        self.reporter.delivered(
-            destination, data_type.value, key, status, location or error or "", size
-        )
-        self._note_streak(destination, status, error, summary)
-        if status == FAILED:
-            message = f"{destination}: {data_type.value} {key}: {error}"
-            summary.problem(message)
-            if give_up:
-                summary.give_up(
-                    f"{message} (the destination refuses this item; given up until "
-                    "btic transfer --force)"
-                )
-        return status
-
-    def locate(
-        self, *, destination: str, data_type: DataType, site: SiteInfo, session: Session
-    ) -> str | None:
-        """Where ``destination`` would put a session report (a dry run); None when its
-        plugin cannot say. Nothing is written or recorded."""
-        ctx = TransferContext(
-            site=site,
-            destination=destination,
-            data_type=data_type,
-            run_id=self.run_id,
-            log=self.log,
-            item_key=(site.host, data_type.value, session.lsid),
-        )
-        try:
-            return self.plugins.on_locate(destination, session=session, ctx=ctx)
-        except DestinationError as exc:
-            return f"(cannot tell: {exc})"
-        except Exception as exc:  # noqa: BLE001 - a plugin bug must not stop a dry run
-            return f"(cannot tell: {type(exc).__name__}: {exc})"
-
-    def _note_streak(
-        self, destination: str, status: str, error: str | None, summary: Summary
-    ) -> None:
-        """Leave a destination alone for the rest of the run once it has failed the
-        same way (the same cause: "No space left on device", "Permission denied")
-        DOWN_AFTER times in a row: the rest of its items stay pending, unoffered."""
-        with self._streak_lock:
-            if status != FAILED or error is None:
-                self._streaks.pop(destination, None)
-                return
-            cause = error.rsplit(": ", 1)[-1]
-            previous, count = self._streaks.get(destination, ("", 0))
-            count = count + 1 if cause == previous else 1
-            self._streaks[destination] = (cause, count)
-            if count < DOWN_AFTER or destination in self._down:
-                return
-            self._down[destination] = cause
-        summary.problem(
-            f"{destination}: failed {count} times in a row ({cause}); no more items are "
-            "offered to it in this run, and they stay pending for the next"
-        )
-
-    def _hand_over(self, destination: str, item: Item, ctx: TransferContext) -> Delivery | None:
-        if isinstance(item, Recording):
-            return self.plugins.on_recording(destination, recording=item, ctx=ctx)
-        if isinstance(item, Backup):
-            return self.plugins.on_backup(destination, backup=item, ctx=ctx)
-        return self.plugins.on_session_xml(destination, session=item.session, xml=item.xml, ctx=ctx)
-
-    def mark(
-        self,
-        *,
-        destination: str,
-        data_type: DataType,
-        key: str,
-        site: SiteInfo,
-        status: str,
-        detail: str,
-        summary: Summary,
-        count: bool = True,
-        given_up_after_repeats: bool = False,
-    ) -> None:
-        """Record an outcome that needed no hook call (no recording, expired, or
-        the appliance failed to give the item)."""
-        attempts = self.state.record(
-            site=site.name,
-            destination=destination,
-            data_type=data_type.value,
-            item_key=key,
-            status=status,
-            run_id=self.run_id,
-            location=None,
-            error=detail if status != SKIPPED else None,
-            give_up_after=MAX_ATTEMPTS if given_up_after_repeats else None,
-        )
-        if count:
-            summary.count(destination, data_type.value, status)
-            self.reporter.delivered(destination, data_type.value, key, status, detail, None)
-        if given_up_after_repeats and status == FAILED and attempts >= MAX_ATTEMPTS:
-            summary.give_up(
-                f"{destination}: {data_type.value} {key}: {detail} (the appliance said so "
-                f"{attempts} runs in a row; given up until btic transfer --force)"
-            )
-
-    def mark_session_done(
-        self,
-        *,
-        destination: str,
-        data_type: DataType,
-        site: SiteInfo,
-        session: Session,
-        recordings: int,
-    ) -> None:
-        """Record that every numbered recording of a session reached ``destination``."""
-        self.state.record(
-            site=site.name,
-            destination=destination,
-            data_type=data_type.value,
-            item_key=session.lsid,
-            status=DELIVERED,
-            run_id=self.run_id,
-            location=f"{recordings} recording(s)",
-            item_time=session.end_time,
-        )
-
     # -- backups -----------------------------------------------------------------------
 
     def _backup(
@@ -484,7 +273,7 @@ class Engine:
                     return
             key = moment.strftime("%Y%m%dT%H%M%SZ")
             for destination in request.destinations:
-                self.deliver(
+                self.deliverer.deliver(
                     destination=destination,
                     data_type=DataType.BACKUP,
                     key=key,

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from btic.appliance.client import ApplianceClient
-from btic.appliance.model import Product, ReportKind
+from btic.appliance.model import Product, ReportKind, Session
 from btic.appliance.parse import Unreadable, iter_sessions
 from btic.appliance.reports import session_report_kind
 from btic.errors import ApplianceError
@@ -55,56 +55,88 @@ def import_reports(
     request = TransferRequest(
         site=site_info.name, destinations=destinations, data_types=data_types, force=force
     )
-    runs: dict[ReportKind, SessionRun] = {}
-    base_report: ReportKind = "access" if product == "pa" else "support"
-    for path in files:
+    importer = _Importer(engine, client, site_info, request, product, summary)
+    try:
+        for path in files:
+            importer.read(path)
+    finally:
+        # Sessions a batching destination holds are made durable and recorded.
+        engine.deliverer.flush()
+    return summary
+
+
+class _Importer:
+    """Feeds the sessions of report files to one session run per report kind."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        client: ApplianceClient | None,
+        site: SiteInfo,
+        request: TransferRequest,
+        product: Product,
+        summary: Summary,
+    ):
+        self.engine = engine
+        self.client = client
+        self.site = site
+        self.request = request
+        self.product = product
+        self.summary = summary
+        self.base_report: ReportKind = "access" if product == "pa" else "support"
+        self.runs: dict[ReportKind, SessionRun] = {}
+
+    def read(self, path: Path) -> None:
         found = 0
         try:
             for session, xml in iter_sessions(
                 path,
-                product=product,
-                report=base_report,
-                host=site_info.host,
-                on_unreadable=_reporter(summary, path),
+                product=self.product,
+                report=self.base_report,
+                host=self.site.host,
+                on_unreadable=_reporter(self.summary, path),
             ):
                 found += 1
-                report: ReportKind = (
-                    "presentation" if session.session_type == "presentation" else base_report
-                )
-                if report == "presentation":
-                    session = session.model_copy(update={"report": "presentation"})
-                kinds = tuple(dt for dt in data_types if session_report_kind(product, dt) == report)
-                if not kinds:
-                    continue
-                if session.end_time is None:
-                    summary.note(
-                        f"{path}: session {session.lsid} was still in progress when the "
-                        "report was saved; not imported (a sync will transfer it)"
-                    )
-                    continue
-                run = runs.get(report)
-                if run is None:
-                    run = SessionRun(
-                        engine,
-                        client,
-                        site_info,
-                        request,
-                        report,
-                        kinds,
-                        datetime.now(timezone.utc),
-                        summary,
-                    )
-                    runs[report] = run
-                run.feed(session, xml)
+                self._feed(path, session, xml)
         except ApplianceError as exc:
-            summary.problem(f"{path}: {str(exc).removeprefix(': ')}")
-            continue
+            self.summary.problem(f"{path}: {str(exc).removeprefix(': ')}")
+            return
         if not found:
-            summary.problem(
+            self.summary.problem(
                 f"{path}: holds no <session> (a session report's <session_list>, or one archived "
                 "<session>, is expected); nothing delivered from it"
             )
-    return summary
+
+    def _feed(self, path: Path, session: Session, xml: bytes) -> None:
+        report: ReportKind = (
+            "presentation" if session.session_type == "presentation" else self.base_report
+        )
+        if report == "presentation":
+            session = session.model_copy(update={"report": "presentation"})
+        kinds = tuple(
+            dt for dt in self.request.data_types if session_report_kind(self.product, dt) == report
+        )
+        if not kinds:
+            return
+        if session.end_time is None:
+            self.summary.note(
+                f"{path}: session {session.lsid} was still in progress when the "
+                "report was saved; not imported (a sync will transfer it)"
+            )
+            return
+        run = self.runs.get(report)
+        if run is None:
+            run = self.runs[report] = SessionRun(
+                self.engine,
+                self.client,
+                self.site,
+                self.request,
+                report,
+                kinds,
+                datetime.now(timezone.utc),
+                self.summary,
+            )
+        run.feed(session, xml)
 
 
 def _reporter(summary: Summary, path: Path) -> Unreadable:

@@ -24,7 +24,8 @@ from btic.appliance.reports import DateWindow, ListingEntry, RelativeWindow, Win
 from btic.config import parse_duration
 from btic.errors import ApplianceError, RecordingExpired, RecordingUnavailable, ReportTooLarge
 from btic.state import DELIVERED, EXPIRED, FAILED, SKIPPED
-from btic.transfer.engine import Engine, SessionDocument, TransferRequest
+from btic.transfer.delivery import DEFERRED, SessionDocument
+from btic.transfer.engine import Engine, TransferRequest
 from btic.transfer.summary import Summary
 from btic.types import RECORDING_KINDS, DataType, Recording, SiteInfo
 
@@ -69,6 +70,8 @@ class SessionRun:
         self.clock_went_back = False
         #: lsids whose report could not be read this run
         self.unreadable: set[str] = set()
+        #: (data type, destination, lsid) of reports a batching destination holds unflushed
+        self.deferred: set[tuple[DataType, str, str]] = set()
         self.settings = engine.config.sites.get(site.name)
         self.recording_types = [dt for dt in data_types if dt in RECORDING_KINDS]
 
@@ -99,6 +102,7 @@ class SessionRun:
             return
         self._mark_sessions_without_recording(entries)
         fetched_ok = self._fetch_and_deliver(needed)
+        self._flush()
         if self.request.incremental:
             self._advance_watermarks(until, fetched_ok)
 
@@ -297,7 +301,7 @@ class SessionRun:
             if session.lsid not in owed:
                 continue
             if data_type in SESSION_TYPES:
-                where = self.engine.locate(
+                where = self.engine.deliverer.locate(
                     destination=destination, data_type=data_type, site=self.site, session=session
                 )
                 item = f"{session.lsid} -> {where}" if where else session.lsid
@@ -320,7 +324,7 @@ class SessionRun:
         for data_type in self.data_types:
             for destination in self.request.destinations:
                 if lsid in self.pending.get((data_type, destination), ()):
-                    self.engine.mark(
+                    self.engine.deliverer.mark(
                         destination=destination,
                         data_type=data_type,
                         key=lsid,
@@ -346,7 +350,7 @@ class SessionRun:
                 continue
             for destination in self.request.destinations:
                 if session.lsid in self.pending[(data_type, destination)]:
-                    status = self.engine.deliver(
+                    status = self.engine.deliverer.deliver(
                         destination=destination,
                         data_type=data_type,
                         key=session.lsid,
@@ -356,8 +360,26 @@ class SessionRun:
                         summary=self.summary,
                         item_time=session.end_time,
                     )
-                    if status != FAILED:
+                    if status == DEFERRED:
+                        self.deferred.add((data_type, destination, session.lsid))
+                    elif status != FAILED:
                         self.pending[(data_type, destination)].discard(session.lsid)
+
+    def _flush(self) -> None:
+        """Make the batches of this pass durable; the reports the ledger now has are
+        no longer pending (the watermark may pass them)."""
+        if not self.deferred:
+            return
+        self.engine.deliverer.flush()
+        held: dict[tuple[DataType, str], list[str]] = {}
+        for data_type, destination, lsid in self.deferred:
+            held.setdefault((data_type, destination), []).append(lsid)
+        for (data_type, destination), lsids in held.items():
+            settled = self.state.settled(
+                self.site.name, destination, data_type.value, lsids, include_given_up=False
+            )
+            self.pending[(data_type, destination)] -= settled
+        self.deferred.clear()
 
     # -- recordings ---------------------------------------------------------------------
 
@@ -396,11 +418,13 @@ class SessionRun:
                     ).items():
                         outcomes[destination].append(status)
             for destination, statuses in outcomes.items():
-                if any(s == FAILED for s in statuses):
+                if any(s in (FAILED, DEFERRED) for s in statuses):
+                    # Not all in yet: the session stays pending, and the next run,
+                    # finding each instance settled, marks it done.
                     continue
                 if data_type in NUMBERED_RECORDINGS:
                     # Several per session: a marker under the lsid says the session is done.
-                    self.engine.mark_session_done(
+                    self.engine.deliverer.mark_session_done(
                         destination=destination,
                         data_type=data_type,
                         site=self.site,
@@ -410,7 +434,7 @@ class SessionRun:
                 self.pending[(data_type, destination)].discard(session.lsid)
 
     def _settle_without_recording(self, destination: str, data_type: DataType, lsid: str) -> None:
-        self.engine.mark(
+        self.engine.deliverer.mark(
             destination=destination,
             data_type=data_type,
             key=lsid,
@@ -452,7 +476,7 @@ class SessionRun:
                         f"{api_instance})"
                     )
                 for destination in destinations:
-                    self.engine.mark(
+                    self.engine.deliverer.mark(
                         destination=destination,
                         data_type=data_type,
                         key=key,
@@ -479,7 +503,7 @@ class SessionRun:
                 session=session,
             )
             return {
-                destination: self.engine.deliver(
+                destination: self.engine.deliverer.deliver(
                     destination=destination,
                     data_type=data_type,
                     key=key,

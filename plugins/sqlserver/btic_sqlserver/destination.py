@@ -18,7 +18,7 @@ import btic
 from btic_sqlserver import verification
 from btic_sqlserver.connection import cause, is_connection_problem, make_engine, odbc_url
 from btic_sqlserver.options import SqlServerOptions
-from btic_sqlserver.rows import digest_of, session_rows
+from btic_sqlserver.rows import SessionRows, digest_of, session_rows
 from btic_sqlserver.writer import SchemaMismatch, Writer
 
 
@@ -33,6 +33,8 @@ class SqlServerDestination:
         self._where = "the storage database"
         self._writer: Writer | None = None
         self._lock = threading.Lock()
+        # (item key, rows) of the sessions taken since the last on_flush
+        self._batch: list[tuple[tuple[str, ...], SessionRows]] = []
 
     @btic.hookimpl
     def on_configure(self, options: SqlServerOptions, app: btic.AppContext) -> None:
@@ -100,26 +102,52 @@ class SqlServerDestination:
     def on_session_xml(
         self, session: btic.Session, xml: bytes, ctx: btic.TransferContext
     ) -> btic.Delivery:
+        # Refused here, alone, when a value cannot be stored; written with its batch.
         rows = session_rows(
             session, system_information=self.options.should_store_system_information
         )
-        writer = self._ready_writer()
-        try:
-            writer.replace(rows)
-        except SchemaMismatch:
-            raise
-        except sa_exc.DataError as exc:
-            # The database refused a value of this session (a type, a length):
-            # retrying cannot help until someone changes the table.
-            raise btic.DestinationError(
-                f"{self._where}: session {session.lsid}: {cause(exc)}", permanent=True
-            ) from None
-        except sa_exc.SQLAlchemyError as exc:
-            raise self._failure(f"session {session.lsid}", exc) from None
+        with self._lock:
+            self._batch.append((ctx.item_key, rows))
         return btic.Delivery(
             location=verification.location(rows.session["host_name"], rows.session["lsid"]),
             sha256=digest_of(rows),
+            deferred=True,
         )
+
+    @btic.hookimpl
+    def on_flush(self) -> list[btic.Refusal]:
+        with self._lock:
+            batch, self._batch = self._batch, []
+        if not batch:
+            return []
+        writer = self._ready_writer()
+        try:
+            writer.replace([rows for _key, rows in batch])
+        except SchemaMismatch:
+            raise
+        except sa_exc.DataError:
+            # A value the database refused (one its column cannot hold, as it
+            # measures): written one by one, so only that session fails.
+            return self._one_by_one(writer, batch)
+        except sa_exc.SQLAlchemyError as exc:
+            raise self._failure(f"a batch of {len(batch)} sessions", exc) from None
+        return []
+
+    def _one_by_one(
+        self, writer: Writer, batch: list[tuple[tuple[str, ...], SessionRows]]
+    ) -> list[btic.Refusal]:
+        refusals = []
+        for key, rows in batch:
+            lsid = rows.session["lsid"]
+            try:
+                writer.replace([rows])
+            except sa_exc.DataError as exc:
+                reason = f"{self._where}: session {lsid}: {cause(exc)}"
+                # Retrying cannot help until someone changes the table.
+                refusals.append(btic.Refusal(key, btic.DestinationError(reason, permanent=True)))
+            except sa_exc.SQLAlchemyError as exc:
+                raise self._failure(f"session {lsid}", exc) from None
+        return refusals
 
     @btic.hookimpl
     def on_verify(self, items: Iterable[btic.StoredItem]) -> Iterator[btic.VerifyFinding]:

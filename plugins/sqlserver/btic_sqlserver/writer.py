@@ -1,10 +1,11 @@
-"""Writing sessions: each one replaced whole, in one transaction, retried when the
-server aborts it.
+"""Writing sessions: a batch of them, each replaced whole, in one transaction,
+retried when the server aborts it.
 
-A handful of round trips per session whatever its size: one statement per
-table, each an ``executemany`` of all its rows. The only keys read back are the
-session's own and its events' (one ``SELECT`` in insertion order), so no row
-needs its own ``RETURNING`` or ``SCOPE_IDENTITY`` trip.
+A batch of sessions takes a handful of round trips whatever its size: one
+statement per table, each an ``executemany`` of all the batch's rows. The only
+keys read back are the sessions' own and their events' (a ``SELECT`` in
+insertion order), so no row needs its own ``RETURNING`` or ``SCOPE_IDENTITY``
+trip.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -21,7 +23,7 @@ from sqlalchemy import exc as sa_exc
 import btic
 from btic_sqlserver import schema
 from btic_sqlserver.connection import cause, should_retry
-from btic_sqlserver.rows import SessionRows
+from btic_sqlserver.rows import Row, SessionRows
 
 #: Times a transaction the server aborted (deadlock, serialization, a
 #: concurrent insert of the same session) is run again.
@@ -91,17 +93,22 @@ class Writer:
 
     # -- sessions -------------------------------------------------------------------
 
-    def replace(self, rows: SessionRows) -> None:
-        """Store one session, replacing any earlier copy and all its child rows.
+    def replace(self, batch: Sequence[SessionRows]) -> None:
+        """Store sessions, each replacing any earlier copy and all its child rows,
+        all in one transaction.
 
         :raises sqlalchemy.exc.SQLAlchemyError: what the database said, after
             the retries a deadlock or a concurrent insert deserve.
         """
+        # One copy per session (the last); sorted, so writers that share
+        # sessions take their locks in one order.
+        unique = {(r.session["host_name"], r.session["lsid"]): r for r in batch}
+        ordered = [unique[key] for key in sorted(unique)]
         for attempt in range(ATTEMPTS):
             try:
                 with self.engine.begin() as connection:
-                    self._delete(connection, rows.session["host_name"], rows.session["lsid"])
-                    self._insert(connection, rows)
+                    self._delete(connection, self._ids(connection, list(unique)))
+                    self._insert(connection, ordered)
                 return
             except sa_exc.DBAPIError as exc:
                 retry = should_retry(exc) or isinstance(exc, sa_exc.IntegrityError)
@@ -110,62 +117,81 @@ class Writer:
                 # Apart, so two writers that collided do not collide again.
                 time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
 
-    def _delete(self, connection: sa.Connection, host_name: str, lsid: str) -> None:
+    def _ids(self, connection: sa.Connection, keys: list[tuple[str, str]]) -> dict[Any, Any]:
+        """(host_name, lsid) -> session id, of the sessions the tables hold."""
         session = schema.session
-        found = connection.execute(
-            sa.select(session.c.id).where(session.c.host_name == host_name, session.c.lsid == lsid)
-        ).scalar()
-        if found is None:
-            return
-        events = sa.select(schema.session_event.c.id).where(
-            schema.session_event.c.session_id == found
-        )
-        for table in schema.EVENT_CHILDREN:
-            connection.execute(table.delete().where(table.c.session_event_id.in_(events)))
-        connection.execute(
-            schema.session_event.delete().where(schema.session_event.c.session_id == found)
-        )
-        for table in schema.SESSION_CHILDREN:
-            connection.execute(table.delete().where(table.c.session_id == found))
-        connection.execute(session.delete().where(session.c.id == found))
-
-    def _insert(self, connection: sa.Connection, rows: SessionRows) -> None:
-        session_id = _new_id(connection.execute(schema.session.insert(), rows.session))
-        for table, table_rows in rows.children.items():
-            if table_rows:
-                connection.execute(
-                    table.insert(), [{**row, "session_id": session_id} for row in table_rows]
+        by_host: dict[str, list[str]] = {}
+        for host_name, lsid in keys:
+            by_host.setdefault(host_name, []).append(lsid)
+        found: dict[Any, Any] = {}
+        for host_name, lsids in by_host.items():
+            for chunk in _chunks(lsids):
+                rows = connection.execute(
+                    sa.select(session.c.id, session.c.lsid).where(
+                        session.c.host_name == host_name, session.c.lsid.in_(chunk)
+                    )
                 )
-        if not rows.events:
-            return
+                found.update({(host_name, lsid): session_id for session_id, lsid in rows})
+        return found
+
+    def _delete(self, connection: sa.Connection, ids: dict[Any, Any]) -> None:
         event = schema.session_event
-        connection.execute(
-            event.insert(), [{**e.event, "session_id": session_id} for e in rows.events]
-        )
-        # Keys grow in insertion order within this transaction's own rows.
-        event_ids = (
-            connection.execute(
-                sa.select(event.c.id).where(event.c.session_id == session_id).order_by(event.c.id)
-            )
-            .scalars()
-            .all()
-        )
-        if len(event_ids) != len(rows.events):
-            raise sa_exc.InvalidRequestError(
-                f"wrote {len(rows.events)} events and read back {len(event_ids)}"
-            )
-        data = [
-            {**row, "session_event_id": event_id}
-            for event_id, e in zip(event_ids, rows.events, strict=True)
-            for row in e.data
+        for chunk in _chunks(sorted(ids.values())):
+            events = sa.select(event.c.id).where(event.c.session_id.in_(chunk))
+            for table in schema.EVENT_CHILDREN:
+                connection.execute(table.delete().where(table.c.session_event_id.in_(events)))
+            connection.execute(event.delete().where(event.c.session_id.in_(chunk)))
+            for table in schema.SESSION_CHILDREN:
+                connection.execute(table.delete().where(table.c.session_id.in_(chunk)))
+            connection.execute(schema.session.delete().where(schema.session.c.id.in_(chunk)))
+
+    def _insert(self, connection: sa.Connection, batch: list[SessionRows]) -> None:
+        connection.execute(schema.session.insert(), [rows.session for rows in batch])
+        keys = [(rows.session["host_name"], rows.session["lsid"]) for rows in batch]
+        ids = self._ids(connection, keys)
+        session_ids = [ids[key] for key in keys]
+        for table in schema.SESSION_CHILDREN:
+            children = [
+                {**row, "session_id": session_id}
+                for session_id, rows in zip(session_ids, batch, strict=True)
+                for row in rows.children.get(table, ())
+            ]
+            if children:
+                connection.execute(table.insert(), children)
+        event = schema.session_event
+        events = [
+            {**e.event, "session_id": session_id}
+            for session_id, rows in zip(session_ids, batch, strict=True)
+            for e in rows.events
         ]
+        if not events:
+            return
+        connection.execute(event.insert(), events)
+        # Keys grow in insertion order among this transaction's own rows.
+        event_ids: dict[Any, list[Any]] = {}
+        for chunk in _chunks(session_ids):
+            found = connection.execute(
+                sa.select(event.c.session_id, event.c.id)
+                .where(event.c.session_id.in_(chunk))
+                .order_by(event.c.session_id, event.c.id)
+            )
+            for session_id, event_id in found:
+                event_ids.setdefault(session_id, []).append(event_id)
+        data: list[Row] = []
+        information: list[Row] = []
+        for session_id, rows in zip(session_ids, batch, strict=True):
+            written = event_ids.get(session_id, [])
+            if len(written) != len(rows.events):
+                raise sa_exc.InvalidRequestError(
+                    f"wrote {len(rows.events)} events and read back {len(written)}"
+                )
+            for event_id, e in zip(written, rows.events, strict=True):
+                data.extend({**row, "session_event_id": event_id} for row in e.data)
+                information.extend(
+                    {**row, "session_event_id": event_id} for row in e.system_information
+                )
         if data:
             connection.execute(schema.session_event_data.insert(), data)
-        information = [
-            {**row, "session_event_id": event_id}
-            for event_id, e in zip(event_ids, rows.events, strict=True)
-            for row in e.system_information
-        ]
         if information:
             connection.execute(schema.system_information.insert(), information)
 
@@ -182,6 +208,12 @@ class Writer:
                 connection.execute(schema.session.delete().where(schema.session.c.id == probe_id))
             finally:
                 transaction.rollback()
+
+
+def _chunks(values: Sequence[Any], size: int = 500) -> Iterator[list[Any]]:
+    """``IN`` lists that stay far below SQL Server's 2,100 parameters a statement."""
+    for start in range(0, len(values), size):
+        yield list(values[start : start + size])
 
 
 def _new_id(result: sa.CursorResult[Any]) -> Any:

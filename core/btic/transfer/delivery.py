@@ -1,0 +1,404 @@
+"""Delivery bookkeeping: the one path from an item to a plugin, and its outcome
+in the ledger.
+
+:class:`Deliverer` hands each item (a session report, a recording, a backup) to
+one destination and records what happened: at once, or, for a destination that
+batches (``Delivery(deferred=True)``), when its batch is flushed and durable. It
+also keeps the run's judgement of each destination: one that fails the same way
+:data:`DOWN_AFTER` times in a row is left alone for the rest of the run.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from contextlib import nullcontext
+from dataclasses import dataclass
+from datetime import datetime
+
+from structlog.typing import FilteringBoundLogger
+
+from btic.appliance.model import Session
+from btic.errors import DestinationError
+from btic.plugins import PluginManager
+from btic.state import DELIVERED, FAILED, MAX_ATTEMPTS, SKIPPED, StateStore
+from btic.transfer.summary import Reporter, Summary
+from btic.types import Backup, DataType, Delivery, Recording, SiteInfo, TransferContext
+
+#: Failures in a row, with one cause, after which a destination is left alone for the run.
+DOWN_AFTER = 3
+#: The outcome of an item a destination took into a batch: recorded when it is flushed.
+DEFERRED = "deferred"
+#: A batching destination is flushed at least this often (items, seconds), and at
+#: the end of every transfer: its memory stays bounded and its items reach the
+#: ledger soon after they are durable.
+FLUSH_AFTER_ITEMS = 500
+FLUSH_AFTER_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class SessionDocument:
+    """A session report as ``on_session_xml`` receives it: parsed, and as sent."""
+
+    session: Session
+    xml: bytes
+
+
+#: What :meth:`Deliverer.deliver` hands to a destination.
+Item = SessionDocument | Recording | Backup
+
+
+def item_key(site: SiteInfo, data_type: DataType, item: Item) -> tuple[str, ...]:
+    """The key a destination de-duplicates on (see :class:`btic.types.TransferContext`)."""
+    if isinstance(item, Backup):
+        return (site.host, data_type.value, item.time.strftime("%Y%m%dT%H%M%SZ"))
+    if isinstance(item, Recording):
+        instance = () if item.instance is None else (str(item.instance),)
+        return (site.host, data_type.value, item.lsid, *instance)
+    return (site.host, data_type.value, item.session.lsid)
+
+
+@dataclass(frozen=True)
+class _Deferred:
+    """An item a destination holds in a batch, to be recorded when it is flushed."""
+
+    ctx: TransferContext
+    key: str
+    delivery: Delivery
+    item_time: datetime | None
+    summary: Summary
+
+
+class Deliverer:
+    """Hands items to destinations and records every outcome in the ledger.
+
+    :param plugins: the configured destinations.
+    :param state: the ledger.
+    :param run_id: the run the records belong to.
+    """
+
+    def __init__(
+        self,
+        plugins: PluginManager,
+        state: StateStore,
+        *,
+        run_id: str,
+        reporter: Reporter,
+        log: FilteringBoundLogger,
+    ):
+        self.plugins = plugins
+        self.state = state
+        self.run_id = run_id
+        self.reporter = reporter
+        self.log = log
+        # destination -> (cause, failures in a row); destinations left alone this run
+        self._streaks: dict[str, tuple[str, int]] = {}
+        self._down: dict[str, str] = {}
+        self._streak_lock = threading.Lock()
+        # destination -> items in its unflushed batch, and when the batch began
+        self._deferred: dict[str, list[_Deferred]] = {}
+        self._batch_began: dict[str, float] = {}
+        # A batching destination's hand-overs and flushes never interleave, so a
+        # flush's failures name exactly the items the core holds for it.
+        self._batch_locks: dict[str, threading.RLock] = {}
+        self._batch_locks_lock = threading.Lock()
+
+    # -- handing over ------------------------------------------------------------------
+
+    def deliver(
+        self,
+        *,
+        destination: str,
+        data_type: DataType,
+        key: str,
+        site: SiteInfo,
+        item: Item,
+        force: bool,
+        summary: Summary,
+        item_time: datetime | None = None,
+    ) -> str:
+        """Hand one item to one destination; record the outcome at once, or when the
+        destination's batch is flushed (then :data:`DEFERRED` is returned)."""
+        if destination in self._down:
+            # Left alone for the rest of the run: the item stays pending, unrecorded.
+            summary.count(destination, data_type.value, FAILED)
+            return FAILED
+        ctx = TransferContext(
+            site=site,
+            destination=destination,
+            data_type=data_type,
+            run_id=self.run_id,
+            force=force,
+            log=self.log,
+            item_key=item_key(site, data_type, item),
+        )
+        with self._batch_lock(destination):
+            try:
+                result = self._hand_over(destination, item, ctx)
+            except DestinationError as exc:
+                return self._settle(
+                    ctx, key, summary, item_time, error=str(exc), give_up=exc.permanent
+                )
+            except Exception as exc:  # noqa: BLE001 - a plugin bug must not stop the others
+                self._log_plugin_bug(ctx, key)
+                return self._settle(ctx, key, summary, item_time, error=_described(exc))
+            if result is not None and getattr(result, "deferred", False):
+                self._defer(_Deferred(ctx, key, result, item_time, summary))
+                return DEFERRED
+            return self._settle(ctx, key, summary, item_time, result=result)
+
+    def _hand_over(self, destination: str, item: Item, ctx: TransferContext) -> Delivery | None:
+        if isinstance(item, Recording):
+            return self.plugins.on_recording(destination, recording=item, ctx=ctx)
+        if isinstance(item, Backup):
+            return self.plugins.on_backup(destination, backup=item, ctx=ctx)
+        return self.plugins.on_session_xml(destination, session=item.session, xml=item.xml, ctx=ctx)
+
+    def _batch_lock(self, destination: str) -> threading.RLock | nullcontext[None]:
+        if not self.plugins.can_flush(destination):
+            return nullcontext()  # no batches: recordings are delivered in parallel
+        with self._batch_locks_lock:
+            return self._batch_locks.setdefault(destination, threading.RLock())
+
+    def _log_plugin_bug(self, ctx: TransferContext, key: str) -> None:
+        self.log.error(
+            "plugin raised",
+            destination=ctx.destination,
+            data_type=ctx.data_type.value,
+            key=key,
+            traceback=traceback.format_exc(),
+        )
+
+    # -- batches ------------------------------------------------------------------------
+
+    def _defer(self, entry: _Deferred) -> None:
+        destination = entry.ctx.destination
+        batch = self._deferred.setdefault(destination, [])
+        if not batch:
+            self._batch_began[destination] = time.monotonic()
+        batch.append(entry)
+        age = time.monotonic() - self._batch_began[destination]
+        if len(batch) >= FLUSH_AFTER_ITEMS or age >= FLUSH_AFTER_SECONDS:
+            self.flush(destination)
+
+    def flush(self, destination: str | None = None) -> None:
+        """Make the batches of ``destination`` (of every destination when None)
+        durable through ``on_flush``, and record their items: delivered, or failed
+        with the destination's reason (they stay pending for the next run)."""
+        names = [destination] if destination is not None else list(self._deferred)
+        for name in names:
+            with self._batch_lock(name):
+                batch = self._deferred.pop(name, [])
+                if batch:
+                    self._flush_batch(name, batch)
+
+    def _flush_batch(self, destination: str, batch: list[_Deferred]) -> None:
+        try:
+            refusals = self.plugins.on_flush(destination)
+        except Exception as exc:  # noqa: BLE001 - a plugin bug must not stop the others
+            if not isinstance(exc, DestinationError):
+                self._log_plugin_bug(batch[0].ctx, f"a batch of {len(batch)}")
+            self._batch_failed(destination, batch, exc)
+            return
+        refused = {tuple(refusal.item_key): refusal.error for refusal in refusals}
+        for entry in batch:
+            error = refused.get(entry.ctx.item_key)
+            if error is None:
+                self._settle(
+                    entry.ctx, entry.key, entry.summary, entry.item_time, result=entry.delivery
+                )
+            else:
+                self._settle(
+                    entry.ctx, entry.key, entry.summary, entry.item_time,
+                    error=str(error), give_up=error.permanent,
+                )  # fmt: skip
+
+    def _batch_failed(self, destination: str, batch: list[_Deferred], exc: Exception) -> None:
+        """A batch that could not be stored at all is the destination's failure, not
+        its items': each item is recorded failed (it stays pending), the cause is
+        reported once, and the destination is left alone for the rest of the run."""
+        error = str(exc) if isinstance(exc, DestinationError) else _described(exc)
+        for entry in batch:
+            self._settle(
+                entry.ctx, entry.key, entry.summary, entry.item_time, error=error, quiet=True
+            )
+        with self._streak_lock:
+            self._down[destination] = error
+        batch[0].summary.problem(
+            f"{destination}: a batch of {len(batch)} item(s) could not be stored: {error}; "
+            "no more items are offered to it in this run, and they stay pending for the next"
+        )
+
+    # -- recording outcomes -------------------------------------------------------------
+
+    def _settle(
+        self,
+        ctx: TransferContext,
+        key: str,
+        summary: Summary,
+        item_time: datetime | None,
+        *,
+        result: Delivery | None = None,
+        error: str | None = None,
+        give_up: bool = False,
+        quiet: bool = False,
+    ) -> str:
+        """Record one item's outcome in the ledger, the summary and the progress.
+
+        :param quiet: a failure the caller reports once for many items.
+        """
+        destination, data_type = ctx.destination, ctx.data_type
+        status = FAILED if error is not None else DELIVERED if result is not None else SKIPPED
+        # A plugin may return any object with these attributes; read them defensively.
+        location = getattr(result, "location", None)
+        size = getattr(result, "size", None)
+        # A destination's failure is retried until it ends, however long (a full disk,
+        # a database down): only the plugin can say an item itself is unacceptable.
+        self.state.record(
+            site=ctx.site.name,
+            destination=destination,
+            data_type=data_type.value,
+            item_key=key,
+            status=status,
+            run_id=self.run_id,
+            location=location,
+            size=size,
+            sha256=getattr(result, "sha256", None),
+            error=error,
+            item_time=item_time,
+            give_up=give_up,
+        )
+        summary.count(destination, data_type.value, status, size)
+        summary.removed(destination, data_type.value, len(getattr(result, "removed", ()) or ()))
+        self.reporter.delivered(
+            destination, data_type.value, key, status, location or error or "", size
+        )
+        if quiet:
+            return status
+        self._note_streak(destination, status, error, summary)
+        if status == FAILED:
+            message = f"{destination}: {data_type.value} {key}: {error}"
+            summary.problem(message)
+            if give_up:
+                summary.give_up(
+                    f"{message} (the destination refuses this item; given up until "
+                    "btic transfer --force)"
+                )
+        return status
+
+    def _note_streak(
+        self, destination: str, status: str, error: str | None, summary: Summary
+    ) -> None:
+        """Leave a destination alone for the rest of the run once it has failed the
+        same way (the same cause: "No space left on device", "Permission denied")
+        DOWN_AFTER times in a row: the rest of its items stay pending, unoffered."""
+        with self._streak_lock:
+            if status != FAILED or error is None:
+                self._streaks.pop(destination, None)
+                return
+            cause = error.rsplit(": ", 1)[-1]
+            previous, count = self._streaks.get(destination, ("", 0))
+            count = count + 1 if cause == previous else 1
+            self._streaks[destination] = (cause, count)
+            if count < DOWN_AFTER or destination in self._down:
+                return
+            self._down[destination] = cause
+        summary.problem(
+            f"{destination}: failed {count} times in a row ({cause}); no more items are "
+            "offered to it in this run, and they stay pending for the next"
+        )
+
+    def mark(
+        self,
+        *,
+        destination: str,
+        data_type: DataType,
+        key: str,
+        site: SiteInfo,
+        status: str,
+        detail: str,
+        summary: Summary,
+        count: bool = True,
+        given_up_after_repeats: bool = False,
+    ) -> None:
+        """Record an outcome that needed no hook call (no recording, expired, or
+        the appliance failed to give the item)."""
+        attempts = self.state.record(
+            site=site.name,
+            destination=destination,
+            data_type=data_type.value,
+            item_key=key,
+            status=status,
+            run_id=self.run_id,
+            location=None,
+            error=detail if status != SKIPPED else None,
+            give_up_after=MAX_ATTEMPTS if given_up_after_repeats else None,
+        )
+        if count:
+            summary.count(destination, data_type.value, status)
+            self.reporter.delivered(destination, data_type.value, key, status, detail, None)
+        if given_up_after_repeats and status == FAILED and attempts >= MAX_ATTEMPTS:
+            summary.give_up(
+                f"{destination}: {data_type.value} {key}: {detail} (the appliance said so "
+                f"{attempts} runs in a row; given up until btic transfer --force)"
+            )
+
+    def mark_session_done(
+        self,
+        *,
+        destination: str,
+        data_type: DataType,
+        site: SiteInfo,
+        session: Session,
+        recordings: int,
+    ) -> None:
+        """Record that every numbered recording of a session reached ``destination``."""
+        self.state.record(
+            site=site.name,
+            destination=destination,
+            data_type=data_type.value,
+            item_key=session.lsid,
+            status=DELIVERED,
+            run_id=self.run_id,
+            location=f"{recordings} recording(s)",
+            item_time=session.end_time,
+        )
+
+    # -- a dry run ------------------------------------------------------------------------
+
+    def locate(
+        self, *, destination: str, data_type: DataType, site: SiteInfo, session: Session
+    ) -> str | None:
+        """Where ``destination`` would put a session report (a dry run); None when its
+        plugin cannot say. Nothing is written or recorded."""
+        ctx = TransferContext(
+            site=site,
+            destination=destination,
+            data_type=data_type,
+            run_id=self.run_id,
+            log=self.log,
+            item_key=(site.host, data_type.value, session.lsid),
+        )
+        try:
+            return self.plugins.on_locate(destination, session=session, ctx=ctx)
+        except DestinationError as exc:
+            return f"(cannot tell: {exc})"
+        except Exception as exc:  # noqa: BLE001 - a plugin bug must not stop a dry run
+            return f"(cannot tell: {_described(exc)})"
+
+
+def _described(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+__all__ = [
+    "DEFERRED",
+    "DOWN_AFTER",
+    "FLUSH_AFTER_ITEMS",
+    "FLUSH_AFTER_SECONDS",
+    "Deliverer",
+    "Item",
+    "SessionDocument",
+    "item_key",
+]
