@@ -104,7 +104,8 @@ elif mode == "executemany":
             per_table["session"].append({"id": sid, **rows.session})
             for table, children in rows.children.items():
                 for row in children:
-                    per_table[table.name].append({"id": next_id[table.name], "session_id": sid, **row})
+                    new = {"id": next_id[table.name], "session_id": sid, **row}
+                    per_table[table.name].append(new)
                     next_id[table.name] += 1
             for e in rows.events:
                 eid = next_id["session_event"]; next_id["session_event"] += 1
@@ -112,7 +113,8 @@ elif mode == "executemany":
                 for name, children in (("session_event_data", e.data),
                                        ("system_information", e.system_information)):
                     for row in children:
-                        per_table[name].append({"id": next_id[name], "session_event_id": eid, **row})
+                        new = {"id": next_id[name], "session_event_id": eid, **row}
+                        per_table[name].append(new)
                         next_id[name] += 1
         statements = []
         for name in ("session", "session_event", "session_event_data", "system_information",
@@ -240,7 +242,8 @@ def fresh_database(kind: str, server: str | None, scratch: Path, counter: list[i
 
     assert server is not None
     name = f"bench_{counter[0]}"
-    with psycopg.connect(server.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as c:
+    plain = server.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as c:
         c.execute(f"CREATE DATABASE {name}")
     return server.rsplit("/", 1)[0] + "/" + name
 

@@ -10,10 +10,12 @@ trip.
 
 from __future__ import annotations
 
+import operator
 import random
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -46,6 +48,7 @@ class Writer:
         self.where = where
         self._ready = False
         self._lock = threading.Lock()
+        self._statements: dict[str, _Insert] = {}
 
     # -- the schema ----------------------------------------------------------------
 
@@ -146,27 +149,28 @@ class Writer:
             connection.execute(schema.session.delete().where(schema.session.c.id.in_(chunk)))
 
     def _insert(self, connection: sa.Connection, batch: list[SessionRows]) -> None:
-        connection.execute(schema.session.insert(), [rows.session for rows in batch])
+        # The rows are the batch's own: their parents' keys are filled in place.
+        self._bulk_insert(connection, schema.session, [rows.session for rows in batch])
         keys = [(rows.session["host_name"], rows.session["lsid"]) for rows in batch]
         ids = self._ids(connection, keys)
         session_ids = [ids[key] for key in keys]
-        for table in schema.SESSION_CHILDREN:
-            children = [
-                {**row, "session_id": session_id}
-                for session_id, rows in zip(session_ids, batch, strict=True)
-                for row in rows.children.get(table, ())
-            ]
-            if children:
-                connection.execute(table.insert(), children)
-        event = schema.session_event
-        events = [
-            {**e.event, "session_id": session_id}
-            for session_id, rows in zip(session_ids, batch, strict=True)
-            for e in rows.events
-        ]
+        children: dict[sa.Table, list[Row]] = {table: [] for table in schema.SESSION_CHILDREN}
+        events: list[Row] = []
+        for session_id, rows in zip(session_ids, batch, strict=True):
+            for table, table_rows in rows.children.items():
+                for row in table_rows:
+                    row["session_id"] = session_id
+                children[table].extend(table_rows)
+            for e in rows.events:
+                e.event["session_id"] = session_id
+                events.append(e.event)
+        for table, table_rows in children.items():
+            if table_rows:
+                self._bulk_insert(connection, table, table_rows)
         if not events:
             return
-        connection.execute(event.insert(), events)
+        event = schema.session_event
+        self._bulk_insert(connection, event, events)
         # Keys grow in insertion order among this transaction's own rows.
         event_ids: dict[Any, list[Any]] = {}
         for chunk in _chunks(session_ids):
@@ -186,14 +190,29 @@ class Writer:
                     f"wrote {len(rows.events)} events and read back {len(written)}"
                 )
             for event_id, e in zip(written, rows.events, strict=True):
-                data.extend({**row, "session_event_id": event_id} for row in e.data)
-                information.extend(
-                    {**row, "session_event_id": event_id} for row in e.system_information
-                )
+                for row in e.data:
+                    row["session_event_id"] = event_id
+                for row in e.system_information:
+                    row["session_event_id"] = event_id
+                data.extend(e.data)
+                information.extend(e.system_information)
         if data:
-            connection.execute(schema.session_event_data.insert(), data)
+            self._bulk_insert(connection, schema.session_event_data, data)
         if information:
-            connection.execute(schema.system_information.insert(), information)
+            self._bulk_insert(connection, schema.system_information, information)
+
+    def _bulk_insert(self, connection: sa.Connection, table: sa.Table, rows: list[Row]) -> None:
+        """One DB-API ``executemany`` of ``rows``.
+
+        SQLAlchemy's ``execute(insert, rows)`` builds each row's parameters through
+        its compiler, which costs more than the database's own work; here the
+        statement is built once per table and each value goes through only its
+        type's bind processor (the same conversion SQLAlchemy applies).
+        """
+        statement = self._statements.get(table.name)
+        if statement is None:
+            statement = self._statements[table.name] = _Insert.of(table, self.engine.dialect)
+        connection.exec_driver_sql(statement.sql, statement.parameters(rows))
 
     # -- a permission probe ----------------------------------------------------------
 
@@ -208,6 +227,52 @@ class Writer:
                 connection.execute(schema.session.delete().where(schema.session.c.id == probe_id))
             finally:
                 transaction.rollback()
+
+
+@dataclass(frozen=True)
+class _Insert:
+    """An ``INSERT`` of every column but the key, in the driver's own paramstyle."""
+
+    sql: str
+    columns: tuple[str, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...]
+    by_name: bool
+
+    @classmethod
+    def of(cls, table: sa.Table, dialect: sa.Dialect) -> _Insert:
+        columns = tuple(c for c in table.columns if not c.primary_key or c.autoincrement is False)
+        names = tuple(c.name for c in columns)
+        quote = dialect.identifier_preparer.quote
+        style = dialect.paramstyle
+        by_name = style in ("named", "pyformat")
+        markers = {
+            "qmark": ["?"] * len(names),
+            "format": ["%s"] * len(names),
+            "numeric": [f":{i}" for i in range(1, len(names) + 1)],
+            "named": [f":{n}" for n in names],
+            "pyformat": [f"%({n})s" for n in names],
+        }[style]
+        sql = (
+            f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
+            f"VALUES ({', '.join(markers)})"
+        )
+        processors = tuple(c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns)
+        return cls(sql, names, processors, by_name)
+
+    def parameters(self, rows: list[Row]) -> list[Any]:
+        """Each row's values in column order, converted; every row names every column."""
+        values_of = operator.itemgetter(*self.columns)
+        converting = [(i, p) for i, p in enumerate(self.processors) if p is not None]
+        converted: list[Any] = []
+        for row in rows:
+            values = list(values_of(row))
+            for index, process in converting:
+                if values[index] is not None:
+                    values[index] = process(values[index])
+            converted.append(tuple(values))
+        if self.by_name:
+            return [dict(zip(self.columns, values, strict=True)) for values in converted]
+        return converted
 
 
 def _chunks(values: Sequence[Any], size: int = 500) -> Iterator[list[Any]]:
