@@ -272,20 +272,26 @@ def test_a_skewed_appliance_without_the_command_api_is_measured_by_its_date_head
     )
 
 
-def test_check_one_destination_and_say_when_a_plugin_cannot_be_tested(tmp_path):
+def test_check_one_destination_and_say_when_a_plugin_cannot_be_tested(tmp_path, distributions):
+    from conftest import VALID_PLUGIN
+
+    site = distributions.make(
+        "btic-untested", "1.0", {"untested": "untested_mod:Destination"},
+        {"untested_mod": VALID_PLUGIN},
+    )  # fmt: skip
     with SimulatedAppliance("rs", sessions=2) as sim:
         path = config_for(tmp_path, sim.site_toml("sim"))
-        path.write_text(
-            path.read_text() + '\n[destinations.reports]\nplugin = "s3"\nbucket = "btic-archive"\n'
+        path.write_text(path.read_text() + '\n[destinations.reports]\nplugin = "untested"\n')
+        only_archive = run_btic(
+            "check", "--config", str(path), "--dest", "archive", pythonpath=[site]
         )
-        only_archive = run_btic("check", "--config", str(path), "--dest", "archive")
-        untested = run_btic("check", "--config", str(path), "--dest", "reports")
-        unknown = run_btic("check", "--config", str(path), "--dest", "nope")
+        untested = run_btic("check", "--config", str(path), "--dest", "reports", pythonpath=[site])
+        unknown = run_btic("check", "--config", str(path), "--dest", "nope", pythonpath=[site])
     assert only_archive.returncode == 0, only_archive.output
     assert [line.split(":")[0] for line in only_archive.stdout.splitlines()[:-1]] == [
         "ok   destination archive"
     ]
     assert untested.stdout.startswith(
-        "warn destination reports: not tested: plugin s3 has no on_check"
-    )
+        "warn destination reports: not tested: plugin untested has no on_check"
+    ), untested.output
     assert unknown.returncode == 2 and "no destination named 'nope'" in unknown.stderr

@@ -38,8 +38,13 @@ def test_everything_lands_with_the_right_names_and_bytes(sim, tmp_path):
     assert any(n.endswith(".xml") and "-presentation-" in n for n in expected)
     assert any("-shell-" in n for n in expected) and any("-sms-" in n for n in expected)
     [(backup_time, _backup_size, backup_sha)] = sim.backups_served
-    stamp = datetime.fromtimestamp(backup_time, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    expected[f"{host_part(sim)}-backup-{stamp}.nsb"] = backup_sha
+    # Named by the appliance's clock read right after the download (its own request):
+    # the same second as the serving, or the next.
+    (backup,) = (tmp_path / "archive").glob("*.nsb")
+    stamp = datetime.strptime(backup.name.rsplit("-", 1)[1], "%Y%m%dT%H%M%SZ.nsb")
+    assert 0 <= stamp.replace(tzinfo=timezone.utc).timestamp() - int(backup_time) <= 2
+    assert backup.name.startswith(f"{host_part(sim)}-backup-")
+    expected[backup.name] = backup_sha
     check_archive(tmp_path / "archive", expected)
     # each session file is the appliance's own <session>, whole
     one = next(n for n in expected if n.endswith(".xml"))

@@ -246,6 +246,45 @@ def backup_values(backup: Backup) -> dict[str, str]:
     }
 
 
+_BACKUP_WILDCARDS = {
+    "TIMESTAMP": r"\d{8}T\d{6}Z",
+    "YEAR": r"\d{4}",
+    "MONTH": r"\d{2}",
+    "DAY": r"\d{2}",
+}
+
+
+def backup_patterns(template: str, backup: Backup) -> list[re.Pattern[str]]:
+    """One regex per path segment of ``template``, matching the names it gives the
+    backups of ``backup``'s site (the timestamp captured as group ``ts``, an
+    AppendNumber ``.N`` allowed before the extension): retention finds a site's
+    backups by them, in a directory tree or under a key prefix."""
+    values = backup_values(backup)
+    extension = re.escape("." + values["EXTENSION"])
+    has_timestamp = False
+    patterns = []
+    for raw in re.split(r"[/\\]", template):
+        if not raw:
+            continue
+        regex = ""
+        for piece in re.split(r"(%[A-Z_]+%)", raw):
+            token = piece[1:-1] if len(piece) > 2 and piece[0] == piece[-1] == "%" else None
+            if token == "TIMESTAMP" and not has_timestamp:
+                regex += r"(?P<ts>\d{8}T\d{6}Z)"
+                has_timestamp = True
+            elif token in _BACKUP_WILDCARDS:
+                regex += _BACKUP_WILDCARDS[token]
+            elif token is not None:
+                regex += re.escape(sanitize_value(values.get(token, "")))
+            else:
+                regex += re.escape(piece)
+        if regex.endswith(extension):
+            # AppendNumber may have put ".N" before the last period.
+            regex = regex[: -len(extension)] + r"(?:\.\d+)?" + extension
+        patterns.append(re.compile(regex))
+    return patterns
+
+
 # -- filling and sanitising --------------------------------------------------------
 
 

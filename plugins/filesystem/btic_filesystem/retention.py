@@ -9,14 +9,11 @@ the rest of the archive is, and never follows a symbolic link.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import btic
 from btic import naming
-
-_WILDCARDS = {"TIMESTAMP": r"\d{8}T\d{6}Z", "YEAR": r"\d{4}", "MONTH": r"\d{2}", "DAY": r"\d{2}"}
 
 
 @dataclass(frozen=True)
@@ -28,7 +25,7 @@ class StoredBackup:
 
 def backups_of_site(root: Path, template: str, backup: btic.Backup) -> list[StoredBackup]:
     """The backups of ``backup``'s site that ``template`` names under ``root``, newest first."""
-    segments = _segment_patterns(template, backup)
+    segments = naming.backup_patterns(template, backup)
     found: list[StoredBackup] = []
     # (directory, timestamp captured on the way down)
     level: list[tuple[Path, str]] = [(root, "")]
@@ -52,34 +49,6 @@ def backups_of_site(root: Path, template: str, backup: btic.Backup) -> list[Stor
         level = below
     found.sort(key=lambda b: (b.timestamp, b.modified, str(b.path)), reverse=True)
     return found
-
-
-def _segment_patterns(template: str, backup: btic.Backup) -> list[re.Pattern[str]]:
-    """One regex per path segment of ``template``, matching this site's backups."""
-    values = naming.backup_values(backup)
-    extension = re.escape("." + values["EXTENSION"])
-    has_timestamp = False
-    patterns = []
-    for raw in re.split(r"[/\\]", template):
-        if not raw:
-            continue
-        regex = ""
-        for piece in re.split(r"(%[A-Z_]+%)", raw):
-            token = piece[1:-1] if len(piece) > 2 and piece[0] == piece[-1] == "%" else None
-            if token == "TIMESTAMP" and not has_timestamp:
-                regex += r"(?P<ts>\d{8}T\d{6}Z)"
-                has_timestamp = True
-            elif token in _WILDCARDS:
-                regex += _WILDCARDS[token]
-            elif token is not None:
-                regex += re.escape(naming.sanitize_value(values.get(token, "")))
-            else:
-                regex += re.escape(piece)
-        if regex.endswith(extension):
-            # AppendNumber may have put ".N" before the last period.
-            regex = regex[: -len(extension)] + r"(?:\.\d+)?" + extension
-        patterns.append(re.compile(regex))
-    return patterns
 
 
 def apply_retention(root: Path, template: str, backup: btic.Backup, keep: int) -> list[Path]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -10,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 import btic
+from btic_sqlserver.options import SqlServerOptions
 
 #: The package that brings each driver, for the "install it" line.
 _DRIVER_PACKAGES = {
@@ -38,6 +40,33 @@ def odbc_url(connection_string: str) -> str:
             'Trusted_Connection=yes" (or a DSN=...)'
         )
     return "mssql+pyodbc:///?odbc_connect=" + quote_plus(text)
+
+
+def database_of(options: SqlServerOptions, config_dir: Path) -> tuple[str, str]:
+    """The SQLAlchemy URL of a destination's database, and how messages name it
+    (its reference, or the URL with the password masked).
+
+    :raises btic.ConfigError: the connection string or URL is unusable.
+    """
+    if options.connection_string is not None:
+        try:
+            url = odbc_url(options.connection_string.get_secret_value())
+        except ValueError as exc:
+            raise btic.ConfigError(f"connection_string: {exc}") from None
+        return url, f"SQL Server ({options.connection_string.display})"
+    assert options.url is not None
+    url = options.url.get_secret_value()
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa_exc.ArgumentError as exc:
+        raise btic.ConfigError(f"url: not a database URL: {exc}") from None
+    database = parsed.database
+    if parsed.get_backend_name() == "sqlite" and database and database != ":memory:":
+        # Relative to the configuration file, like every other path in it.
+        path = Path(database).expanduser()
+        if not path.is_absolute():
+            url = parsed.set(database=str(config_dir / path)).render_as_string(hide_password=False)
+    return url, options.url.display
 
 
 def make_engine(url: str, where: str) -> sa.Engine:
@@ -128,4 +157,4 @@ def is_connection_problem(error: BaseException) -> bool:
     )
 
 
-__all__ = ["cause", "make_engine", "missing_driver", "odbc_url", "should_retry"]
+__all__ = ["cause", "database_of", "make_engine", "missing_driver", "odbc_url", "should_retry"]

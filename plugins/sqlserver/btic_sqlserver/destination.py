@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 
-import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 import btic
 from btic_sqlserver import verification
-from btic_sqlserver.connection import cause, is_connection_problem, make_engine, odbc_url
+from btic_sqlserver.connection import cause, database_of, is_connection_problem, make_engine
 from btic_sqlserver.options import SqlServerOptions
 from btic_sqlserver.rows import SessionRows, digest_of, session_rows
 from btic_sqlserver.writer import SchemaMismatch, Writer
@@ -39,28 +37,7 @@ class SqlServerDestination:
     @btic.hookimpl
     def on_configure(self, options: SqlServerOptions, app: btic.AppContext) -> None:
         self._options = options
-        if options.connection_string is not None:
-            try:
-                self._url = odbc_url(options.connection_string.get_secret_value())
-            except ValueError as exc:
-                raise btic.ConfigError(f"connection_string: {exc}") from None
-            self._where = f"SQL Server ({options.connection_string.display})"
-            return
-        assert options.url is not None
-        url = options.url.get_secret_value()
-        try:
-            parsed = sa.engine.make_url(url)
-        except sa_exc.ArgumentError as exc:
-            raise btic.ConfigError(f"url: not a database URL: {exc}") from None
-        database = parsed.database
-        if parsed.get_backend_name() == "sqlite" and database and database != ":memory:":
-            # Relative to the configuration file, like every other path in it.
-            path = Path(database).expanduser()
-            if not path.is_absolute():
-                parsed = parsed.set(database=str(app.config_dir / path))
-                url = parsed.render_as_string(hide_password=False)
-        self._url = url
-        self._where = options.url.display
+        self._url, self._where = database_of(options, app.config_dir)
 
     @property
     def options(self) -> SqlServerOptions:

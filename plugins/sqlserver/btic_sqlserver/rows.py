@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -23,7 +23,6 @@ from btic.appliance.model import Customer, Event, Representative, Session, Syste
 from btic_sqlserver import schema
 
 Row = dict[str, Any]
-Values = Mapping[Any, Any]
 
 
 @dataclass
@@ -237,39 +236,28 @@ def _check_lengths(lsid: str, rows: SessionRows) -> None:
 # -- the digest btic verify compares -------------------------------------------------
 
 
-def digest(
-    session: Values,
-    events: Sequence[tuple[Values, Sequence[Values], Sequence[Values]]],
-    children: Mapping[str, Sequence[Values]],
-) -> str:
+def digest_of(rows: SessionRows) -> str:
     """sha256 of a session's values, table by table and row by row in insertion
-    order, leaving out the keys a database assigns."""
+    order, leaving out the keys a database assigns: the same for the rows as
+    built here and as read back from any database."""
     hasher = hashlib.sha256()
 
-    def add(table: sa.Table, rows: Iterable[Values]) -> None:
+    def add(table: sa.Table, table_rows: Iterable[Row]) -> None:
         columns = [c.name for c in table.columns if c.name not in _KEYS]
-        for row in rows:
+        for row in table_rows:
             hasher.update(table.name.encode())
             for name in columns:
                 hasher.update(b"\x1f" + _canonical(row.get(name)))
             hasher.update(b"\x1e")
 
-    add(schema.session, [session])
-    for event, data, system_information in events:
-        add(schema.session_event, [event])
-        add(schema.session_event_data, data)
-        add(schema.system_information, system_information)
+    add(schema.session, [rows.session])
+    for event in rows.events:
+        add(schema.session_event, [event.event])
+        add(schema.session_event_data, event.data)
+        add(schema.system_information, event.system_information)
     for table in schema.SESSION_CHILDREN:
-        add(table, children.get(table.name, ()))
+        add(table, rows.children.get(table, ()))
     return hasher.hexdigest()
-
-
-def digest_of(rows: SessionRows) -> str:
-    return digest(
-        rows.session,
-        [(e.event, e.data, e.system_information) for e in rows.events],
-        {table.name: table_rows for table, table_rows in rows.children.items()},
-    )
 
 
 _KEYS = frozenset({"id", "session_id", "session_event_id"})
@@ -285,4 +273,4 @@ def _canonical(value: Any) -> bytes:
     return str(value).encode()
 
 
-__all__ = ["EventRows", "SessionRows", "digest", "digest_of", "session_rows", "storable"]
+__all__ = ["EventRows", "Row", "SessionRows", "digest_of", "session_rows", "storable"]

@@ -4,13 +4,13 @@ delivered is still there, with the rows it was delivered as."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 import sqlalchemy as sa
 
 import btic
 from btic_sqlserver import schema
-from btic_sqlserver.rows import digest, storable
+from btic_sqlserver.reading import read_sessions, session_id
+from btic_sqlserver.rows import digest_of, storable
 
 _PREFIX = "session/"
 
@@ -42,46 +42,11 @@ def findings(
 
 def stored_digest(connection: sa.Connection, host_name: str, lsid: str) -> str | None:
     """The digest of a session's rows as the database holds them; None when absent."""
-    session = schema.session
-    row = (
-        connection.execute(
-            sa.select(session).where(session.c.host_name == host_name, session.c.lsid == lsid)
-        )
-        .mappings()
-        .first()
-    )
-    if row is None:
+    found = session_id(connection, host_name, lsid)
+    if found is None:
         return None
-    session_id = row["id"]
-    event = schema.session_event
-    events = (
-        connection.execute(
-            sa.select(event).where(event.c.session_id == session_id).order_by(event.c.id)
-        )
-        .mappings()
-        .all()
-    )
-    by_event: dict[Any, tuple[list[Any], list[Any]]] = {e["id"]: ([], []) for e in events}
-    its_events = sa.select(event.c.id).where(event.c.session_id == session_id)
-    for position, table in enumerate(schema.EVENT_CHILDREN):
-        children = connection.execute(
-            sa.select(table).where(table.c.session_event_id.in_(its_events)).order_by(table.c.id)
-        ).mappings()
-        for child in children:
-            by_event[child["session_event_id"]][position].append(child)
-    others = {
-        table.name: connection.execute(
-            sa.select(table).where(table.c.session_id == session_id).order_by(table.c.id)
-        )
-        .mappings()
-        .all()
-        for table in schema.SESSION_CHILDREN
-    }
-    return digest(
-        row,
-        [(e, by_event[e["id"]][0], by_event[e["id"]][1]) for e in events],
-        others,
-    )
+    (rows,) = read_sessions(connection, [found])
+    return digest_of(rows)
 
 
 def locations(engine: sa.Engine) -> Iterator[str]:

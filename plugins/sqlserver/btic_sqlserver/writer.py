@@ -48,7 +48,7 @@ class Writer:
         self.where = where
         self._ready = False
         self._lock = threading.Lock()
-        self._statements: dict[str, _Insert] = {}
+        self._statements: dict[str, PreparedInsert] = {}
 
     # -- the schema ----------------------------------------------------------------
 
@@ -128,7 +128,7 @@ class Writer:
             by_host.setdefault(host_name, []).append(lsid)
         found: dict[Any, Any] = {}
         for host_name, lsids in by_host.items():
-            for chunk in _chunks(lsids):
+            for chunk in in_lists(lsids):
                 rows = connection.execute(
                     sa.select(session.c.id, session.c.lsid).where(
                         session.c.host_name == host_name, session.c.lsid.in_(chunk)
@@ -139,7 +139,7 @@ class Writer:
 
     def _delete(self, connection: sa.Connection, ids: dict[Any, Any]) -> None:
         event = schema.session_event
-        for chunk in _chunks(sorted(ids.values())):
+        for chunk in in_lists(sorted(ids.values())):
             events = sa.select(event.c.id).where(event.c.session_id.in_(chunk))
             for table in schema.EVENT_CHILDREN:
                 connection.execute(table.delete().where(table.c.session_event_id.in_(events)))
@@ -173,7 +173,7 @@ class Writer:
         self._bulk_insert(connection, event, events)
         # Keys grow in insertion order among this transaction's own rows.
         event_ids: dict[Any, list[Any]] = {}
-        for chunk in _chunks(session_ids):
+        for chunk in in_lists(session_ids):
             found = connection.execute(
                 sa.select(event.c.session_id, event.c.id)
                 .where(event.c.session_id.in_(chunk))
@@ -211,7 +211,7 @@ class Writer:
         """
         statement = self._statements.get(table.name)
         if statement is None:
-            statement = self._statements[table.name] = _Insert.of(table, self.engine.dialect)
+            statement = self._statements[table.name] = PreparedInsert.of(table, self.engine.dialect)
         connection.exec_driver_sql(statement.sql, statement.parameters(rows))
 
     # -- a permission probe ----------------------------------------------------------
@@ -230,7 +230,7 @@ class Writer:
 
 
 @dataclass(frozen=True)
-class _Insert:
+class PreparedInsert:
     """An ``INSERT`` of every column but the key, in the driver's own paramstyle."""
 
     sql: str
@@ -239,7 +239,7 @@ class _Insert:
     by_name: bool
 
     @classmethod
-    def of(cls, table: sa.Table, dialect: sa.Dialect) -> _Insert:
+    def of(cls, table: sa.Table, dialect: sa.Dialect) -> PreparedInsert:
         columns = tuple(c for c in table.columns if not c.primary_key or c.autoincrement is False)
         names = tuple(c.name for c in columns)
         quote = dialect.identifier_preparer.quote
@@ -275,7 +275,7 @@ class _Insert:
         return converted
 
 
-def _chunks(values: Sequence[Any], size: int = 500) -> Iterator[list[Any]]:
+def in_lists(values: Sequence[Any], size: int = 500) -> Iterator[list[Any]]:
     """``IN`` lists that stay far below SQL Server's 2,100 parameters a statement."""
     for start in range(0, len(values), size):
         yield list(values[start : start + size])
@@ -299,4 +299,4 @@ def _lost_a_race(error: sa_exc.DBAPIError) -> bool:
     )
 
 
-__all__ = ["ATTEMPTS", "SchemaMismatch", "Writer"]
+__all__ = ["ATTEMPTS", "PreparedInsert", "SchemaMismatch", "Writer", "in_lists"]

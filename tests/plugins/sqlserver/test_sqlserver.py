@@ -245,13 +245,14 @@ def test_a_database_that_is_down_fails_the_run_once_and_the_next_run_finishes(
     with __import__("socket").socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
-    down = f"postgresql+psycopg://btic@127.0.0.1:{closed_port}/nowhere"
+    down = f"postgresql+psycopg://btic:s3cret-pw@127.0.0.1:{closed_port}/nowhere"
     config = sql_config(tmp_path, rs_sim, down, data=("session",))
     failed = run_btic("sync", "--config", str(config))
     assert failed.returncode == 1
     errors = [line for line in failed.stderr.splitlines() if line.startswith("error:")]
     assert any("cannot reach the database" in line and "nowhere" in line for line in errors)
-    assert "btic:" not in failed.stderr.replace("btic@", "")  # no traceback
+    assert "Traceback" not in failed.output
+    assert "s3cret-pw" not in failed.output  # the URL is shown with its password masked
     assert len(errors) <= 5, errors  # the destination is left alone after a streak
     url = new_postgres_database(postgres_url)
     config.write_text(config.read_text().replace(down, url))
@@ -276,6 +277,16 @@ def test_a_changed_schema_is_reported_and_left_alone(tmp_path, rs_sim):
     with sqlite3.connect(tmp_path / "reports.db") as db:
         columns = [row[1] for row in db.execute("PRAGMA table_info(session)")]
     assert "external_key" not in columns
+    newer = tmp_path / "newer.db"
+    with sqlite3.connect(newer) as db:
+        db.execute(
+            "CREATE TABLE btic_schema_version (version INTEGER PRIMARY KEY, applied_at TEXT)"
+        )
+        db.execute("INSERT INTO btic_schema_version VALUES (99, '2030-01-01')")
+    config.write_text(config.read_text().replace(url, f"sqlite:///{newer}"))
+    refused = run_btic("check", "--config", str(config))
+    assert refused.returncode == 1
+    assert "schema version 99, written by a newer btic-sqlserver" in refused.stdout
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql", "mysql"])
@@ -310,7 +321,6 @@ def test_the_printed_ddl_creates_the_tables_the_plugin_accepts(dialect, tmp_path
 
 
 def test_sql_server_ddl_and_statements():
-    from sqlalchemy.dialects import mssql
 
     from btic_sqlserver import schema
     from btic_sqlserver.connection import make_engine
@@ -334,17 +344,21 @@ def test_sql_server_ddl_and_statements():
         ]:
             width = sum(2 * (getattr(column.type, "length", None) or 4) for column in index.columns)
             assert width <= 900, (table.name, index.name, width)
-    dialect = mssql.dialect()
-    # Batches stay under SQL Server's 2,100 parameters a statement.
-    assert dialect.insertmanyvalues_max_parameters <= 2100
-    widest = max(len(t.columns) for t in schema.metadata.sorted_tables)
-    assert widest < 2100
-    compiled = schema.session.insert().compile(dialect=dialect)
-    assert str(compiled).startswith("INSERT INTO session (")
+    # The statements a flush sends, as SQL Server's ODBC driver gets them: one
+    # prepared INSERT per table (parameter arrays: one row's parameters each), and
+    # IN lists far below the 2,100 parameters a statement may carry.
+    from btic_sqlserver.writer import PreparedInsert, in_lists
+
     engine = make_engine(
         "mssql+pyodbc:///?odbc_connect=Driver%3D%7BODBC+Driver+18+for+SQL+Server%7D", "db"
     )
-    assert engine.dialect.fast_executemany is True
+    assert engine.dialect.fast_executemany is True  # parameter arrays
+    people = PreparedInsert.of(schema.user, engine.dialect)
+    assert people.sql.startswith("INSERT INTO [user] (gs_number, session_id, user_id,")
+    assert people.sql.endswith(" VALUES (" + ", ".join(["?"] * 14) + ")")
+    assert "id," not in people.sql.replace("_id,", "")  # the key is the server's (IDENTITY)
+    assert max(len(t.columns) for t in schema.metadata.sorted_tables) < 2100
+    assert max(len(chunk) for chunk in in_lists(list(range(5000)))) + 1 < 2100
 
 
 def test_the_guides_odbc_connection_string_becomes_a_url(tmp_path):
@@ -496,3 +510,49 @@ def test_a_value_the_database_refuses_fails_only_its_session_of_the_batch(
     again = run_btic(*command, "--host", "old.example.com", "--json")
     assert again.returncode == 0, again.output  # given up: not offered again
     assert not any(row["delivered"] or row["failed"] for row in json.loads(again.stdout)["tallies"])
+
+
+def test_sql_copy_migrates_every_row_resumably_and_verifies_the_counts(
+    tmp_path, rs_sim, postgres_url
+):
+    from btic_sqlserver.verification import stored_digest
+
+    source = f"sqlite:///{tmp_path / 'reports.db'}"
+    config = sql_config(tmp_path, rs_sim, source)
+    assert run_btic("sync", "--config", str(config)).returncode == 0
+    target = new_postgres_database(postgres_url)
+    copied = run_btic("sql", "copy", "--config", str(config), "--from", "reports", "--to", target)
+    assert copied.returncode == 0, copied.output
+    assert counts(target) == counts(source)
+    assert "session_event_data" in copied.stdout
+    engines = sa.create_engine(source), sa.create_engine(target)
+    with engines[0].connect() as old, engines[1].connect() as new:
+        keys = old.execute(sa.text("SELECT host_name, lsid FROM session")).all()
+        for host, lsid in keys:  # every value of every row, not only the counts
+            assert stored_digest(new, host, lsid) == stored_digest(old, host, lsid), lsid
+    # An interrupted copy: the target lacks some sessions; the rerun writes only those.
+    with engines[1].begin() as new:
+        lost = [lsid for (lsid,) in new.execute(sa.text("SELECT lsid FROM session LIMIT 5"))]
+        ids = [i for (i,) in new.execute(sa.text("SELECT id FROM session LIMIT 5"))]
+        for table in ("session_event_data", "system_information"):
+            new.execute(
+                sa.text(
+                    f"DELETE FROM {table} WHERE session_event_id IN "
+                    "(SELECT id FROM session_event WHERE session_id = ANY(:ids))"
+                ),
+                {"ids": ids},
+            )
+        for table in ("session_event", "representative", "customer", "team", "custom_attribute"):
+            new.execute(sa.text(f"DELETE FROM {table} WHERE session_id = ANY(:ids)"), {"ids": ids})
+        new.execute(sa.text("DELETE FROM session WHERE id = ANY(:ids)"), {"ids": ids})
+    for engine in engines:
+        engine.dispose()
+    assert len(lost) == 5
+    resumed = run_btic("sql", "copy", "--config", str(config), "--from", "reports", "--to", target)
+    assert resumed.returncode == 0, resumed.output
+    assert f"5 sessions copied, {len(keys) - 5} already there" in resumed.stderr
+    assert counts(target) == counts(source)
+    wrong = run_btic("sql", "copy", "--config", str(config), "--from", "files", "--to", target)
+    assert wrong.returncode == 2
+    assert "--from files: not a sqlserver destination" in wrong.stderr
+    assert "those are: reports" in wrong.stderr

@@ -1,0 +1,225 @@
+"""The S3 plugin against a real S3 endpoint on localhost (moto's server mode, a separate
+process, reached over HTTP by boto3)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+import btic
+from btic.testing.helpers import ConfiguredDestination, make_recording, sample_session
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conftest import run_btic
+from s3_server import moto_server
+from transfer_helpers import ALL_TYPES, expected_files
+
+
+@pytest.fixture(scope="module")
+def s3():
+    with moto_server() as server:
+        yield server
+
+
+_made = iter(range(10**6))
+
+
+@pytest.fixture
+def bucket(s3):
+    return s3.bucket(f"btic-test-{next(_made)}")
+
+
+def s3_config(tmp_path: Path, sim, s3, bucket: str, *, data=ALL_TYPES, extra: str = "") -> Path:
+    from transfer_helpers import write_config
+
+    options = "".join(f'{key} = "{value}"\n' for key, value in s3.options(bucket).items())
+    return write_config(
+        tmp_path,
+        sim,
+        data=list(data),
+        destinations=f'[destinations.archive]\nplugin = "s3"\n{options}{extra}',
+    )
+
+
+def test_every_kind_lands_with_its_key_bytes_metadata_and_checksum(tmp_path, rs_sim, s3, bucket):
+    config = s3_config(tmp_path, rs_sim, s3, bucket, data=[*ALL_TYPES, "backup"])
+    synced = run_btic("sync", "--config", str(config))
+    assert synced.returncode == 0, synced.output
+    stored = s3.objects(bucket)
+    expected = expected_files(rs_sim)
+    backups = [key for key in stored if key.endswith(".nsb")]
+    assert len(backups) == 1
+    assert set(stored) - set(backups) == set(expected)
+    for key, sha in expected.items():
+        if sha:  # recordings: the appliance's bytes exactly
+            assert hashlib.sha256(stored[key]).hexdigest() == sha, key
+        else:
+            assert stored[key].startswith(b"<?xml"), key
+    client = s3.client()
+    some_recording = next(key for key, sha in expected.items() if sha)
+    head = client.head_object(Bucket=bucket, Key=some_recording, ChecksumMode="ENABLED")
+    digest = hashlib.sha256(stored[some_recording]).digest()
+    assert head["Metadata"]["sha256"] == digest.hex()
+    assert head["Metadata"]["size"] == str(len(stored[some_recording]))
+    assert head["Metadata"]["data-type"] == "recording"
+    assert head["Metadata"]["site-host"].replace("%3A", ":") == rs_sim.host
+    assert head["Metadata"]["lsid"] in some_recording
+    assert head["ChecksumSHA256"] == base64.b64encode(digest).decode()
+    verified = run_btic("verify", "--config", str(config))
+    assert verified.returncode == 0, verified.output
+
+
+@pytest.mark.parametrize("conflict", ["AppendNumber", "Overwrite", "Skip"])
+def test_forced_redelivery_under_each_conflict_mode(conflict, tmp_path, rs_sim, s3, bucket):
+    config = s3_config(
+        tmp_path,
+        rs_sim,
+        s3,
+        bucket,
+        data=["session", "recording"],
+        extra=f'conflict = "{conflict}"\n',
+    )
+    assert run_btic("sync", "--config", str(config)).returncode == 0
+    before = s3.objects(bucket)
+    forced = run_btic(
+        "transfer", "--config", str(config), "--site", "sim", "--dest", "archive",
+        "--type", "session,recording", "--since", "30d", "--force",
+    )  # fmt: skip
+    assert forced.returncode == 0, forced.output
+    assert s3.objects(bucket) == before  # identical content: no second copy, under any mode
+
+
+def test_a_large_recording_goes_up_in_parts_with_bounded_memory(tmp_path, s3, bucket):
+    options = s3.options(bucket, part_size_mb=8, max_concurrency=2)
+    destination = ConfiguredDestination("s3", options, tmp_path)
+    recording = make_recording(tmp_path / "large.flv", 200 * 1024 * 1024, sample_session())
+    tracemalloc.start()
+    try:
+        delivery = destination.recording(recording)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert delivery is not None
+    # Parts in flight (2 x 8 MiB) and one being read: never the file.
+    assert peak < 40 * 1024 * 1024, peak
+    key = delivery.location.removeprefix(f"s3://{bucket}/")
+    head = s3.client().head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    assert head["ContentLength"] == recording.size
+    # S3's composite checksum of 25 parts of 8 MiB: the SHA-256 of their SHA-256s.
+    part = 8 * 1024 * 1024
+    with recording.open() as source:
+        digests = b"".join(
+            hashlib.sha256(source.read(part)).digest() for _ in range(recording.size // part)
+        )
+    composite = base64.b64encode(hashlib.sha256(digests).digest()).decode()
+    assert head["ChecksumSHA256"] in (composite, f"{composite}-25")
+    assert head["Metadata"]["sha256"] == recording.sha256
+    assert s3.unfinished_uploads(bucket) == []
+    assert [k for k in s3.objects(bucket) if ".btic-uploads/" in k] == []
+
+
+def test_object_lock_encryption_tags_and_storage_class_are_on_every_object(tmp_path, s3):
+    locked = s3.bucket(f"btic-locked-{next(_made)}", lock=True)
+    options = s3.options(
+        locked,
+        object_lock_mode="GOVERNANCE",
+        object_lock_retain_days=3,
+        legal_hold=True,
+        server_side_encryption="AES256",
+        storage_class="STANDARD_IA",
+        tags={"case": "audit 2026"},
+    )
+    destination = ConfiguredDestination("s3", options, tmp_path)
+    assert "object lock GOVERNANCE enabled" in destination.check()
+    delivery = destination.session(sample_session())
+    key = delivery.location.removeprefix(f"s3://{locked}/")
+    client = s3.client()
+    head = client.head_object(Bucket=locked, Key=key)
+    assert head["ObjectLockMode"] == "GOVERNANCE"
+    until = head["ObjectLockRetainUntilDate"].timestamp()
+    assert 2.9 * 86400 < until - time.time() < 3.1 * 86400
+    assert head["ObjectLockLegalHoldStatus"] == "ON"
+    assert head["ServerSideEncryption"] == "AES256"
+    assert head["StorageClass"] == "STANDARD_IA"
+    tags = client.get_object_tagging(Bucket=locked, Key=key)["TagSet"]
+    assert tags == [{"Key": "case", "Value": "audit 2026"}]
+
+
+def test_retention_prunes_old_backups_and_counts_them(tmp_path, pa_sim, s3, bucket):
+    config = s3_config(tmp_path, pa_sim, s3, bucket, data=["backup"], extra="retention_count = 2\n")
+    removed = []
+    for _ in range(4):
+        synced = run_btic("sync", "--json", "--config", str(config))
+        assert synced.returncode == 0, synced.output
+        removed.append(json.loads(synced.stdout)["tallies"][0]["removed"])
+        time.sleep(1.1)  # backups are named by the second
+    assert removed == [0, 0, 1, 1]
+    assert len([k for k in s3.objects(bucket) if k.endswith(".nsb")]) == 2
+
+
+def test_retention_is_refused_with_object_lock(tmp_path, rs_sim, s3, bucket):
+    config = s3_config(
+        tmp_path,
+        rs_sim,
+        s3,
+        bucket,
+        data=["backup"],
+        extra='retention_count = 2\nobject_lock_mode = "COMPLIANCE"\nobject_lock_retain_days = 7\n',
+    )
+    checked = run_btic("check", "--offline", "--config", str(config))
+    assert checked.returncode == 2
+    assert "retention_count deletes old backups, which object lock" in checked.stderr
+
+
+def test_a_wrong_checksum_is_refused_and_nothing_is_stored(tmp_path, s3, bucket):
+    destination = ConfiguredDestination("s3", s3.options(bucket, part_size_mb=5), tmp_path)
+    for size in (1000, 12 * 1024 * 1024):  # whole, and in parts
+        good = make_recording(tmp_path / f"r{size}.flv", size, sample_session(f"lsid{size}"))
+        bad = type(good)(**{**good.__dict__, "sha256": "0" * 64})
+        with pytest.raises(btic.DestinationError, match="changed since it was checked"):
+            destination.recording(bad)
+    assert s3.objects(bucket) == {}
+    assert s3.unfinished_uploads(bucket) == []
+
+
+def test_check_names_a_missing_bucket_and_a_bucket_without_lock(tmp_path, rs_sim, s3, bucket):
+    def check(name: str, bucket_name: str, extra: str = "") -> str:
+        (tmp_path / name).mkdir()
+        config = s3_config(tmp_path / name, rs_sim, s3, bucket_name, data=["session"], extra=extra)
+        result = run_btic("check", "--config", str(config), "--dest", "archive")
+        assert result.returncode == 1, result.output
+        (line,) = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
+        return line
+
+    missing = check("missing", "no-such-bucket-here")
+    assert "s3://no-such-bucket-here: the bucket does not exist" in missing
+    lock = 'object_lock_mode = "COMPLIANCE"\nobject_lock_retain_days = 7\n'
+    unlocked = check("unlocked", bucket, lock)
+    assert f"s3://{bucket}: object lock is not enabled on the bucket" in unlocked
+
+
+def test_an_unreachable_service_fails_once_and_the_items_stay_pending(tmp_path, rs_sim, s3, bucket):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    config = s3_config(tmp_path, rs_sim, s3, bucket, data=["session"])
+    config.write_text(config.read_text().replace(s3.url, f"http://127.0.0.1:{closed}"))
+    failed = run_btic("sync", "--config", str(config))
+    assert failed.returncode == 1
+    errors = [line for line in failed.stderr.splitlines() if line.startswith("error:")]
+    assert any(f"cannot reach the service at http://127.0.0.1:{closed}" in line for line in errors)
+    assert len(errors) <= 5, errors
+    config.write_text(config.read_text().replace(f"http://127.0.0.1:{closed}", s3.url))
+    finished = run_btic("sync", "--config", str(config))
+    assert finished.returncode == 0, finished.output
+    assert len(s3.objects(bucket)) == len(expected_files(rs_sim, data=["session"]))
