@@ -216,6 +216,8 @@ class S3Destination:
         numbered when its bytes changed; identical content counts as delivered.
         """
         client, uploader = self._service()
+        # First, once a run: a crashed run's unfinished uploads are aborted.
+        uploader.sweep()
         item = "/".join(ctx.item_key)
         conflict = self.options.conflict
         target = key

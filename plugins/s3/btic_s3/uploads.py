@@ -7,10 +7,11 @@ own SHA-256; the service's composite checksum of the finished object is
 compared with the one computed here. Any error aborts the upload.
 
 An upload cut short by a crash cannot be aborted by the process that started
-it, and S3 does not list an unfinished upload's metadata. So before its first
-part btic writes a small marker object under ``<prefix>.btic-uploads/``
-naming the upload, its host and process; the next run aborts the uploads whose
-process is gone (or that are over a day old) and removes their markers.
+it, and S3 does not list an unfinished upload's metadata. So before it starts
+one, btic writes a small marker object under ``<prefix>.btic-uploads/`` naming
+the key, its host and process; the next run aborts the unfinished uploads of
+the keys whose process is gone (or that are over a day old) and removes their
+markers.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ class Uploader:
 
     def _put_whole(self, key: str, body: Body, extra: dict[str, Any], where: str) -> None:
         with body.open() as source:
-            data = source.read(body.size + 1)
+            data = _read(source, body.size + 1)
         if len(data) != body.size or hashlib.sha256(data).hexdigest() != body.sha256:
             raise btic.DestinationError(f"{where}: the spooled file changed since it was checked")
         checksum = b64(bytes.fromhex(body.sha256))
@@ -101,14 +102,16 @@ class Uploader:
         _compare(answer.get("ChecksumSHA256"), checksum, where)
 
     def _put_parts(self, key: str, body: Body, extra: dict[str, Any], where: str) -> None:
+        # The marker first: a crash at any later moment leaves one naming the key.
+        marker = self._mark(key, where)
         try:
             started = self.client.create_multipart_upload(
                 Bucket=self.bucket, Key=key, ChecksumAlgorithm="SHA256", **extra
             )
         except Exception as exc:  # noqa: BLE001
+            self._unmark(marker)
             raise described(exc, where) from None
         upload_id = started["UploadId"]
-        marker = self._mark(key, upload_id, where)
         try:
             parts, digests, whole = self._send_parts(key, upload_id, body, where)
             if whole != body.sha256:
@@ -153,7 +156,7 @@ class Uploader:
             number = 0
             while True:
                 slots.acquire()  # memory: at most `concurrency` parts read and unsent
-                data = source.read(self.part_size)
+                data = _read(source, self.part_size)
                 if not data:
                     slots.release()
                     break
@@ -195,53 +198,82 @@ class Uploader:
 
     # -- markers of unfinished uploads --------------------------------------------------
 
-    def _mark(self, key: str, upload_id: str, where: str) -> str:
-        marker = f"{self.prefix}{MARKERS}{hashlib.sha256(upload_id.encode()).hexdigest()}"
+    def _mark(self, key: str, where: str) -> str:
         note = {
             "key": key,
-            "upload_id": upload_id,
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "started": time.time(),
         }
+        token = hashlib.sha256(json.dumps(note).encode()).hexdigest()
+        marker = f"{self.prefix}{MARKERS}{token}"
         try:
             self.client.put_object(Bucket=self.bucket, Key=marker, Body=json.dumps(note).encode())
         except Exception as exc:  # noqa: BLE001
-            self._abort(key, upload_id)
             raise described(exc, where) from None
         return marker
+
+    def _abort_all(self, key: str) -> None:
+        """Abort every unfinished upload of ``key`` (a dead process's: the leases
+        keep live processes from uploading the same key)."""
+        answer = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=key)
+        for upload in answer.get("Uploads", ()):
+            if upload["Key"] == key:
+                self._abort(key, upload["UploadId"])
 
     def _unmark(self, marker: str) -> None:
         # A marker left behind is swept by a later run.
         with contextlib.suppress(Exception):
             self.client.delete_object(Bucket=self.bucket, Key=marker)
 
+    def _note(self, marker: str) -> dict[str, Any] | None:
+        try:
+            answer = self.client.get_object(Bucket=self.bucket, Key=marker)
+            note = json.loads(answer["Body"].read())
+        except Exception as exc:
+            if is_missing(exc):
+                return None  # finished meanwhile
+            raise
+        return note if isinstance(note, dict) and "key" in note else None
+
     def sweep(self) -> list[str]:
-        """Abort the unfinished uploads of processes that are gone (once a run);
-        return their keys."""
+        """Abort the unfinished uploads of processes that are gone (once a run, before
+        any upload of this process starts); return their keys."""
+        # Held throughout: another thread's upload must not start while a key's
+        # unfinished uploads are being aborted.
         with self._sweep_lock:
             if self._swept:
                 return []
+            aborted = []
+            markers = f"{self.prefix}{MARKERS}"
+            try:
+                pages = self.client.get_paginator("list_objects_v2").paginate(
+                    Bucket=self.bucket, Prefix=markers
+                )
+                for page in pages:
+                    for entry in page.get("Contents", ()):
+                        note = self._note(entry["Key"])
+                        if note is not None and _abandoned(note):
+                            self._abort_all(str(note["key"]))
+                            self._unmark(entry["Key"])
+                            aborted.append(str(note["key"]))
+            except Exception as exc:  # noqa: BLE001 - every service error becomes one line
+                raise described(exc, f"s3://{self.bucket}/{markers}") from None
             self._swept = True
-        aborted = []
-        pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=f"{self.prefix}{MARKERS}"
-        )
-        for page in pages:
-            for entry in page.get("Contents", ()):
-                try:
-                    note = json.loads(
-                        self.client.get_object(Bucket=self.bucket, Key=entry["Key"])["Body"].read()
-                    )
-                except Exception as exc:
-                    if is_missing(exc):
-                        continue
-                    raise
-                if _abandoned(note):
-                    self._abort(note["key"], note["upload_id"])
-                    self._unmark(entry["Key"])
-                    aborted.append(str(note["key"]))
-        return aborted
+            return aborted
+
+
+def _read(source: IO[bytes], size: int) -> bytes:
+    """Up to ``size`` bytes: fewer only at the end (a read may return less)."""
+    chunks = []
+    left = size
+    while left > 0:
+        chunk = source.read(left)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _abandoned(note: dict[str, Any]) -> bool:
