@@ -43,8 +43,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 CHILD = r"""
-import json, resource, sys, time
+import json, re, sys, time
 from pathlib import Path
+
+
+def peak_mb():
+    # VmHWM starts afresh at exec (ru_maxrss keeps the forking parent's peak).
+    status = open("/proc/self/status").read()
+    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
+
 
 mode, report, url = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 import sqlalchemy as sa
@@ -78,7 +85,7 @@ if mode == "stream":
         writer.replace(batch)
     elapsed = time.perf_counter() - started
     print(json.dumps({"rows": total, "seconds": elapsed,
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "peak_rss_mb": peak_mb()}))
     sys.exit()
 
 everything = list(parsed())
@@ -174,7 +181,7 @@ else:  # orm: one object per row
     elapsed = time.perf_counter() - started
 
 print(json.dumps({"rows": total, "seconds": elapsed,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mb": peak_mb()}))
 """
 
 

@@ -15,7 +15,7 @@ from btic import naming
 from btic.types import DataType
 from btic_s3 import retention
 from btic_s3.options import S3Options
-from btic_s3.service import described, is_missing, make_client
+from btic_s3.service import described, error_code, is_missing, make_client
 from btic_s3.uploads import MARKERS, Body, Uploader
 
 MIB = 1024 * 1024
@@ -80,7 +80,7 @@ class S3Destination:
                 raise btic.DestinationError(
                     f"{bucket}: the bucket does not exist (create it, or fix bucket)"
                 ) from None
-            raise described(exc, bucket) from None
+            raise self._why_refused(client, exc) from None
         region = region or "us-east-1"
         if options.region and region != options.region:
             raise btic.DestinationError(
@@ -119,6 +119,18 @@ class S3Destination:
         except Exception as exc:  # noqa: BLE001
             raise described(exc, self._location(probe)) from None
         return ", ".join(said)
+
+    def _why_refused(self, client: Any, exc: Exception) -> btic.DestinationError:
+        """HEAD answers a bare 403 for wrong keys and missing permissions alike; a GET
+        of the bucket's location says which."""
+        bucket = f"s3://{self.options.bucket}"
+        if error_code(exc) != "403":
+            return described(exc, bucket)
+        try:
+            client.get_bucket_location(Bucket=self.options.bucket)
+        except Exception as detailed:  # noqa: BLE001
+            return described(detailed, bucket)
+        return described(exc, bucket)
 
     @btic.hookimpl
     def on_session_xml(

@@ -137,9 +137,10 @@ class Uploader:
     def _send_parts(
         self, key: str, upload_id: str, body: Body, where: str
     ) -> tuple[list[dict[str, Any]], list[bytes], str]:
-        """Read parts in order and send up to ``concurrency`` at once."""
+        """Read parts in order and send up to ``concurrency`` at once; each part is
+        hashed in the thread that sends it (hashlib lets go of the GIL), the whole
+        file in this one as it is read."""
         whole = hashlib.sha256()
-        digests: list[bytes] = []
         slots = threading.BoundedSemaphore(self.concurrency)
         failed = threading.Event()
         futures: list[Future[dict[str, Any]]] = []
@@ -161,21 +162,20 @@ class Uploader:
                     slots.release()
                     break
                 number += 1
+                future = pool.submit(self._send_part, key, upload_id, number, data, where)
                 whole.update(data)
-                digest = hashlib.sha256(data).digest()
-                digests.append(digest)
-                future = pool.submit(self._send_part, key, upload_id, number, data, digest, where)
                 future.add_done_callback(finished)
                 futures.append(future)
                 if failed.is_set():
                     break
             parts = [future.result() for future in futures]
+        digests = [base64.b64decode(part["ChecksumSHA256"]) for part in parts]
         return parts, digests, whole.hexdigest()
 
     def _send_part(
-        self, key: str, upload_id: str, number: int, data: bytes, digest: bytes, where: str
+        self, key: str, upload_id: str, number: int, data: bytes, where: str
     ) -> dict[str, Any]:
-        checksum = b64(digest)
+        checksum = b64(hashlib.sha256(data).digest())
         try:
             answer = self.client.upload_part(
                 Bucket=self.bucket,

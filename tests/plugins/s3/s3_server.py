@@ -64,7 +64,9 @@ class S3Server:
 
 
 @contextmanager
-def moto_server() -> Iterator[S3Server]:
+def moto_server(*, authenticate: bool = False) -> Iterator[S3Server]:
+    """moto's S3 on a free port; with ``authenticate``, it checks every request's
+    credentials (it knows none, so every key is wrong)."""
     if not Path(MOTO).exists():
         pytest.skip("moto's server is not installed (pip install 'moto[server]')")
     with socket.socket() as probe:
@@ -74,7 +76,11 @@ def moto_server() -> Iterator[S3Server]:
         [MOTO, "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env={**os.environ, **KEYS},
+        env={
+            **os.environ,
+            **KEYS,
+            **({"INITIAL_NO_AUTH_ACTION_COUNT": "0"} if authenticate else {}),
+        },
     )
     try:
         deadline = time.monotonic() + 30

@@ -206,6 +206,16 @@ def test_check_names_a_missing_bucket_and_a_bucket_without_lock(tmp_path, rs_sim
     assert f"s3://{bucket}: object lock is not enabled on the bucket" in unlocked
 
 
+def test_check_names_wrong_credentials(tmp_path, rs_sim):
+    with moto_server(authenticate=True) as strict:
+        config = s3_config(tmp_path, rs_sim, strict, "btic-any", data=["session"])
+        result = run_btic("check", "--config", str(config), "--dest", "archive")
+    assert result.returncode == 1, result.output
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
+    assert "s3://btic-any: the access key id is not known to the service (access_key_id)" in line
+    assert "testing" not in line  # the secret is never shown
+
+
 def test_an_unreachable_service_fails_once_and_the_items_stay_pending(tmp_path, rs_sim, s3, bucket):
     import socket
 
