@@ -237,7 +237,7 @@ def test_an_account_without_the_command_api_checks_and_syncs(tmp_path):
         )
         assert re.search(r"appliance clock \(the HTTP Date header\) is \d+s", check.stdout)
         assert sim.stats["command"] >= 1  # asked, refused, and nothing failed
-        sync = run_btic("sync", "--config", str(path))
+        sync = run_btic("sync", "--all", "--config", str(path))
         assert sync.returncode == 0, sync.output
         archived = {p.name for p in (tmp_path / "archive").iterdir()}
         recent = [s for s in sim.dataset.all() if sim.now() - 86400 < s.end < sim.now() - 180]

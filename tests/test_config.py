@@ -237,7 +237,7 @@ url = "sqlite:///r.db"
         (
             'every = "1h"\nevry = 2\n[[schedules.s.transfers]]\nsite = "support"\ndestinations = ["archive"]\ndata = ["session"]',
             "schedules.s.evry",
-            "unknown setting; allowed: at, enabled, every, transfers",
+            "unknown setting; allowed: at, enabled, every, time_zone, transfers",
         ),
         ('every = "1h"\ntransfers = []', "schedules.s.transfers", "must list at least one"),
     ],
@@ -580,3 +580,24 @@ def test_a_ca_bundle_that_is_not_pem_is_a_config_error(tmp_path):
     assert result.returncode == 2
     assert "error: sites.s.ca_bundle: " in result.stderr and "PEM expected" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_a_schedule_time_zone_must_be_a_zone_name(tmp_path):
+    from btic.config import build_config
+
+    raw = {
+        "sites": {"s": {"host": "a.example.com", "client_id": "i", "client_secret": "x"}},
+        "destinations": {"d": {"plugin": "filesystem", "directory": str(tmp_path)}},
+        "schedules": {
+            "n": {
+                "every": "1d",
+                "at": "02:00",
+                "time_zone": "Mars/Olympus",
+                "transfers": [{"site": "s", "destinations": ["d"], "data": ["session"]}],
+            }
+        },
+    }
+    with pytest.raises(ConfigError) as error:
+        build_config(raw, PluginManager().discover(), base_dir=tmp_path, environ={})
+    assert "schedules.n.time_zone" in str(error.value)
+    assert "'Mars/Olympus' is not a time zone name" in str(error.value)

@@ -63,7 +63,10 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path):
             config = write_config(directory, sim, data=[*ALL_TYPES, "backup"], extra_site=settle)
             log = (directory / "killed.log").open("w")
             proc = subprocess.Popen(
-                [BTIC, "sync", "-v", "--config", str(config)], stdout=log, stderr=log, env=env
+                [BTIC, "sync", "--all", "-v", "--config", str(config)],
+                stdout=log,
+                stderr=log,
+                env=env,
             )
             # Kill after a chosen number of deliveries (0: during start-up or the first one)
             # plus a random moment, so the kills spread over the run however fast it goes.
@@ -79,7 +82,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path):
                 (directory / "killed.log").read_text().count("event='delivered'")
             )
 
-            rerun = run_btic("sync", "--config", str(config))
+            rerun = run_btic("sync", "--all", "--config", str(config))
             assert rerun.returncode == 0, f"trial {trial}: {rerun.output}"
             spools = directory / "btic-spool"  # beside the state database
             assert not list(spools.glob(f"{proc.pid}-*")), (
@@ -118,7 +121,10 @@ def test_sigterm_and_sigint_stop_after_the_item_in_hand(tmp_path):
             log = directory / "run.log"
             with log.open("w") as out:
                 proc = subprocess.Popen(
-                    [BTIC, "sync", "-v", "--config", str(config)], stdout=out, stderr=out, env=env
+                    [BTIC, "sync", "--all", "-v", "--config", str(config)],
+                    stdout=out,
+                    stderr=out,
+                    env=env,
                 )
                 _wait_for_deliveries(log, 1, proc, 60)
                 proc.send_signal(signum)
@@ -129,7 +135,7 @@ def test_sigterm_and_sigint_stop_after_the_item_in_hand(tmp_path):
             assert "Traceback" not in output
             with sqlite3.connect(directory / "btic-state.db") as db:
                 assert db.execute("select status from btic_runs").fetchall() == [("interrupted",)]
-            rerun = run_btic("sync", "--config", str(config))
+            rerun = run_btic("sync", "--all", "--config", str(config))
             assert rerun.returncode == 0, rerun.output
             expected = expected_files(sim, data=["session", "recording"])
             assert actual_files(directory / "archive").keys() == expected.keys()

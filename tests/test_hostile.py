@@ -53,8 +53,8 @@ def test_an_unreadable_session_fails_alone(tmp_path, bad_end):
             )
         )
         config = _config(tmp_path, appliance)
-        first = run_btic("sync", "--config", str(config))
-        second = run_btic("sync", "--config", str(config))
+        first = run_btic("sync", "--all", "--config", str(config))
+        second = run_btic("sync", "--all", "--config", str(config))
     for result in (first, second):
         assert result.returncode == 1, result.output
         assert "Traceback" not in result.output
@@ -71,13 +71,13 @@ def test_a_listed_session_missing_from_the_report_stays_pending(tmp_path):
         appliance.routes["SupportSessionListing"] = lambda _p: Answer(body=listing("a", "b"))
         appliance.routes["SupportSession"] = lambda _p: Answer(body=report(session_xml("a")))
         config = _config(tmp_path, appliance)
-        lagging = run_btic("sync", "--config", str(config))
+        lagging = run_btic("sync", "--all", "--config", str(config))
         assert lagging.returncode == 1
         assert "session b was listed but its full support report does not hold it" in lagging.stderr
         appliance.routes["SupportSession"] = lambda p: Answer(
             body=report(*(session_xml(lsid) for lsid in p["lsids"].split(",")))
         )
-        caught_up = run_btic("sync", "--config", str(config))
+        caught_up = run_btic("sync", "--all", "--config", str(config))
     assert caught_up.returncode == 0, caught_up.output
     assert _statuses(tmp_path) == {"a": "delivered", "b": "delivered"}
     assert len(_archived(tmp_path)) == 2
@@ -90,7 +90,7 @@ def test_a_non_numeric_api_clock_is_an_answer_not_a_traceback(tmp_path):
         )
         appliance.routes["SupportSessionListing"] = lambda _p: Answer(body=listing("a"))
         appliance.routes["SupportSession"] = lambda _p: Answer(body=report(session_xml("a")))
-        result = run_btic("sync", "--config", str(_config(tmp_path, appliance)))
+        result = run_btic("sync", "--all", "--config", str(_config(tmp_path, appliance)))
     # The Date header is a clock too; the run goes on.
     assert result.returncode == 0, result.output
     assert _statuses(tmp_path) == {"a": "delivered"}
@@ -109,7 +109,7 @@ def test_an_lsid_longer_than_any_column_is_ledgered_once(tmp_path, database, req
             state = new_postgres_database(request.getfixturevalue("postgres_url"))
         config = _config(tmp_path, appliance, state)
         for _ in range(2):
-            result = run_btic("sync", "--config", str(config))
+            result = run_btic("sync", "--all", "--config", str(config))
             assert result.returncode == 0, result.output
     assert len(_archived(tmp_path)) == 1
 
@@ -148,7 +148,7 @@ def test_a_redirect_is_never_archived_as_a_recording(tmp_path):
                 {"Content-Type": "video/x-flv", "Location": "http://elsewhere.example/x.flv"},
             ),
         )
-        result = run_btic("sync", "--config", str(_recording_config(tmp_path, appliance)))
+        result = run_btic("sync", "--all", "--config", str(_recording_config(tmp_path, appliance)))
     assert result.returncode == 1
     assert "HTTP 302" in result.stderr and "btic follows no redirects" in result.stderr
     assert not (tmp_path / "archive").exists() or _archived(tmp_path) == []
@@ -167,11 +167,11 @@ def test_a_body_without_length_is_checked_by_a_second_download(tmp_path):
     with HostileAppliance() as appliance:
         _with_recording(appliance, recording)
         config = _recording_config(tmp_path, appliance)
-        cut = run_btic("sync", "--config", str(config))
+        cut = run_btic("sync", "--all", "--config", str(config))
         assert cut.returncode == 1
         assert "two downloads differ" in cut.stderr
         assert _statuses(tmp_path) == {"a": "failed"}
-        whole = run_btic("sync", "--config", str(config))
+        whole = run_btic("sync", "--all", "--config", str(config))
     assert whole.returncode == 0, whole.output
     [archived] = (tmp_path / "archive").iterdir()
     assert archived.read_bytes() == body
@@ -189,7 +189,7 @@ def test_an_absurd_token_lifetime_still_means_one_token(tmp_path, expires_in):
         appliance.routes["SupportSession"] = lambda p: Answer(
             body=report(*(session_xml(lsid) for lsid in p["lsids"].split(",")))
         )
-        result = run_btic("sync", "--config", str(_config(tmp_path, appliance)))
+        result = run_btic("sync", "--all", "--config", str(_config(tmp_path, appliance)))
     assert result.returncode == 0, result.output
     assert [name for name, _ in appliance.requests].count("token") == 1
 
@@ -199,11 +199,11 @@ def test_a_malformed_or_huge_token_answer_is_refused_without_echo(tmp_path):
         appliance.routes["token"] = lambda _p: Answer(
             body=b'{"access_token": "abc\\r\\nX-Injected: secretpart", "expires_in": 3600}'
         )
-        bad = run_btic("sync", "--config", str(_config(tmp_path, appliance)))
+        bad = run_btic("sync", "--all", "--config", str(_config(tmp_path, appliance)))
         appliance.routes["token"] = lambda _p: Answer(
             body=b'{"access_token": "' + b"A" * (3 << 20) + b'"}'
         )
-        huge = run_btic("sync", "--config", str(_config(tmp_path, appliance)))
+        huge = run_btic("sync", "--all", "--config", str(_config(tmp_path, appliance)))
     assert bad.returncode == 1 and "malformed access token" in bad.stderr
     assert "secretpart" not in bad.output and "Traceback" not in bad.output
     assert huge.returncode == 1 and "at most 1048576 expected" in huge.stderr
@@ -233,7 +233,7 @@ def test_one_huge_session_fails_alone_and_memory_stays_bounded(tmp_path):
         config.write_text(config.read_text().replace(
             'settle_delay = "0s"\n', 'settle_delay = "0s"\nmax_session_megabytes = 1\n'
         ))  # fmt: skip
-        result = run_btic("sync", "--config", str(config))
+        result = run_btic("sync", "--all", "--config", str(config))
     assert result.returncode == 1
     assert "session huge's report is over 1 MB" in result.stderr
     assert _statuses(tmp_path) == {

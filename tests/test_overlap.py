@@ -26,7 +26,10 @@ def sim():
 
 def _sync(config: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [BTIC, "sync", "-v", "--config", str(config)], capture_output=True, text=True, timeout=120
+        [BTIC, "sync", "--all", "-v", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

@@ -32,7 +32,7 @@ def ledger(tmp_path: Path, query: str) -> list[tuple]:
 
 def test_everything_lands_with_the_right_names_and_bytes(sim, tmp_path):
     config = write_config(tmp_path, sim, data=[*ALL_TYPES, "backup"])
-    result = run_btic("sync", "--config", str(config))
+    result = run_btic("sync", "--all", "--config", str(config))
     assert result.returncode == 0, result.output
     expected = expected_files(sim)
     assert any(n.endswith(".xml") and "-presentation-" in n for n in expected)
@@ -54,7 +54,7 @@ def test_everything_lands_with_the_right_names_and_bytes(sim, tmp_path):
     # a run off a terminal that went well says nothing (cron mails nothing)...
     assert result.stdout == "" and "error" not in result.stderr
     # ... and with -v, the summary counts what happened (here: the nightly backup again)
-    verbose = run_btic("sync", "-v", "--config", str(config))
+    verbose = run_btic("sync", "--all", "-v", "--config", str(config))
     assert "archive      backup" in verbose.stdout
     rows = dict(ledger(tmp_path, "select status, count(*) from btic_deliveries group by status"))
     assert "failed" not in rows
@@ -77,7 +77,7 @@ def test_command_shells_under_either_numbering(product, report_from, instance_in
         numbered = [s for s in appliance.dataset.all() if s.shell_instances > 1]
         assert numbered, "the data set must hold sessions with several command shells"
         config = write_config(tmp_path, appliance, data=["command_shell_recording"])
-        result = run_btic("sync", "--config", str(config))
+        result = run_btic("sync", "--all", "--config", str(config))
         assert result.returncode == 0, result.output
         # names keep the report's numbering; bytes are the API instance's (report - shift)
         check_archive(
@@ -87,10 +87,10 @@ def test_command_shells_under_either_numbering(product, report_from, instance_in
 
 def test_a_second_run_transfers_nothing_and_asks_only_for_what_is_new(sim, tmp_path):
     config = write_config(tmp_path, sim)
-    assert run_btic("sync", "--config", str(config)).returncode == 0
+    assert run_btic("sync", "--all", "--config", str(config)).returncode == 0
     before = dict(sim.stats)
     files_before = sorted((tmp_path / "archive").iterdir())
-    again = run_btic("sync", "--config", str(config))
+    again = run_btic("sync", "--all", "--config", str(config))
     assert again.returncode == 0, again.output
     asked = {
         k: sim.stats[k] - before.get(k, 0) for k in sim.stats if sim.stats[k] != before.get(k, 0)
@@ -105,12 +105,12 @@ def test_a_second_run_transfers_nothing_and_asks_only_for_what_is_new(sim, tmp_p
 
 def test_sessions_that_end_during_a_run_are_picked_up_by_the_next(sim, tmp_path):
     config = write_config(tmp_path, sim, data=["session"], extra_site='settle_delay = "1s"\n')
-    assert run_btic("sync", "--config", str(config)).returncode == 0
+    assert run_btic("sync", "--all", "--config", str(config)).returncode == 0
     live = [s for s in sim.dataset.all() if not s.closed_at(sim.now())]
     assert len(live) == 2
     # one ends "during" the run: just before the appliance's now when the next run starts
     sim.faults.clock_offset += live[-1].end - sim.now() + 5
-    assert run_btic("sync", "--config", str(config)).returncode == 0
+    assert run_btic("sync", "--all", "--config", str(config)).returncode == 0
     names = {p.name for p in (tmp_path / "archive").iterdir()}
     for session in live:
         assert f"{host_part(sim)}-support-{session.lsid}.xml" in names
@@ -131,10 +131,10 @@ def test_a_skewed_appliance_clock_loses_and_duplicates_nothing(offset, tmp_path)
         config = write_config(
             tmp_path, sim, data=["session", "recording"], extra_site='settle_delay = "1s"\n'
         )
-        assert run_btic("sync", "--config", str(config)).returncode == 0
+        assert run_btic("sync", "--all", "--config", str(config)).returncode == 0
         for _ in range(3):  # the live sessions end one by one between runs
             sim.faults.clock_offset += 40
-            assert run_btic("sync", "--config", str(config)).returncode == 0
+            assert run_btic("sync", "--all", "--config", str(config)).returncode == 0
         check_archive(
             tmp_path / "archive", expected_files(sim, settle=1, data=["session", "recording"])
         )
@@ -338,7 +338,7 @@ def test_one_failing_destination_does_not_stop_the_other(sim, tmp_path):
         destinations=destinations,
         dest_names=("archive", "broken"),
     )
-    result = run_btic("sync", "--config", str(config))
+    result = run_btic("sync", "--all", "--config", str(config))
     assert result.returncode == 1
     assert (
         "error: broken: session" in result.stderr
@@ -352,7 +352,7 @@ def test_one_failing_destination_does_not_stop_the_other(sim, tmp_path):
     assert failed[0][0] > 0
     # fixed: the next run delivers what the broken one missed, and nothing twice to the other
     blocker.unlink()
-    again = run_btic("sync", "--config", str(config))
+    again = run_btic("sync", "--all", "--config", str(config))
     assert again.returncode == 0, again.output
     check_archive(blocker / "sub", expected_files(sim, data=["session", "recording"]))
     check_archive(tmp_path / "archive", expected_files(sim, data=["session", "recording"]))
@@ -363,7 +363,7 @@ def test_an_expired_recording_is_recorded_and_not_retried(tmp_path):
         "rs", sessions=8, seed=23, expired_every=3, recording_size=20_000
     ) as sim:
         config = write_config(tmp_path, sim, data=["recording"])
-        first = run_btic("sync", "--config", str(config))
+        first = run_btic("sync", "--all", "--config", str(config))
         assert first.returncode == 0, first.output
         expired = ledger(tmp_path, "select count(*) from btic_deliveries where status='expired'")[
             0
@@ -378,7 +378,7 @@ def test_an_expired_recording_is_recorded_and_not_retried(tmp_path):
         )
         assert expired > 0
         before = sim.stats["SupportSessionRecording"]
-        assert run_btic("sync", "--config", str(config)).returncode == 0
+        assert run_btic("sync", "--all", "--config", str(config)).returncode == 0
         assert sim.stats["SupportSessionRecording"] == before
 
 
@@ -404,7 +404,7 @@ def test_import_xml_delivers_saved_reports_and_fetches_their_recordings(sim, tmp
     for s in with_recording:
         assert f"{host_part(sim)}-support-{s.lsid}.flv" in names
     # a later sync does not deliver the imported sessions again
-    assert run_btic("sync", "--config", str(config)).returncode == 0
+    assert run_btic("sync", "--all", "--config", str(config)).returncode == 0
     assert not any(".1." in p.name for p in (tmp_path / "archive").iterdir())
     needs_site = run_btic(
         "import-xml",
@@ -475,7 +475,7 @@ def test_json_download_format(sim, tmp_path):
         'download_format = "xml+json"\n'
     )
     config = write_config(tmp_path, sim, data=["session"], destinations=destinations)
-    assert run_btic("sync", "--config", str(config)).returncode == 0
+    assert run_btic("sync", "--all", "--config", str(config)).returncode == 0
     jsons = sorted((tmp_path / "archive").glob("*.json"))
     assert jsons and len(jsons) == len(list((tmp_path / "archive").glob("*.xml")))
     document = json.loads(jsons[0].read_text())
@@ -570,7 +570,7 @@ def test_no_secret_reaches_the_output_of_a_failing_run(tmp_path):
         "rs", sessions=4, seed=24, faults="503:50@SupportSessionListing"
     ) as sim:
         config = write_config(tmp_path, sim, data=["session"], extra_site="timeout = 5\n")
-        result = run_btic("sync", "--config", str(config))
+        result = run_btic("sync", "--all", "--config", str(config))
     assert result.returncode == 1
     assert "site sim: SupportSessionListing" in result.stderr and "HTTP 503" in result.stderr
     assert sim.client_secret not in result.output
@@ -581,7 +581,7 @@ def test_an_unreachable_state_database_is_one_line_and_exit_1(sim, tmp_path):
     config.write_text(
         '[state]\nurl = "postgresql+psycopg://btic:hunter2@127.0.0.1:9/btic"\n' + config.read_text()
     )
-    result = run_btic("sync", "--config", str(config))
+    result = run_btic("sync", "--all", "--config", str(config))
     assert result.returncode == 1
     [line] = [entry for entry in result.stderr.splitlines() if entry.startswith("error:")]
     assert line.startswith(
@@ -596,16 +596,16 @@ def test_an_appliance_clock_set_back_loses_nothing(tmp_path):
         "rs", sessions=6, seed=25, live_sessions=0, recording_size=10_000
     ) as sim:
         config = write_config(tmp_path, sim, data=["session"], extra_site='settle_delay = "1s"\n')
-        assert run_btic("sync", "--config", str(config)).returncode == 0
+        assert run_btic("sync", "--all", "--config", str(config)).returncode == 0
         sim.faults.clock_offset -= 3600  # NTP corrects the appliance by an hour
         now = int(sim.now())
         late = sim.dataset.add_session(now - 600, now - 30)  # ends "before" the watermark
-        assert run_btic("sync", "--config", str(config)).returncode == 0
+        assert run_btic("sync", "--all", "--config", str(config)).returncode == 0
         names = {p.name for p in (tmp_path / "archive").iterdir()}
         assert f"{host_part(sim)}-support-{late.lsid}.xml" in names
         sim.faults.clock_offset += 120
         newer = sim.dataset.add_session(int(sim.now()) - 300, int(sim.now()) - 20)
-        assert run_btic("sync", "--config", str(config)).returncode == 0
+        assert run_btic("sync", "--all", "--config", str(config)).returncode == 0
         names = {p.name for p in (tmp_path / "archive").iterdir()}
         assert f"{host_part(sim)}-support-{newer.lsid}.xml" in names
         assert not any(".1." in n for n in names)
@@ -667,7 +667,7 @@ def test_one_sync_asks_for_one_token_however_many_transfers(sim, tmp_path):
     text += 'destinations = ["archive"]\ndata = ["presentation"]\n'
     config.write_text(text)
     before = sim.stats["token"]
-    result = run_btic("sync", "--config", str(config))
+    result = run_btic("sync", "--all", "--config", str(config))
     assert result.returncode == 0, result.output
     assert sim.stats["token"] - before == 1
 
@@ -709,7 +709,7 @@ def test_backups_are_encrypted_at_rest_with_the_backup_password(sim, tmp_path):
         tmp_path, sim, data=["backup"], extra_site='backup_password = "env:BACKUP_PASSPHRASE"\n'
     )
     env = {"BACKUP_PASSPHRASE": "correct horse battery staple"}
-    result = run_btic("sync", "--config", str(config), env=env)
+    result = run_btic("sync", "--all", "--config", str(config), env=env)
     assert result.returncode == 0, result.output
     [delivered] = list((tmp_path / "archive").iterdir())
     assert delivered.name.endswith(".nsb.age")
@@ -780,7 +780,7 @@ def test_pa_command_shells_as_text(tmp_path):
     with SimulatedAppliance("pa", sessions=12, seed=17, live_sessions=0) as pa:
         config = write_config(tmp_path, pa, data=["command_shell_recording"])
         config.write_text(config.read_text() + 'command_shell_format = "txt"\n')
-        result = run_btic("sync", "--config", str(config))
+        result = run_btic("sync", "--all", "--config", str(config))
         assert result.returncode == 0, result.output
         expected = {
             f"{host_part(pa)}-support-{s.lsid}-shell-{i}.txt": shell_transcript(pa.seed, s.lsid, i)
@@ -827,12 +827,12 @@ def test_a_long_disk_full_outage_loses_nothing(tmp_path):
                 destinations=f'[destinations.archive]\nplugin = "filesystem"\ndirectory = "{tiny}"\n',
             )
             for _ in range(7):
-                full = run_btic("sync", "--config", str(config))
+                full = run_btic("sync", "--all", "--config", str(config))
                 assert full.returncode == 1, full.output
                 assert "No space left on device" in full.stderr
                 assert "given up" not in full.stderr
             filler.unlink()
-            freed = run_btic("sync", "--config", str(config))
+            freed = run_btic("sync", "--all", "--config", str(config))
             assert freed.returncode == 0, freed.output
             check_archive(tiny, expected_files(appliance, data=data))
             assert "given_up" not in {
@@ -867,7 +867,7 @@ def test_transfer_refuses_impossible_windows_before_asking_the_appliance(
 
 def test_verify_finds_a_deleted_an_altered_and_an_extra_file(sim, tmp_path):
     config = write_config(tmp_path, sim, data=["session", "recording", "command_shell_recording"])
-    assert run_btic("sync", "--config", str(config)).returncode == 0
+    assert run_btic("sync", "--all", "--config", str(config)).returncode == 0
     intact = run_btic("verify", "--config", str(config))
     assert intact.returncode == 0, intact.output
     assert intact.stdout == ""
@@ -913,7 +913,7 @@ def test_retention_removals_are_counted_and_verify_knows_them(sim, tmp_path):
     )
     removed = []
     for _ in range(3):
-        synced = run_btic("sync", "--json", "--config", str(config))
+        synced = run_btic("sync", "--all", "--json", "--config", str(config))
         assert synced.returncode == 0, synced.output
         (row,) = json.loads(synced.stdout)["tallies"]
         removed.append(row["removed"])
@@ -953,7 +953,7 @@ def test_the_spool_is_private_beside_the_state_and_cleaned_only_when_provably_ab
     (dead / "half.flv").write_bytes(b"x" * 1000)
     try:
         config = write_config(tmp_path, sim, data=["session"])
-        assert run_btic("sync", "--config", str(config)).returncode == 0
+        assert run_btic("sync", "--all", "--config", str(config)).returncode == 0
         assert alive.exists() and not dead.exists()
         assert oct(spool.stat().st_mode & 0o777) == "0o700"
         assert sorted(p.name for p in spool.iterdir()) == ["999999-live"]  # its own run is gone too
@@ -961,7 +961,7 @@ def test_the_spool_is_private_beside_the_state_and_cleaned_only_when_provably_ab
         holder.kill()
         holder.wait()
     os.chown(spool, 65534, 65534)
-    foreign = run_btic("sync", "--config", str(config))
+    foreign = run_btic("sync", "--all", "--config", str(config))
     assert foreign.returncode == 1
     assert f"error: spool {spool} belongs to another user (uid 65534)" in foreign.stderr
     assert "Traceback" not in foreign.output
@@ -969,7 +969,7 @@ def test_the_spool_is_private_beside_the_state_and_cleaned_only_when_provably_ab
 
 def test_the_summary_counts_what_the_ledger_had_already(sim, tmp_path):
     config = write_config(tmp_path, sim, data=["session"])
-    assert run_btic("sync", "--config", str(config)).returncode == 0
+    assert run_btic("sync", "--all", "--config", str(config)).returncode == 0
     (count,) = ledger(tmp_path, "select count(*) from btic_deliveries")[0]
     window = ["--site", "sim", "--dest", "archive", "--type", "session", "--since", "7d"]
     again = run_btic("transfer", "-v", "--config", str(config), *window)
@@ -988,7 +988,7 @@ def test_a_destination_down_as_a_whole_is_reported_once_and_left_alone(sim, tmp_
         data=["session", "recording"],
         destinations=f'[destinations.archive]\nplugin = "filesystem"\ndirectory = "{blocker}"\n',
     )
-    result = run_btic("sync", "--config", str(config))
+    result = run_btic("sync", "--all", "--config", str(config))
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert sum("failed 3 times in a row" in line for line in errors) == 1
@@ -1006,7 +1006,7 @@ def test_a_destination_down_as_a_whole_is_reported_once_and_left_alone(sim, tmp_
 
 def test_quiet_verbose_and_json_summaries(sim, tmp_path):
     config = write_config(tmp_path, sim, data=["session"])
-    as_json = run_btic("sync", "--json", "--config", str(config))
+    as_json = run_btic("sync", "--all", "--json", "--config", str(config))
     assert as_json.returncode == 0, as_json.output
     summary = json.loads(as_json.stdout)
     assert summary["ok"] is True
@@ -1017,7 +1017,7 @@ def test_quiet_verbose_and_json_summaries(sim, tmp_path):
     quiet = run_btic("transfer", "-q", "--config", str(config), *window)
     assert quiet.returncode == 0 and "event=" not in quiet.output
     assert "archive      session" in quiet.stdout  # -q: errors and the summary
-    silent = run_btic("sync", "--config", str(config))  # cron's case: nothing on success
+    silent = run_btic("sync", "--all", "--config", str(config))  # cron's case: nothing on success
     assert silent.returncode == 0 and silent.output == ""
     answered = run_btic("transfer", "--config", str(config), *window)  # a person's command
     assert "archive      session" in answered.stdout
@@ -1027,7 +1027,7 @@ def test_quiet_verbose_and_json_summaries(sim, tmp_path):
 
 def test_import_xml_says_what_it_found_in_local_files(sim, tmp_path):
     config = write_config(tmp_path, sim, data=["session"])
-    assert run_btic("sync", "--config", str(config)).returncode == 0
+    assert run_btic("sync", "--all", "--config", str(config)).returncode == 0
     archived = next(p for p in (tmp_path / "archive").iterdir() if p.suffix == ".xml")
     empty = tmp_path / "empty.xml"
     empty.write_text('<?xml version="1.0"?><session_list xmlns="x"></session_list>')

@@ -193,6 +193,37 @@ def check_destination_templates(
     return _unique(problems)
 
 
+def validate_per_type_templates(
+    per_type: Mapping[DataType, str], conflict: str, receives: frozenset[DataType]
+) -> None:
+    """For a destination's options validator: the per-type templates' problems.
+
+    :raises ValueError: naming each data type's problem.
+    """
+    problems = [
+        f"{key.removeprefix('file_name_formats.')}: {message}"
+        for key, message in check_destination_templates(None, per_type, conflict, receives)
+    ]
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+def validate_general_template(
+    general: str, per_type: Mapping[DataType, str], conflict: str, receives: frozenset[DataType]
+) -> None:
+    """For a destination's options validator: the general template's problems.
+
+    :raises ValueError: with every problem.
+    """
+    problems = [
+        message
+        for key, message in check_destination_templates(general, per_type, conflict, receives)
+        if key == "file_name_format"
+    ]
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
 def _unique(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return list(dict.fromkeys(items))
 

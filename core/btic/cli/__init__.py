@@ -7,14 +7,14 @@ work, and print; a :class:`btic.BticError` raised anywhere below becomes its
 ``error:`` lines and its exit code (see :mod:`btic.cli.base`).
 
 One module per area: :mod:`~btic.cli.setup` (plugins, check, init),
-:mod:`~btic.cli.transfers` (transfer, sync, import-xml),
+:mod:`~btic.cli.transfers` (transfer, import-xml), :mod:`~btic.cli.schedules` (sync),
 :mod:`~btic.cli.simulated` (demo, sim), :mod:`~btic.cli.backups` (backup decrypt) and
 :mod:`~btic.cli.verify` (verify).
 """
 
 from __future__ import annotations
 
-from btic.cli import backups, setup, simulated, transfers, verify
+from btic.cli import backups, schedules, setup, simulated, transfers, verify
 from btic.cli.base import main
 
 for command in (
@@ -22,7 +22,7 @@ for command in (
     setup.check_command,
     setup.init_command,
     transfers.transfer_command,
-    transfers.sync_command,
+    schedules.sync_command,
     transfers.import_xml_command,
     simulated.demo_command,
     simulated.sim_command,

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from btic.cli.base import report
-from btic.cli.transfers import sync_command
+from btic.cli.schedules import sync_command
 from btic.errors import BticError, WorkFailed
 from btic.sim.data import Product
 

@@ -1,4 +1,5 @@
-"""Commands that move data: ``transfer``, ``sync`` and ``import-xml``."""
+"""Commands that move data: ``transfer`` and ``import-xml``, and what ``sync`` shares
+with them (running transfers as one recorded run, printing how it went)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -230,8 +231,11 @@ def run_requests(
     dry_run: bool = False,
     verbosity: int = 0,
     as_json: bool = False,
+    notes: Sequence[str] = (),
 ) -> None:
     """Run transfers as one recorded run, print how it went.
+
+    :param notes: lines for the summary's notes (which schedules ran, which wait).
 
     :raises WorkFailed: when anything failed (already printed).
     """
@@ -249,6 +253,8 @@ def run_requests(
             run.engine.configure(request.destinations)
             total.merge(run.engine.run(request))
         run.note_given_up(total, [request.site for request in requests])
+    for line in notes:
+        total.note(line)
     if received:
         total.note(
             f"interrupted by {received[0].name} after the items in hand; the next run "
@@ -360,53 +366,6 @@ def transfer_command(
         "transfer",
         [request],
         dry_run=dry_run,
-        verbosity=_verbosity(quiet, verbose),
-        as_json=as_json,
-    )
-
-
-@click.command("sync")
-@config_option
-@click.option("--schedule", "schedules", multiple=True, help="Only this schedule (repeatable).")
-@output_options
-@click.pass_obj
-def sync_command(
-    runtime: Runtime,
-    config_path: Path | None,
-    schedules: tuple[str, ...],
-    quiet: bool = False,
-    verbose: int = 0,
-    as_json: bool = False,
-) -> None:
-    """Run the configured schedules' transfers now, incrementally.
-
-    Each window starts at what the last run delivered and ends at the
-    appliance's present; watermarks move. Run it from cron, or let the daemon
-    call it.
-    """
-    config = runtime.load_config(config_path)
-    config.require(schedules=schedules)
-    config.require_work()
-    chosen = [
-        n for n in (schedules or config.schedules) if schedules or config.schedules[n].enabled
-    ]
-    requests = [
-        TransferRequest(
-            site=transfer.site,
-            destinations=tuple(transfer.destinations),
-            data_types=tuple(transfer.data),
-            incremental=True,
-            command_shell_format=transfer.command_shell_format,
-        )
-        for name in chosen
-        for transfer in config.schedules[name].transfers
-    ]
-    run_requests(
-        runtime,
-        config,
-        "sync",
-        requests,
-        schedule=",".join(chosen),
         verbosity=_verbosity(quiet, verbose),
         as_json=as_json,
     )

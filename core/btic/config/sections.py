@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from btic.schedule import Period, zone_named
 from btic.secrets import DatabaseUrl, Secret
 from btic.types import DataType
 
@@ -154,8 +155,29 @@ class ScheduleConfig(_Section):
 
     every: Duration
     at: TimeOfDay | None = None
+    time_zone: str | None = Field(
+        default=None, description="IANA zone of `at` (Europe/Berlin); default: this machine's"
+    )
     enabled: bool = True
     transfers: list[TransferConfig] = Field(min_length=1)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(
+                    f"{value!r} is not a time zone name (an IANA name: Europe/Berlin, UTC)"
+                ) from None
+        return value
+
+    def period(self) -> Period:
+        """When the schedule is due (see :mod:`btic.schedule`)."""
+        return Period(self.every, self.at, zone_named(self.time_zone))
 
     @field_validator("every")
     @classmethod

@@ -83,6 +83,17 @@ runs = Table(
     Column("summary", Text),
 )
 
+#: Each schedule's last run: the slot it covered (see btic.schedule) and how it went.
+schedules = Table(
+    "btic_schedules",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("last_slot", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=False),
+    Column("status", String(16), nullable=False),
+)
+
 locks = Table(
     "btic_locks",
     metadata,

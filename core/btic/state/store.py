@@ -48,6 +48,7 @@ from btic.state.schema import (
     meta_table,
     metadata,
     runs,
+    schedules,
     watermarks,
 )
 
@@ -400,6 +401,40 @@ class StateStore:
                 connection.execute(
                     update(watermarks).where(key).values(position=position, updated_at=now())
                 )
+
+    # -- schedules --------------------------------------------------------------------
+
+    def last_slots(self, names: Iterable[str]) -> dict[str, datetime | None]:
+        """The slot each schedule's last run covered (None: it never ran)."""
+        wanted = list(names)
+        found: dict[str, datetime | None] = dict.fromkeys(wanted)
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(schedules.c.name, schedules.c.last_slot).where(schedules.c.name.in_(wanted))
+            )
+            for name, slot in rows:
+                found[name] = as_utc(slot)
+        return found
+
+    def record_schedule_run(
+        self, name: str, slot: datetime, status: str, started_at: datetime
+    ) -> None:
+        """Remember that schedule ``name`` ran for ``slot`` (never moving it back)."""
+        values = {
+            "last_slot": slot,
+            "started_at": started_at,
+            "finished_at": now(),
+            "status": status,
+        }
+        with self._write_lock, self.engine.begin() as connection:
+            current = connection.execute(
+                select(schedules.c.last_slot).where(schedules.c.name == name)
+            ).scalar()
+            if current is None:
+                connection.execute(schedules.insert().values(name=name, **values))
+            elif as_utc(current) <= slot:
+                row = schedules.c.name == name
+                connection.execute(update(schedules).where(row).values(**values))
 
     # -- runs -------------------------------------------------------------------------
 

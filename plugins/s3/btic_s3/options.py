@@ -118,29 +118,16 @@ class S3Options(BaseModel):
         cls, value: dict[DataType, str], info: ValidationInfo
     ) -> dict[DataType, str]:
         conflict = info.data.get("conflict", "AppendNumber")
-        problems = [
-            f"{key.removeprefix('file_name_formats.')}: {message}"
-            for key, message in naming.check_destination_templates(None, value, conflict, RECEIVES)
-        ]
-        if problems:
-            raise ValueError("; ".join(problems))
+        naming.validate_per_type_templates(value, conflict, RECEIVES)
         return value
 
     @field_validator("key_format")
     @classmethod
     def _general_template(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None:
-            conflict = info.data.get("conflict", "AppendNumber")
             per_type = info.data.get("key_formats") or {}
-            problems = [
-                message
-                for key, message in naming.check_destination_templates(
-                    value, per_type, conflict, RECEIVES
-                )
-                if key == "file_name_format"
-            ]
-            if problems:
-                raise ValueError("; ".join(problems))
+            conflict = info.data.get("conflict", "AppendNumber")
+            naming.validate_general_template(value, per_type, conflict, RECEIVES)
         return value
 
     @model_validator(mode="after")

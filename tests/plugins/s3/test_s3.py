@@ -51,7 +51,7 @@ def s3_config(tmp_path: Path, sim, s3, bucket: str, *, data=ALL_TYPES, extra: st
 
 def test_every_kind_lands_with_its_key_bytes_metadata_and_checksum(tmp_path, rs_sim, s3, bucket):
     config = s3_config(tmp_path, rs_sim, s3, bucket, data=[*ALL_TYPES, "backup"])
-    synced = run_btic("sync", "--config", str(config))
+    synced = run_btic("sync", "--all", "--config", str(config))
     assert synced.returncode == 0, synced.output
     stored = s3.objects(bucket)
     expected = expected_files(rs_sim)
@@ -87,7 +87,7 @@ def test_forced_redelivery_under_each_conflict_mode(conflict, tmp_path, rs_sim, 
         data=["session", "recording"],
         extra=f'conflict = "{conflict}"\n',
     )
-    assert run_btic("sync", "--config", str(config)).returncode == 0
+    assert run_btic("sync", "--all", "--config", str(config)).returncode == 0
     before = s3.objects(bucket)
     forced = run_btic(
         "transfer", "--config", str(config), "--site", "sim", "--dest", "archive",
@@ -157,7 +157,7 @@ def test_retention_prunes_old_backups_and_counts_them(tmp_path, pa_sim, s3, buck
     config = s3_config(tmp_path, pa_sim, s3, bucket, data=["backup"], extra="retention_count = 2\n")
     removed = []
     for _ in range(4):
-        synced = run_btic("sync", "--json", "--config", str(config))
+        synced = run_btic("sync", "--all", "--json", "--config", str(config))
         assert synced.returncode == 0, synced.output
         removed.append(json.loads(synced.stdout)["tallies"][0]["removed"])
         time.sleep(1.1)  # backups are named by the second
@@ -224,12 +224,12 @@ def test_an_unreachable_service_fails_once_and_the_items_stay_pending(tmp_path, 
         closed = probe.getsockname()[1]
     config = s3_config(tmp_path, rs_sim, s3, bucket, data=["session"])
     config.write_text(config.read_text().replace(s3.url, f"http://127.0.0.1:{closed}"))
-    failed = run_btic("sync", "--config", str(config))
+    failed = run_btic("sync", "--all", "--config", str(config))
     assert failed.returncode == 1
     errors = [line for line in failed.stderr.splitlines() if line.startswith("error:")]
     assert any(f"cannot reach the service at http://127.0.0.1:{closed}" in line for line in errors)
     assert len(errors) <= 5, errors
     config.write_text(config.read_text().replace(f"http://127.0.0.1:{closed}", s3.url))
-    finished = run_btic("sync", "--config", str(config))
+    finished = run_btic("sync", "--all", "--config", str(config))
     assert finished.returncode == 0, finished.output
     assert len(s3.objects(bucket)) == len(expected_files(rs_sim, data=["session"]))

@@ -67,12 +67,15 @@ def test_sigkill_mid_upload_leaves_every_object_once_and_no_unfinished_upload(tm
             moment = rng.uniform(0.3, full_run)
             with (directory / "killed.log").open("w") as log:
                 proc = subprocess.Popen(
-                    [BTIC, "sync", "-v", "--config", str(config)], stdout=log, stderr=log, env=env
+                    [BTIC, "sync", "--all", "-v", "--config", str(config)],
+                    stdout=log,
+                    stderr=log,
+                    env=env,
                 )
                 time.sleep(moment)
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
-            rerun = run_btic("sync", "--config", str(config))
+            rerun = run_btic("sync", "--all", "--config", str(config))
             assert rerun.returncode == 0, f"trial {trial}: {rerun.output}"
             stored = {k: v for k, v in s3.objects(bucket).items() if ".btic-uploads/" not in k}
             assert s3.unfinished_uploads(bucket) == [], f"trial {trial} (killed at {moment:.2f}s)"

@@ -32,7 +32,7 @@ def test_sigkill_at_random_moments_leaves_every_table_exact_after_a_rerun(tmp_pa
         url = new_postgres_database(postgres_url)
         config = sql_config(reference, sim, url, site=settle)
         started = time.monotonic()
-        clean = run_btic("sync", "--config", str(config))
+        clean = run_btic("sync", "--all", "--config", str(config))
         full_run = time.monotonic() - started
         assert clean.returncode == 0, clean.output
         expected = counts(url)
@@ -49,13 +49,16 @@ def test_sigkill_at_random_moments_leaves_every_table_exact_after_a_rerun(tmp_pa
             moments.append(moment)
             with (directory / "killed.log").open("w") as log:
                 proc = subprocess.Popen(
-                    [BTIC, "sync", "-v", "--config", str(config)], stdout=log, stderr=log, env=env
+                    [BTIC, "sync", "--all", "-v", "--config", str(config)],
+                    stdout=log,
+                    stderr=log,
+                    env=env,
                 )
                 time.sleep(moment)
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
             delivered.append((directory / "killed.log").read_text().count("destination='reports'"))
-            rerun = run_btic("sync", "--config", str(config))
+            rerun = run_btic("sync", "--all", "--config", str(config))
             assert rerun.returncode == 0, f"trial {trial}: {rerun.output}"
             assert counts(url) == expected, f"trial {trial}, killed at {moment:.2f}s"
             verified = run_btic("verify", "--config", str(config), "--dest", "reports")

@@ -135,7 +135,7 @@ def test_every_table_filled_from_the_reports_and_redelivery_changes_no_count(
     sim = rs_sim if product == "rs" else pa_sim
     data = ("session", "presentation") if product == "rs" else ("session",)
     config = sql_config(tmp_path, sim, storage_url, data=data)
-    synced = run_btic("sync", "--config", str(config))
+    synced = run_btic("sync", "--all", "--config", str(config))
     assert synced.returncode == 0, synced.output
     found = counts(storage_url)
     wanted = expected_counts(tmp_path / "files", product)
@@ -164,7 +164,7 @@ def test_every_table_filled_from_the_reports_and_redelivery_changes_no_count(
 
 def test_values_are_exact(storage_url, tmp_path, rs_sim):
     config = sql_config(tmp_path, rs_sim, storage_url, data=("session",))
-    assert run_btic("sync", "--config", str(config)).returncode == 0
+    assert run_btic("sync", "--all", "--config", str(config)).returncode == 0
     sim_session = next(
         s for s in rs_sim.dataset.all() if s.report == "support" and s.index % 4 == 2
     )
@@ -209,7 +209,7 @@ def test_system_information_only_when_asked(tmp_path, rs_sim):
     config = sql_config(
         tmp_path, rs_sim, url, data=("session",), extra="should_store_system_information = false\n"
     )
-    assert run_btic("sync", "--config", str(config)).returncode == 0
+    assert run_btic("sync", "--all", "--config", str(config)).returncode == 0
     found = counts(url)
     assert found["session"] and found["session_event"] and found["system_information"] == 0
 
@@ -247,7 +247,7 @@ def test_a_database_that_is_down_fails_the_run_once_and_the_next_run_finishes(
         closed_port = probe.getsockname()[1]
     down = f"postgresql+psycopg://btic:s3cret-pw@127.0.0.1:{closed_port}/nowhere"
     config = sql_config(tmp_path, rs_sim, down, data=("session",))
-    failed = run_btic("sync", "--config", str(config))
+    failed = run_btic("sync", "--all", "--config", str(config))
     assert failed.returncode == 1
     errors = [line for line in failed.stderr.splitlines() if line.startswith("error:")]
     assert any("cannot reach the database" in line and "nowhere" in line for line in errors)
@@ -256,7 +256,7 @@ def test_a_database_that_is_down_fails_the_run_once_and_the_next_run_finishes(
     assert len(errors) <= 5, errors  # the destination is left alone after a streak
     url = new_postgres_database(postgres_url)
     config.write_text(config.read_text().replace(down, url))
-    finished = run_btic("sync", "--config", str(config))
+    finished = run_btic("sync", "--all", "--config", str(config))
     assert finished.returncode == 0, finished.output
     assert counts(url)["session"] == len(list((tmp_path / "files").glob("*.xml")))
 
@@ -315,7 +315,7 @@ def test_the_printed_ddl_creates_the_tables_the_plugin_accepts(dialect, tmp_path
         engine.dispose()
     assert set(TABLES) <= set(sa.inspect(sa.create_engine(url)).get_table_names())
     config = sql_config(tmp_path, rs_sim, url, data=("session",))
-    synced = run_btic("sync", "--config", str(config))
+    synced = run_btic("sync", "--all", "--config", str(config))
     assert synced.returncode == 0, synced.output
     assert counts(url)["session"] > 0
 
@@ -402,7 +402,7 @@ def test_a_missing_driver_is_one_line_naming_the_package(tmp_path, rs_sim):
 def test_verify_finds_missing_changed_and_unexpected_sessions(tmp_path, rs_sim):
     url = f"sqlite:///{tmp_path / 'reports.db'}"
     config = sql_config(tmp_path, rs_sim, url, data=("session",))
-    assert run_btic("sync", "--config", str(config)).returncode == 0
+    assert run_btic("sync", "--all", "--config", str(config)).returncode == 0
     lsids = [lsid for (lsid,) in query(url, "SELECT lsid FROM session ORDER BY id")]
     engine = sa.create_engine(url)
     with engine.begin() as connection:
@@ -462,7 +462,7 @@ def test_two_processes_delivering_the_same_sessions_at_once(tmp_path, rs_sim, po
     runs = [
         subprocess.Popen(
             [
-                "btic" if False else str(Path(sys.executable).with_name("btic")),
+                str(Path(sys.executable).with_name("btic")),
                 "sync",
                 "--config",
                 str(c),
@@ -479,7 +479,10 @@ def test_two_processes_delivering_the_same_sessions_at_once(tmp_path, rs_sim, po
     alone = tmp_path / "alone"
     alone.mkdir()
     reference = f"sqlite:///{alone / 'reports.db'}"
-    assert run_btic("sync", "--config", str(sql_config(alone, rs_sim, reference))).returncode == 0
+    assert (
+        run_btic("sync", "--all", "--config", str(sql_config(alone, rs_sim, reference))).returncode
+        == 0
+    )
     assert counts(url) == counts(reference)
 
 
@@ -519,7 +522,7 @@ def test_sql_copy_migrates_every_row_resumably_and_verifies_the_counts(
 
     source = f"sqlite:///{tmp_path / 'reports.db'}"
     config = sql_config(tmp_path, rs_sim, source)
-    assert run_btic("sync", "--config", str(config)).returncode == 0
+    assert run_btic("sync", "--all", "--config", str(config)).returncode == 0
     target = new_postgres_database(postgres_url)
     copied = run_btic("sql", "copy", "--config", str(config), "--from", "reports", "--to", target)
     assert copied.returncode == 0, copied.output
