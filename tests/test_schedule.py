@@ -140,3 +140,22 @@ def test_an_unreachable_appliance_still_counts_as_the_schedules_run(sim, tmp_pat
     assert again.returncode == 0 and "not due" in again.stderr
     with sqlite3.connect(tmp_path / "btic-state.db") as db:
         assert db.execute("select status from btic_schedules").fetchall() == [("failed",)]
+
+
+def test_a_schedule_another_process_is_running_is_not_run_again(sim, tmp_path):
+    config = write_config(tmp_path, sim, data=["session"])
+    assert run_btic("check", "--offline", "--config", str(config)).returncode == 0
+    first = run_btic("sync", "--config", str(config))  # creates the state database
+    assert first.returncode == 0, first.output
+    with sqlite3.connect(tmp_path / "btic-state.db") as db:
+        db.execute(
+            "insert into btic_locks values ('schedule/often', 'elsewhere:4242:run', ?, ?)",
+            (datetime.now(timezone.utc).isoformat(), "2999-01-01 00:00:00.000000"),
+        )
+    held = run_btic("sync", "--all", "-v", "--config", str(config))
+    assert held.returncode == 0, held.output
+    assert (
+        "schedule often: being run by another process (elsewhere:4242:run); not here" in held.stderr
+    )
+    with sqlite3.connect(tmp_path / "btic-state.db") as db:
+        assert db.execute("select count(*) from btic_runs where kind = 'sync'").fetchone() == (1,)

@@ -35,6 +35,11 @@ def lease_name(site: str, destination: str, data_type: str) -> str:
     return fit_column(f"transfer/{site}/{destination}/{data_type}", LOCK_NAME_LENGTH)
 
 
+def schedule_lease(name: str) -> str:
+    """The lease that keeps a schedule from overlapping itself."""
+    return fit_column(f"schedule/{name}", LOCK_NAME_LENGTH)
+
+
 class Leases:
     """The leases one run holds; :meth:`close` gives them all back.
 

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import json
 import sys
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from btic.cli.base import Runtime, config_option
-from btic.cli.transfers import _verbosity, output_options, run_requests
+from btic.cli.transfers import output_options, run_requests, verbosity_of
+from btic.config import Config
 from btic.errors import WorkFailed
 from btic.transfer import Summary, TransferRequest
+
+if TYPE_CHECKING:
+    from btic.state import StateStore
 
 
 @click.command("sync")
@@ -40,78 +46,111 @@ def sync_command(
     Each window starts at what the last run delivered and ends at the
     appliance's present; watermarks move.
     """
-    from btic import schedule
     from btic.state import StateStore, failures_reported
 
     config = runtime.load_config(config_path)
     config.require(schedules=schedules)
     config.require_work()
     names = [n for n in (schedules or config.schedules) if schedules or config.schedules[n].enabled]
-    now = datetime.now(timezone.utc)
     with failures_reported(config.state_url):
         store = StateStore(config.state_url)
         try:
-            last = store.last_slots(names)
+            _sync(
+                runtime,
+                config,
+                store,
+                names,
+                anyway=bool(schedules) or run_all,
+                verbosity=verbosity_of(quiet, verbose),
+                as_json=as_json,
+            )
         finally:
             store.close()
+
+
+def _sync(
+    runtime: Runtime,
+    config: Config,
+    store: StateStore,
+    names: list[str],
+    *,
+    anyway: bool,
+    verbosity: int,
+    as_json: bool,
+) -> None:
+    from btic import schedule
+    from btic.leases import Leases, schedule_lease
+
+    now = datetime.now(timezone.utc)
     periods = {name: config.schedules[name].period() for name in names}
-    choice = schedule.choose(periods, last, now, anyway=bool(schedules) or run_all)
-    verbosity = _verbosity(quiet, verbose)
-    waiting = [
+    choice = schedule.choose(periods, store.last_slots(names), now, anyway=anyway)
+    notes = [
         f"schedule {name}: not due; next at {when.astimezone(periods[name].zone):%Y-%m-%d %H:%M %Z}"
         for name, when in choice.waiting
     ]
-    if not choice.due:
-        if as_json:
-            idle = Summary()
-            for line in waiting:
-                idle.note(line)
-            click.echo(json.dumps(idle.as_json(), indent=2))
-        elif verbosity > 0 or (verbosity == 0 and sys.stderr.isatty()):
-            for line in waiting:
-                click.echo(line, err=True)
-        return
-    requests = [
-        TransferRequest(
-            site=transfer.site,
-            destinations=tuple(transfer.destinations),
-            data_types=tuple(transfer.data),
-            incremental=True,
-            command_shell_format=transfer.command_shell_format,
-        )
-        for name, _slot in choice.due
-        for transfer in config.schedules[name].transfers
-    ]
+    # A schedule never overlaps itself: one run at a time holds its lease.
+    leases = Leases(store, f"sync-{uuid.uuid4()}")
     try:
-        run_requests(
-            runtime,
-            config,
-            "sync",
-            requests,
-            schedule=",".join(name for name, _ in choice.due),
-            verbosity=verbosity,
-            as_json=as_json,
-            notes=[f"schedule {name}: ran" for name, _ in choice.due] + waiting,
-        )
-    except WorkFailed:
-        # An appliance or destination failed (and was reported): the schedule has run,
-        # as the guide says. btic's own failures and interruptions raise other errors
-        # and leave the slot to run again.
-        _record(config.state_url, choice.due, "failed", now)
-        raise
-    _record(config.state_url, choice.due, "ok", now)
-
-
-def _record(url: str, due: list[tuple[str, datetime]], status: str, started: datetime) -> None:
-    from btic.state import StateStore, failures_reported
-
-    with failures_reported(url):
-        store = StateStore(url)
+        due = []
+        for name, slot in choice.due:
+            holder = leases.acquire(schedule_lease(name))
+            if holder is None:
+                due.append((name, slot))
+            else:
+                notes.append(f"schedule {name}: being run by another process ({holder}); not here")
+        if not due:
+            _say_idle(notes, verbosity=verbosity, as_json=as_json)
+            return
+        requests = [
+            TransferRequest(
+                site=transfer.site,
+                destinations=tuple(transfer.destinations),
+                data_types=tuple(transfer.data),
+                incremental=True,
+                command_shell_format=transfer.command_shell_format,
+            )
+            for name, _slot in due
+            for transfer in config.schedules[name].transfers
+        ]
         try:
-            for name, slot in due:
-                store.record_schedule_run(name, slot, status, started)
-        finally:
-            store.close()
+            run_requests(
+                runtime,
+                config,
+                "sync",
+                requests,
+                schedule=",".join(name for name, _ in due),
+                verbosity=verbosity,
+                as_json=as_json,
+                notes=[f"schedule {name}: ran" for name, _ in due] + notes,
+            )
+        except WorkFailed:
+            # An appliance or destination failed (and was reported): the schedule has
+            # run, as the guide says. btic's own failures and interruptions raise other
+            # errors and leave the slot to run again.
+            _record(store, due, "failed", now)
+            raise
+        _record(store, due, "ok", now)
+    finally:
+        leases.close()
+
+
+def _say_idle(notes: list[str], *, verbosity: int, as_json: bool) -> None:
+    """Nothing ran: say why where someone reads it (cron mails nothing)."""
+    if as_json:
+        idle = Summary()
+        for line in notes:
+            idle.note(line)
+        click.echo(json.dumps(idle.as_json(), indent=2))
+    elif verbosity > 0 or (verbosity == 0 and sys.stderr.isatty()):
+        for line in notes:
+            click.echo(line, err=True)
+
+
+def _record(
+    store: StateStore, due: list[tuple[str, datetime]], status: str, started: datetime
+) -> None:
+    for name, slot in due:
+        store.record_schedule_run(name, slot, status, started)
 
 
 __all__ = ["sync_command"]

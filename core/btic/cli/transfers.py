@@ -194,7 +194,7 @@ def output_options(command: Callable[..., None]) -> Callable[..., None]:
     )(command)
 
 
-def _verbosity(quiet: bool, verbose: int) -> int:
+def verbosity_of(quiet: bool, verbose: int) -> int:
     return -1 if quiet else verbose
 
 
@@ -366,7 +366,7 @@ def transfer_command(
         "transfer",
         [request],
         dry_run=dry_run,
-        verbosity=_verbosity(quiet, verbose),
+        verbosity=verbosity_of(quiet, verbose),
         as_json=as_json,
     )
 
@@ -435,7 +435,7 @@ def import_xml_command(
     if site is None and host is None:
         raise click.UsageError("give --site, or --host with the appliance's host name")
     config.check_capabilities(runtime.plugins, destinations, data_types)
-    output = _Output(config, _verbosity(quiet, verbose), as_json)
+    output = _Output(config, verbosity_of(quiet, verbose), as_json)
     run = CommandRun(config, runtime.plugins, "import", reporter=output.reporter, log=output.log)
     with run, output.bars:
         run.engine.configure(destinations)
