@@ -8,13 +8,14 @@ work, and print; a :class:`btic.BticError` raised anywhere below becomes its
 
 One module per area: :mod:`~btic.cli.setup` (plugins, check, init),
 :mod:`~btic.cli.transfers` (transfer, import-xml), :mod:`~btic.cli.schedules` (sync),
+:mod:`~btic.cli.status` (status),
 :mod:`~btic.cli.simulated` (demo, sim), :mod:`~btic.cli.backups` (backup decrypt) and
 :mod:`~btic.cli.verify` (verify).
 """
 
 from __future__ import annotations
 
-from btic.cli import backups, schedules, setup, simulated, transfers, verify
+from btic.cli import backups, schedules, setup, simulated, status, transfers, verify
 from btic.cli.base import main
 
 for command in (
@@ -23,6 +24,7 @@ for command in (
     setup.init_command,
     transfers.transfer_command,
     schedules.sync_command,
+    status.status_command,
     transfers.import_xml_command,
     simulated.demo_command,
     simulated.sim_command,

@@ -1,0 +1,115 @@
+"""``btic status``: the schedules, what each destination holds and lacks, what runs now."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import click
+
+from btic.cli.base import Runtime, config_option
+
+
+@click.command("status")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object.")
+@click.pass_obj
+def status_command(runtime: Runtime, config_path: Path | None, as_json: bool) -> None:
+    """Each schedule's period, last run, result and next run; for each site,
+    destination and data type its watermark, items by status, the items given up
+    and the latest failures (with their errors); the runs in progress and the
+    leases held."""
+    from btic.config import format_duration
+    from btic.state import StateStore, failures_reported
+    from btic.state.overview import read_overview
+
+    config = runtime.load_config(config_path)
+    now = datetime.now(timezone.utc)
+    with failures_reported(config.state_url):
+        store = StateStore(config.state_url)
+        try:
+            overview = read_overview(store)
+        finally:
+            store.close()
+    schedules = []
+    for name, settings in config.schedules.items():
+        period = settings.period()
+        last = overview.schedules.get(name)
+        due = period.is_due(last.last_slot if last else None, now)
+        schedules.append(
+            {
+                "name": name,
+                "every": format_duration(settings.every),
+                "at": settings.at.strftime("%H:%M") if settings.at else None,
+                "enabled": settings.enabled,
+                "last_run": _time(last.finished_at) if last else None,
+                "last_result": last.status if last else None,
+                "next_run": "now (due)" if due else _time(period.next_slot(now)),
+            }
+        )
+    report: dict[str, Any] = {
+        "schedules": schedules,
+        "destinations": [
+            {
+                **asdict(stream),
+                "watermark": _time(stream.watermark),
+                "given_up": [_item(i) for i in stream.given_up],
+                "failing": [_item(i) for i in stream.failing],
+            }
+            for stream in overview.streams
+        ],
+        "running": [
+            {**asdict(run), "started_at": _time(run.started_at)} for run in overview.running
+        ],
+        "leases": [
+            {**asdict(lease), "expires_at": _time(lease.expires_at)} for lease in overview.leases
+        ],
+    }
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        _print(report)
+
+
+def _time(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+def _item(item: Any) -> dict[str, Any]:
+    return {**asdict(item), "updated_at": _time(item.updated_at)}
+
+
+def _print(report: dict[str, Any]) -> None:
+    click.echo("schedules:")
+    for entry in report["schedules"]:
+        when = f" at {entry['at']}" if entry["at"] else ""
+        state = "" if entry["enabled"] else " (disabled)"
+        click.echo(
+            f"  {entry['name']}: every {entry['every']}{when}{state}; last run "
+            f"{entry['last_run'] or 'never'}"
+            + (f" ({entry['last_result']})" if entry["last_result"] else "")
+            + f"; next {entry['next_run']}"
+        )
+    click.echo("destinations:")
+    for stream in report["destinations"]:
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(stream["counts"].items()))
+        click.echo(
+            f"  {stream['site']} -> {stream['destination']} {stream['data_type']}: "
+            f"{counts or 'nothing yet'}; watermark {stream['watermark'] or 'none'}"
+        )
+        for label, key in (("given up", "given_up"), ("failing", "failing")):
+            for item in stream[key]:
+                click.echo(f"    {label}: {item['item_key']}: {item['error']}")
+    for run in report["running"]:
+        click.echo(
+            f"running: {run['kind']} {run['schedule'] or ''} since {run['started_at']} "
+            f"({run['host']}:{run['pid']})"
+        )
+    for lease in report["leases"]:
+        click.echo(f"lease: {lease['name']} held by {lease['owner']} until {lease['expires_at']}")
+
+
+__all__ = ["status_command"]

@@ -1,0 +1,68 @@
+"""`btic status`: schedules, each destination's standing, failures, runs and leases."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime
+
+import pytest
+from conftest import run_btic
+from transfer_helpers import write_config
+
+from btic.sim import SimulatedAppliance
+
+
+@pytest.fixture
+def sim():
+    with SimulatedAppliance("rs", sessions=6, seed=29, live_sessions=0) as appliance:
+        yield appliance
+
+
+def test_status_shows_schedules_counts_failures_and_leases(sim, tmp_path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("x")
+    config = write_config(
+        tmp_path,
+        sim,
+        data=["session"],
+        destinations=(
+            f'[destinations.archive]\nplugin = "filesystem"\ndirectory = "{tmp_path / "a"}"\n'
+            f'[destinations.broken]\nplugin = "filesystem"\ndirectory = "{blocker / "b"}"\n'
+        ),
+        dest_names=("archive", "broken"),
+    )
+    synced = run_btic("sync", "--config", str(config))
+    assert synced.returncode == 1  # the broken destination
+    with sqlite3.connect(tmp_path / "btic-state.db") as db:
+        delivered = db.execute(
+            "select count(*) from btic_deliveries where destination = 'archive' "
+            "and status = 'delivered'"
+        ).fetchone()[0]
+        db.execute(
+            "insert into btic_locks values ('schedule/often', 'host:1:run', "
+            "'2026-01-01 00:00:00', '2999-01-01 00:00:00')"
+        )
+    shown = run_btic("status", "--json", "--config", str(config))
+    assert shown.returncode == 0, shown.output
+    status = json.loads(shown.stdout)
+    (often,) = status["schedules"]
+    assert often["every"] == "15m" and often["last_result"] == "failed"
+    assert often["next_run"] != "now (due)"
+    datetime.fromisoformat(often["next_run"])
+    streams = {s["destination"]: s for s in status["destinations"]}
+    assert streams["archive"]["counts"] == {"delivered": delivered} and delivered > 0
+    assert streams["archive"]["watermark"] is not None
+    failing = streams["broken"]["failing"]
+    assert failing and all("not-a-directory" in item["error"] for item in failing)
+    # Each watermark moves only over what its destination has: the broken one stops
+    # before its earliest failed session.
+    assert streams["broken"]["watermark"] < streams["archive"]["watermark"]
+    assert status["leases"] == [
+        {"name": "schedule/often", "owner": "host:1:run", "expires_at": "2999-01-01T00:00:00+00:00"}
+    ]
+    text = run_btic("status", "--config", str(config))
+    assert text.returncode == 0
+    assert "often: every 15m; last run" in text.stdout and "(failed)" in text.stdout
+    assert f"sim -> archive session: {delivered} delivered" in text.stdout
+    assert "lease: schedule/often held by host:1:run" in text.stdout
