@@ -16,7 +16,7 @@ from btic.types import DataType
 from btic_s3 import retention
 from btic_s3.options import S3Options
 from btic_s3.service import described, error_code, is_missing, make_client
-from btic_s3.uploads import MARKERS, Body, Uploader
+from btic_s3.uploads import MARKERS, Body, Uploader, b64
 
 MIB = 1024 * 1024
 
@@ -112,7 +112,7 @@ class S3Destination:
                 Key=probe,
                 Body=data,
                 ChecksumAlgorithm="SHA256",
-                ChecksumSHA256=_b64sha(data),
+                ChecksumSHA256=b64(hashlib.sha256(data).digest()),
                 **self._encryption_arguments(),
             )
             client.delete_object(Bucket=options.bucket, Key=probe)
@@ -327,12 +327,6 @@ def _numbered(key: str, number: int) -> str:
     stem, dot, extension = name.rpartition(".")
     numbered = f"{stem}.{number}.{extension}" if dot and stem else f"{name}.{number}"
     return f"{folder}/{numbered}" if folder else numbered
-
-
-def _b64sha(data: bytes) -> str:
-    import base64
-
-    return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
 __all__ = ["S3Destination"]

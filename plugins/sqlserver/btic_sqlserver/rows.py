@@ -215,13 +215,20 @@ def _information(category: SystemInfoCategory) -> str:
     return "".join(etree.tostring(child, encoding="unicode") for child in root)
 
 
+#: table -> {text column: its length}, the values every session is checked against.
+_LIMITS: dict[sa.Table, dict[str, int]] = {
+    table: {
+        c.name: c.type.length
+        for c in table.columns
+        if isinstance(c.type, sa.String) and c.type.length is not None
+    }
+    for table in schema.metadata.sorted_tables
+}
+
+
 def _check_lengths(lsid: str, rows: SessionRows) -> None:
     for table, table_rows in _all_rows(rows):
-        limits = {
-            c.name: c.type.length
-            for c in table.columns
-            if isinstance(c.type, sa.String) and c.type.length is not None
-        }
+        limits = _LIMITS[table]
         for row in table_rows:
             for name, limit in limits.items():
                 value = row.get(name)
