@@ -559,3 +559,91 @@ def test_sql_copy_migrates_every_row_resumably_and_verifies_the_counts(
     assert wrong.returncode == 2
     assert "--from files: not a sqlserver destination" in wrong.stderr
     assert "those are: reports" in wrong.stderr
+
+
+def test_the_guides_element_documents_fill_the_guides_columns(storage_url, tmp_path):
+    """The RS and PA session documents written element by element from the API guides
+    (tests/test_parse.py), not from the simulator, stored and read back column by column."""
+    from test_parse import PA_SESSION, RS_SESSION, document, sessions
+
+    [(rs, rs_xml)] = sessions(document(RS_SESSION, None))
+    [(pa, pa_xml)] = sessions(document(PA_SESSION, None), product="pa", report="access")
+    destination = ConfiguredDestination("sqlserver", {"url": storage_url}, tmp_path)
+    destination.session(rs, rs_xml)
+    destination.session(pa, pa_xml)
+    [session] = query(
+        storage_url,
+        "SELECT type, duration, file_transfers, host_name, external_key, public_site_id, "
+        "public_site_name, lseq, start_time, end_time FROM session WHERE lsid = :l",
+        l=rs.lsid,
+    )
+    assert session[:8] == (
+        "support", "00:30:00", 3, "support.example.com", "INC-7 & co", 1, "Default", 42,
+    )  # fmt: skip
+    assert moment(session[8]) == datetime(2016, 10, 1, 8, 0, tzinfo=timezone.utc)
+    assert moment(session[9]) == datetime(2016, 10, 1, 8, 30, tzinfo=timezone.utc)
+    reps = query(
+        storage_url,
+        "SELECT gs_number, user_id, user_name, display_name, public_display_name, display_number,"
+        " public_ip, private_ip, is_owner, is_primary, duration, host_name, operating_system "
+        "FROM representative ORDER BY gs_number",
+    )
+    assert reps == [
+        (22, 5, "jdoe", "Jane Doe", "Jane", 7, "198.51.100.1", "10.1.1.1", 1, 1, 1800, "REP1",
+         "Windows"),
+        (23, 6, "asmith", "Alex", None, None, None, None, 0, 0, 60, None, None),
+    ]  # fmt: skip
+    assert query(
+        storage_url,
+        "SELECT gs_number, issue, issue_description, display_name, company_name, company_code, "
+        "public_ip, private_ip, rpat_support, host_name, operating_system FROM customer",
+    ) == [(11, "4", "Printer", "Peter P", "Example", "EX1", "203.0.113.5", "10.0.0.5", 0,
+           "WS-1", "Windows 11")]  # fmt: skip
+    assert sorted(query(storage_url, "SELECT team_id, name, is_primary FROM team")) == [
+        (1, "Tier 1", 0),
+        (2, "Tier 2", 1),
+    ]
+    assert query(storage_url, "SELECT display_name, code_name, value FROM custom_attribute") == [
+        ("Cost Center", "cost_center", "CC-9")
+    ]
+    details = query(
+        storage_url,
+        "SELECT e.type, d.name, d.value FROM session_event_data d JOIN session_event e "
+        "ON d.session_event_id = e.id JOIN session s ON e.session_id = s.id "
+        "WHERE s.lsid = :l ORDER BY d.id",
+        l=rs.lsid,
+    )
+    assert details[:2] == [
+        ("Conference Member Added", "username", "jdoe"),
+        ("Conference Member Added", "user_id", "5"),
+    ]
+    assert ("Chat Message", "body", "Hi <there>") in details
+    assert ("Chat Message", "body", "bell \x07 and ☃") in details
+    assert ("File Upload", "filename", "a.zip") in details
+    assert ("File Upload", "filesize", "1234") in details
+    assert ("File Upload", "file_size", "1234") in details
+    [(category, information)] = query(
+        storage_url, "SELECT category, information FROM system_information"
+    )
+    assert category == "Drives" and "<field>Percent Used</field>" in information
+    assert "<row><field>D:\\</field><field>CD</field><field>0%</field></row>" in information
+    # PA: user and endpoint, the jump group, a session still in progress
+    [pa_row] = query(
+        storage_url,
+        "SELECT jump_group_id, jump_group_name, jump_group_type, end_time FROM session "
+        "WHERE lsid = :l",
+        l=pa.lsid,
+    )
+    assert pa_row == (1, "Production", "shared", None)
+    from btic_sqlserver import schema
+
+    engine = sa.create_engine(storage_url)
+    with engine.connect() as connection:  # `user` is a reserved word: quoted per dialect
+        users = connection.execute(
+            sa.select(schema.user.c.user_name, schema.user.c.display_name, schema.user.c.is_owner)
+        ).all()
+    engine.dispose()
+    assert [tuple(row) for row in users] == [("kchen", "Kai Chen", 1)]
+    assert query(storage_url, "SELECT host_name, operating_system FROM endpoint") == [
+        ("srv-01", "Linux")
+    ]
