@@ -143,6 +143,10 @@ class DestinationError(BticError):
         self.permanent = permanent
 
 
+class NotificationError(BticError):
+    """An e-mail notification could not be sent (the SMTP server's words, and the fix)."""
+
+
 class PluginLoadError(BticError):
     """A plugin could not be imported or its hook implementations are invalid."""
 

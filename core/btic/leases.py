@@ -58,10 +58,19 @@ class Leases:
         self._renewer: threading.Thread | None = None
 
     def acquire(self, name: str) -> str | None:
-        """Take ``name``; None when taken, else who holds it (``host:pid:run``)."""
+        """Take ``name``; None when taken, else who holds it (``host:pid:run``).
+
+        Not re-entrant: two threads of one run (a schedule's transfers, run at
+        the same time) that ask for the same lease get it once.
+        """
+        with self._lock:
+            if name in self._held:
+                return self.owner
         holder = self.state.take_lease(name, self.owner, self.ttl, self._abandoned)
         if holder is None:
             with self._lock:
+                if name in self._held:
+                    return self.owner
                 self._held.add(name)
                 if self._renewer is None:
                     self._renewer = threading.Thread(

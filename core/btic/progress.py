@@ -33,11 +33,24 @@ class LogReporter:
         self.log = log
 
     def delivered(
-        self, destination: str, data_type: str, key: str, status: str, detail: str, size: int | None
+        self,
+        site: str,
+        destination: str,
+        data_type: str,
+        key: str,
+        status: str,
+        detail: str,
+        size: int | None,
     ) -> None:
         method = self.log.warning if status == "failed" else self.log.info
         method(
-            status, destination=destination, data_type=data_type, item=key, detail=detail, size=size
+            status,
+            site=site,
+            destination=destination,
+            data_type=data_type,
+            item=key,
+            detail=detail,
+            size=size,
         )
 
     def note(self, message: str) -> None:
@@ -68,7 +81,14 @@ class BarReporter:
         self.progress.stop()
 
     def delivered(
-        self, destination: str, data_type: str, key: str, status: str, detail: str, size: int | None
+        self,
+        site: str,
+        destination: str,
+        data_type: str,
+        key: str,
+        status: str,
+        detail: str,
+        size: int | None,
     ) -> None:
         with self._lock:
             task = self._tasks.get(destination)

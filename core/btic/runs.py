@@ -11,18 +11,23 @@ from __future__ import annotations
 
 import signal
 import socket
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from types import TracebackType
 
 from structlog.typing import FilteringBoundLogger
 
+from btic.appliance.pool import ClientPool
 from btic.config import Config
 from btic.errors import InterruptedByService, InterruptedByUser, WorkFailed
+from btic.logs import CONSOLE_KEY
 from btic.plugins import PluginManager
 from btic.processes import process_alive
+from btic.progress import LogReporter
 from btic.state import StateStore, failures_reported
-from btic.transfer import Engine, Reporter, Summary
+from btic.transfer import Engine, Reporter, Reporters, Summary, TransferRequest
 
 
 class CommandRun:
@@ -32,6 +37,10 @@ class CommandRun:
 
     :param kind: what the run is, for the runs table (``transfer``, ``sync``...).
     :param schedule: the schedules it runs, if any.
+    :param clients: appliance clients kept across runs (the daemon's), if any.
+    :param stop: set to end the run after the items in hand (SIGTERM).
+    :param items_on_console: each item's log line shows on the terminal too
+        (``-v``); it always goes to the log file.
     """
 
     def __init__(
@@ -43,6 +52,9 @@ class CommandRun:
         reporter: Reporter,
         log: FilteringBoundLogger,
         schedule: str | None = None,
+        clients: ClientPool | None = None,
+        stop: threading.Event | None = None,
+        items_on_console: bool = False,
     ):
         self.config = config
         self._guard = failures_reported(config.state_url)
@@ -51,8 +63,18 @@ class CommandRun:
             # Runs of this machine that died (SIGKILL) would stay "running" forever.
             self.state.interrupt_dead_runs(socket.gethostname(), process_alive)
             self.run_id = self.state.start_run(kind, schedule)
+        # Every line this run logs says which run (and schedule) it belongs to.
+        self.log = log.bind(run_id=self.run_id, **({"schedule": schedule} if schedule else {}))
+        items = LogReporter(self.log.bind(**{CONSOLE_KEY: items_on_console}))
         self.engine = Engine(
-            config, plugins, self.state, run_id=self.run_id, reporter=reporter, log=log
+            config,
+            plugins,
+            self.state,
+            run_id=self.run_id,
+            reporter=Reporters(reporter, items),
+            log=self.log,
+            clients=clients,
+            stop=stop,
         )
         self._stack = ExitStack()
 
@@ -82,28 +104,55 @@ class CommandRun:
                 "given_up); btic transfer --force tries them again"
             )
 
-    def finish(
-        self,
-        summary: Summary,
-        record: str,
-        interrupted_by: list[signal.Signals] | None = None,
-    ) -> None:
-        """Record how the run went (``record`` is the summary's text).
+    def transfer(self, requests: Sequence[TransferRequest]) -> Summary:
+        """Run ``requests`` at the same time, as the guide's schedules do ("if you
+        wish the transfers to occur simultaneously"); stop early when
+        :attr:`Engine.stop` is set. Transfers that share a site, destination and
+        data type are kept apart by the engine's leases."""
+        total = Summary()
+        for request in requests:
+            self.engine.configure(request.destinations)
+        if len(requests) == 1:
+            total.merge(self.engine.run(requests[0]))
+            return total
+        with ThreadPoolExecutor(len(requests), thread_name_prefix="btic-transfer") as pool:
+            for summary in pool.map(self._one, requests):
+                total.merge(summary)
+        return total
 
-        :param interrupted_by: the signals that stopped the run, if any.
-        :raises Interrupted: when a signal stopped it (exit 130 or 143);
-            :class:`WorkFailed` when the summary has failures (they are reported
-            already); :class:`~btic.state.StateError` when the record cannot be
-            written.
+    def _one(self, request: TransferRequest) -> Summary:
+        if self.engine.stop.is_set():
+            return Summary()
+        return self.engine.run(request)
+
+    def record(self, summary: Summary, record: str, *, interrupted: bool = False) -> str:
+        """Record how the run went (``record`` is the summary's text) and close the
+        state database; return the status: ``ok``, ``failed`` or ``interrupted``.
+
+        :raises ~btic.state.StateError: when the record cannot be written.
         """
-        status = "failed" if summary.failed else "ok"
-        if interrupted_by:
-            status = "interrupted"
+        status = "interrupted" if interrupted else "failed" if summary.failed else "ok"
         try:
             with failures_reported(self.config.state_url):
                 self.state.finish_run(self.run_id, status, record)
         finally:
             self.state.close()
+        return status
+
+    def finish(
+        self,
+        summary: Summary,
+        record: str,
+        interrupted_by: Sequence[signal.Signals] = (),
+    ) -> None:
+        """Record how the run went, as :meth:`record`, and end the command as it went.
+
+        :raises Interrupted: when a signal stopped it (exit 130 or 143);
+            :class:`WorkFailed` when the summary has failures (they are reported
+            already); :class:`~btic.state.StateError` when the record cannot be
+            written.
+        """
+        self.record(summary, record, interrupted=bool(interrupted_by))
         if interrupted_by:
             if interrupted_by[0] == signal.SIGINT:
                 raise InterruptedByUser("interrupted")

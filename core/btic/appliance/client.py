@@ -39,7 +39,7 @@ from btic.appliance.answers import (
     looks_complete,
     read_capped,
 )
-from btic.appliance.connection import Connection
+from btic.appliance.connection import CallObserver, Connection
 from btic.appliance.model import Product, ReportKind, Session
 from btic.appliance.reports import (
     PERMISSION_ADVICE,
@@ -76,6 +76,7 @@ class ApplianceClient:
     :param backoff: first backoff in seconds; doubles per try, with jitter.
     :param no_data_messages: extra "no matching data" phrases for this site.
     :param spool_dir: where reports are spooled (system temp by default).
+    :param observer: told of every call, retry and token (the daemon's metrics).
     """
 
     def __init__(
@@ -92,6 +93,7 @@ class ApplianceClient:
         spool_dir: Path | None = None,
         sleep: Callable[[float], None] = time.sleep,
         transport: httpx.BaseTransport | None = None,
+        observer: CallObserver | None = None,
     ):
         self.name = name
         self.site = site
@@ -105,6 +107,7 @@ class ApplianceClient:
             max_retry_after=max_retry_after,
             sleep=sleep,
             transport=transport,
+            observer=observer,
         )
         self.base_url = self.connection.base_url
         self.classifier = parse.ErrorClassifier(no_data_messages)

@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -48,6 +48,19 @@ from btic.errors import (
 )
 
 
+class CallObserver(Protocol):
+    """Who watches the appliance calls (the daemon's metrics)."""
+
+    def answered(self, site: str, label: str, seconds: float, outcome: str) -> None:
+        """One try of ``label`` ended: ``ok``, ``retry`` (to be tried again) or ``error``."""
+
+    def retried(self, site: str, label: str) -> None:
+        """``label`` is tried again after a pause."""
+
+    def token_granted(self, site: str) -> None:
+        """The appliance granted an OAuth token."""
+
+
 class Connection:
     """The HTTP side of one :class:`~btic.appliance.client.ApplianceClient`.
 
@@ -57,6 +70,7 @@ class Connection:
     :param backoff: first backoff in seconds; doubles per try, with jitter.
     :param sleep: how to wait between tries (tests pass one that does not).
     :param transport: an httpx transport (tests may inject one).
+    :param observer: told of every try, pause and token (metrics).
     """
 
     def __init__(
@@ -71,9 +85,11 @@ class Connection:
         max_retry_after: float = 300.0,
         sleep: Callable[[float], None] = time.sleep,
         transport: httpx.BaseTransport | None = None,
+        observer: CallObserver | None = None,
     ):
         self.name = name
         self.site = site
+        self.observer = observer
         self.base_url = f"{site.scheme}://{site.host}"
         self.retries = retries
         self.backoff = backoff
@@ -153,6 +169,8 @@ class Connection:
                 )
             self._token = token
             self._token_expires = time.monotonic() + token_lifetime(lifetime)
+            if self.observer is not None:
+                self.observer.token_granted(self.name)
             return token
 
     def drop_token(self, token: str) -> None:
@@ -200,6 +218,8 @@ class Connection:
                 headers["Authorization"] = f"Bearer {token}"
             self.requests[label] += 1
             retry_after: float | None = None
+            started = time.monotonic()
+            outcome = "error"
             try:
                 request = self._http.build_request(
                     method, self.base_url + path, params=params, data=data, headers=headers
@@ -213,18 +233,32 @@ class Connection:
                     # Bodies of answers retried are never read: closing drops them.
                     if status == 401 and authenticated and not refreshed:
                         refreshed = True
+                        outcome = "retry"
                         self.drop_token(token or "")
                         continue
                     if status == 429 or status >= 500:
                         retry_after = retry_after_seconds(response.headers.get("Retry-After"))
                         last_problem = f"HTTP {status}"
+                        outcome = "retry"
                     else:
                         self._raise_for_status(response, path, what, authenticated)
-                        if consume is not None:
-                            return consume(response)
-                        return read_capped(response, SMALL_BODY_CAP, what, self.name)
+                        try:
+                            answer = (
+                                consume(response)
+                                if consume is not None
+                                else read_capped(response, SMALL_BODY_CAP, what, self.name)
+                            )
+                        except BodyIncomplete:
+                            outcome = "retry"
+                            raise
+                        outcome = "ok"
+                        return answer
                 finally:
                     response.close()
+                    if self.observer is not None:
+                        self.observer.answered(
+                            self.name, label, time.monotonic() - started, outcome
+                        )
             except httpx.TransportError as exc:
                 if is_tls_failure(exc):
                     raise TlsVerificationError(
@@ -234,6 +268,7 @@ class Connection:
                         "signed it",
                     ) from None
                 last_problem = reason(exc)
+                self._observe(label, started)
             except BodyIncomplete as exc:
                 last_problem = str(exc)
             if attempt >= self.retries:
@@ -248,7 +283,14 @@ class Connection:
             )
             if retry_after is not None:
                 delay = max(delay, min(retry_after, self.max_retry_after))
+            if self.observer is not None:
+                self.observer.retried(self.name, label)
             self._sleep(delay)
+
+    def _observe(self, label: str, started: float) -> None:
+        """A try that ended without an answer (connection refused, reset, timeout)."""
+        if self.observer is not None:
+            self.observer.answered(self.name, label, time.monotonic() - started, "retry")
 
     def _raise_for_status(
         self, response: httpx.Response, path: str, what: str, authenticated: bool

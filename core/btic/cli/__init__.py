@@ -8,14 +8,25 @@ work, and print; a :class:`btic.BticError` raised anywhere below becomes its
 
 One module per area: :mod:`~btic.cli.setup` (plugins, check, init),
 :mod:`~btic.cli.transfers` (transfer, import-xml), :mod:`~btic.cli.schedules` (sync),
-:mod:`~btic.cli.status` (status),
+:mod:`~btic.cli.service` (run, the daemon), :mod:`~btic.cli.notify` (notify test),
+:mod:`~btic.cli.status` (status, retry),
 :mod:`~btic.cli.simulated` (demo, sim), :mod:`~btic.cli.backups` (backup decrypt) and
 :mod:`~btic.cli.verify` (verify).
 """
 
 from __future__ import annotations
 
-from btic.cli import backups, schedules, setup, simulated, status, transfers, verify
+from btic.cli import (
+    backups,
+    notify,
+    schedules,
+    service,
+    setup,
+    simulated,
+    status,
+    transfers,
+    verify,
+)
 from btic.cli.base import main
 
 for command in (
@@ -24,12 +35,14 @@ for command in (
     setup.init_command,
     transfers.transfer_command,
     schedules.sync_command,
+    service.run_command,
     status.status_command,
     transfers.import_xml_command,
     simulated.demo_command,
     simulated.sim_command,
     backups.backup_group,
     verify.verify_command,
+    notify.notify_group,
 ):
     main.add_command(command)
 

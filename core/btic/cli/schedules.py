@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
-import uuid
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from btic.cli.base import Runtime, config_option
-from btic.cli.transfers import output_options, run_requests, verbosity_of
-from btic.config import Config
-from btic.errors import WorkFailed
-from btic.transfer import Summary, TransferRequest
-
-if TYPE_CHECKING:
-    from btic.state import StateStore
+from btic.cli.transfers import Output, output_options, stopping_on_signals, verbosity_of
+from btic.errors import InterruptedByService, InterruptedByUser, WorkFailed
+from btic.notify import notifiers
+from btic.transfer import Summary
 
 
 @click.command("sync")
@@ -46,92 +41,52 @@ def sync_command(
     Each window starts at what the last run delivered and ends at the
     appliance's present; watermarks move.
     """
+    from btic.scheduler import Scheduler
     from btic.state import StateStore, failures_reported
 
     config = runtime.load_config(config_path)
     config.require(schedules=schedules)
     config.require_work()
     names = [n for n in (schedules or config.schedules) if schedules or config.schedules[n].enabled]
+    verbosity = verbosity_of(quiet, verbose)
+    output = Output(config, verbosity, as_json, quiet_when_ok=True)
     with failures_reported(config.state_url):
         store = StateStore(config.state_url)
+        scheduler = Scheduler(
+            config,
+            runtime.plugins,
+            store,
+            log=output.log,
+            reporter=output.reporter,
+            observers=notifiers(config, output.log),
+            items_on_console=output.per_item,
+        )
         try:
-            _sync(
-                runtime,
-                config,
-                store,
-                names,
-                anyway=bool(schedules) or run_all,
-                verbosity=verbosity_of(quiet, verbose),
-                as_json=as_json,
-            )
+            with output.bars, stopping_on_signals(scheduler.stop) as received:
+                outcomes, notes = scheduler.run_due(names, anyway=bool(schedules) or run_all)
         finally:
+            scheduler.close()
             store.close()
-
-
-def _sync(
-    runtime: Runtime,
-    config: Config,
-    store: StateStore,
-    names: list[str],
-    *,
-    anyway: bool,
-    verbosity: int,
-    as_json: bool,
-) -> None:
-    from btic import schedule
-    from btic.leases import Leases, schedule_lease
-
-    now = datetime.now(timezone.utc)
-    periods = {name: config.schedules[name].period() for name in names}
-    choice = schedule.choose(periods, store.last_slots(names), now, anyway=anyway)
-    notes = [
-        f"schedule {name}: not due; next at {when.astimezone(periods[name].zone):%Y-%m-%d %H:%M %Z}"
-        for name, when in choice.waiting
-    ]
-    # A schedule never overlaps itself: one run at a time holds its lease.
-    leases = Leases(store, f"sync-{uuid.uuid4()}")
-    try:
-        due = []
-        for name, slot in choice.due:
-            holder = leases.acquire(schedule_lease(name))
-            if holder is None:
-                due.append((name, slot))
-            else:
-                notes.append(f"schedule {name}: being run by another process ({holder}); not here")
-        if not due:
-            _say_idle(notes, verbosity=verbosity, as_json=as_json)
-            return
-        requests = [
-            TransferRequest(
-                site=transfer.site,
-                destinations=tuple(transfer.destinations),
-                data_types=tuple(transfer.data),
-                incremental=True,
-                command_shell_format=transfer.command_shell_format,
-            )
-            for name, _slot in due
-            for transfer in config.schedules[name].transfers
-        ]
-        try:
-            run_requests(
-                runtime,
-                config,
-                "sync",
-                requests,
-                schedule=",".join(name for name, _ in due),
-                verbosity=verbosity,
-                as_json=as_json,
-                notes=[f"schedule {name}: ran" for name, _ in due] + notes,
-            )
-        except WorkFailed:
-            # An appliance or destination failed (and was reported): the schedule has
-            # run, as the guide says. btic's own failures and interruptions raise other
-            # errors and leave the slot to run again.
-            _record(store, due, "failed", now)
-            raise
-        _record(store, due, "ok", now)
-    finally:
-        leases.close()
+    if not outcomes:
+        _say_idle(notes, verbosity=verbosity, as_json=as_json)
+        return
+    total = Summary()
+    for outcome in outcomes:
+        total.merge(outcome.summary)
+    for line in [f"schedule {o.name}: ran" for o in outcomes] + notes:
+        total.note(line)
+    if received:
+        total.note(
+            f"interrupted by {received[0].name} after the items in hand; the next run "
+            "transfers the rest"
+        )
+    output.summary(total, loud=bool(received))
+    if received:
+        if received[0] == signal.SIGINT:
+            raise InterruptedByUser("interrupted")
+        raise InterruptedByService("stopped")
+    if total.failed:
+        raise WorkFailed("the run had failures")
 
 
 def _say_idle(notes: list[str], *, verbosity: int, as_json: bool) -> None:
@@ -144,13 +99,6 @@ def _say_idle(notes: list[str], *, verbosity: int, as_json: bool) -> None:
     elif verbosity > 0 or (verbosity == 0 and sys.stderr.isatty()):
         for line in notes:
             click.echo(line, err=True)
-
-
-def _record(
-    store: StateStore, due: list[tuple[str, datetime]], status: str, started: datetime
-) -> None:
-    for name, slot in due:
-        store.record_schedule_run(name, slot, status, started)
 
 
 __all__ = ["sync_command"]

@@ -87,7 +87,7 @@ def _relative_window(since: str, until: str | None) -> RelativeWindow:
     return RelativeWindow(start, end)
 
 
-class _Output:
+class Output:
     """Progress while a run goes, its summary and problems after.
 
     A run on a terminal shows bars and the summary. A scheduled run elsewhere
@@ -109,7 +109,7 @@ class _Output:
         from rich.console import Console
 
         from btic import logs
-        from btic.progress import BarReporter, LogReporter
+        from btic.progress import BarReporter
 
         self.interactive = sys.stderr.isatty()
         self.quiet_when_ok = quiet_when_ok
@@ -123,13 +123,12 @@ class _Output:
             and explicit
             and config.logging.level in ("debug", "info")
         )
-        self.reporter: Reporter = SilentReporter()
         self.bars: AbstractContextManager[object] = nullcontext()
+        # Each item's log line is the run's (see CommandRun); this is what else shows it.
+        self.reporter: Reporter = SilentReporter()
         if self.interactive and verbosity >= 0 and not as_json:
             bars = BarReporter(Console(stderr=True))
             self.reporter, self.bars = bars, bars
-        elif self.per_item:
-            self.reporter = LogReporter(self.log)
 
     def summary(self, summary: Summary, dry_run: bool = False, loud: bool = False) -> str:
         """Print the summary as the verbosity asks; return its text for the runs table.
@@ -241,17 +240,18 @@ def run_requests(
     """
     from btic.runs import CommandRun
 
-    output = _Output(config, verbosity, as_json, quiet_when_ok=kind == "sync")
+    output = Output(config, verbosity, as_json, quiet_when_ok=kind == "sync")
     run = CommandRun(
-        config, runtime.plugins, kind, reporter=output.reporter, log=output.log, schedule=schedule
+        config,
+        runtime.plugins,
+        kind,
+        reporter=output.reporter,
+        log=output.log,
+        schedule=schedule,
+        items_on_console=output.per_item,
     )
-    total = Summary()
     with run, output.bars, stopping_on_signals(run.engine.stop) as received:
-        for request in requests:
-            if run.engine.stop.is_set():
-                break
-            run.engine.configure(request.destinations)
-            total.merge(run.engine.run(request))
+        total = run.transfer(requests)
         run.note_given_up(total, [request.site for request in requests])
     for line in notes:
         total.note(line)
@@ -435,8 +435,15 @@ def import_xml_command(
     if site is None and host is None:
         raise click.UsageError("give --site, or --host with the appliance's host name")
     config.check_capabilities(runtime.plugins, destinations, data_types)
-    output = _Output(config, verbosity_of(quiet, verbose), as_json)
-    run = CommandRun(config, runtime.plugins, "import", reporter=output.reporter, log=output.log)
+    output = Output(config, verbosity_of(quiet, verbose), as_json)
+    run = CommandRun(
+        config,
+        runtime.plugins,
+        "import",
+        reporter=output.reporter,
+        log=output.log,
+        items_on_console=output.per_item,
+    )
     with run, output.bars:
         run.engine.configure(destinations)
         summary = import_reports(

@@ -206,6 +206,19 @@ class EmailConfig(_Section):
     from_address: str
     to: list[str] = Field(min_length=1)
     subject_prefix: str = "[btic]"
+    ca_bundle: Path | None = Field(
+        default=None, description="CA file that signed the SMTP server's certificate"
+    )
+    timeout: float = Field(default=30.0, gt=0, le=600)
+    max_errors_listed: int = Field(default=50, ge=1, le=10000)
+
+    @field_validator("from_address", "to")
+    @classmethod
+    def _addresses(cls, value: str | list[str]) -> str | list[str]:
+        for address in [value] if isinstance(value, str) else value:
+            if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", address):
+                raise ValueError(f"{address!r} is not an e-mail address (name@example.com)")
+        return value
 
 
 class NotificationsConfig(_Section):

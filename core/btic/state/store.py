@@ -416,6 +416,14 @@ class StateStore:
                 found[name] = as_utc(slot)
         return found
 
+    def schedule_status(self, name: str) -> str | None:
+        """How schedule ``name``'s last recorded run went (None: it never ran)."""
+        with self.engine.connect() as connection:
+            status = connection.execute(
+                select(schedules.c.status).where(schedules.c.name == name)
+            ).scalar()
+        return None if status is None else str(status)
+
     def record_schedule_run(
         self, name: str, slot: datetime, status: str, started_at: datetime
     ) -> None:

@@ -33,12 +33,13 @@ from btic.transfer.delivery import Deliverer, SessionDocument
 from btic.transfer.engine import Engine, TransferRequest
 from btic.transfer.imports import import_reports
 from btic.transfer.sessions import SessionRun
-from btic.transfer.summary import Reporter, SilentReporter, Summary, Tally
+from btic.transfer.summary import Reporter, Reporters, SilentReporter, Summary, Tally
 
 __all__ = [
     "Deliverer",
     "Engine",
     "Reporter",
+    "Reporters",
     "SessionDocument",
     "SessionRun",
     "SilentReporter",

@@ -272,7 +272,7 @@ class Deliverer:
         summary.count(destination, data_type.value, status, size)
         summary.removed(destination, data_type.value, len(getattr(result, "removed", ()) or ()))
         self.reporter.delivered(
-            destination, data_type.value, key, status, location or error or "", size
+            ctx.site.name, destination, data_type.value, key, status, location or error or "", size
         )
         if quiet:
             return status
@@ -337,7 +337,9 @@ class Deliverer:
         )
         if count:
             summary.count(destination, data_type.value, status)
-            self.reporter.delivered(destination, data_type.value, key, status, detail, None)
+            self.reporter.delivered(
+                site.name, destination, data_type.value, key, status, detail, None
+            )
         if given_up_after_repeats and status == FAILED and attempts >= MAX_ATTEMPTS:
             summary.give_up(
                 f"{destination}: {data_type.value} {key}: {detail} (the appliance said so "

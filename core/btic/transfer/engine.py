@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from structlog.typing import FilteringBoundLogger
 from btic import encryption
 from btic.appliance.client import ApplianceClient
 from btic.appliance.model import ReportKind
+from btic.appliance.pool import ClientPool
 from btic.appliance.reports import DateWindow, RelativeWindow, Window, session_report_kind
 from btic.config import Config
 from btic.encryption import EncryptionError
@@ -82,8 +83,11 @@ class Engine:
 
     :param concurrency: recordings downloaded (and delivered) at once; None
         takes each site's ``download_concurrency``.
-    :param client_factory: makes the appliance client of a site (tests
-        inject one); by default :meth:`ApplianceClient.for_site`.
+    :param clients: the appliance clients to use (a daemon keeps them, and
+        their tokens, across runs); by default the engine makes its own and
+        closes them with itself.
+    :param stop: set to stop after the items in hand (a daemon shares one
+        among its runs); by default the engine's own.
     """
 
     def __init__(
@@ -96,7 +100,8 @@ class Engine:
         reporter: Reporter | None = None,
         concurrency: int | None = None,
         log: FilteringBoundLogger | None = None,
-        client_factory: Callable[[str], ApplianceClient] | None = None,
+        clients: ClientPool | None = None,
+        stop: threading.Event | None = None,
     ):
         self.config = config
         self.plugins = plugins
@@ -108,9 +113,8 @@ class Engine:
         self.log: FilteringBoundLogger = log if log is not None else structlog.get_logger("btic")
         self._spool = RunSpool(spool_parent(config.state_url))
         self.spool_root = self._spool.path
-        self._client_factory = client_factory or self._default_client
-        self._clients: dict[str, ApplianceClient] = {}
-        self._clients_lock = threading.Lock()
+        self._own_clients = clients is None
+        self.clients = clients or ClientPool(config, spool_dir=self.spool_root)
         self._configured: set[str] = set()
         self.leases = Leases(state, run_id)
         #: the one path from an item to a plugin, and its outcome in the ledger
@@ -118,31 +122,19 @@ class Engine:
             plugins, state, run_id=run_id, reporter=self.reporter, log=self.log
         )
         #: set to stop after the items in hand (SIGINT, SIGTERM)
-        self.stop = threading.Event()
-
-    def _default_client(self, site: str) -> ApplianceClient:
-        return ApplianceClient.for_site(site, self.config, spool_dir=self.spool_root)
+        self.stop = stop or threading.Event()
 
     def client(self, site: str) -> ApplianceClient:
-        """The run's client of ``site``, made on first use and closed by :meth:`close`.
-
-        One per site, shared by every transfer and thread of the run, so a run
-        asks the appliance for one token per site: an API account holds 30, and
-        the 31st logs out the oldest holder (another integration, perhaps).
-        """
-        with self._clients_lock:
-            client = self._clients.get(site)
-            if client is None:
-                client = self._clients[site] = self._client_factory(site)
-            return client
+        """The client of ``site``, shared by every transfer and thread of the run, so
+        a run asks the appliance for one token per site: an API account holds 30,
+        and the 31st logs out the oldest holder (another integration, perhaps)."""
+        return self.clients.client(site)
 
     def close(self) -> None:
-        """Give back the run's leases, close its appliance clients, remove its spool."""
+        """Give back the run's leases, close its own appliance clients, remove its spool."""
         self.leases.close()
-        with self._clients_lock:
-            clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            client.close()
+        if self._own_clients:
+            self.clients.close()
         self._spool.close()
 
     def spool(self) -> Path:
@@ -178,9 +170,14 @@ class Engine:
                     taken.append(name)
                     held[data_type].append(destination)
                 else:
+                    by = (
+                        "another transfer of this run"
+                        if holder == self.leases.owner
+                        else f"another run ({holder})"
+                    )
                     summary.note(
                         f"site {request.site}: {data_type.value} for {destination} is being "
-                        f"transferred by another run ({holder}); skipped here"
+                        f"transferred by {by}; skipped here"
                     )
         # Pairs held for the same destinations run as one transfer (one report fetch).
         groups: dict[tuple[str, ...], list[DataType]] = {}

@@ -117,6 +117,7 @@ class Reporter(Protocol):
 
     def delivered(
         self,
+        site: str,
         destination: str,
         data_type: str,
         key: str,
@@ -131,6 +132,7 @@ class Reporter(Protocol):
 class SilentReporter:
     def delivered(
         self,
+        site: str,
         destination: str,
         data_type: str,
         key: str,
@@ -142,3 +144,27 @@ class SilentReporter:
 
     def note(self, message: str) -> None:
         pass
+
+
+class Reporters:
+    """Several reporters as one (bars on the terminal and the daemon's metrics)."""
+
+    def __init__(self, *reporters: Reporter):
+        self.reporters = reporters
+
+    def delivered(
+        self,
+        site: str,
+        destination: str,
+        data_type: str,
+        key: str,
+        status: str,
+        detail: str,
+        size: int | None,
+    ) -> None:
+        for reporter in self.reporters:
+            reporter.delivered(site, destination, data_type, key, status, detail, size)
+
+    def note(self, message: str) -> None:
+        for reporter in self.reporters:
+            reporter.note(message)

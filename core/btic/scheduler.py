@@ -1,0 +1,269 @@
+"""Running schedules: which are due, claiming one, running its transfers, remembering it.
+
+``btic sync`` asks a :class:`Scheduler` once; the daemon (:mod:`btic.daemon`)
+asks it every minute. For each due schedule the scheduler takes the
+schedule's lease in the state database (so two processes never run it at
+once, and a crashed holder's lease is taken over when it expires), checks
+again under the lease that no one ran that slot meanwhile, runs the
+schedule's transfers at the same time as one recorded run, and records the
+slot:
+
+- ``ok`` and ``failed`` (an appliance or a destination failed, and that was
+  reported) both count as the schedule's run, as the guide says; the next
+  run waits for the next slot.
+- ``interrupted`` (SIGTERM, SIGINT) and btic's own failures (an exception)
+  record nothing, so the slot runs again.
+
+Observers (e-mail notifications, metrics) hear of every outcome; one that
+fails is logged and never stops a run.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Protocol
+
+from structlog.typing import FilteringBoundLogger
+
+from btic import schedule
+from btic.appliance.pool import ClientPool
+from btic.config import Config
+from btic.leases import Leases, schedule_lease
+from btic.plugins import PluginManager
+from btic.state import StateStore
+from btic.transfer import Reporter, SilentReporter, Summary, TransferRequest
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class ScheduleOutcome:
+    """How one run of a schedule went.
+
+    :ivar status: ``ok``, ``failed`` (an appliance or destination failed; the
+        run counts) or ``interrupted`` (the slot runs again).
+    :ivar previous_status: how its run before went (None: never ran).
+    :ivar sites: the sites its transfers read; :ivar destinations: where they write.
+    """
+
+    name: str
+    slot: datetime
+    status: str
+    run_id: str
+    summary: Summary
+    started_at: datetime
+    finished_at: datetime
+    previous_status: str | None = None
+    sites: tuple[str, ...] = ()
+    destinations: tuple[str, ...] = ()
+    config: Config | None = field(default=None, repr=False)
+
+
+class ScheduleObserver(Protocol):
+    """Hears how every schedule run went (notifications, metrics)."""
+
+    def schedule_ran(self, outcome: ScheduleOutcome) -> None: ...
+
+
+class Scheduler:
+    """Runs the schedules of a configuration.
+
+    :param clients: appliance clients kept across runs (the daemon's); by
+        default each run makes its own.
+    :param reporter: where each item's progress goes.
+    :param observers: told of every schedule run.
+    :param stop: set to end runs after the items in hand.
+    :param clock: the time now (tests pass a simulated one).
+    :param items_on_console: each item's log line on the terminal too (``-v``).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        plugins: PluginManager,
+        state: StateStore,
+        *,
+        log: FilteringBoundLogger,
+        clients: ClientPool | None = None,
+        reporter: Reporter | None = None,
+        observers: Sequence[ScheduleObserver] = (),
+        stop: threading.Event | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        items_on_console: bool = False,
+    ):
+        self.config = config
+        self.plugins = plugins
+        self.state = state
+        self.log = log
+        self.clients = clients
+        self.reporter = reporter or SilentReporter()
+        self.observers = list(observers)
+        self.stop = stop or threading.Event()
+        self.clock = clock
+        self.items_on_console = items_on_console
+        self.leases = Leases(state, f"scheduler-{uuid.uuid4()}")
+
+    def reconfigure(
+        self,
+        config: Config,
+        *,
+        log: FilteringBoundLogger | None = None,
+        observers: Sequence[ScheduleObserver] | None = None,
+    ) -> None:
+        """Use ``config`` (and its logger and observers) for runs that start from now
+        on; running ones keep theirs."""
+        self.config = config
+        if log is not None:
+            self.log = log
+        if observers is not None:
+            self.observers = list(observers)
+
+    def enabled(self) -> list[str]:
+        return [name for name, settings in self.config.schedules.items() if settings.enabled]
+
+    def choose(self, names: Iterable[str], *, anyway: bool = False) -> schedule.Choice:
+        """Which of ``names`` are due now, and when the others will be."""
+        periods = {name: self.config.schedules[name].period() for name in names}
+        return schedule.choose(periods, self.state.last_slots(periods), self.clock(), anyway=anyway)
+
+    def next_due(self, names: Iterable[str]) -> datetime | None:
+        """When the earliest of ``names`` is due next (now, if one is due)."""
+        choice = self.choose(names)
+        if choice.due:
+            return self.clock()
+        return min((when for _, when in choice.waiting), default=None)
+
+    def claim(self, name: str, slot: datetime, *, anyway: bool = False) -> str | None:
+        """Take schedule ``name``'s lease to run ``slot``: None when it is this
+        process's to run, else why not (a line for the output)."""
+        lease = schedule_lease(name)
+        holder = self.leases.acquire(lease)
+        if holder == self.leases.owner:
+            return f"schedule {name}: still running here since its last slot; not started again"
+        if holder is not None:
+            return f"schedule {name}: being run by another process ({holder}); not here"
+        # Another process may have run the slot between our look and our lease.
+        last = self.state.last_slots([name])[name]
+        if not anyway and last is not None and last >= slot:
+            self.leases.release([lease])
+            return f"schedule {name}: already run for this slot by another process"
+        return None
+
+    def run(self, name: str, slot: datetime) -> ScheduleOutcome:
+        """Run a claimed schedule, record it and tell the observers; give back its lease.
+
+        :raises BticError: when btic itself failed (the state database, a
+            plugin that cannot be configured): the slot is not recorded.
+        """
+        from btic.progress import summary_text
+        from btic.runs import CommandRun
+
+        config = self.config
+        settings = config.schedules[name]
+        requests = [
+            TransferRequest(
+                site=transfer.site,
+                destinations=tuple(transfer.destinations),
+                data_types=tuple(transfer.data),
+                incremental=True,
+                command_shell_format=transfer.command_shell_format,
+            )
+            for transfer in settings.transfers
+        ]
+        started = self.clock()
+        try:
+            previous = self.state.schedule_status(name)
+            run = CommandRun(
+                config,
+                self.plugins,
+                "sync",
+                reporter=self.reporter,
+                log=self.log,
+                schedule=name,
+                clients=self.clients,
+                stop=self.stop,
+                items_on_console=self.items_on_console,
+            )
+            with run:
+                summary = run.transfer(requests)
+                run.note_given_up(summary, [request.site for request in requests])
+            interrupted = self.stop.is_set()
+            status = run.record(summary, summary_text(summary), interrupted=interrupted)
+            if not interrupted:
+                self.state.record_schedule_run(name, slot, status, started)
+        finally:
+            self.leases.release([schedule_lease(name)])
+        outcome = ScheduleOutcome(
+            name=name,
+            slot=slot,
+            status=status,
+            run_id=run.run_id,
+            summary=summary,
+            started_at=started,
+            finished_at=self.clock(),
+            previous_status=previous,
+            sites=tuple(dict.fromkeys(r.site for r in requests)),
+            destinations=tuple(dict.fromkeys(d for r in requests for d in r.destinations)),
+            config=config,
+        )
+        self._tell(outcome)
+        return outcome
+
+    def run_due(
+        self, names: Iterable[str], *, anyway: bool = False
+    ) -> tuple[list[ScheduleOutcome], list[str]]:
+        """Run those of ``names`` that are due (all with ``anyway``) at the same
+        time and wait for them; return their outcomes and the lines saying
+        which did not run and when they will.
+
+        :raises BticError: the first of btic's own failures, after every other
+            schedule has finished.
+        """
+        choice = self.choose(names, anyway=anyway)
+        zones = {name: self.config.schedules[name].period().zone for name, _ in choice.waiting}
+        notes = [
+            f"schedule {name}: not due; next at {when.astimezone(zones[name]):%Y-%m-%d %H:%M %Z}"
+            for name, when in choice.waiting
+        ]
+        claimed = []
+        for name, slot in choice.due:
+            refusal = self.claim(name, slot, anyway=anyway)
+            if refusal is None:
+                claimed.append((name, slot))
+            else:
+                notes.append(refusal)
+        if not claimed:
+            return [], notes
+        with ThreadPoolExecutor(len(claimed), thread_name_prefix="btic-schedule") as pool:
+            futures = [pool.submit(self.run, name, slot) for name, slot in claimed]
+        outcomes, errors = [], []
+        for future in futures:
+            error = future.exception()
+            if error is None:
+                outcomes.append(future.result())
+            else:
+                errors.append(error)
+        if errors:
+            raise errors[0]
+        return outcomes, notes
+
+    def close(self) -> None:
+        self.leases.close()
+
+    def _tell(self, outcome: ScheduleOutcome) -> None:
+        for observer in self.observers:
+            try:
+                observer.schedule_ran(outcome)
+            except Exception:
+                self.log.exception(
+                    "could not report the schedule's run",
+                    schedule=outcome.name,
+                    observer=type(observer).__name__,
+                )
