@@ -21,22 +21,20 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from structlog.typing import FilteringBoundLogger
 
 from btic.appliance.connection import CallObserver
-from btic.appliance.pool import ClientPool
 from btic.config import Config
 from btic.errors import BticError, ConfigError
 from btic.notify import notifiers
 from btic.plugins import PluginManager
 from btic.scheduler import ScheduleObserver, ScheduleOutcome, Scheduler, utc_now
 from btic.state import StateStore
-from btic.transfer import Reporter
-from btic.transfer.spool import RunSpool, spool_parent
+from btic.transfer import Reporter, Tally
 
 #: The longest the daemon sleeps between looks at the schedules (the guide: every minute).
 TICK = timedelta(minutes=1)
@@ -66,7 +64,7 @@ class Daemon:
     :param extra_observers: told of every schedule run besides the e-mail
         notifier (the metrics).
     :param reporter: told of every item (the metrics).
-    :param clients_observer: told of every appliance call (the metrics).
+    :param call_observer: told of every appliance call (the metrics).
     :param clock: the time now; :param wait: sleeps up to the given seconds
         unless woken (tests pass simulated ones).
     """
@@ -81,7 +79,7 @@ class Daemon:
         once: bool = False,
         extra_observers: tuple[ScheduleObserver, ...] = (),
         reporter: Reporter | None = None,
-        clients_observer: CallObserver | None = None,
+        call_observer: CallObserver | None = None,
         clock: Callable[[], datetime] = utc_now,
         wait: Callable[[float], None] | None = None,
         stop_timeout: timedelta = STOP_TIMEOUT,
@@ -93,7 +91,7 @@ class Daemon:
         self.once = once
         self.extra_observers = extra_observers
         self.reporter = reporter
-        self.clients_observer = clients_observer
+        self.call_observer = call_observer
         self.clock = clock
         self._wait = wait
         self.stop_timeout = stop_timeout
@@ -128,14 +126,12 @@ class Daemon:
         config = self.config
         self._file_seen = self._file_signature()
         state = self.state = StateStore(config.state_url)
-        spool = RunSpool(spool_parent(config.state_url))
-        clients = ClientPool(config, spool_dir=spool.path, observer=self.clients_observer)
         self.scheduler = Scheduler(
             config,
             self.plugins,
             state,
             log=self.log,
-            clients=clients,
+            call_observer=self.call_observer,
             reporter=self.reporter,
             observers=self._observers(config),
             stop=self.stop,
@@ -149,7 +145,7 @@ class Daemon:
         )
         try:
             while not self.stop.is_set():
-                self._reload_if_changed(clients)
+                self._reload_if_changed()
                 self._start_due()
                 if self.once:
                     self.join_runs()
@@ -159,8 +155,6 @@ class Daemon:
         finally:
             if not self._running():
                 self.scheduler.close()
-                clients.close()
-                spool.close()
                 state.close()
         self.log.info("btic run stopped", abandoned=list(abandoned))
         return Stopped(tuple(abandoned), tuple(self._failed))
@@ -203,8 +197,6 @@ class Daemon:
         self._report(outcome)
 
     def _report(self, outcome: ScheduleOutcome) -> None:
-        from btic.progress import summary_text
-
         log = self.log.bind(schedule=outcome.name, run_id=outcome.run_id)
         for problem in dict.fromkeys(outcome.summary.problems):
             log.error(problem)
@@ -212,20 +204,25 @@ class Daemon:
             log.warning(f"given up: {line}")
         for line in dict.fromkeys(outcome.summary.notes):
             log.info(line)
+        totals = Tally()
+        for tally in outcome.summary.tallies.values():
+            totals.add(tally)
         log.info(
             "schedule finished",
             status=outcome.status,
-            summary=summary_text(outcome.summary),
             seconds=round((outcome.finished_at - outcome.started_at).total_seconds(), 3),
+            **asdict(totals),
         )
         if outcome.status == "failed":
             self._failed.append(outcome.name)
 
     def _sleep(self) -> None:
         assert self.scheduler is not None
-        next_due = self.scheduler.next_due(self.scheduler.enabled())
+        # Schedules due but not startable (running, or another daemon's) wait a tick.
+        waiting = self.scheduler.choose(self.scheduler.enabled()).waiting
         seconds = TICK.total_seconds()
-        if next_due is not None:
+        if waiting:
+            next_due = min(when for _, when in waiting)
             seconds = min(seconds, max((next_due - self.clock()).total_seconds(), 1.0))
         if self._wait is not None:
             self._wait(seconds)
@@ -297,7 +294,7 @@ class Daemon:
             return None
         return (stat.st_mtime_ns, stat.st_size)
 
-    def _reload_if_changed(self, clients: ClientPool) -> None:
+    def _reload_if_changed(self) -> None:
         signature = self._file_signature()
         asked, self._reload_asked = self._reload_asked, False
         if not asked and signature == self._file_seen:
@@ -323,7 +320,6 @@ class Daemon:
         self.config = config
         self.log = self.log_for(config)
         self.scheduler.reconfigure(config, log=self.log, observers=self._observers(config))
-        clients.reconfigure(config)
         self.log.info(
             "configuration reloaded",
             config=str(self.config_path),

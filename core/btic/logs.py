@@ -46,6 +46,19 @@ def scrub_text(text: str, values: Iterable[str]) -> str:
     return text
 
 
+def config_secrets(config: Config) -> list[str]:
+    """The values of every secret in ``config``."""
+    from btic.config import iter_secrets
+
+    return [secret.get_secret_value() for _, secret in iter_secrets(config)]
+
+
+def scrubbing(config: Config) -> Callable[[str], str]:
+    """A function that masks ``config``'s secrets in a text."""
+    values = secret_values(config_secrets(config))
+    return lambda text: scrub_text(text, values)
+
+
 def scrubber(secrets: Iterable[str]) -> Processor:
     values = secret_values(secrets)
 
@@ -130,9 +143,7 @@ def for_config(config: Config, stream: Any = None) -> FilteringBoundLogger:
     A log directory that cannot be written is said once on stderr; logging to
     the terminal goes on.
     """
-    from btic.config import iter_secrets
-
-    secrets = [secret.get_secret_value() for _, secret in iter_secrets(config)]
+    secrets = config_secrets(config)
     files: DailyFiles | None = None
     try:
         config.log_directory.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ from structlog.typing import FilteringBoundLogger
 
 from btic.config import Config, EmailConfig
 from btic.errors import NotificationError
-from btic.logs import scrub_text, secret_values
+from btic.logs import config_secrets, scrub_text, secret_values
 from btic.scheduler import ScheduleOutcome
 
 
@@ -159,10 +159,9 @@ class Notifier:
 
     def _deliver(self, smtp: smtplib.SMTP, message: EmailMessage) -> str:
         settings = self.settings
-        if settings.username:
-            password = settings.password.get_secret_value() if settings.password else ""
-            smtp.login(settings.username, password)
         smtp.ehlo_or_helo_if_needed()
+        if settings.username:
+            self._login(smtp)
         code, answer = smtp.mail(settings.from_address)
         if code != 250:
             raise NotificationError(
@@ -190,6 +189,28 @@ class Notifier:
             said += f"; refused: {'; '.join(refused)}"
         return said
 
+    def _login(self, smtp: smtplib.SMTP) -> None:
+        """Log in with the best mechanism the server offers, once: ``SMTP.login``
+        would try the same wrong password with every mechanism in turn."""
+        settings = self.settings
+        offered = (smtp.esmtp_features.get("auth") or "").upper().split()
+        for mechanism in ("CRAM-MD5", "PLAIN", "LOGIN"):
+            if mechanism in offered:
+                break
+        else:
+            raise NotificationError(
+                f"e-mail: {settings.smtp_host}:{settings.smtp_port} offers no login this side "
+                f"can use ({' '.join(offered) or 'none'}); remove notifications.email.username "
+                "or use a server that offers PLAIN or LOGIN"
+            )
+        # SMTP.auth's mechanisms read the credentials from these attributes.
+        smtp.user = settings.username or ""
+        smtp.password = settings.password.get_secret_value() if settings.password else ""
+        method = {"CRAM-MD5": smtp.auth_cram_md5, "PLAIN": smtp.auth_plain}.get(
+            mechanism, smtp.auth_login
+        )
+        smtp.auth(mechanism, method)
+
     def _ca_bundle(self) -> str | None:
         bundle = self.settings.ca_bundle
         if bundle is None:
@@ -204,13 +225,10 @@ def _words(code: int, answer: bytes | str) -> str:
 
 def notifier_for(config: Config, log: FilteringBoundLogger) -> Notifier | None:
     """The notifier ``config`` asks for, if any."""
-    from btic.config import iter_secrets
-
     settings = config.notifications.email
     if settings is None:
         return None
-    secrets = [secret.get_secret_value() for _, secret in iter_secrets(config)]
-    return Notifier(settings, secrets=secrets, base_dir=config.base_dir, log=log)
+    return Notifier(settings, secrets=config_secrets(config), base_dir=config.base_dir, log=log)
 
 
 def notifiers(config: Config, log: FilteringBoundLogger) -> list[Notifier]:

@@ -1,5 +1,8 @@
 """Running schedules: which are due, claiming one, running its transfers, remembering it.
 
+A scheduler keeps one appliance client (one OAuth token) per site for every
+run it makes, for as long as it lives: one ``btic sync``, or a daemon's life.
+
 ``btic sync`` asks a :class:`Scheduler` once; the daemon (:mod:`btic.daemon`)
 asks it every minute. For each due schedule the scheduler takes the
 schedule's lease in the state database (so two processes never run it at
@@ -31,12 +34,14 @@ from typing import Protocol
 from structlog.typing import FilteringBoundLogger
 
 from btic import schedule
+from btic.appliance.connection import CallObserver
 from btic.appliance.pool import ClientPool
 from btic.config import Config
 from btic.leases import Leases, schedule_lease
 from btic.plugins import PluginManager
 from btic.state import StateStore
 from btic.transfer import Reporter, SilentReporter, Summary, TransferRequest
+from btic.transfer.spool import RunSpool, spool_parent
 
 
 def utc_now() -> datetime:
@@ -75,8 +80,7 @@ class ScheduleObserver(Protocol):
 class Scheduler:
     """Runs the schedules of a configuration.
 
-    :param clients: appliance clients kept across runs (the daemon's); by
-        default each run makes its own.
+    :param call_observer: told of every appliance call (the daemon's metrics).
     :param reporter: where each item's progress goes.
     :param observers: told of every schedule run.
     :param stop: set to end runs after the items in hand.
@@ -91,7 +95,7 @@ class Scheduler:
         state: StateStore,
         *,
         log: FilteringBoundLogger,
-        clients: ClientPool | None = None,
+        call_observer: CallObserver | None = None,
         reporter: Reporter | None = None,
         observers: Sequence[ScheduleObserver] = (),
         stop: threading.Event | None = None,
@@ -102,7 +106,9 @@ class Scheduler:
         self.plugins = plugins
         self.state = state
         self.log = log
-        self.clients = clients
+        # One client, and so one token, per site for every run this scheduler makes.
+        self._spool = RunSpool(spool_parent(config.state_url))
+        self.clients = ClientPool(config, spool_dir=self._spool.path, observer=call_observer)
         self.reporter = reporter or SilentReporter()
         self.observers = list(observers)
         self.stop = stop or threading.Event()
@@ -120,6 +126,7 @@ class Scheduler:
         """Use ``config`` (and its logger and observers) for runs that start from now
         on; running ones keep theirs."""
         self.config = config
+        self.clients.reconfigure(config)
         if log is not None:
             self.log = log
         if observers is not None:
@@ -132,13 +139,6 @@ class Scheduler:
         """Which of ``names`` are due now, and when the others will be."""
         periods = {name: self.config.schedules[name].period() for name in names}
         return schedule.choose(periods, self.state.last_slots(periods), self.clock(), anyway=anyway)
-
-    def next_due(self, names: Iterable[str]) -> datetime | None:
-        """When the earliest of ``names`` is due next (now, if one is due)."""
-        choice = self.choose(names)
-        if choice.due:
-            return self.clock()
-        return min((when for _, when in choice.waiting), default=None)
 
     def claim(self, name: str, slot: datetime, *, anyway: bool = False) -> str | None:
         """Take schedule ``name``'s lease to run ``slot``: None when it is this
@@ -256,6 +256,8 @@ class Scheduler:
 
     def close(self) -> None:
         self.leases.close()
+        self.clients.close()
+        self._spool.close()
 
     def _tell(self, outcome: ScheduleOutcome) -> None:
         for observer in self.observers:

@@ -83,7 +83,7 @@ def run_command(
         once=once,
         extra_observers=(metrics,) if metrics is not None else (),
         reporter=metrics,
-        clients_observer=metrics,
+        call_observer=metrics,
         stop_timeout=timedelta(seconds=stop_timeout),
     )
     if metrics is not None and metrics_port is not None:

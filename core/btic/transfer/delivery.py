@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
@@ -86,8 +87,12 @@ class Deliverer:
         run_id: str,
         reporter: Reporter,
         log: FilteringBoundLogger,
+        scrub: Callable[[str], str] = str,
     ):
         self.plugins = plugins
+        # A plugin's error may quote a secret of its options (a password in a message):
+        # every error is scrubbed before the ledger, the summary or a notification has it.
+        self.scrub = scrub
         self.state = state
         self.run_id = run_id
         self.reporter = reporter
@@ -218,7 +223,7 @@ class Deliverer:
         """A batch that could not be stored at all is the destination's failure, not
         its items': each item is recorded failed (it stays pending), the cause is
         reported once, and the destination is left alone for the rest of the run."""
-        error = str(exc) if isinstance(exc, DestinationError) else _described(exc)
+        error = self.scrub(str(exc) if isinstance(exc, DestinationError) else _described(exc))
         for entry in batch:
             self._settle(
                 entry.ctx, entry.key, entry.summary, entry.item_time, error=error, quiet=True
@@ -250,6 +255,7 @@ class Deliverer:
         """
         destination, data_type = ctx.destination, ctx.data_type
         status = FAILED if error is not None else DELIVERED if result is not None else SKIPPED
+        error = None if error is None else self.scrub(error)
         # A plugin may return any object with these attributes; read them defensively.
         location = getattr(result, "location", None)
         size = getattr(result, "size", None)

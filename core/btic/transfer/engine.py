@@ -21,7 +21,7 @@ from pathlib import Path
 import structlog
 from structlog.typing import FilteringBoundLogger
 
-from btic import encryption
+from btic import encryption, logs
 from btic.appliance.client import ApplianceClient
 from btic.appliance.model import ReportKind
 from btic.appliance.pool import ClientPool
@@ -119,7 +119,12 @@ class Engine:
         self.leases = Leases(state, run_id)
         #: the one path from an item to a plugin, and its outcome in the ledger
         self.deliverer = Deliverer(
-            plugins, state, run_id=run_id, reporter=self.reporter, log=self.log
+            plugins,
+            state,
+            run_id=run_id,
+            reporter=self.reporter,
+            log=self.log,
+            scrub=logs.scrubbing(config),
         )
         #: set to stop after the items in hand (SIGINT, SIGTERM)
         self.stop = stop or threading.Event()

@@ -1,0 +1,306 @@
+"""`btic run`, the daemon: in-process with a simulated clock (tokens, health), and as
+real processes (two daemons on one PostgreSQL state database, SIGKILL, SIGTERM, reload,
+metrics scraped over HTTP)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from conftest import BTIC, new_postgres_database
+from transfer_helpers import check_archive, expected_files, write_config
+
+from btic import logs
+from btic.config import load_config
+from btic.daemon import Daemon
+from btic.plugins import PluginManager
+from btic.sim import SimulatedAppliance
+
+
+class Clock:
+    def __init__(self, start: datetime):
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def every_minute(config: Path) -> Path:
+    config.write_text(config.read_text().replace('every = "15m"', 'every = "1m"'))
+    return config
+
+
+def test_a_daemon_keeps_one_token_for_ten_minutes_of_one_minute_runs(tmp_path):
+    """Ten simulated minutes of a one-minute schedule: a run per minute, one token
+    (an API account keeps 30, and the 31st logs out the oldest holder)."""
+    with SimulatedAppliance("rs", sessions=4, seed=41, live_sessions=0) as sim:
+        path = every_minute(write_config(tmp_path, sim, data=["session"]))
+        plugins = PluginManager.from_environment().discover()
+        start = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+        clock = Clock(start)
+
+        def wait(seconds: float) -> None:
+            daemon.join_runs()
+            clock.now += timedelta(seconds=seconds)
+            if clock.now >= start + timedelta(minutes=10):
+                daemon.request_stop()
+
+        daemon = Daemon(
+            lambda: load_config(path, plugins),
+            plugins,
+            config_path=path,
+            log_for=logs.for_config,
+            clock=clock,
+            wait=wait,
+        )
+        stopped = daemon.run()
+        assert stopped.abandoned == () and stopped.failed == ()
+        assert sim.stats["token"] == 1
+        with sqlite3.connect(tmp_path / "btic-state.db") as db:
+            runs = db.execute("select status from btic_runs where kind = 'sync'").fetchall()
+            (slot,) = db.execute("select last_slot from btic_schedules").fetchone()
+        # 12:00 .. 12:09: ten slots, each run once
+        assert runs == [("ok",)] * 10
+        assert slot.startswith("2026-11-23 12:09:00")
+        assert daemon.overdue() == []
+        clock.now += timedelta(minutes=7)
+        assert daemon.overdue() == ["often"]  # nothing ran for 7 minutes of a 1m schedule
+
+
+def test_a_change_of_the_file_is_picked_up_and_a_broken_one_keeps_the_old(tmp_path):
+    with SimulatedAppliance("rs", sessions=4, seed=43, live_sessions=0) as sim:
+        path = every_minute(write_config(tmp_path, sim, data=["session"]))
+        plugins = PluginManager.from_environment().discover()
+        clock = Clock(datetime(2026, 11, 23, 12, 0, 30, tzinfo=timezone.utc))
+        edits = [
+            lambda text: text.replace('every = "1m"', 'every = "fortnightly"'),
+            lambda text: (
+                text.replace('every = "fortnightly"', 'every = "1m"')
+                + f'[destinations.second]\nplugin = "filesystem"\ndirectory = "{tmp_path / "second"}"\n'
+                + '[schedules.more]\nevery = "1m"\n[[schedules.more.transfers]]\nsite = "sim"\n'
+                + 'destinations = ["second"]\ndata = ["session"]\n'
+            ),
+        ]
+        seen: list[list[str]] = []
+
+        def wait(seconds: float) -> None:
+            daemon.join_runs()
+            seen.append(sorted(daemon.scheduler.enabled()))
+            if not edits:
+                daemon.request_stop()
+                return
+            path.write_text(edits.pop(0)(path.read_text()))
+            os.utime(path, ns=(time.time_ns(), time.time_ns() + len(edits)))
+            clock.now += timedelta(seconds=seconds)
+
+        daemon = Daemon(
+            lambda: load_config(path, plugins),
+            plugins,
+            config_path=path,
+            log_for=logs.for_config,
+            clock=clock,
+            wait=wait,
+        )
+        daemon.run()
+    # the broken edit left the old configuration running; the good one added a schedule
+    assert seen == [["often"], ["often"], ["more", "often"]]
+    assert len(list((tmp_path / "second").glob("*.xml"))) == 4
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _start(config: Path, log: Path, *args: str) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BTIC_")}
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [BTIC, "run", "--config", str(config), *args], stdout=out, stderr=out, env=env
+        )
+
+
+def _wait_for(predicate, timeout: float, what: str, procs=()) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        for proc in procs:
+            assert proc.poll() is None, f"btic run exited ({proc.returncode}) waiting for {what}"
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_sigterm_stops_the_daemon_within_the_bound_and_the_next_run_finishes(tmp_path):
+    with SimulatedAppliance(
+        "rs", sessions=10, seed=47, recording_size=200_000, live_sessions=0, faults="latency=0.05"
+    ) as sim:
+        config = write_config(tmp_path, sim, data=["session", "recording"])
+        log = tmp_path / "run.log"
+        proc = _start(config, log, "--stop-timeout", "20")
+        archive = tmp_path / "archive"
+        _wait_for(lambda: len(list(archive.glob("*.flv"))) >= 2, 60, "the first recordings", [proc])
+        proc.send_signal(signal.SIGTERM)
+        stopped_at = time.monotonic()
+        assert proc.wait(timeout=40) == 0, log.read_text()
+        assert time.monotonic() - stopped_at < 25
+        output = log.read_text()
+        assert "btic run stopped" in output and "Traceback" not in output
+        rerun = subprocess.run(
+            [BTIC, "sync", "--all", "--config", str(config)], capture_output=True, text=True
+        )
+        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+        expected = expected_files(sim, data=["session", "recording"])
+        check_archive(archive, expected)  # nothing lost, no second copy, no partial
+
+
+def test_sighup_reloads_and_a_broken_configuration_keeps_the_old_one(tmp_path):
+    with SimulatedAppliance("rs", sessions=3, seed=53, live_sessions=0) as sim:
+        config = every_minute(write_config(tmp_path, sim, data=["session"]))
+        log = tmp_path / "run.log"
+        proc = _start(config, log)
+        try:
+            _wait_for(lambda: "schedule finished" in log.read_text(), 60, "the first run", [proc])
+            good = config.read_text()
+            config.write_text(good.replace("[schedules.often]", "[schedules.often]\nevry = 1"))
+            proc.send_signal(signal.SIGHUP)
+            _wait_for(
+                lambda: "configuration not reloaded" in log.read_text(), 30, "the refusal", [proc]
+            )
+            assert "schedules.often.evry" in log.read_text()
+            config.write_text(
+                good
+                + f'[destinations.second]\nplugin = "filesystem"\ndirectory = "{tmp_path / "b"}"\n'
+                + '[schedules.more]\nevery = "1m"\n[[schedules.more.transfers]]\nsite = "sim"\n'
+                + 'destinations = ["second"]\ndata = ["session"]\n'
+            )
+            proc.send_signal(signal.SIGHUP)
+            _wait_for(
+                lambda: len(list((tmp_path / "b").glob("*.xml"))) == 3,
+                60,
+                "the new schedule's run",
+                [proc],
+            )
+            assert "configuration reloaded" in log.read_text()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=60) == 0, log.read_text()
+
+
+def _metrics(port: int) -> dict[tuple[str, tuple], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_metrics_are_scraped_during_a_run_and_match_the_ledger(tmp_path):
+    pytest.importorskip("prometheus_client")
+    with SimulatedAppliance("rs", sessions=5, seed=59, live_sessions=0) as sim:
+        config = write_config(tmp_path, sim, data=["session", "recording"])
+        port = _free_port()
+        log = tmp_path / "run.log"
+        proc = _start(config, log, "--metrics-port", str(port))
+        try:
+            _wait_for(lambda: "schedule finished" in log.read_text(), 60, "the first run", [proc])
+            samples = _metrics(port)
+            health = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10)
+            assert health.status == 200 and json.loads(health.read()) == {
+                "ok": True,
+                "overdue": [],
+            }
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=60) == 0, log.read_text()
+    with sqlite3.connect(tmp_path / "btic-state.db") as db:
+        ledger = dict(
+            db.execute(
+                "select data_type, count(*) from btic_deliveries where status = 'delivered' "
+                "group by data_type"
+            ).fetchall()
+        )
+        delivered_bytes = db.execute(
+            "select sum(size) from btic_deliveries where status = 'delivered'"
+        ).fetchone()[0]
+    counted = {
+        dict(labels)["data_type"]: value
+        for (name, labels), value in samples.items()
+        if name == "btic_items_total" and dict(labels)["status"] == "delivered"
+    }
+    assert counted == ledger and set(ledger) == {"session", "recording"}
+    assert delivered_bytes == sum(
+        value for (name, _), value in samples.items() if name == "btic_delivered_bytes_total"
+    )
+    assert samples[("btic_appliance_token_grants_total", (("site", "sim"),))] == 1
+    assert samples[("btic_schedule_runs_total", (("schedule", "often"), ("status", "ok")))] == 1
+    assert samples[("btic_schedule_last_success_timestamp_seconds", (("schedule", "often"),))] > 0
+    assert any(name == "btic_appliance_call_duration_seconds_count" for name, _ in samples), (
+        "appliance calls are timed"
+    )
+
+
+def test_two_daemons_on_postgresql_run_each_slot_once_and_one_takes_over_a_killed_one(
+    tmp_path, postgres_url
+):
+    """Two `btic run` on one PostgreSQL state database: one of them runs the slot;
+    SIGKILL it mid-run and the other takes the schedule over and finishes the job."""
+    state = new_postgres_database(postgres_url)
+    with SimulatedAppliance(
+        "rs", sessions=12, seed=61, recording_size=150_000, live_sessions=0, faults="latency=0.1"
+    ) as sim:
+        config = write_config(tmp_path, sim, data=["session", "recording"])
+        config.write_text(
+            f'[state]\nurl = "{state}"\n'
+            + config.read_text().replace('every = "15m"', 'every = "1d"\nat = "00:00"')
+        )
+        logs_ = [tmp_path / "a.log", tmp_path / "b.log"]
+        procs = [_start(config, log) for log in logs_]
+        archive = tmp_path / "archive"
+        try:
+            _wait_for(lambda: len(list(archive.glob("*.flv"))) >= 2, 90, "deliveries", procs)
+            started = [log.read_text().count("schedule started") for log in logs_]
+            assert sorted(started) == [0, 1], "exactly one daemon runs the slot"
+            holder = procs[started.index(1)]
+            other = procs[started.index(0)]
+            holder.kill()
+            holder.wait(timeout=30)
+            other_log = logs_[started.index(0)]
+            _wait_for(
+                lambda: "schedule finished" in other_log.read_text(), 150, "the take-over", [other]
+            )
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+                    proc.wait(timeout=60)
+        expected = expected_files(sim, data=["session", "recording"])
+        check_archive(archive, expected)  # everything once, nothing partial
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(state)
+    with engine.connect() as connection:
+        statuses = sorted(
+            row[0] for row in connection.execute(sqlalchemy.text("select status from btic_runs"))
+        )
+        schedule = connection.execute(
+            sqlalchemy.text("select status from btic_schedules where name = 'often'")
+        ).all()
+    engine.dispose()
+    # the killed daemon's run (never finished) and the survivor's, which did the slot
+    assert statuses in (["ok", "running"], ["interrupted", "ok"])
+    assert schedule == [("ok",)]
