@@ -206,10 +206,12 @@ class Notifier:
         # SMTP.auth's mechanisms read the credentials from these attributes.
         smtp.user = settings.username or ""
         smtp.password = settings.password.get_secret_value() if settings.password else ""
-        method = {"CRAM-MD5": smtp.auth_cram_md5, "PLAIN": smtp.auth_plain}.get(
-            mechanism, smtp.auth_login
-        )
-        smtp.auth(mechanism, method)
+        if mechanism == "CRAM-MD5":
+            smtp.auth(mechanism, smtp.auth_cram_md5)
+        elif mechanism == "PLAIN":
+            smtp.auth(mechanism, smtp.auth_plain)
+        else:
+            smtp.auth(mechanism, smtp.auth_login)
 
     def _ca_bundle(self) -> str | None:
         bundle = self.settings.ca_bundle
