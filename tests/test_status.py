@@ -66,3 +66,72 @@ def test_status_shows_schedules_counts_failures_and_leases(sim, tmp_path):
     assert "often: every 15m; last run" in text.stdout and "(failed)" in text.stdout
     assert f"sim -> archive session: {delivered} delivered" in text.stdout
     assert "lease: schedule/often held by host:1:run" in text.stdout
+
+
+PICKY_PLUGIN = """
+import pathlib
+import btic
+from pydantic import BaseModel, ConfigDict
+
+class Picky:
+    class Options(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        directory: str
+
+    @btic.hookimpl
+    def on_configure(self, destination, options, app):
+        self.directory = pathlib.Path(options.directory)
+
+    @btic.hookimpl
+    def on_session_xml(self, session, xml, ctx):
+        if not (self.directory / "open").exists():
+            raise btic.DestinationError("closed for now", permanent=True)
+        (self.directory / f"{session.lsid}.xml").write_bytes(xml)
+        return btic.Delivery(location=session.lsid)
+"""
+
+
+def test_retry_puts_given_up_items_back_and_the_next_sync_delivers_them(
+    sim, tmp_path, distributions
+):
+    site_packages = distributions.make(
+        "btic-picky", "1.0", {"picky": "picky_plugin:Picky"}, {"picky_plugin": PICKY_PLUGIN}
+    )
+    box = tmp_path / "box"
+    box.mkdir()
+    config = write_config(
+        tmp_path,
+        sim,
+        data=["session"],
+        destinations=f'[destinations.picky]\nplugin = "picky"\ndirectory = "{box}"\n',
+        dest_names=("picky",),
+    )
+
+    def btic(*args):
+        return run_btic(*args, "--config", str(config), pythonpath=[site_packages])
+
+    refused = btic("sync")
+    assert refused.returncode == 1
+    assert "given up until btic retry" in refused.stderr
+
+    def statuses():
+        with sqlite3.connect(tmp_path / "btic-state.db") as db:
+            return sorted(r[0] for r in db.execute("select status from btic_deliveries"))
+
+    # three refusals in a row leave the destination alone for the run; the next takes the rest
+    assert statuses() == ["given_up"] * 3
+    assert btic("sync", "--all").returncode == 1
+    assert statuses() == ["given_up"] * 6
+    assert btic("sync", "--all").returncode == 0  # given up: not offered again
+    assert list(box.glob("*.xml")) == []
+    (box / "open").touch()
+    retried = btic("retry", "--dest", "picky")
+    assert retried.returncode == 0, retried.output
+    assert "re-queued 6 session of sim for picky" in retried.stdout
+    assert statuses() == ["failed"] * 6
+    delivered = btic("sync", "--all")
+    assert delivered.returncode == 0, delivered.output
+    assert statuses() == ["delivered"] * 6 and len(list(box.glob("*.xml"))) == 6
+    assert btic("retry").stdout.strip() == "nothing is given up"
+    unknown = btic("retry", "--site", "elsewhere")
+    assert unknown.returncode == 2 and "elsewhere" in unknown.stderr

@@ -101,7 +101,7 @@ class CommandRun:
             summary.note(
                 f"{count} item(s) of {', '.join(sites)} are given up (refused by a destination, "
                 "or absent on the appliance run after run): the ledger lists them (status "
-                "given_up); btic transfer --force tries them again"
+                "given_up); btic retry puts them back in the queue"
             )
 
     def transfer(self, requests: Sequence[TransferRequest]) -> Summary:

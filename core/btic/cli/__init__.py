@@ -37,6 +37,7 @@ for command in (
     schedules.sync_command,
     service.run_command,
     status.status_command,
+    status.retry_command,
     transfers.import_xml_command,
     simulated.demo_command,
     simulated.sim_command,

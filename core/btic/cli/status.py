@@ -1,4 +1,5 @@
-"""``btic status``: the schedules, what each destination holds and lacks, what runs now."""
+"""``btic status``: the schedules, what each destination holds and lacks, what runs now;
+``btic retry``: the items given up, put back in the queue."""
 
 from __future__ import annotations
 
@@ -112,4 +113,58 @@ def _print(report: dict[str, Any]) -> None:
         click.echo(f"lease: {lease['name']} held by {lease['owner']} until {lease['expires_at']}")
 
 
-__all__ = ["status_command"]
+@click.command("retry")
+@config_option
+@click.option("--site", default=None, help="Only this site's items.")
+@click.option("--dest", "destination", default=None, help="Only this destination's items.")
+@click.pass_obj
+def retry_command(
+    runtime: Runtime, config_path: Path | None, site: str | None, destination: str | None
+) -> None:
+    """Put the items given up back in the queue: the next ``btic sync`` (or the
+    daemon's next run) lists and delivers them again."""
+    from btic.state import StateStore, failures_reported
+
+    config = runtime.load_config(config_path)
+    config.require(
+        sites=[site] if site is not None else [],
+        destinations=[destination] if destination is not None else [],
+    )
+    with failures_reported(config.state_url):
+        store = StateStore(config.state_url)
+        try:
+            requeued, left = store.requeue_given_up(site=site, destination=destination)
+        finally:
+            store.close()
+    if not requeued and not left:
+        click.echo("nothing is given up" + _scope(site, destination))
+        return
+    counts: dict[tuple[str, str, str], int] = {}
+    for entry in requeued:
+        key = (entry.site, entry.destination, entry.data_type)
+        counts[key] = counts.get(key, 0) + 1
+    for (item_site, item_destination, data_type), count in sorted(counts.items()):
+        click.echo(f"re-queued {count} {data_type} of {item_site} for {item_destination}")
+    if requeued:
+        click.echo("the next btic sync (or btic run) delivers them")
+    for entry in left:
+        how = (
+            "each run takes a new backup"
+            if entry.data_type == "backup"
+            else f"btic transfer --site {entry.site} --dest {entry.destination} "
+            f"--type {entry.data_type} --lsid {entry.item_key.partition('#')[0]} --force"
+        )
+        click.echo(
+            f"left given up: {entry.site} -> {entry.destination} {entry.data_type} "
+            f"{entry.item_key}: no time to list it by; {how}",
+            err=True,
+        )
+
+
+def _scope(site: str | None, destination: str | None) -> str:
+    parts = [f"site {site}" if site else "", f"destination {destination}" if destination else ""]
+    named = " and ".join(part for part in parts if part)
+    return f" for {named}" if named else ""
+
+
+__all__ = ["retry_command", "status_command"]

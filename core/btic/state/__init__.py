@@ -1,7 +1,9 @@
 """The state database: the ledger of deliveries, watermarks, runs and leases.
 
 * :mod:`btic.state.schema` — the tables and the ledger's statuses;
-* :mod:`btic.state.store` — :class:`StateStore`, the one way to read and write them.
+* :mod:`btic.state.store` — :class:`StateStore`, the one way to read and write them:
+  the ledger and watermarks itself, runs, schedules and leases through
+  :mod:`btic.state.records`; :mod:`btic.state.values` — times and keys as stored.
 """
 
 from btic.state.schema import (
@@ -25,12 +27,10 @@ from btic.state.store import (
     LedgerEntry,
     StateError,
     StateStore,
-    as_utc,
     failures_reported,
-    fit_column,
-    now,
     safe_url,
 )
+from btic.state.values import as_utc, fit_column, now
 
 __all__ = [
     "DELIVERED",

@@ -10,7 +10,8 @@ from datetime import datetime
 from sqlalchemy import desc, func, select
 
 from btic.state.schema import FAILED, GIVEN_UP, deliveries, locks, runs, schedules, watermarks
-from btic.state.store import StateStore, as_utc
+from btic.state.store import StateStore
+from btic.state.values import as_utc
 
 #: Items listed per (site, destination, data type) and kind (given up, failing).
 SHOWN_ITEMS = 5

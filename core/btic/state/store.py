@@ -10,22 +10,17 @@ can migrate it.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import socket
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     and_,
     create_engine,
-    delete,
     event,
     func,
     select,
@@ -37,20 +32,18 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, S
 from sqlalchemy.sql.elements import ColumnElement
 
 from btic.errors import BticError
+from btic.state.records import RunRecords
 from btic.state.schema import (
     FAILED,
     GIVEN_UP,
-    ITEM_KEY_LENGTH,
     SCHEMA_VERSION,
     SETTLED,
     deliveries,
-    locks,
     meta_table,
     metadata,
-    runs,
-    schedules,
     watermarks,
 )
+from btic.state.values import as_utc, aware, now, stored_key
 
 #: Tries at creating the schema when other processes create it at the same moment.
 _PREPARE_TRIES = 8
@@ -78,35 +71,7 @@ class LedgerEntry:
     item_time: datetime | None = None
 
 
-def now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def fit_column(value: str, width: int) -> str:
-    """``value`` as a column of ``width`` holds it: whole when it fits, else a prefix
-    and its hash, so any value has one row (and always the same one)."""
-    if len(value) <= width:
-        return value
-    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
-    return f"{value[: width - 72]}~sha256:{digest}"
-
-
-def stored_key(key: str) -> str:
-    """``key`` as the ledger stores it (any lsid an appliance sends has a row)."""
-    return fit_column(key, ITEM_KEY_LENGTH)
-
-
-def as_utc(moment: datetime) -> datetime:
-    """``moment`` as an aware UTC datetime."""
-    # SQLite hands back naive datetimes; everything here is UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    return None if moment is None else as_utc(moment)
-
-
-class StateStore:
+class StateStore(RunRecords):
     """Access to one state database.
 
     :param url: any SQLAlchemy URL; SQLite files get WAL and full sync so a
@@ -307,20 +272,60 @@ class StateStore:
         # Streamed in chunks: a ledger of a million rows must not sit in memory.
         with self.engine.connect().execution_options(yield_per=1000) as connection:
             for row in connection.execute(query):
-                yield LedgerEntry(
-                    row.site,
-                    row.destination,
-                    row.data_type,
-                    row.item_key,
-                    row.status,
-                    row.location,
-                    row.size,
-                    row.sha256,
-                    row.attempts,
-                    row.error,
-                    as_utc(row.updated_at),
-                    _aware(row.item_time),
+                yield _entry(row)
+
+    def requeue_given_up(
+        self, *, site: str | None = None, destination: str | None = None
+    ) -> tuple[list[LedgerEntry], list[LedgerEntry]]:
+        """Put the given-up items (of ``site``, of ``destination``) back in the queue.
+
+        Each becomes ``failed`` with no attempts counted, and the watermark of its
+        (site, data type, destination) moves back to just before the earliest of
+        them, so the next incremental run lists them again; what is settled
+        there is skipped as ever. One transaction: a crash leaves all or nothing.
+        Items without a time — a backup (each run takes a new one) or a report
+        that could not be read — cannot be listed again and stay given up.
+
+        :return: (the items re-queued, the items left given up).
+        """
+        query = select(deliveries).where(deliveries.c.status == GIVEN_UP)
+        if site is not None:
+            query = query.where(deliveries.c.site == site)
+        if destination is not None:
+            query = query.where(deliveries.c.destination == destination)
+        requeued: list[LedgerEntry] = []
+        left: list[LedgerEntry] = []
+        with self._write_lock, self.engine.begin() as connection:
+            earliest: dict[tuple[str, str, str], datetime] = {}
+            ids = []
+            for row in connection.execute(query).all():
+                entry = _entry(row)
+                if entry.item_time is None or entry.data_type == "backup":
+                    left.append(entry)
+                    continue
+                requeued.append(entry)
+                ids.append(row.id)
+                pair = (entry.site, entry.data_type, entry.destination)
+                earliest[pair] = min(earliest.get(pair, entry.item_time), entry.item_time)
+            for start in range(0, len(ids), 500):
+                connection.execute(
+                    update(deliveries)
+                    .where(deliveries.c.id.in_(ids[start : start + 500]))
+                    .values(status=FAILED, attempts=0, updated_at=now())
                 )
+            for (item_site, data_type, item_destination), moment in earliest.items():
+                key = (
+                    (watermarks.c.site == item_site)
+                    & (watermarks.c.data_type == data_type)
+                    & (watermarks.c.destination == item_destination)
+                    & (watermarks.c.position >= moment)
+                )
+                connection.execute(
+                    update(watermarks)
+                    .where(key)
+                    .values(position=moment - timedelta(seconds=1), updated_at=now())
+                )
+        return requeued, left
 
     def count_given_up(self, sites: Iterable[str] | None = None) -> int:
         """How many items are given up (of ``sites``, or all)."""
@@ -345,7 +350,7 @@ class StateStore:
                     & (watermarks.c.destination == destination)
                 )
             ).scalar()
-        return _aware(value)
+        return aware(value)
 
     def watermark_entry(
         self, site: str, data_type: str, destination: str
@@ -378,7 +383,7 @@ class StateStore:
                 & (watermarks.c.data_type == data_type)
                 & (watermarks.c.destination == destination)
             )
-            current = _aware(connection.execute(select(watermarks.c.position).where(key)).scalar())
+            current = aware(connection.execute(select(watermarks.c.position).where(key)).scalar())
             if current is None:
                 try:
                     with connection.begin_nested():
@@ -394,7 +399,7 @@ class StateStore:
                     return
                 except IntegrityError:
                     # Another process wrote the first watermark meanwhile: move it as usual.
-                    current = _aware(
+                    current = aware(
                         connection.execute(select(watermarks.c.position).where(key)).scalar()
                     )
             if current is None or position > current or allow_back:
@@ -402,156 +407,22 @@ class StateStore:
                     update(watermarks).where(key).values(position=position, updated_at=now())
                 )
 
-    # -- schedules --------------------------------------------------------------------
 
-    def last_slots(self, names: Iterable[str]) -> dict[str, datetime | None]:
-        """The slot each schedule's last run covered (None: it never ran)."""
-        wanted = list(names)
-        found: dict[str, datetime | None] = dict.fromkeys(wanted)
-        with self.engine.connect() as connection:
-            rows = connection.execute(
-                select(schedules.c.name, schedules.c.last_slot).where(schedules.c.name.in_(wanted))
-            )
-            for name, slot in rows:
-                found[name] = as_utc(slot)
-        return found
-
-    def schedule_status(self, name: str) -> str | None:
-        """How schedule ``name``'s last recorded run went (None: it never ran)."""
-        with self.engine.connect() as connection:
-            status = connection.execute(
-                select(schedules.c.status).where(schedules.c.name == name)
-            ).scalar()
-        return None if status is None else str(status)
-
-    def record_schedule_run(
-        self, name: str, slot: datetime, status: str, started_at: datetime
-    ) -> None:
-        """Remember that schedule ``name`` ran for ``slot`` (never moving it back)."""
-        values = {
-            "last_slot": slot,
-            "started_at": started_at,
-            "finished_at": now(),
-            "status": status,
-        }
-        with self._write_lock, self.engine.begin() as connection:
-            current = connection.execute(
-                select(schedules.c.last_slot).where(schedules.c.name == name)
-            ).scalar()
-            if current is None:
-                connection.execute(schedules.insert().values(name=name, **values))
-            elif as_utc(current) <= slot:
-                row = schedules.c.name == name
-                connection.execute(update(schedules).where(row).values(**values))
-
-    # -- runs -------------------------------------------------------------------------
-
-    def start_run(self, kind: str, schedule: str | None = None) -> str:
-        run_id = str(uuid.uuid4())
-        with self._write_lock, self.engine.begin() as connection:
-            connection.execute(
-                runs.insert().values(
-                    id=run_id,
-                    kind=kind,
-                    schedule=schedule,
-                    started_at=now(),
-                    status="running",
-                    host=socket.gethostname(),
-                    pid=os.getpid(),
-                )
-            )
-        return run_id
-
-    def interrupt_dead_runs(self, host: str, alive: Callable[[int], bool]) -> int:
-        """Mark runs of ``host`` still ``running`` whose process is gone as
-        ``interrupted``; return how many."""
-        with self._write_lock, self.engine.begin() as connection:
-            rows = connection.execute(
-                select(runs.c.id, runs.c.pid).where(
-                    (runs.c.status == "running") & (runs.c.host == host)
-                )
-            ).all()
-            dead = [row.id for row in rows if row.pid is not None and not alive(row.pid)]
-            if dead:
-                connection.execute(
-                    update(runs)
-                    .where(runs.c.id.in_(dead) & (runs.c.status == "running"))
-                    .values(status="interrupted", finished_at=now())
-                )
-        return len(dead)
-
-    def finish_run(self, run_id: str, status: str, summary: str | None = None) -> None:
-        with self._write_lock, self.engine.begin() as connection:
-            connection.execute(
-                update(runs)
-                .where(runs.c.id == run_id)
-                .values(status=status, finished_at=now(), summary=summary)
-            )
-
-    # -- leases ---------------------------------------------------------------------
-
-    def take_lease(
-        self,
-        name: str,
-        owner: str,
-        ttl: timedelta,
-        abandoned: Callable[[str, datetime], bool],
-    ) -> str | None:
-        """Take the lease ``name`` for ``owner``: a compare-and-set, so one of
-        several contenders wins.
-
-        :param abandoned: ``(holder, expires_at)`` -> whether another holder's
-            lease may be taken over.
-        :return: None when taken; else the holder.
-        """
-        moment = now()
-        values = {"owner": owner, "acquired_at": moment, "expires_at": moment + ttl}
-        with self._write_lock, self.engine.begin() as connection:
-            row = connection.execute(
-                select(locks.c.owner, locks.c.expires_at).where(locks.c.name == name)
-            ).first()
-            if row is None:
-                try:
-                    with connection.begin_nested():
-                        connection.execute(locks.insert().values(name=name, **values))
-                    return None
-                except IntegrityError:
-                    holder = connection.execute(
-                        select(locks.c.owner).where(locks.c.name == name)
-                    ).scalar()
-                    return str(holder)
-            if row.owner != owner and not abandoned(row.owner, as_utc(row.expires_at)):
-                return str(row.owner)
-            taken = connection.execute(
-                update(locks)
-                .where(
-                    (locks.c.name == name)
-                    & (locks.c.owner == row.owner)
-                    & (locks.c.expires_at == row.expires_at)
-                )
-                .values(**values)
-            )
-            return None if taken.rowcount == 1 else str(row.owner)
-
-    def renew_leases(self, names: Iterable[str], owner: str, ttl: timedelta) -> None:
-        names = list(names)
-        if not names:
-            return
-        with self._write_lock, self.engine.begin() as connection:
-            connection.execute(
-                update(locks)
-                .where(locks.c.name.in_(names) & (locks.c.owner == owner))
-                .values(expires_at=now() + ttl)
-            )
-
-    def release_leases(self, names: Iterable[str], owner: str) -> None:
-        names = list(names)
-        if not names:
-            return
-        with self._write_lock, self.engine.begin() as connection:
-            connection.execute(
-                delete(locks).where(locks.c.name.in_(names) & (locks.c.owner == owner))
-            )
+def _entry(row: Any) -> LedgerEntry:
+    return LedgerEntry(
+        row.site,
+        row.destination,
+        row.data_type,
+        row.item_key,
+        row.status,
+        row.location,
+        row.size,
+        row.sha256,
+        row.attempts,
+        row.error,
+        as_utc(row.updated_at),
+        aware(row.item_time),
+    )
 
 
 def _given_up(

@@ -289,7 +289,7 @@ class Deliverer:
             if give_up:
                 summary.give_up(
                     f"{message} (the destination refuses this item; given up until "
-                    "btic transfer --force)"
+                    "btic retry)"
                 )
         return status
 
@@ -349,7 +349,7 @@ class Deliverer:
         if given_up_after_repeats and status == FAILED and attempts >= MAX_ATTEMPTS:
             summary.give_up(
                 f"{destination}: {data_type.value} {key}: {detail} (the appliance said so "
-                f"{attempts} runs in a row; given up until btic transfer --force)"
+                f"{attempts} runs in a row; given up until btic retry)"
             )
 
     def mark_session_done(
