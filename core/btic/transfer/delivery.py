@@ -288,8 +288,7 @@ class Deliverer:
             summary.problem(message)
             if give_up:
                 summary.give_up(
-                    f"{message} (the destination refuses this item; given up until "
-                    "btic retry)"
+                    f"{message} (the destination refuses this item; given up until btic retry)"
                 )
         return status
 
