@@ -304,3 +304,89 @@ def test_two_daemons_on_postgresql_run_each_slot_once_and_one_takes_over_a_kille
     # the killed daemon's run (never finished) and the survivor's, which did the slot
     assert statuses in (["ok", "running"], ["interrupted", "ok"])
     assert schedule == [("ok",)]
+
+
+FRAGILE_PLUGIN = """
+import pathlib
+import btic
+from pydantic import BaseModel, ConfigDict
+
+class Fragile:
+    class Options(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        directory: str
+
+    @btic.hookimpl
+    def on_configure(self, destination, options, app):
+        self.directory = pathlib.Path(options.directory)
+        if (self.directory / "broken").exists():
+            raise RuntimeError("a bug in the plugin's set-up")
+
+    @btic.hookimpl
+    def on_session_xml(self, session, xml, ctx):
+        (self.directory / f"{session.lsid}.xml").write_bytes(xml)
+        return btic.Delivery(location=session.lsid)
+"""
+
+
+def test_btics_own_failure_leaves_the_slot_owed(tmp_path, distributions, monkeypatch):
+    """The guide's last-run rule: a run where btic itself failed does not count, so the
+    daemon runs the slot again (an unreachable appliance does count: test_schedule)."""
+    import sys
+
+    site_packages = distributions.make(
+        "btic-fragile",
+        "1.0",
+        {"fragile": "fragile_plugin:Fragile"},
+        {"fragile_plugin": FRAGILE_PLUGIN},
+    )
+    monkeypatch.syspath_prepend(str(site_packages))
+    sys.modules.pop("fragile_plugin", None)
+    box = tmp_path / "box"
+    box.mkdir()
+    (box / "broken").touch()
+    with SimulatedAppliance("rs", sessions=3, seed=67, live_sessions=0) as sim:
+        path = write_config(
+            tmp_path,
+            sim,
+            data=["session"],
+            destinations=f'[destinations.box]\nplugin = "fragile"\ndirectory = "{box}"\n',
+            dest_names=("box",),
+        )
+        path.write_text(path.read_text().replace('every = "15m"', 'every = "1d"\nat = "12:00"'))
+        plugins = PluginManager.from_environment().discover()
+        clock = Clock(datetime(2026, 11, 23, 12, 0, 10, tzinfo=timezone.utc))
+        looks: list[tuple[int, int]] = []
+
+        def wait(seconds: float) -> None:
+            daemon.join_runs()
+            with sqlite3.connect(tmp_path / "btic-state.db") as db:
+                looks.append(
+                    (
+                        db.execute("select count(*) from btic_schedules").fetchone()[0],
+                        db.execute("select count(*) from btic_runs").fetchone()[0],
+                    )
+                )
+            (box / "broken").unlink(missing_ok=True)  # the bug is fixed after one look
+            clock.now += timedelta(seconds=seconds)
+            if len(looks) == 3:
+                daemon.request_stop()
+
+        daemon = Daemon(
+            lambda: load_config(path, plugins),
+            plugins,
+            config_path=path,
+            log_for=logs.for_config,
+            clock=clock,
+            wait=wait,
+        )
+        stopped = daemon.run()
+    assert stopped.failed == ("often",)
+    # look 1: btic failed, nothing recorded for the schedule; look 2: it ran again
+    # (same day's slot, a minute later); look 3: not due until tomorrow
+    assert looks == [(0, 1), (1, 2), (1, 2)]
+    with sqlite3.connect(tmp_path / "btic-state.db") as db:
+        runs = db.execute("select status, summary from btic_runs order by started_at").fetchall()
+    assert runs[0] == ("error", "btic failed: RuntimeError: a bug in the plugin's set-up")
+    assert runs[1][0] == "ok"
+    assert len(list(box.glob("*.xml"))) == 3

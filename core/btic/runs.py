@@ -9,6 +9,7 @@ recorded before it stays, and the next run finishes the job.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import threading
@@ -21,7 +22,7 @@ from structlog.typing import FilteringBoundLogger
 
 from btic.appliance.pool import ClientPool
 from btic.config import Config
-from btic.errors import InterruptedByService, InterruptedByUser, WorkFailed
+from btic.errors import BticError, InterruptedByService, InterruptedByUser, WorkFailed
 from btic.logs import CONSOLE_KEY
 from btic.plugins import PluginManager
 from btic.processes import process_alive
@@ -138,6 +139,13 @@ class CommandRun:
         finally:
             self.state.close()
         return status
+
+    def record_failure(self, error: str) -> None:
+        """Record that btic itself failed during the run (``error``), if the state
+        database still answers; the caller reports the failure."""
+        with contextlib.suppress(BticError), failures_reported(self.config.state_url):
+            self.state.finish_run(self.run_id, "error", f"btic failed: {error}")
+        self.state.close()
 
     def finish(
         self,

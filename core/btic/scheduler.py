@@ -27,7 +27,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Protocol
 
@@ -37,8 +37,10 @@ from btic import schedule
 from btic.appliance.connection import CallObserver
 from btic.appliance.pool import ClientPool
 from btic.config import Config
+from btic.errors import BticError
 from btic.leases import Leases, schedule_lease
 from btic.plugins import PluginManager
+from btic.runs import CommandRun
 from btic.state import StateStore
 from btic.transfer import Reporter, SilentReporter, Summary, TransferRequest
 from btic.transfer.spool import RunSpool, spool_parent
@@ -53,7 +55,8 @@ class ScheduleOutcome:
     """How one run of a schedule went.
 
     :ivar status: ``ok``, ``failed`` (an appliance or destination failed; the
-        run counts) or ``interrupted`` (the slot runs again).
+        run counts), ``interrupted`` or ``error`` (btic itself failed); after
+        the last two the slot runs again.
     :ivar previous_status: how its run before went (None: never ran).
     :ivar sites: the sites its transfers read; :ivar destinations: where they write.
     """
@@ -68,7 +71,6 @@ class ScheduleOutcome:
     previous_status: str | None = None
     sites: tuple[str, ...] = ()
     destinations: tuple[str, ...] = ()
-    config: Config | None = field(default=None, repr=False)
 
 
 class ScheduleObserver(Protocol):
@@ -159,11 +161,11 @@ class Scheduler:
     def run(self, name: str, slot: datetime) -> ScheduleOutcome:
         """Run a claimed schedule, record it and tell the observers; give back its lease.
 
-        :raises BticError: when btic itself failed (the state database, a
-            plugin that cannot be configured): the slot is not recorded.
+        :raises Exception: when btic itself failed (a BticError: the state
+            database, a plugin that cannot be configured; anything else: a bug):
+            the slot is not recorded.
         """
         from btic.progress import summary_text
-        from btic.runs import CommandRun
 
         config = self.config
         settings = config.schedules[name]
@@ -178,6 +180,9 @@ class Scheduler:
             for transfer in settings.transfers
         ]
         started = self.clock()
+        previous: str | None = None
+        summary = Summary()
+        run: CommandRun | None = None
         try:
             previous = self.state.schedule_status(name)
             run = CommandRun(
@@ -198,23 +203,44 @@ class Scheduler:
             status = run.record(summary, summary_text(summary), interrupted=interrupted)
             if not interrupted:
                 self.state.record_schedule_run(name, slot, status, started)
+        except Exception as exc:
+            # btic's own failure (or a plugin's bug): the slot stays owed, the run says
+            # why, observers hear it, and the caller reports it.
+            error = str(exc) if isinstance(exc, BticError) else f"{type(exc).__name__}: {exc}"
+            summary.problem(f"schedule {name}: btic failed: {error}")
+            if run is not None:
+                run.record_failure(error)
+            self._tell(self._outcome(name, slot, "error", run, summary, started, previous))
+            raise
         finally:
             self.leases.release([schedule_lease(name)])
-        outcome = ScheduleOutcome(
+        outcome = self._outcome(name, slot, status, run, summary, started, previous)
+        self._tell(outcome)
+        return outcome
+
+    def _outcome(
+        self,
+        name: str,
+        slot: datetime,
+        status: str,
+        run: CommandRun | None,
+        summary: Summary,
+        started: datetime,
+        previous: str | None,
+    ) -> ScheduleOutcome:
+        transfers = self.config.schedules[name].transfers
+        return ScheduleOutcome(
             name=name,
             slot=slot,
             status=status,
-            run_id=run.run_id,
+            run_id=run.run_id if run is not None else "",
             summary=summary,
             started_at=started,
             finished_at=self.clock(),
             previous_status=previous,
-            sites=tuple(dict.fromkeys(r.site for r in requests)),
-            destinations=tuple(dict.fromkeys(d for r in requests for d in r.destinations)),
-            config=config,
+            sites=tuple(dict.fromkeys(t.site for t in transfers)),
+            destinations=tuple(dict.fromkeys(d for t in transfers for d in t.destinations)),
         )
-        self._tell(outcome)
-        return outcome
 
     def run_due(
         self, names: Iterable[str], *, anyway: bool = False
