@@ -390,3 +390,100 @@ def test_btics_own_failure_leaves_the_slot_owed(tmp_path, distributions, monkeyp
     assert runs[0] == ("error", "btic failed: RuntimeError: a bug in the plugin's set-up")
     assert runs[1][0] == "ok"
     assert len(list(box.glob("*.xml"))) == 3
+
+
+class Started:
+    """An observer: which schedule ran, by the simulated clock."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[str, datetime]] = []
+
+    def schedule_ran(self, outcome) -> None:
+        assert outcome.status == "ok", outcome.summary.problems
+        self.runs.append((outcome.name, outcome.started_at))
+
+
+def test_simulated_days_with_restarts_and_an_outage_run_each_slot_once(tmp_path):
+    """Three simulated days of a daemon looking every minute (or sooner), stopped and
+    started again, with a five-hour outage: every hourly and daily slot runs exactly
+    once, except those of the outage, which coalesce into one catch-up run per
+    schedule; the daily one at 02:30 Berlin time across the change to summer time."""
+    with SimulatedAppliance("rs", sessions=2, seed=71, live_sessions=0) as sim:
+        path = write_config(tmp_path, sim, data=["session"])
+        path.write_text(
+            path.read_text().replace('every = "15m"', 'every = "1h"')
+            + '[schedules.daily]\nevery = "1d"\nat = "02:30"\ntime_zone = "Europe/Berlin"\n'
+            + '[[schedules.daily.transfers]]\nsite = "sim"\ndestinations = ["archive"]\n'
+            + 'data = ["backup"]\n'
+        )
+        plugins = PluginManager.from_environment().discover()
+        start = datetime(2026, 3, 28, 0, 0, 20, tzinfo=timezone.utc)  # DST begins on the 29th
+        hours = [0, 7, 20, 34, 39, 40, 55, 72]  # restarts; off from hour 34 to 39
+        lives = [(hours[i], hours[i + 1]) for i in range(len(hours) - 1) if hours[i] != 34]
+        clock = Clock(start)
+        started = Started()
+        for first, last in lives:
+            clock.now = max(clock.now, start + timedelta(hours=first))
+            until = start + timedelta(hours=last)
+
+            def wait(seconds: float, until: datetime = until) -> None:
+                daemon.join_runs()
+                clock.now += timedelta(seconds=seconds)
+                if clock.now >= until:
+                    daemon.request_stop()
+
+            daemon = Daemon(
+                lambda: load_config(path, plugins),
+                plugins,
+                config_path=path,
+                log_for=lambda config: logs.configure("warning"),
+                extra_observers=(started,),
+                clock=clock,
+                wait=wait,
+            )
+            assert daemon.run().failed == ()
+    hourly = [moment for name, moment in started.runs if name == "often"]
+    daily = [moment for name, moment in started.runs if name == "daily"]
+    back = start + timedelta(hours=39)
+    # every hour once, except 10:00-14:00 of the outage day, which the run at 15:00:20 covers
+    assert [m.replace(minute=0, second=0) for m in hourly] == [
+        (start + timedelta(hours=h)).replace(second=0) for h in range(73) if not 35 <= h < 39
+    ]
+    assert back in hourly and len(hourly) == len(set(hourly)) == 69
+    # 02:30 Berlin is 01:30 UTC before the change to summer time and 00:30 UTC after;
+    # on the day of the change 02:30 does not exist, and the run comes an hour later
+    assert [m.strftime("%m-%d %H:%M") for m in daily] == [
+        "03-28 00:00",  # never ran: at once
+        "03-28 01:30",
+        "03-29 01:30",
+        "03-30 00:30",
+    ]
+
+
+def test_run_once_runs_what_is_due_and_exits(tmp_path):
+    with SimulatedAppliance("rs", sessions=3, seed=73, live_sessions=0, tls=False) as sim:
+        config = write_config(tmp_path, sim, data=["session"])
+        config.write_text(config.read_text().replace('every = "15m"', 'every = "1d"\nat = "00:00"'))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BTIC_")}
+        first = subprocess.run(
+            [BTIC, "run", "--once", "--config", str(config)], capture_output=True, text=True, env=env
+        )
+        assert first.returncode == 0, first.stderr
+        assert "schedule finished" in first.stderr and "delivered=3" in first.stderr
+        second = subprocess.run(
+            [BTIC, "run", "--once", "--config", str(config)], capture_output=True, text=True, env=env
+        )
+        assert second.returncode == 0, second.stderr
+        assert "schedule started" not in second.stderr
+        # a new schedule (due at once) whose appliance cannot be reached: exit 1
+        config.write_text(
+            config.read_text()
+            .replace(sim.host, f"127.0.0.1:{_free_port()}")
+            .replace("schedules.often", "schedules.fresh")
+        )
+        failing = subprocess.run(
+            [BTIC, "run", "--once", "--config", str(config)], capture_output=True, text=True, env=env
+        )
+    assert len(list((tmp_path / "archive").glob("*.xml"))) == 3
+    assert failing.returncode == 1, failing.stderr
+    assert "site sim: token failed after 6 tries" in failing.stderr
