@@ -403,6 +403,27 @@ class Started:
         self.runs.append((outcome.name, outcome.started_at))
 
 
+def _live(path: Path, plugins: PluginManager, clock: Clock, until: datetime, started: Started):
+    """One life of a daemon on the simulated clock, until ``until``."""
+
+    def wait(seconds: float) -> None:
+        daemon.join_runs()
+        clock.now += timedelta(seconds=seconds)
+        if clock.now >= until:
+            daemon.request_stop()
+
+    daemon = Daemon(
+        lambda: load_config(path, plugins),
+        plugins,
+        config_path=path,
+        log_for=lambda config: logs.configure("warning"),
+        extra_observers=(started,),
+        clock=clock,
+        wait=wait,
+    )
+    return daemon.run()
+
+
 def test_simulated_days_with_restarts_and_an_outage_run_each_slot_once(tmp_path):
     """Three simulated days of a daemon looking every minute (or sooner), stopped and
     started again, with a five-hour outage: every hourly and daily slot runs exactly
@@ -424,24 +445,8 @@ def test_simulated_days_with_restarts_and_an_outage_run_each_slot_once(tmp_path)
         started = Started()
         for first, last in lives:
             clock.now = max(clock.now, start + timedelta(hours=first))
-            until = start + timedelta(hours=last)
-
-            def wait(seconds: float, until: datetime = until) -> None:
-                daemon.join_runs()
-                clock.now += timedelta(seconds=seconds)
-                if clock.now >= until:
-                    daemon.request_stop()
-
-            daemon = Daemon(
-                lambda: load_config(path, plugins),
-                plugins,
-                config_path=path,
-                log_for=lambda config: logs.configure("warning"),
-                extra_observers=(started,),
-                clock=clock,
-                wait=wait,
-            )
-            assert daemon.run().failed == ()
+            stopped = _live(path, plugins, clock, start + timedelta(hours=last), started)
+            assert stopped.failed == ()
     hourly = [moment for name, moment in started.runs if name == "often"]
     daily = [moment for name, moment in started.runs if name == "daily"]
     back = start + timedelta(hours=39)
@@ -466,12 +471,18 @@ def test_run_once_runs_what_is_due_and_exits(tmp_path):
         config.write_text(config.read_text().replace('every = "15m"', 'every = "1d"\nat = "00:00"'))
         env = {k: v for k, v in os.environ.items() if not k.startswith("BTIC_")}
         first = subprocess.run(
-            [BTIC, "run", "--once", "--config", str(config)], capture_output=True, text=True, env=env
+            [BTIC, "run", "--once", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            env=env,
         )
         assert first.returncode == 0, first.stderr
         assert "schedule finished" in first.stderr and "delivered=3" in first.stderr
         second = subprocess.run(
-            [BTIC, "run", "--once", "--config", str(config)], capture_output=True, text=True, env=env
+            [BTIC, "run", "--once", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            env=env,
         )
         assert second.returncode == 0, second.stderr
         assert "schedule started" not in second.stderr
@@ -482,7 +493,10 @@ def test_run_once_runs_what_is_due_and_exits(tmp_path):
             .replace("schedules.often", "schedules.fresh")
         )
         failing = subprocess.run(
-            [BTIC, "run", "--once", "--config", str(config)], capture_output=True, text=True, env=env
+            [BTIC, "run", "--once", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            env=env,
         )
     assert len(list((tmp_path / "archive").glob("*.xml"))) == 3
     assert failing.returncode == 1, failing.stderr
