@@ -139,3 +139,51 @@ def test_sigterm_and_sigint_stop_after_the_item_in_hand(tmp_path):
             assert rerun.returncode == 0, rerun.output
             expected = expected_files(sim, data=["session", "recording"])
             assert actual_files(directory / "archive").keys() == expected.keys()
+
+
+def test_sigkill_inside_a_group_commit_redelivers_without_a_second_copy(tmp_path):
+    """Deliveries wait up to a second (or 500 items) for their ledger commit. Kill btic
+    while files are on disk that the ledger does not have yet: the next run delivers
+    those again, and the destination recognises them (no `.1` copies, nothing lost)."""
+    import sqlite3
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BTIC_")}
+    with SimulatedAppliance(
+        "rs", sessions=300, seed=79, live_sessions=0, presentations=0, tls=False
+    ) as sim:
+        config = write_config(tmp_path, sim, data=["session"])
+        archive = tmp_path / "archive"
+        database = tmp_path / "btic-state.db"
+
+        def recorded() -> int:
+            try:
+                with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5) as db:
+                    query = "select count(*) from btic_deliveries where status = 'delivered'"
+                    return db.execute(query).fetchone()[0]
+            except sqlite3.Error:
+                return 0
+
+        proc = subprocess.Popen(
+            [BTIC, "sync", "--all", "--config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        files = recorded_then = 0
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            files = len(list(archive.glob("*.xml"))) if archive.exists() else 0
+            if files >= 40:
+                recorded_then = recorded()
+                if recorded_then < files:
+                    proc.kill()
+                    break
+            time.sleep(0.01)
+        proc.wait(timeout=30)
+        assert proc.returncode == -signal.SIGKILL, "the kill must land inside the run"
+        assert recorded_then < files  # files on disk the ledger did not have
+        rerun = run_btic("sync", "--all", "--config", str(config))
+        assert rerun.returncode == 0, rerun.output
+        expected = expected_files(sim, data=["session"])
+    assert actual_files(archive).keys() == expected.keys()  # every session once, no .1
+    assert recorded() == len(expected)

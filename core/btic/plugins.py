@@ -268,13 +268,18 @@ class PluginManager:
     def add_destination(
         self, name: str, plugin_name: str, options: BaseModel, app: AppContext
     ) -> None:
-        """Make and configure the instance for destination ``name``.
+        """Make and configure the instance for destination ``name``; one already
+        configured with the same plugin and options is kept, so runs that overlap
+        in one process (a daemon's schedules) share it, batches and all.
 
         :raises ConfigError: from the plugin's ``on_configure``, with the
             destination's config path.
         """
         info = self.get(plugin_name)
-        self.remove_destination(name)  # configuring again replaces the instance
+        known = self._destinations.get(name)
+        if known is not None and known.plugin is info and known.options == options:
+            return
+        self.remove_destination(name)  # configuring anew replaces the instance
         assert info.plugin_class is not None  # get() returns loaded plugins only
         instance = info.plugin_class()
         self._hooks.register(instance, name=name)

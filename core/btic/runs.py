@@ -135,6 +135,7 @@ class CommandRun:
         status = "interrupted" if interrupted else "failed" if summary.failed else "ok"
         try:
             with failures_reported(self.config.state_url):
+                self.state.flush_records()  # the run's outcomes before the run's record
                 self.state.finish_run(self.run_id, status, record)
         finally:
             self.state.close()

@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, S
 from sqlalchemy.sql.elements import ColumnElement
 
 from btic.errors import BticError
+from btic.state import batches
 from btic.state.records import RunRecords
 from btic.state.schema import (
     FAILED,
@@ -87,9 +88,11 @@ class StateStore(RunRecords):
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._write_lock = threading.Lock()
+        self._pending = batches.PendingRecords()
         self._prepare()
 
     def close(self) -> None:
+        self.flush_records()
         self.engine.dispose()
 
     def _prepare(self) -> None:
@@ -143,6 +146,7 @@ class StateStore(RunRecords):
         include_given_up: bool = True,
     ) -> set[str]:
         """The keys among ``keys`` that need no further delivery to ``destination``."""
+        self.flush_records()
         stored = {stored_key(key): key for key in keys}
         keys = list(stored)
         found: set[str] = set()
@@ -190,6 +194,7 @@ class StateStore(RunRecords):
             times in a row with the same error (for "no such item" from the
             appliance; never for a destination's failure, which may be an outage).
         """
+        self.flush_records()
         moment = now()
         item_key = stored_key(item_key)
         key = (
@@ -252,6 +257,50 @@ class StateStore(RunRecords):
                         continue  # another writer inserted it first: update instead
         raise StateError(f"could not record {data_type} {item_key} for {destination}")
 
+    def record_later(
+        self,
+        *,
+        site: str,
+        destination: str,
+        data_type: str,
+        item_key: str,
+        status: str,
+        run_id: str,
+        item_time: datetime,
+        location: str | None = None,
+        size: int | None = None,
+        sha256: str | None = None,
+    ) -> None:
+        """Record a success (delivered or skipped) with the next group commit (see
+        :mod:`btic.state.batches`): within a second, before the ledger is read
+        or a watermark moves, and when the store is closed."""
+        if status not in SETTLED:
+            raise ValueError(f"only settled outcomes wait for a group commit, not {status}")
+        key = (site, destination, data_type, stored_key(item_key))
+        values = {
+            "status": status,
+            "location": location,
+            "size": size,
+            "sha256": sha256,
+            "error": None,
+            "run_id": run_id,
+            "item_time": item_time,
+            "updated_at": now(),
+        }
+        if self._pending.add(key, values):
+            self.flush_records()
+
+    def flush_records(self) -> None:
+        """Commit the outcomes waiting for their group commit, in one transaction.
+
+        Called before every read of the ledger: under the write lock, so a
+        reader never passes a group another thread is still committing."""
+        with self._write_lock:
+            records = self._pending.take()
+            if records:
+                with self.engine.begin() as connection:
+                    batches.write(connection, records, now())
+
     def entries(
         self,
         *,
@@ -260,6 +309,7 @@ class StateStore(RunRecords):
         status: str | None = None,
         data_type: str | None = None,
     ) -> Iterator[LedgerEntry]:
+        self.flush_records()
         query = select(deliveries).order_by(deliveries.c.id)
         for column, value in (
             ("site", site),
@@ -288,6 +338,7 @@ class StateStore(RunRecords):
 
         :return: (the items re-queued, the items left given up).
         """
+        self.flush_records()
         query = select(deliveries).where(deliveries.c.status == GIVEN_UP)
         if site is not None:
             query = query.where(deliveries.c.site == site)
@@ -329,6 +380,7 @@ class StateStore(RunRecords):
 
     def count_given_up(self, sites: Iterable[str] | None = None) -> int:
         """How many items are given up (of ``sites``, or all)."""
+        self.flush_records()
         query = select(func.count()).select_from(deliveries).where(deliveries.c.status == GIVEN_UP)
         if sites is not None:
             query = query.where(deliveries.c.site.in_(list(sites)))
@@ -336,12 +388,14 @@ class StateStore(RunRecords):
             return int(connection.execute(query).scalar_one())
 
     def count(self) -> int:
+        self.flush_records()
         with self.engine.connect() as connection:
             return connection.execute(select(func.count()).select_from(deliveries)).scalar_one()
 
     # -- watermarks --------------------------------------------------------------------
 
     def watermark(self, site: str, data_type: str, destination: str) -> datetime | None:
+        self.flush_records()
         with self.engine.connect() as connection:
             value = connection.execute(
                 select(watermarks.c.position).where(
@@ -356,6 +410,8 @@ class StateStore(RunRecords):
         self, site: str, data_type: str, destination: str
     ) -> tuple[datetime, datetime] | None:
         """(position, when it was last moved, by this machine's clock) or None."""
+        self.flush_records()
+        self.flush_records()
         with self.engine.connect() as connection:
             row = connection.execute(
                 select(watermarks.c.position, watermarks.c.updated_at).where(
@@ -377,6 +433,7 @@ class StateStore(RunRecords):
     ) -> None:
         """Move a watermark forward (never back, unless ``allow_back``: the
         appliance's clock was set back and positions must follow it)."""
+        self.flush_records()
         with self._write_lock, self.engine.begin() as connection:
             key = (
                 (watermarks.c.site == site)

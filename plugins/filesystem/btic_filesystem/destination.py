@@ -6,6 +6,7 @@ import dataclasses
 import os
 import secrets
 import shutil
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO
@@ -29,6 +30,10 @@ class FileSystemDestination:
         self._directory: Path | None = None
         self._collision_warned = False
         self._file_mode = 0o644
+        # Directories already rid of a dead writer's temporary files: once each is
+        # enough (a scan per file would cost time in proportion to the directory).
+        self._swept: set[Path] = set()
+        self._swept_lock = threading.Lock()
 
     @btic.hookimpl
     def on_configure(self, options: FileSystemOptions, app: btic.AppContext) -> None:
@@ -200,7 +205,7 @@ class FileSystemDestination:
             ) from None
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
-            files.remove_stale_temps(final.parent)
+            self._sweep(final.parent)
             conflict = self.options.conflict
             if conflict == "Skip" and final.exists():
                 owner = files.item_of(final)
@@ -245,6 +250,15 @@ class FileSystemDestination:
         except OSError as exc:
             raise btic.DestinationError(f"{exc.filename or final}: {files.cause(exc)}") from None
         return btic.Delivery(location=str(placed), size=size, sha256=sha256)
+
+    def _sweep(self, directory: Path) -> None:
+        """Remove the temporary files a crashed btic left in ``directory``, the first
+        time this destination writes there."""
+        with self._swept_lock:
+            if directory in self._swept:
+                return
+            self._swept.add(directory)
+        files.remove_stale_temps(directory)
 
     @btic.hookimpl
     def on_verify(self, items: Iterable[btic.StoredItem]) -> Iterator[btic.VerifyFinding]:

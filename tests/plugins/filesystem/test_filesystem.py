@@ -308,3 +308,31 @@ def test_every_archived_file_follows_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert {oct(os.stat(d.location).st_mode & 0o777) for d in (xml, flv)} == {oct(0o640)}
+
+
+def test_a_full_directory_is_scanned_once_not_per_file(tmp_path, monkeypatch):
+    """Removing a dead writer's temporary files scans the directory the first time the
+    destination writes there, not for every file (which made a delivery into a large
+    directory slow down in proportion to its size)."""
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    for number in range(2000):
+        (archive / f"older-{number}.xml").write_bytes(b"<session/>")
+    stale = archive / ".older-1.xml.btic-999999999-abcd1234.tmp"
+    stale.write_bytes(b"half a file")
+    scans: list[str] = []
+    real_scandir = os.scandir
+
+    def counting(path=".", *args):
+        if Path(path) == archive:
+            scans.append(str(path))
+        return real_scandir(path, *args)
+
+    monkeypatch.setattr(os, "scandir", counting)
+    dest = destination(tmp_path, file_name_format="%LSID%.%EXTENSION%")
+    for number in range(300):
+        session = sample_session(f"lsid{number:04d}", host="support.example.com")
+        assert dest.session(session) is not None
+    assert len(scans) == 1
+    assert not stale.exists()  # the one scan removed what the dead writer left
+    assert len(list(archive.glob("lsid*.xml"))) == 300
