@@ -54,6 +54,11 @@ class PendingRecords:
                 len(self._records) >= GROUP_ITEMS or time.monotonic() - self._since >= GROUP_SECONDS
             )
 
+    def settled(self, site: str, destination: str, data_type: str, keys: Iterable[str]) -> set[str]:
+        """The stored keys among ``keys`` waiting here (every outcome waiting is settled)."""
+        with self._lock:
+            return {k for k in keys if (site, destination, data_type, k) in self._records}
+
     def take(self) -> dict[_Key, dict[str, Any]]:
         with self._lock:
             records, self._records = self._records, {}

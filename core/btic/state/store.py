@@ -145,11 +145,12 @@ class StateStore(RunRecords):
         keys: Iterable[str],
         include_given_up: bool = True,
     ) -> set[str]:
-        """The keys among ``keys`` that need no further delivery to ``destination``."""
-        self.flush_records()
+        """The keys among ``keys`` that need no further delivery to ``destination``
+        (those waiting for their group commit included: asked once per session by
+        ``import-xml``, this must not commit each time)."""
         stored = {stored_key(key): key for key in keys}
         keys = list(stored)
-        found: set[str] = set()
+        found = {stored[k] for k in self._pending.settled(site, destination, data_type, keys)}
         with self.engine.connect() as connection:
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]

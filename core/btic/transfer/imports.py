@@ -88,6 +88,7 @@ class _Importer:
 
     def read(self, path: Path) -> None:
         found = 0
+        batch: list[tuple[Session, bytes]] = []
         try:
             for session, xml in iter_sessions(
                 path,
@@ -97,33 +98,49 @@ class _Importer:
                 on_unreadable=_reporter(self.summary, path),
             ):
                 found += 1
-                self._feed(path, session, xml)
+                batch.append((session, xml))
+                if len(batch) >= FEED_BATCH:
+                    self._feed_batch(path, batch)
+                    batch = []
         except ApplianceError as exc:
+            self._feed_batch(path, batch)
             self.summary.problem(f"{path}: {str(exc).removeprefix(': ')}")
             return
+        self._feed_batch(path, batch)
         if not found:
             self.summary.problem(
                 f"{path}: holds no <session> (a session report's <session_list>, or one archived "
                 "<session>, is expected); nothing delivered from it"
             )
 
-    def _feed(self, path: Path, session: Session, xml: bytes) -> None:
-        report: ReportKind = (
-            "presentation" if session.session_type == "presentation" else self.base_report
-        )
-        if report == "presentation":
-            session = session.model_copy(update={"report": "presentation"})
+    def _feed_batch(self, path: Path, batch: list[tuple[Session, bytes]]) -> None:
+        """Deliver a batch of sessions read from ``path``, asking the ledger once per
+        batch (not once per session) what it has."""
+        by_report: dict[ReportKind, list[tuple[Session, bytes]]] = {}
+        for session, xml in batch:
+            report: ReportKind = (
+                "presentation" if session.session_type == "presentation" else self.base_report
+            )
+            if report == "presentation":
+                session = session.model_copy(update={"report": "presentation"})
+            if session.end_time is None:
+                self.summary.note(
+                    f"{path}: session {session.lsid} was still in progress when the "
+                    "report was saved; not imported (a sync will transfer it)"
+                )
+                continue
+            by_report.setdefault(report, []).append((session, xml))
+        for report, sessions in by_report.items():
+            run = self._run_for(report)
+            if run is not None:
+                run.feed(sessions)
+
+    def _run_for(self, report: ReportKind) -> SessionRun | None:
         kinds = tuple(
             dt for dt in self.request.data_types if session_report_kind(self.product, dt) == report
         )
         if not kinds:
-            return
-        if session.end_time is None:
-            self.summary.note(
-                f"{path}: session {session.lsid} was still in progress when the "
-                "report was saved; not imported (a sync will transfer it)"
-            )
-            return
+            return None
         run = self.runs.get(report)
         if run is None:
             run = self.runs[report] = SessionRun(
@@ -136,7 +153,11 @@ class _Importer:
                 datetime.now(timezone.utc),
                 self.summary,
             )
-        run.feed(session, xml)
+        return run
+
+
+#: Sessions read from a file before the ledger is asked what it has of them.
+FEED_BATCH = 200
 
 
 def _reporter(summary: Summary, path: Path) -> Unreadable:

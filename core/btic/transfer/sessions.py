@@ -106,16 +106,18 @@ class SessionRun:
         if self.request.incremental:
             self._advance_watermarks(until, fetched_ok)
 
-    def feed(self, session: Session, xml: bytes) -> None:
-        """Deliver one closed session whose report came from elsewhere, then its
-        recordings (downloaded in this thread)."""
+    def feed(self, sessions: list[tuple[Session, bytes]]) -> None:
+        """Deliver closed sessions whose reports came from elsewhere, each followed
+        by its recordings (downloaded in this thread)."""
+        lsids = [session.lsid for session, _ in sessions]
         for data_type in self.data_types:
             for destination in self.request.destinations:
                 owed = self.pending.setdefault((data_type, destination), set())
-                owed |= self._owed(destination, data_type, [session.lsid])
-        self._deliver_session(session, xml)
-        if self.recording_types and session.is_closed:
-            self._recordings_of(session)
+                owed |= self._owed(destination, data_type, lsids)
+        for session, xml in sessions:
+            self._deliver_session(session, xml)
+            if self.recording_types and session.is_closed:
+                self._recordings_of(session)
 
     def _owed(self, destination: str, data_type: DataType, lsids: list[str]) -> set[str]:
         """The lsids the ledger has not settled for this destination (all of them with --force)."""
