@@ -2,7 +2,8 @@
 
 * :mod:`btic.state.schema` — the tables and the ledger's statuses;
 * :mod:`btic.state.store` — :class:`StateStore`, the one way to read and write them:
-  the ledger and watermarks itself, runs, schedules and leases through
+  the ledger itself (its group commit in :mod:`btic.state.batches`), watermarks
+  through :mod:`btic.state.watermarks`, runs, schedules and leases through
   :mod:`btic.state.records`; :mod:`btic.state.values` — times and keys as stored.
 """
 
