@@ -132,3 +132,33 @@ def test_an_unreachable_database_is_one_clear_error():
         StateStore("postgresql+psycopg://btic:hunter2@127.0.0.1:9/btic")
     assert "cannot be opened" in str(info.value)
     assert "hunter2" not in str(info.value)
+
+
+def test_a_version_1_ledger_is_migrated_and_holds_sizes_over_2_gib(state_url):
+    """Version 1 kept sizes in a 32-bit INTEGER on PostgreSQL: a recording over 2 GiB
+    could not be recorded. Opening such a database migrates it (and keeps its rows)."""
+    from sqlalchemy import text
+
+    store = StateStore(state_url)
+    with store.engine.begin() as connection:
+        if store.engine.dialect.name == "postgresql":
+            connection.execute(text("ALTER TABLE btic_deliveries ALTER COLUMN size TYPE INTEGER"))
+        connection.execute(
+            update(meta_table).where(meta_table.c.key == "schema_version").values(value="1")
+        )
+    moment = datetime(2026, 11, 23, tzinfo=timezone.utc)
+    store.record(site="s", destination="d", data_type="recording", item_key="old", status="delivered",
+                 run_id="r", size=1000, item_time=moment)  # fmt: skip
+    store.close()
+    migrated = StateStore(state_url)
+    big = 3 * 2**30
+    migrated.record(site="s", destination="d", data_type="recording", item_key="big",
+                    status="delivered", run_id="r", size=big, item_time=moment)  # fmt: skip
+    sizes = {entry.item_key: entry.size for entry in migrated.entries()}
+    with migrated.engine.connect() as connection:
+        version = connection.execute(
+            text("select value from btic_meta where key = 'schema_version'")
+        ).scalar()
+    migrated.close()
+    assert sizes == {"old": 1000, "big": big}
+    assert version == "2"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     DateTime,
     Integer,
@@ -13,7 +14,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 1
+#: 2: btic_deliveries.size is a BIGINT (recordings over 2 GiB).
+SCHEMA_VERSION = 2
 #: An appliance that answers "no such item" this many runs in a row is believed.
 MAX_ATTEMPTS = 5
 
@@ -48,7 +50,7 @@ deliveries = Table(
     Column("item_key", String(ITEM_KEY_LENGTH), nullable=False),
     Column("status", String(16), nullable=False),
     Column("location", Text),
-    Column("size", Integer),
+    Column("size", BigInteger),
     Column("sha256", String(64)),
     Column("attempts", Integer, nullable=False, default=0),
     Column("error", Text),

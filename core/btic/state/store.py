@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -134,7 +134,15 @@ class StateStore(Watermarks, RunRecords):
                 f"state database {_safe(self.url)} has schema version {version}, newer "
                 f"than this btic understands ({SCHEMA_VERSION}); upgrade btic"
             )
-        # Older versions are migrated here, one step at a time, as releases add them.
+        elif int(version) < SCHEMA_VERSION:
+            # Older versions are migrated one step at a time, in this transaction.
+            for step in range(int(version), SCHEMA_VERSION):
+                _MIGRATIONS[step](connection)
+            connection.execute(
+                update(meta_table)
+                .where(meta_table.c.key == "schema_version")
+                .values(value=str(SCHEMA_VERSION))
+            )
 
     # -- ledger -------------------------------------------------------------------
 
@@ -393,6 +401,24 @@ class StateStore(Watermarks, RunRecords):
         self.flush_records()
         with self.engine.connect() as connection:
             return connection.execute(select(func.count()).select_from(deliveries)).scalar_one()
+
+
+def _size_as_bigint(connection: Connection) -> None:
+    """1 -> 2: ``btic_deliveries.size`` held sizes up to 2 GiB on PostgreSQL, MySQL
+    and SQL Server (a longer recording could not be recorded); SQLite's integers
+    are 64-bit already."""
+    statement = {
+        "postgresql": "ALTER TABLE btic_deliveries ALTER COLUMN size TYPE BIGINT",
+        "mysql": "ALTER TABLE btic_deliveries MODIFY size BIGINT",
+        "mariadb": "ALTER TABLE btic_deliveries MODIFY size BIGINT",
+        "mssql": "ALTER TABLE btic_deliveries ALTER COLUMN size BIGINT",
+    }.get(connection.dialect.name)
+    if statement is not None:
+        connection.execute(text(statement))
+
+
+#: The step from each schema version to the next.
+_MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _size_as_bigint}
 
 
 def _entry(row: Any) -> LedgerEntry:
