@@ -150,6 +150,34 @@ def test_fault_specs_parse_and_refuse_nonsense():
             FaultPlan.parse(spec)
 
 
+def test_a_bandwidth_cap_is_one_link_that_every_answer_shares():
+    """bandwidth=N: the WAN of the throughput benchmark. Two 400 KB recordings
+    fetched at once over a 1 MB/s link cannot both arrive in under 0.8 s."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert FaultPlan.parse("bandwidth=1000000").bandwidth == 1_000_000
+    with pytest.raises(ValueError, match="bandwidth"):
+        FaultPlan.parse("bandwidth=0")
+    with SimulatedAppliance(
+        "rs", sessions=6, live_sessions=0, recording_size=400_000, faults="bandwidth=1000000"
+    ) as sim:
+        lsids = [s.lsid for s in sim.dataset.all() if s.has_recording][:2]
+        with client(sim) as http:
+            headers = {"Authorization": f"Bearer {token(http, sim)}"}
+
+            def fetch(lsid: str) -> int:
+                params = {"generate_report": "SupportSessionRecording", "lsid": lsid}
+                answer = http.get("/api/reporting", headers=headers, params=params)
+                return len(answer.content)
+
+            started = time.monotonic()
+            with ThreadPoolExecutor(2) as pool:
+                sizes = list(pool.map(fetch, lsids))
+            elapsed = time.monotonic() - started
+    assert sizes == [400_000, 400_000]
+    assert elapsed >= 0.8
+
+
 def test_recordings_stream_without_being_held_in_memory():
     import tracemalloc
 

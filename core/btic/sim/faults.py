@@ -4,6 +4,7 @@ A fault plan is written as a comma-separated spec (``btic sim --faults``) or
 built from Python::
 
     latency=0.2            every answer waits 0.2 s
+    bandwidth=2000000      answers share a link of 2,000,000 bytes/s (a WAN)
     clock=-3600            the appliance's clock runs an hour behind
     retry_after=2          the Retry-After seconds sent with 429
     500:2                  the next two requests answer 500 (also 502, 503, 504)
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 
 KINDS = {"500", "502", "503", "504", "429", "reset", "truncate", "revoke"}
@@ -45,13 +47,38 @@ class Fault:
         return False
 
 
+class Link:
+    """A link of ``rate`` bytes/s that every answer's bytes share, in turn: a
+    writer waits until the link would have carried what was sent before it."""
+
+    def __init__(self, rate: float):
+        self.rate = rate
+        #: bytes carried so far (what a benchmark's bound is computed from)
+        self.carried = 0
+        self._free_at = 0.0
+        self._lock = threading.Lock()
+
+    def carry(self, size: int) -> None:
+        with self._lock:
+            self.carried += size
+            start = max(time.monotonic(), self._free_at)
+            self._free_at = start + size / self.rate
+            done = self._free_at
+        delay = done - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+
 @dataclass
 class FaultPlan:
     latency: float = 0.0
+    #: bytes/s of the link every answer shares; 0: unlimited
+    bandwidth: float = 0.0
     clock_offset: float = 0.0
     retry_after: int = 1
     faults: list[Fault] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _link: Link | None = field(default=None, repr=False)
 
     @classmethod
     def parse(cls, spec: str | None) -> FaultPlan:
@@ -72,9 +99,12 @@ class FaultPlan:
                     plan.clock_offset = number
                 elif key == "retry_after":
                     plan.retry_after = int(number)
+                elif key == "bandwidth" and number > 0:
+                    plan.bandwidth = number
                 else:
                     raise ValueError(
-                        f"unknown fault setting {key!r}; allowed: latency, clock, retry_after"
+                        f"unknown fault setting {key!r} (or not a positive bandwidth); "
+                        "allowed: latency, clock, retry_after, bandwidth"
                     )
                 continue
             match = _ITEM.match(item)
@@ -85,6 +115,16 @@ class FaultPlan:
                 )
             plan.add(match["kind"], int(match["count"] or 1), match["target"])
         return plan
+
+    @property
+    def link(self) -> Link | None:
+        """The shared link answers are sent through, when the bandwidth is capped."""
+        if not self.bandwidth:
+            return None
+        with self._lock:
+            if self._link is None or self._link.rate != self.bandwidth:
+                self._link = Link(self.bandwidth)
+            return self._link
 
     def add(self, kind: str, count: int = 1, target: str | None = None) -> None:
         if kind not in KINDS:

@@ -10,6 +10,7 @@ on the way. The appliance's state (tokens, data, clock) lives in
 from __future__ import annotations
 
 import base64
+import io
 import json
 import socket
 import struct
@@ -28,9 +29,12 @@ from btic.sim.data import (
     recording_key,
     shell_transcript,
 )
+from btic.sim.faults import Link
 from btic.sim.query import QueryError
 
 if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+
     from btic.sim.server import SimulatedAppliance
 
 ACCESS_DENIED = {
@@ -81,6 +85,35 @@ class SimServer(ThreadingHTTPServer):
         pass
 
 
+class _Throttled(io.BufferedIOBase):
+    """A connection's output, sent through the simulated WAN link in 64 KiB pieces."""
+
+    PIECE = 64 * 1024
+
+    def __init__(self, out: io.BufferedIOBase, link: Link):
+        super().__init__()
+        self._out = out
+        self._link = link
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, buffer: ReadableBuffer, /) -> int:
+        view = memoryview(buffer).cast("B")
+        for start in range(0, len(view), self.PIECE):
+            piece = view[start : start + self.PIECE]
+            self._link.carry(len(piece))
+            self._out.write(piece)
+        return len(view)
+
+    def flush(self) -> None:
+        self._out.flush()
+
+    def close(self) -> None:
+        self._out.close()
+        super().close()
+
+
 class SimHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: SimServer
@@ -89,6 +122,9 @@ class SimHandler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.server.appliance.stats["connections"] += 1
+        link = self.server.appliance.faults.link
+        if link is not None:
+            self.wfile = _Throttled(self.wfile, link)
 
     def log_message(self, format: str, *args: object) -> None:
         pass

@@ -1,0 +1,157 @@
+"""A first sync over a WAN: wall time against the least any client could take.
+
+The simulated appliance answers every request after --latency seconds and
+sends every byte through one shared link of --bandwidth bytes/s. btic syncs
+--sessions session reports and their recordings from scratch (`btic sync
+--all`, as a user's first run). The bound is computed from what the
+appliance served (its request counts and the bytes its link carried) by
+:func:`lower_bound`: the calls that must follow one another (token,
+get_api_info, the listing) one latency each, then the rest (report batches,
+recordings), at most --concurrency at a time, each at least one latency,
+while all their bytes share the link. Interpreter start-up is in btic's time,
+as a user sees it.
+
+    .venv/bin/python benchmarks/wan_sync.py --sessions 2000 --latency 0.05 --bandwidth 20e6
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+BTIC = str(Path(sys.executable).with_name("btic"))
+#: Requests that must follow one another before any report or recording.
+SEQUENTIAL_LABELS = ("token", "command")
+
+
+@dataclass(frozen=True)
+class Work:
+    """What a sync asked of the appliance.
+
+    :ivar sequential_calls: calls each of which needs the one before (token,
+        get_api_info, a listing).
+    :ivar parallel_calls: calls that may overlap (report batches, recordings).
+    :ivar parallel_bytes: the bytes those answered.
+    """
+
+    sequential_calls: int
+    parallel_calls: int
+    parallel_bytes: int
+
+
+def lower_bound(work: Work, *, latency: float, bandwidth: float, concurrency: int) -> float:
+    """The least wall time of ``work``: the sequential calls one latency each, then the
+    parallel ones in rounds of ``concurrency`` (a latency per round) or their bytes
+    over the link, whichever takes longer."""
+    if concurrency < 1 or bandwidth <= 0:
+        raise ValueError("concurrency must be at least 1 and bandwidth positive")
+    rounds = math.ceil(work.parallel_calls / concurrency)
+    return work.sequential_calls * latency + max(rounds * latency, work.parallel_bytes / bandwidth)
+
+
+def work_of(stats: dict[str, int], carried: int, sequential_bytes: int = 0) -> Work:
+    """The Work of a run from the simulator's request counts (by label) and bytes."""
+    sequential = sum(stats.get(label, 0) for label in SEQUENTIAL_LABELS) + sum(
+        count for label, count in stats.items() if label.endswith("Listing")
+    )
+    parallel = sum(
+        count
+        for label, count in stats.items()
+        if label not in SEQUENTIAL_LABELS
+        and not label.endswith("Listing")
+        and label not in ("connections", "health")
+    )
+    return Work(sequential, parallel, max(carried - sequential_bytes, 0))
+
+
+def main() -> None:
+    from btic.sim import SimulatedAppliance
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=2000)
+    parser.add_argument("--recording-size", type=int, default=100_000)
+    parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--bandwidth", type=float, default=20e6)
+    parser.add_argument("--concurrency", type=int, default=4, help="download_concurrency")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    ratios, walls, bounds = [], [], []
+    for _ in range(args.repeat):
+        with (
+            tempfile.TemporaryDirectory(prefix="btic-wan-") as tmp,
+            SimulatedAppliance(
+                "rs",
+                tls=False,
+                sessions=args.sessions,
+                live_sessions=0,
+                presentations=0,
+                seed=9,
+                recording_size=args.recording_size,
+                faults=f"latency={args.latency},bandwidth={args.bandwidth}",
+            ) as sim,
+        ):
+            root = Path(tmp)
+            config = root / "btic.toml"
+            config.write_text(
+                sim.site_toml("sim")
+                + f"""first_run_since = "all"
+download_concurrency = {args.concurrency}
+[destinations.archive]
+plugin = "filesystem"
+directory = "{root / "archive"}"
+[schedules.first]
+every = "1d"
+[[schedules.first.transfers]]
+site = "sim"
+destinations = ["archive"]
+data = ["session", "recording"]
+"""
+            )
+            config.chmod(0o600)
+            env = {k: v for k, v in os.environ.items() if not k.startswith("BTIC_")}
+            sim.stats.clear()
+            link = sim.faults.link
+            assert link is not None
+            carried_before = link.carried
+            started = time.perf_counter()
+            done = subprocess.run(
+                [BTIC, "sync", "--all", "-q", "--config", str(config)],
+                capture_output=True,
+                text=True,
+                env=env,
+            )
+            wall = time.perf_counter() - started
+            if done.returncode != 0:
+                raise SystemExit(done.stderr[-2000:])
+            work = work_of(dict(sim.stats), link.carried - carried_before)
+            # A report stream and the downloads overlap: one more connection than downloads.
+            bound = lower_bound(
+                work,
+                latency=args.latency,
+                bandwidth=args.bandwidth,
+                concurrency=args.concurrency + 1,
+            )
+            walls.append(wall)
+            bounds.append(bound)
+            ratios.append(bound / wall)
+    print(
+        f"{args.sessions} sessions, latency {args.latency * 1000:.0f} ms, "
+        f"link {args.bandwidth / 1e6:.0f} MB/s, {args.concurrency} downloads at once; {work}"
+    )
+    print(
+        f"btic first sync: min {min(walls):.2f} s  median {statistics.median(walls):.2f} s; "
+        f"lower bound {statistics.median(bounds):.2f} s; bound / btic: min {min(ratios):.2f} "
+        f"median {statistics.median(ratios):.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
