@@ -6,6 +6,7 @@ thing that failed (a config key, a site, a destination) and what to do.
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -68,6 +69,14 @@ class InterruptedByService(Interrupted):
     """SIGTERM (a service manager stopping btic): exit 143."""
 
     exit_code = 143
+
+
+def interruption(signum: int) -> Interrupted:
+    """The error that ends a command a signal stopped: SIGINT is the user's
+    (exit 130), anything else the service manager's (exit 143)."""
+    if signum == signal.SIGINT:
+        return InterruptedByUser("interrupted")
+    return InterruptedByService("stopped")
 
 
 class UsageError(BticError):

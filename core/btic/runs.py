@@ -22,7 +22,7 @@ from structlog.typing import FilteringBoundLogger
 
 from btic.appliance.pool import ClientPool
 from btic.config import Config
-from btic.errors import BticError, InterruptedByService, InterruptedByUser, WorkFailed
+from btic.errors import BticError, WorkFailed, interruption
 from btic.logs import CONSOLE_KEY
 from btic.plugins import PluginManager
 from btic.processes import process_alive
@@ -163,8 +163,6 @@ class CommandRun:
         """
         self.record(summary, record, interrupted=bool(interrupted_by))
         if interrupted_by:
-            if interrupted_by[0] == signal.SIGINT:
-                raise InterruptedByUser("interrupted")
-            raise InterruptedByService("stopped")
+            raise interruption(interrupted_by[0])
         if summary.failed:
             raise WorkFailed("the run had failures")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import sys
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import click
 
 from btic.cli.base import Runtime, config_option
 from btic.cli.transfers import Output, output_options, stopping_on_signals, verbosity_of
-from btic.errors import InterruptedByService, InterruptedByUser, WorkFailed
+from btic.errors import WorkFailed, interruption
 from btic.notify import notifiers
 from btic.transfer import Summary
 
@@ -82,9 +81,7 @@ def sync_command(
         )
     output.summary(total, loud=bool(received))
     if received:
-        if received[0] == signal.SIGINT:
-            raise InterruptedByUser("interrupted")
-        raise InterruptedByService("stopped")
+        raise interruption(received[0])
     if total.failed:
         raise WorkFailed("the run had failures")
 

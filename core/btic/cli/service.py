@@ -5,21 +5,15 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from btic.cli.base import Runtime, config_option
+from btic.cli.transfers import stopping_on_signals
 from btic.config import default_config_path
 from btic.errors import WorkFailed
-
-if TYPE_CHECKING:
-    from btic.daemon import Daemon
 
 #: What the process exits with after a stop request: SIGTERM is a service's
 #: normal stop; SIGINT is a person's Ctrl-C.
@@ -90,7 +84,7 @@ def run_command(
         from btic.metrics import serve
 
         serve(metrics, metrics_port, host=metrics_host, overdue=daemon.overdue)
-    with _signals(daemon) as received:
+    with stopping_on_signals(daemon.request_stop, reload=daemon.request_reload) as received:
         stopped = daemon.run()
     code = EXIT_AFTER[received[0]] if received else 0
     if stopped.abandoned:
@@ -103,37 +97,6 @@ def run_command(
         sys.exit(code)
     if once and stopped.failed:
         raise WorkFailed(f"schedule runs failed: {', '.join(stopped.failed)}")
-
-
-@contextmanager
-def _signals(daemon: Daemon) -> Iterator[list[signal.Signals]]:
-    """SIGTERM and SIGINT ask the daemon to stop, SIGHUP to reload."""
-    received: list[signal.Signals] = []
-
-    def stop(signum: int, _frame: object) -> None:
-        received.append(signal.Signals(signum))
-        daemon.request_stop()
-        if signum == signal.SIGINT:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    def reload(_signum: int, _frame: object) -> None:
-        daemon.request_reload()
-
-    if threading.current_thread() is not threading.main_thread():
-        yield received
-        return
-    handlers: dict[signal.Signals, Callable[[int, object], None]] = {
-        signal.SIGINT: stop,
-        signal.SIGTERM: stop,
-    }
-    if hasattr(signal, "SIGHUP"):
-        handlers[signal.SIGHUP] = reload
-    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
-    try:
-        yield received
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 __all__ = ["run_command"]

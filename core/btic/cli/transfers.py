@@ -198,21 +198,35 @@ def verbosity_of(quiet: bool, verbose: int) -> int:
 
 
 @contextmanager
-def stopping_on_signals(stop: threading.Event) -> Iterator[list[signal.Signals]]:
-    """SIGINT and SIGTERM set ``stop`` (the run ends after the items in hand) instead
-    of killing btic mid-write; a second SIGINT interrupts at once, as usual."""
+def stopping_on_signals(
+    stop: threading.Event | Callable[[], None], *, reload: Callable[[], None] | None = None
+) -> Iterator[list[signal.Signals]]:
+    """SIGINT and SIGTERM set ``stop`` (or call it: the run ends after the items in
+    hand) instead of killing btic mid-write; a second SIGINT interrupts at once,
+    as usual. SIGHUP calls ``reload``, when given (and the platform has it)."""
     received: list[signal.Signals] = []
+    request_stop = stop.set if isinstance(stop, threading.Event) else stop
 
     def handle(signum: int, _frame: object) -> None:
         received.append(signal.Signals(signum))
-        stop.set()
+        request_stop()
         if signum == signal.SIGINT:
             signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def handle_reload(_signum: int, _frame: object) -> None:
+        if reload is not None:
+            reload()
 
     if threading.current_thread() is not threading.main_thread():
         yield received
         return
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    handlers: dict[signal.Signals, Callable[[int, object], None]] = {
+        signal.SIGINT: handle,
+        signal.SIGTERM: handle,
+    }
+    if reload is not None and hasattr(signal, "SIGHUP"):
+        handlers[signal.SIGHUP] = handle_reload
+    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
     try:
         yield received
     finally:

@@ -195,24 +195,22 @@ class StateStore(Watermarks, RunRecords):
         item_time: datetime | None = None,
         give_up: bool = False,
         give_up_after: int | None = None,
+        soon: bool = False,
     ) -> int:
-        """Write the outcome of one delivery at once. Returns the count of
-        consecutive failures (0 after a success).
+        """Write the outcome of one delivery. Returns the count of consecutive
+        failures (0 after a success).
 
         :param give_up: the failure is permanent: the item is given up now.
         :param give_up_after: give the item up when it has failed this many
             times in a row with the same error (for "no such item" from the
             appliance; never for a destination's failure, which may be an outage).
+        :param soon: a settled outcome with its item's time may wait for the next
+            group commit (see :mod:`btic.state.batches`): within a second, before
+            the ledger is read or a watermark moves, and when the store is
+            closed. Anything else is written at once.
         """
-        self.flush_records()
         moment = now()
         item_key = stored_key(item_key)
-        key = (
-            (deliveries.c.site == site)
-            & (deliveries.c.destination == destination)
-            & (deliveries.c.data_type == data_type)
-            & (deliveries.c.item_key == item_key)
-        )
         values = {
             "status": status,
             "location": location,
@@ -224,6 +222,17 @@ class StateStore(Watermarks, RunRecords):
         }
         if item_time is not None:
             values["item_time"] = item_time
+        if soon and status in SETTLED and item_time is not None:
+            if self._pending.add((site, destination, data_type, item_key), values):
+                self.flush_records()
+            return 0
+        self.flush_records()
+        key = (
+            (deliveries.c.site == site)
+            & (deliveries.c.destination == destination)
+            & (deliveries.c.data_type == data_type)
+            & (deliveries.c.item_key == item_key)
+        )
         with self._write_lock:
             for _ in range(2):
                 with self.engine.begin() as connection:
@@ -266,39 +275,6 @@ class StateStore(Watermarks, RunRecords):
                     except IntegrityError:
                         continue  # another writer inserted it first: update instead
         raise StateError(f"could not record {data_type} {item_key} for {destination}")
-
-    def record_later(
-        self,
-        *,
-        site: str,
-        destination: str,
-        data_type: str,
-        item_key: str,
-        status: str,
-        run_id: str,
-        item_time: datetime,
-        location: str | None = None,
-        size: int | None = None,
-        sha256: str | None = None,
-    ) -> None:
-        """Record a success (delivered or skipped) with the next group commit (see
-        :mod:`btic.state.batches`): within a second, before the ledger is read
-        or a watermark moves, and when the store is closed."""
-        if status not in SETTLED:
-            raise ValueError(f"only settled outcomes wait for a group commit, not {status}")
-        key = (site, destination, data_type, stored_key(item_key))
-        values = {
-            "status": status,
-            "location": location,
-            "size": size,
-            "sha256": sha256,
-            "error": None,
-            "run_id": run_id,
-            "item_time": item_time,
-            "updated_at": now(),
-        }
-        if self._pending.add(key, values):
-            self.flush_records()
 
     def flush_records(self) -> None:
         """Commit the outcomes waiting for their group commit, in one transaction.

@@ -261,35 +261,22 @@ class Deliverer:
         size = getattr(result, "size", None)
         # A destination's failure is retried until it ends, however long (a full disk,
         # a database down): only the plugin can say an item itself is unacceptable.
-        if status != FAILED and item_time is not None:
+        self.state.record(
+            site=ctx.site.name,
+            destination=destination,
+            data_type=data_type.value,
+            item_key=key,
+            status=status,
+            run_id=self.run_id,
+            location=location,
+            size=size,
+            sha256=getattr(result, "sha256", None),
+            error=error,
+            item_time=item_time,
+            give_up=give_up,
             # Durable at the destination already: the ledger may take it a moment later.
-            self.state.record_later(
-                site=ctx.site.name,
-                destination=destination,
-                data_type=data_type.value,
-                item_key=key,
-                status=status,
-                run_id=self.run_id,
-                location=location,
-                size=size,
-                sha256=getattr(result, "sha256", None),
-                item_time=item_time,
-            )
-        else:
-            self.state.record(
-                site=ctx.site.name,
-                destination=destination,
-                data_type=data_type.value,
-                item_key=key,
-                status=status,
-                run_id=self.run_id,
-                location=location,
-                size=size,
-                sha256=getattr(result, "sha256", None),
-                error=error,
-                item_time=item_time,
-                give_up=give_up,
-            )
+            soon=True,
+        )
         summary.count(destination, data_type.value, status, size)
         summary.removed(destination, data_type.value, len(getattr(result, "removed", ()) or ()))
         self.reporter.delivered(
