@@ -7,8 +7,8 @@ sends every byte through one shared link of --bandwidth bytes/s. btic syncs
 appliance served (its request counts and the bytes its link carried) by
 :func:`lower_bound`: the calls that must follow one another (token,
 get_api_info, the listing) one latency each, then the rest (report batches,
-recordings), at most --concurrency at a time, each at least one latency,
-while all their bytes share the link. Interpreter start-up is in btic's time,
+recordings), at most --concurrency at a time, each at least one latency and
+its bytes, while all their bytes share the link. Interpreter start-up is in btic's time,
 as a user sees it.
 
     .venv/bin/python benchmarks/wan_sync.py --sessions 2000 --latency 0.05 --bandwidth 20e6
@@ -49,12 +49,20 @@ class Work:
 
 def lower_bound(work: Work, *, latency: float, bandwidth: float, concurrency: int) -> float:
     """The least wall time of ``work``: the sequential calls one latency each, then the
-    parallel ones in rounds of ``concurrency`` (a latency per round) or their bytes
-    over the link, whichever takes longer."""
+    parallel ones, which take the longest of three times none can beat:
+
+    - rounds of ``concurrency`` calls, a latency each;
+    - every call's latency plus its bytes at the link's full speed (a call's
+      answer follows its latency on its own connection), shared out over
+      ``concurrency`` connections;
+    - all their bytes over the one link.
+    """
     if concurrency < 1 or bandwidth <= 0:
         raise ValueError("concurrency must be at least 1 and bandwidth positive")
-    rounds = math.ceil(work.parallel_calls / concurrency)
-    return work.sequential_calls * latency + max(rounds * latency, work.parallel_bytes / bandwidth)
+    transfer = work.parallel_bytes / bandwidth
+    rounds = math.ceil(work.parallel_calls / concurrency) * latency
+    per_connection = (work.parallel_calls * latency + transfer) / concurrency
+    return work.sequential_calls * latency + max(rounds, per_connection, transfer)
 
 
 def work_of(stats: dict[str, int], carried: int, sequential_bytes: int = 0) -> Work:

@@ -58,3 +58,14 @@ def test_work_is_read_from_the_simulators_request_counts():
     assert wan_sync.work_of(stats, carried=5_000_000, sequential_bytes=200_000) == wan_sync.Work(
         sequential_calls=4, parallel_calls=55, parallel_bytes=4_800_000
     )
+
+
+def test_each_connection_pays_its_calls_latency_and_bytes():
+    # 40 calls of 50 ms with 10 MB in all, at 10 MB/s: over 4 connections the link's
+    # 1 s is the longest (the connections' share is (2 s + 1 s) / 4 = 0.75 s)
+    work = wan_sync.Work(sequential_calls=0, parallel_calls=40, parallel_bytes=10_000_000)
+    fast = wan_sync.lower_bound(work, latency=0.05, bandwidth=10e6, concurrency=4)
+    assert fast == pytest.approx(1.0)
+    # over 2 connections each pays its calls' latency and bytes: (2 s + 1 s) / 2
+    slow = wan_sync.lower_bound(work, latency=0.05, bandwidth=10e6, concurrency=2)
+    assert slow == pytest.approx(1.5)
