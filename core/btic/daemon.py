@@ -59,6 +59,7 @@ class Daemon:
 
     :param load: loads the configuration (again, on reload).
     :param config_path: the file watched for changes.
+    :param config: the configuration already loaded, if any (else ``load()``).
     :param log_for: the logger of a configuration (its [logging] section).
     :param once: run what is due, wait for it, and stop.
     :param extra_observers: told of every schedule run besides the e-mail
@@ -75,6 +76,7 @@ class Daemon:
         plugins: PluginManager,
         *,
         config_path: Path | None,
+        config: Config | None = None,
         log_for: Callable[[Config], FilteringBoundLogger],
         once: bool = False,
         extra_observers: tuple[ScheduleObserver, ...] = (),
@@ -104,7 +106,7 @@ class Daemon:
         self._failed: list[str] = []
         self._file_seen: tuple[int, int] | None = None
         self.started_at = clock()
-        self.config = load()
+        self.config = config or load()
         self.log = log_for(self.config)
         self.scheduler: Scheduler | None = None
         self.state: StateStore | None = None
@@ -146,11 +148,11 @@ class Daemon:
         try:
             while not self.stop.is_set():
                 self._reload_if_changed()
-                self._start_due()
+                waiting = self._start_due()
                 if self.once:
                     self.join_runs()
                     break
-                self._sleep()
+                self._sleep(waiting)
             abandoned = self._finish_runs()
         finally:
             if not self._running():
@@ -159,13 +161,14 @@ class Daemon:
         self.log.info("btic run stopped", abandoned=list(abandoned))
         return Stopped(tuple(abandoned), tuple(self._failed))
 
-    def _start_due(self) -> None:
+    def _start_due(self) -> list[tuple[str, datetime]]:
+        """Start the due schedules; return the others with when they come due."""
         assert self.scheduler is not None
         scheduler = self.scheduler
         choice = scheduler.choose(scheduler.enabled())
         for name, slot in choice.due:
             if self.stop.is_set():
-                return
+                break
             with self._runs_lock:
                 if name in self._runs and self._runs[name].is_alive():
                     continue
@@ -179,6 +182,7 @@ class Daemon:
             with self._runs_lock:
                 self._runs[name] = thread
             thread.start()
+        return choice.waiting
 
     def _run_one(self, name: str, slot: datetime) -> None:
         assert self.scheduler is not None
@@ -216,10 +220,8 @@ class Daemon:
         if outcome.status == "failed":
             self._failed.append(outcome.name)
 
-    def _sleep(self) -> None:
-        assert self.scheduler is not None
+    def _sleep(self, waiting: list[tuple[str, datetime]]) -> None:
         # Schedules due but not startable (running, or another daemon's) wait a tick.
-        waiting = self.scheduler.choose(self.scheduler.enabled()).waiting
         seconds = TICK.total_seconds()
         if waiting:
             next_due = min(when for _, when in waiting)

@@ -73,6 +73,7 @@ def run_command(
         lambda: runtime.load_config(path),
         runtime.plugins,
         config_path=path,
+        config=config,
         log_for=logs.for_config,
         once=once,
         extra_observers=(metrics,) if metrics is not None else (),
