@@ -539,3 +539,19 @@ def test_a_doctype_pushed_past_the_head_by_a_long_comment_is_refused():
     )
     with pytest.raises(ReportError, match="declares a DTD"):
         list(parse.iter_sessions(io.BytesIO(hostile), product="rs", report="support", host="h"))
+
+
+def test_every_field_of_every_simulated_session_is_as_recorded():
+    """The parser is tuned for speed; what it builds must not move by one field."""
+    import gzip
+    import json
+
+    from parsed_golden import GOLDEN, parsed
+
+    recorded = json.loads(gzip.decompress(GOLDEN.read_bytes()))
+    today = json.loads(json.dumps(parsed()))
+    assert sorted(today) == sorted(recorded) == ["pa-access", "rs-presentation", "rs-support"]
+    for report, sessions_recorded in recorded.items():
+        assert len(today[report]) == len(sessions_recorded), report
+        for now, then in zip(today[report], sessions_recorded, strict=True):
+            assert now == then, (report, then["session"]["lsid"])
