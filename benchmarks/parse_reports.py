@@ -4,16 +4,19 @@ Writes a SupportSession report of at least --megabytes MB with the simulated
 appliance's renderer, then parses it in separate processes (so each peak RSS
 is its own): btic's iter_sessions (parsed models plus the standalone XML of
 each session, as a transfer needs) and, as the baseline, one
-lxml.etree.fromstring of the whole document. Prints sessions/s, MB/s, peak
-RSS and the ratios.
+lxml.etree.fromstring of the whole document. The two alternate, --repeat
+times each; prints the report's size and session count, then for each parser
+the best and the median sessions/s, MB/s and peak RSS, and the ratios of the
+medians and of the bests.
 
-    .venv/bin/python benchmarks/parse_reports.py [--megabytes 200]
+    .venv/bin/python benchmarks/parse_reports.py [--megabytes 200] [--repeat 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -77,22 +80,34 @@ def run(mode: str, path: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--megabytes", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
+    runs: dict[str, list[dict]] = {"stream": [], "fromstring": []}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "report.xml"
         count = write_report(path, args.megabytes)
         size_mb = path.stat().st_size / 1024 / 1024
-        print(f"report: {size_mb:.0f} MB, {count} sessions")
-        stream = run("stream", path)
-        baseline = run("fromstring", path)
-    assert stream["sessions"] == baseline["sessions"] == count
-    for name, figures in (("btic iter_sessions", stream), ("lxml fromstring (baseline)", baseline)):
+        print(f"report: {size_mb:.0f} MB, {count} sessions; {args.repeat} runs of each parser")
+        for _ in range(args.repeat):
+            for mode, figures in runs.items():
+                figures.append(run(mode, path))
+    assert all(r["sessions"] == count for figures in runs.values() for r in figures)
+    seconds = {mode: sorted(r["seconds"] for r in figures) for mode, figures in runs.items()}
+    for mode, name in (("stream", "btic iter_sessions"), ("fromstring", "lxml fromstring")):
+        best, median = seconds[mode][0], statistics.median(seconds[mode])
+        rss = max(r["peak_rss_mb"] for r in runs[mode])
         print(
-            f"{name:28s} {figures['sessions'] / figures['seconds']:9.0f} sessions/s "
-            f"{size_mb / figures['seconds']:7.1f} MB/s  peak RSS {figures['peak_rss_mb']:7.0f} MB"
+            f"{name:20s} best {count / best:6.0f} sessions/s {size_mb / best:6.1f} MB/s"
+            f"  median {count / median:6.0f} sessions/s {size_mb / median:6.1f} MB/s"
+            f"  peak RSS {rss:5.0f} MB"
         )
-    print(f"speed ratio (btic / baseline): {baseline['seconds'] / stream['seconds']:.2f}")
-    print(f"memory ratio (btic / baseline): {stream['peak_rss_mb'] / baseline['peak_rss_mb']:.3f}")
+    print(
+        "speed ratio btic / fromstring: median "
+        f"{statistics.median(seconds['fromstring']) / statistics.median(seconds['stream']):.2f}, "
+        f"best {seconds['fromstring'][0] / seconds['stream'][0]:.2f}"
+    )
+    peak = {mode: max(r["peak_rss_mb"] for r in figures) for mode, figures in runs.items()}
+    print(f"memory ratio btic / fromstring: {peak['stream'] / peak['fromstring']:.3f}")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import pytest
 from lxml import etree
 
 from btic.appliance import parse
+from btic.appliance.xmlnames import local
 from btic.errors import ReportError
 
 NAMESPACES = [
@@ -254,7 +255,7 @@ def test_every_element_of_an_rs_support_session(namespace):
     assert drives.rows == (("C:\\", "Local Disk", "60%"), ("D:\\", "CD", "0%"))
     # the standalone document: one <session>, its namespace kept, parseable alone
     root = etree.fromstring(xml)
-    assert parse.local(root.tag) == "session" and root.get("lsid") == s.lsid
+    assert local(root.tag) == "session" and root.get("lsid") == s.lsid
     assert etree.QName(root).namespace == namespace
 
 

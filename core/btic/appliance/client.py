@@ -50,6 +50,7 @@ from btic.appliance.reports import (
     recording_report,
 )
 from btic.appliance.site import ApiInfo, Download, SiteConnection, SiteSettings
+from btic.appliance.xmlnames import children
 from btic.types import RecordingKind
 
 if TYPE_CHECKING:
@@ -157,7 +158,7 @@ class ApplianceClient:
             )
             root = self._document(body, "get_api_info")
             values: dict[str, Any] = {"permissions": {}}
-            for name, child in parse.children(root):
+            for name, child in children(root):
                 if name == "api_version":
                     values["api_version"] = (child.text or "").strip()
                 elif name == "company_name":
@@ -165,7 +166,7 @@ class ApplianceClient:
                 elif name == "timestamp":
                     values["timestamp"] = self._timestamp(child.text)
                 elif name == "permissions":
-                    for _, permission in parse.children(child):
+                    for _, permission in children(child):
                         values["permissions"][permission.get("name", "")] = (
                             permission.text or ""
                         ).strip()
@@ -241,7 +242,7 @@ class ApplianceClient:
             "GET", "/api/command", params={"action": "check_health"}, label="check_health"
         )
         root = self._document(body, "check_health")
-        return {name: (child.text or "").strip() for name, child in parse.children(root)}
+        return {name: (child.text or "").strip() for name, child in children(root)}
 
     @property
     def product(self) -> Product:

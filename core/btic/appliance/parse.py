@@ -3,8 +3,8 @@
 * Reports are parsed with ``lxml.etree.iterparse`` one ``<session>`` at a
   time; each element is cleared once handled, so memory follows the largest
   session, not the report.
-* Element names are matched by local name: the namespace differs by product
-  and age (bomgar.com, beyondtrust.com, none).
+* Element names are matched by local name (:mod:`btic.appliance.xmlnames`);
+  each session element becomes a model in :mod:`btic.appliance.session_xml`.
 * Entity expansion, DTD loading and network access are off, and a document
   that declares a DTD at all is refused before parsing: the appliance never
   sends one, so one is either corruption or an attack (XXE, billion laughs).
@@ -14,38 +14,17 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
 
 from lxml import etree
 
-from btic.appliance.model import (
-    CustomAttribute,
-    Customer,
-    CustomerInfo,
-    Entity,
-    Event,
-    EventValue,
-    ExitSurvey,
-    JumpGroup,
-    NamedRef,
-    PrimaryParty,
-    Product,
-    RecordingLink,
-    ReportKind,
-    Representative,
-    Session,
-    SurveyQuestion,
-    SystemInfoCategory,
-    Team,
-    TransferredFile,
-)
+from btic.appliance.model import Product, ReportKind, Session
 from btic.appliance.reports import ListingEntry
+from btic.appliance.session_xml import int_or_none, parse_session
+from btic.appliance.xmlnames import local
 from btic.errors import ReportError
 
 #: "No matching data" as appliances word it in the languages they ship. The
@@ -112,13 +91,6 @@ class ErrorClassifier:
 
 
 DEFAULT_CLASSIFIER = ErrorClassifier()
-
-
-def local(tag: object) -> str:
-    """An element's name without its namespace."""
-    if not isinstance(tag, str):  # comments, processing instructions
-        return ""
-    return tag[tag.rfind("}") + 1 :]
 
 
 def refuse_dtd(head: bytes, where: str = "document") -> None:
@@ -264,7 +236,7 @@ def iter_listing(
         lseq = None
         for child in element:
             if local(child.tag) in ("lseq", "Isid", "lsid"):
-                lseq = _int(child.text)
+                lseq = int_or_none(child.text)
         yield ListingEntry(
             lsid=element.get("lsid", ""),
             lseq=lseq,
@@ -310,274 +282,6 @@ def error_text(data: bytes) -> str | None:
     return (root.text or "").strip()
 
 
-# -- one <session> -> Session --------------------------------------------------
-
-
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
-
-
-def _int(value: str | None) -> int | None:
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        return int(value)
-    except ValueError:
-        return None
-
-
-def _flag(value: str | None) -> bool:
-    return (value or "").strip() == "1"
-
-
-def _text(element: etree._Element) -> str:
-    return element.text or ""
-
-
-def _opt(element: etree._Element) -> str | None:
-    text = element.text
-    return text if text is not None and text != "" else None
-
-
-def _time(element: etree._Element) -> datetime | None:
-    """The element's time; None when it is empty (a session still in progress).
-
-    :raises ValueError: for a time that is there but unreadable, so the session
-        fails with the reason instead of passing for one still in progress.
-    """
-    stamp = _int(element.get("timestamp") or element.get("ts"))
-    if stamp is not None:
-        return datetime.fromtimestamp(stamp, timezone.utc)
-    text = (element.text or "").strip()
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"<{local(element.tag)}> holds no readable time: {text[:40]!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-def children(element: etree._Element) -> Iterator[tuple[str, etree._Element]]:
-    """(local name, element) of each child element; comments and processing
-    instructions are left out."""
-    for child in element:
-        name = local(child.tag)
-        if name:
-            yield name, child
-
-
-def _party(element: etree._Element) -> PrimaryParty:
-    return PrimaryParty(
-        gsnumber=_int(element.get("gsnumber")), id=_int(element.get("id")), name=_text(element)
-    )
-
-
-def _named(element: etree._Element) -> NamedRef:
-    return NamedRef(id=_int(element.get("id")), name=_text(element))
-
-
-def _recording_links(element: etree._Element) -> tuple[RecordingLink, ...]:
-    links = []
-    for _, item in children(element):
-        fields = {name: _opt(child) for name, child in children(item)}
-        links.append(
-            RecordingLink(
-                instance=_int(item.get("instance")) or 0,
-                download_url=fields.get("download_url"),
-                view_url=fields.get("view_url"),
-            )
-        )
-    return tuple(links)
-
-
-def _customer(element: etree._Element) -> Customer:
-    values: dict[str, object] = {"gsnumber": _int(element.get("gsnumber"))}
-    for name, child in children(element):
-        if name in ("username", "public_ip", "private_ip", "hostname", "os"):
-            values[name] = _opt(child)
-        elif name in ("primary_cust", "rpat_support"):
-            values[name] = _flag(child.text)
-        elif name == "info":
-            info = {n: _opt(c) for n, c in children(child) if n in CustomerInfo.model_fields}
-            values["info"] = CustomerInfo(**info)
-    return Customer.model_validate(values)
-
-
-_REP_TEXT = {
-    "username",
-    "display_name",
-    "public_display_name",
-    "private_display_name",
-    "public_ip",
-    "private_ip",
-    "hostname",
-    "os",
-}
-
-
-def _representative(element: etree._Element) -> Representative:
-    values: dict[str, object] = {
-        "gsnumber": _int(element.get("gsnumber")),
-        "id": _int(element.get("id")),
-    }
-    for name, child in children(element):
-        if name in _REP_TEXT:
-            values[name] = _opt(child)
-        elif name in ("session_owner", "primary_rep", "invited"):
-            values[name] = _flag(child.text)
-        elif name in ("display_number", "seconds_involved"):
-            values[name] = _int(child.text)
-    # display_name is deprecated in favour of private_display_name; keep both filled.
-    values.setdefault("private_display_name", values.get("display_name"))
-    values.setdefault("display_name", values.get("private_display_name"))
-    return Representative.model_validate(values)
-
-
-def _survey(element: etree._Element, kind: str) -> ExitSurvey:
-    questions = []
-    for name, question_list in children(element):
-        if name != "question_list":
-            continue
-        for _, question in children(question_list):
-            values: dict[str, object] = {"id": _int(question.get("id"))}
-            answers: list[str] = []
-            for qname, child in children(question):
-                if qname in ("name", "type", "label", "report_header"):
-                    values[qname] = _opt(child)
-                elif qname == "answer_list":
-                    answers.extend(_text(answer) for _, answer in children(child))
-            values["answers"] = tuple(answers)
-            questions.append(SurveyQuestion.model_validate(values))
-    return ExitSurvey.model_validate({"kind": kind, "questions": tuple(questions)})
-
-
-def _surveys(element: etree._Element, kind: str) -> tuple[ExitSurvey, ...]:
-    return tuple(_survey(child, kind) for _, child in children(element))
-
-
-def _entity(element: etree._Element) -> Entity:
-    return Entity(
-        gsnumber=_int(element.get("gsnumber")), type=element.get("type"), name=_text(element)
-    )
-
-
-def _system_information(element: etree._Element) -> tuple[SystemInfoCategory, ...]:
-    categories = []
-    for _, category in children(element):
-        fields: tuple[str, ...] = ()
-        rows: list[tuple[str, ...]] = []
-        for name, child in children(category):
-            if name == "description":
-                fields = tuple(_text(f) for _, f in children(child))
-            elif name == "data":
-                rows.extend(tuple(_text(f) for _, f in children(row)) for _, row in children(child))
-        categories.append(
-            SystemInfoCategory(name=category.get("name", ""), fields=fields, rows=tuple(rows))
-        )
-    return tuple(categories)
-
-
-def _event(element: etree._Element) -> Event:
-    values: dict[str, object] = {
-        "timestamp": _time(element) or datetime.fromtimestamp(0, timezone.utc),
-        "event_type": element.get("event_type", ""),
-    }
-    for name, child in children(element):
-        if name in ("performed_by", "destination"):
-            values[name] = _entity(child)
-        elif name == "body":
-            values["body"] = _text(child)
-        elif name == "encoded_body":
-            raw = (child.text or "").strip()
-            try:
-                values["body"] = base64.b64decode(raw, validate=False).decode("utf-8", "replace")
-            except (binascii.Error, ValueError):
-                values["body"] = raw
-            values["body_encoded"] = True
-        elif name == "filename":
-            values["filename"] = _opt(child)
-        elif name == "filesize":
-            values["filesize"] = _int(child.text)
-        elif name == "files":
-            values["files"] = tuple(
-                TransferredFile(name=_text(f), size=_int(f.get("size"))) for _, f in children(child)
-            )
-        elif name == "data":
-            values["data"] = tuple(
-                EventValue(name=v.get("name", ""), value=v.get("value", ""))
-                for _, v in children(child)
-            )
-        elif name == "system_information":
-            values["system_information"] = _system_information(child)
-    return Event.model_validate(values)
-
-
-_SESSION_TEXT = {
-    "session_type",
-    "duration",
-    "external_key",
-    "session_chat_view_url",
-    "session_chat_download_url",
-    "session_recording_view_url",
-    "session_recording_download_url",
-}
-_SESSION_INT = {"lseq", "file_transfer_count", "file_move_count", "file_delete_count"}
-
-
-def parse_session(
-    element: etree._Element, *, product: Product, report: ReportKind, host: str
-) -> Session:
-    """Build a :class:`Session` from one ``<session>`` element."""
-    values: dict[str, object] = {
-        "product": product,
-        "report": report,
-        "host": host,
-        "lsid": element.get("lsid", ""),
-    }
-    for name, child in children(element):
-        if name in _SESSION_TEXT:
-            values[name] = _opt(child)
-        elif name in _SESSION_INT:
-            values[name] = _int(child.text)
-        elif name in ("start_time", "end_time"):
-            values[name] = _time(child)
-        elif name in ("public_site", "jumpoint", "primary_team"):
-            values[name] = _named(child)
-        elif name == "jump_group":
-            values[name] = JumpGroup(
-                id=_int(child.get("id")), type=child.get("type"), name=_text(child)
-            )
-        elif name in ("primary_customer", "primary_rep"):
-            values[name] = _party(child)
-        elif name == "custom_attributes":
-            values[name] = tuple(
-                CustomAttribute(
-                    code_name=a.get("code_name", ""),
-                    display_name=a.get("display_name", ""),
-                    value=_text(a),
-                )
-                for _, a in children(child)
-            )
-        elif name == "show_my_screen_recordings" or name == "command_shell_recordings":
-            values[name] = _recording_links(child)
-        elif name in ("customer_list", "attendee_list"):
-            values["customers"] = tuple(_customer(c) for _, c in children(child))
-        elif name == "rep_list":
-            values["representatives"] = tuple(_representative(r) for _, r in children(child))
-        elif name == "team_list":
-            values["teams"] = tuple(
-                Team(id=_int(t.get("id")), name=_text(t), primary_team=_flag(t.get("primary_team")))
-                for _, t in children(child)
-            )
-        elif name == "cust_survey_list":
-            values["customer_surveys"] = _surveys(child, "customer")
-        elif name == "rep_survey_list":
-            values["rep_surveys"] = _surveys(child, "representative")
-        elif name == "session_details":
-            values["events"] = tuple(_event(e) for _, e in children(child))
-    if values.get("session_type") is None:
-        values["session_type"] = "presentation" if report == "presentation" else "support"
-    return Session.model_validate(values)

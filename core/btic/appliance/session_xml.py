@@ -1,0 +1,339 @@
+"""One ``<session>`` element of a session report -> :class:`Session`.
+
+Every session of every report passes through here, so the code is written for
+speed: each element's children are walked once with the local name looked up
+in :data:`~btic.appliance.xmlnames.LOCAL_NAMES`, the whole session is gathered
+as plain values, and pydantic validates it in one call (its validator builds
+every nested model), instead of one validation per event, customer and entity.
+The values are still validated: a model of the wrong shape fails the session.
+
+Every child is taken to be an element: the hardened parser (:mod:`.parse`)
+drops comments and processing instructions and refuses DTDs, so there are no
+entity references either.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime, timezone
+from typing import Any
+
+from lxml import etree
+from pydantic import ValidationError
+
+from btic.appliance.model import CustomerInfo, Entity, Product, ReportKind, Session
+from btic.appliance.xmlnames import LOCAL_NAMES, local
+
+_EPOCH = datetime.fromtimestamp(0, timezone.utc)
+Values = dict[str, Any]
+
+
+def int_or_none(value: str | None) -> int | None:
+    """An integer's text as an int; None when absent or not a number."""
+    if value is None:
+        return None
+    try:
+        return int(value)  # int() itself ignores surrounding whitespace
+    except ValueError:
+        return None
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip() == "1"
+
+
+def _opt(element: etree._Element) -> str | None:
+    text = element.text
+    return text if text is not None and text != "" else None
+
+
+def _time(element: etree._Element) -> datetime | None:
+    """The element's time; None when it is empty (a session still in progress).
+
+    :raises ValueError: for a time that is there but unreadable, so the session
+        fails with the reason instead of passing for one still in progress.
+    """
+    stamp = int_or_none(element.get("timestamp") or element.get("ts"))
+    if stamp is not None:
+        return datetime.fromtimestamp(stamp, timezone.utc)
+    text = (element.text or "").strip()
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"<{local(element.tag)}> holds no readable time: {text[:40]!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _named_children(element: etree._Element) -> list[tuple[str, etree._Element]]:
+    """(local name, child) of each child; comments and the like get "", which no
+    caller asks for."""
+    names = LOCAL_NAMES
+    return [(names.get(child.tag) or local(child.tag), child) for child in element]
+
+
+def _texts(element: etree._Element) -> tuple[str, ...]:
+    """The text of each child (``<field>`` cells, answers)."""
+    return tuple([child.text or "" for child in element])
+
+
+def _party(element: etree._Element) -> Values:
+    return {
+        "gsnumber": int_or_none(element.get("gsnumber")),
+        "id": int_or_none(element.get("id")),
+        "name": element.text or "",
+    }
+
+
+def _named(element: etree._Element) -> Values:
+    return {"id": int_or_none(element.get("id")), "name": element.text or ""}
+
+
+def _recording_links(element: etree._Element) -> list[Values]:
+    links = []
+    for name, item in _named_children(element):
+        if not name:
+            continue
+        fields = {field: _opt(child) for field, child in _named_children(item) if field}
+        links.append(
+            {
+                "instance": int_or_none(item.get("instance")) or 0,
+                "download_url": fields.get("download_url"),
+                "view_url": fields.get("view_url"),
+            }
+        )
+    return links
+
+
+_CUSTOMER_TEXT = frozenset({"username", "public_ip", "private_ip", "hostname", "os"})
+
+
+def _customer(element: etree._Element) -> Values:
+    values: Values = {"gsnumber": int_or_none(element.get("gsnumber"))}
+    for name, child in _named_children(element):
+        if name in _CUSTOMER_TEXT:
+            values[name] = _opt(child)
+        elif name == "primary_cust" or name == "rpat_support":
+            values[name] = _flag(child.text)
+        elif name == "info":
+            values["info"] = {
+                n: _opt(c) for n, c in _named_children(child) if n in CustomerInfo.model_fields
+            }
+    return values
+
+
+_REP_TEXT = frozenset(
+    {
+        "username",
+        "display_name",
+        "public_display_name",
+        "private_display_name",
+        "public_ip",
+        "private_ip",
+        "hostname",
+        "os",
+    }
+)
+_REP_FLAG = frozenset({"session_owner", "primary_rep", "invited"})
+
+
+def _representative(element: etree._Element) -> Values:
+    values: Values = {
+        "gsnumber": int_or_none(element.get("gsnumber")),
+        "id": int_or_none(element.get("id")),
+    }
+    for name, child in _named_children(element):
+        if name in _REP_TEXT:
+            values[name] = _opt(child)
+        elif name in _REP_FLAG:
+            values[name] = _flag(child.text)
+        elif name == "display_number" or name == "seconds_involved":
+            values[name] = int_or_none(child.text)
+    # display_name is deprecated in favour of private_display_name; keep both filled.
+    values.setdefault("private_display_name", values.get("display_name"))
+    values.setdefault("display_name", values.get("private_display_name"))
+    return values
+
+
+_QUESTION_TEXT = frozenset({"name", "type", "label", "report_header"})
+
+
+def _survey(element: etree._Element, kind: str) -> Values:
+    questions = []
+    for name, question_list in _named_children(element):
+        if name != "question_list":
+            continue
+        for qname, question in _named_children(question_list):
+            if not qname:
+                continue
+            values: Values = {"id": int_or_none(question.get("id"))}
+            answers: list[str] = []
+            for field, child in _named_children(question):
+                if field in _QUESTION_TEXT:
+                    values[field] = _opt(child)
+                elif field == "answer_list":
+                    answers.extend(_texts(child))
+            values["answers"] = answers
+            questions.append(values)
+    return {"kind": kind, "questions": questions}
+
+
+def _surveys(element: etree._Element, kind: str) -> list[Values]:
+    return [_survey(child, kind) for name, child in _named_children(element) if name]
+
+
+def _system_information(element: etree._Element) -> list[Values]:
+    categories = []
+    for name, category in _named_children(element):
+        if not name:
+            continue
+        fields: tuple[str, ...] = ()
+        rows: list[tuple[str, ...]] = []
+        for part, child in _named_children(category):
+            if part == "description":
+                fields = _texts(child)
+            elif part == "data":
+                rows.extend([_texts(row) for row in child])
+        categories.append({"name": category.get("name", ""), "fields": fields, "rows": rows})
+    return categories
+
+
+def _event(
+    element: etree._Element, entities: dict[tuple[str | None, str | None, str], Entity]
+) -> Values:
+    # The hottest loop of a report (tens of events per session): children are
+    # walked inline rather than through _named_children.
+    get = element.get
+    stamp = get("timestamp")
+    if stamp and stamp.isdecimal():
+        moment = datetime.fromtimestamp(int(stamp), timezone.utc)
+    else:
+        moment = _time(element) or _EPOCH
+    values: Values = {"timestamp": moment, "event_type": get("event_type", "")}
+    names = LOCAL_NAMES
+    for child in element:
+        name = names.get(child.tag) or local(child.tag)
+        if name == "performed_by" or name == "destination":
+            # A session's events name the same few people over and over: each is
+            # validated once, and pydantic takes the model as it is after that.
+            key = (child.get("gsnumber"), child.get("type"), child.text or "")
+            entity = entities.get(key)
+            if entity is None:
+                entity = entities[key] = Entity(
+                    gsnumber=int_or_none(key[0]), type=key[1], name=key[2]
+                )
+            values[name] = entity
+        elif name == "data":
+            values["data"] = [
+                {"name": pair.get("name", ""), "value": pair.get("value", "")} for pair in child
+            ]
+        elif name == "body":
+            values["body"] = child.text or ""
+        elif name == "encoded_body":
+            raw = (child.text or "").strip()
+            try:
+                values["body"] = base64.b64decode(raw, validate=False).decode("utf-8", "replace")
+            except (binascii.Error, ValueError):
+                values["body"] = raw
+            values["body_encoded"] = True
+        elif name == "filename":
+            values["filename"] = _opt(child)
+        elif name == "filesize":
+            values["filesize"] = int_or_none(child.text)
+        elif name == "files":
+            values["files"] = [
+                {"name": f.text or "", "size": int_or_none(f.get("size"))} for f in child
+            ]
+        elif name == "system_information":
+            values["system_information"] = _system_information(child)
+    return values
+
+
+_SESSION_TEXT = frozenset(
+    {
+        "session_type",
+        "duration",
+        "external_key",
+        "session_chat_view_url",
+        "session_chat_download_url",
+        "session_recording_view_url",
+        "session_recording_download_url",
+    }
+)
+_SESSION_INT = frozenset({"lseq", "file_transfer_count", "file_move_count", "file_delete_count"})
+
+
+def parse_session(
+    element: etree._Element, *, product: Product, report: ReportKind, host: str
+) -> Session:
+    """Build a :class:`Session` from one ``<session>`` element.
+
+    :raises ValueError: for a value that cannot be read (a time out of range,
+        a model of the wrong shape), naming the field.
+    """
+    values: Values = {
+        "product": product,
+        "report": report,
+        "host": host,
+        "lsid": element.get("lsid", ""),
+    }
+    for name, child in _named_children(element):
+        if name in _SESSION_TEXT:
+            values[name] = _opt(child)
+        elif name in _SESSION_INT:
+            values[name] = int_or_none(child.text)
+        elif name == "start_time" or name == "end_time":
+            values[name] = _time(child)
+        elif name == "public_site" or name == "jumpoint" or name == "primary_team":
+            values[name] = _named(child)
+        elif name == "jump_group":
+            values[name] = {
+                "id": int_or_none(child.get("id")),
+                "type": child.get("type"),
+                "name": child.text or "",
+            }
+        elif name == "primary_customer" or name == "primary_rep":
+            values[name] = _party(child)
+        elif name == "custom_attributes":
+            values[name] = [
+                {
+                    "code_name": a.get("code_name", ""),
+                    "display_name": a.get("display_name", ""),
+                    "value": a.text or "",
+                }
+                for attribute_name, a in _named_children(child)
+                if attribute_name
+            ]
+        elif name == "show_my_screen_recordings" or name == "command_shell_recordings":
+            values[name] = _recording_links(child)
+        elif name == "customer_list" or name == "attendee_list":
+            values["customers"] = [_customer(c) for n, c in _named_children(child) if n]
+        elif name == "rep_list":
+            values["representatives"] = [_representative(r) for n, r in _named_children(child) if n]
+        elif name == "team_list":
+            values["teams"] = [
+                {
+                    "id": int_or_none(t.get("id")),
+                    "name": t.text or "",
+                    "primary_team": _flag(t.get("primary_team")),
+                }
+                for n, t in _named_children(child)
+                if n
+            ]
+        elif name == "cust_survey_list":
+            values["customer_surveys"] = _surveys(child, "customer")
+        elif name == "rep_survey_list":
+            values["rep_surveys"] = _surveys(child, "representative")
+        elif name == "session_details":
+            entities: dict[tuple[str | None, str | None, str], Entity] = {}
+            values["events"] = [_event(e, entities) for n, e in _named_children(child) if n]
+    if values.get("session_type") is None:
+        values["session_type"] = "presentation" if report == "presentation" else "support"
+    try:
+        return Session.model_validate(values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ValueError(f"{where}: {first['msg']}") from None
