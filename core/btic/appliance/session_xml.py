@@ -200,24 +200,23 @@ def _system_information(element: etree._Element) -> list[Values]:
     return categories
 
 
-def _event(
-    element: etree._Element, entities: dict[tuple[str | None, str | None, str], Entity]
-) -> Values:
+#: A session's events name the same few people over and over: each is built
+#: once per session and shared (models are immutable); pydantic takes a model
+#: instance as it is instead of validating it again.
+_Entities = dict[tuple[str | None, str | None, str], Entity]
+
+
+def _event(element: etree._Element, entities: _Entities) -> Values:
     # The hottest loop of a report (tens of events per session): children are
     # walked inline rather than through _named_children.
-    get = element.get
-    stamp = get("timestamp")
-    if stamp and stamp.isdecimal():
-        moment = datetime.fromtimestamp(int(stamp), timezone.utc)
-    else:
-        moment = _time(element) or _EPOCH
-    values: Values = {"timestamp": moment, "event_type": get("event_type", "")}
+    values: Values = {
+        "timestamp": _time(element) or _EPOCH,
+        "event_type": element.get("event_type", ""),
+    }
     names = LOCAL_NAMES
     for child in element:
         name = names.get(child.tag) or local(child.tag)
         if name == "performed_by" or name == "destination":
-            # A session's events name the same few people over and over: each is
-            # validated once, and pydantic takes the model as it is after that.
             key = (child.get("gsnumber"), child.get("type"), child.text or "")
             entity = entities.get(key)
             if entity is None:
@@ -327,7 +326,7 @@ def parse_session(
         elif name == "rep_survey_list":
             values["rep_surveys"] = _surveys(child, "representative")
         elif name == "session_details":
-            entities: dict[tuple[str | None, str | None, str], Entity] = {}
+            entities: _Entities = {}
             values["events"] = [_event(e, entities) for n, e in _named_children(child) if n]
     if values.get("session_type") is None:
         values["session_type"] = "presentation" if report == "presentation" else "support"
