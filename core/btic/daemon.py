@@ -68,6 +68,8 @@ class Daemon:
     :param call_observer: told of every appliance call (the metrics).
     :param clock: the time now; :param wait: sleeps up to the given seconds
         unless woken (tests pass simulated ones).
+    :param executor: ``local`` or ``celery`` instead of ``[executor] kind`` (see
+        :class:`~btic.scheduler.Scheduler`).
     """
 
     def __init__(
@@ -85,6 +87,7 @@ class Daemon:
         clock: Callable[[], datetime] = utc_now,
         wait: Callable[[float], None] | None = None,
         stop_timeout: timedelta = STOP_TIMEOUT,
+        executor: str | None = None,
     ):
         self._load = load
         self.plugins = plugins
@@ -94,6 +97,7 @@ class Daemon:
         self.extra_observers = extra_observers
         self.reporter = reporter
         self.call_observer = call_observer
+        self.executor = executor
         self.clock = clock
         self._wait = wait
         self.stop_timeout = stop_timeout
@@ -138,6 +142,7 @@ class Daemon:
             observers=self._observers(config),
             stop=self.stop,
             clock=self.clock,
+            executor=self.executor,
         )
         self.log.info(
             "btic run started",
@@ -319,9 +324,18 @@ class Daemon:
             )
             return
         assert self.scheduler is not None
+        log = self.log_for(config)
+        try:
+            self.scheduler.reconfigure(config, log=log, observers=self._observers(config))
+        except ConfigError as exc:
+            self.log.error(
+                "configuration not reloaded; the previous one stays in use",
+                config=str(self.config_path),
+                problems=exc.lines(),
+            )
+            return
         self.config = config
-        self.log = self.log_for(config)
-        self.scheduler.reconfigure(config, log=self.log, observers=self._observers(config))
+        self.log = log
         self.log.info(
             "configuration reloaded",
             config=str(self.config_path),

@@ -156,6 +156,10 @@ class NotificationError(BticError):
     """An e-mail notification could not be sent (the SMTP server's words, and the fix)."""
 
 
+class BrokerError(BticError):
+    """The task broker (``[executor] broker_url``) did not take a task."""
+
+
 class PluginLoadError(BticError):
     """A plugin could not be imported or its hook implementations are invalid."""
 

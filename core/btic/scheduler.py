@@ -29,21 +29,24 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from structlog.typing import FilteringBoundLogger
 
 from btic import schedule
 from btic.appliance.connection import CallObserver
 from btic.appliance.pool import ClientPool
-from btic.config import Config
-from btic.errors import BticError
+from btic.config import Config, distributed_problems
+from btic.errors import BticError, ConfigError
 from btic.leases import Leases, schedule_lease
 from btic.plugins import PluginManager
 from btic.runs import CommandRun
 from btic.state import StateStore
 from btic.transfer import Reporter, SilentReporter, Summary, TransferRequest
 from btic.transfer.spool import RunSpool, spool_parent
+
+if TYPE_CHECKING:
+    from btic.executor.dispatch import Dispatcher
 
 
 def utc_now() -> datetime:
@@ -88,6 +91,12 @@ class Scheduler:
     :param stop: set to end runs after the items in hand.
     :param clock: the time now (tests pass a simulated one).
     :param items_on_console: each item's log line on the terminal too (``-v``).
+    :param executor: ``local`` or ``celery``, instead of ``[executor] kind``. With
+        ``celery`` a run enqueues the schedule's transfers as tasks for
+        ``btic worker`` processes (:mod:`btic.executor`) and counts as run once
+        they are enqueued (status ``queued``).
+    :raises ConfigError: when the executor is distributed and the configuration
+        cannot serve it (no broker, a SQLite state database).
     """
 
     def __init__(
@@ -103,6 +112,7 @@ class Scheduler:
         stop: threading.Event | None = None,
         clock: Callable[[], datetime] = utc_now,
         items_on_console: bool = False,
+        executor: str | None = None,
     ):
         self.config = config
         self.plugins = plugins
@@ -117,6 +127,15 @@ class Scheduler:
         self.clock = clock
         self.items_on_console = items_on_console
         self.leases = Leases(state, f"scheduler-{uuid.uuid4()}")
+        self.executor = executor or config.executor.kind
+        self.dispatcher: Dispatcher | None = None
+        if self.executor == "celery":
+            from btic.executor.dispatch import Dispatcher
+
+            problems = distributed_problems(config)
+            if problems:
+                raise ConfigError(problems)
+            self.dispatcher = Dispatcher(config, state)
 
     def reconfigure(
         self,
@@ -126,7 +145,16 @@ class Scheduler:
         observers: Sequence[ScheduleObserver] | None = None,
     ) -> None:
         """Use ``config`` (and its logger and observers) for runs that start from now
-        on; running ones keep theirs."""
+        on; running ones keep theirs. The executor's kind stays as it started; a
+        changed broker is used from now on."""
+        if self.dispatcher is not None and config.executor != self.config.executor:
+            from btic.executor.dispatch import Dispatcher
+
+            problems = distributed_problems(config)
+            if problems:
+                raise ConfigError(problems)
+            self.dispatcher.close()
+            self.dispatcher = Dispatcher(config, self.state)
         self.config = config
         self.clients.reconfigure(config)
         if log is not None:
@@ -165,6 +193,8 @@ class Scheduler:
             database, a plugin that cannot be configured; anything else: a bug):
             the slot is not recorded.
         """
+        if self.dispatcher is not None:
+            return self._enqueue(self.dispatcher, name, slot)
         from btic.progress import summary_text
 
         config = self.config
@@ -215,6 +245,30 @@ class Scheduler:
         finally:
             self.leases.release([schedule_lease(name)])
         outcome = self._outcome(name, slot, status, run, summary, started, previous)
+        self._tell(outcome)
+        return outcome
+
+    def _enqueue(self, dispatcher: Dispatcher, name: str, slot: datetime) -> ScheduleOutcome:
+        """Hand a claimed schedule's transfers to the workers and record the slot."""
+        started = self.clock()
+        summary = Summary()
+        previous: str | None = None
+        try:
+            previous = self.state.schedule_status(name)
+            tasks = dispatcher.enqueue(self.config, name, slot)
+            self.state.record_schedule_run(name, slot, "queued", started)
+        except Exception as exc:
+            error = str(exc) if isinstance(exc, BticError) else f"{type(exc).__name__}: {exc}"
+            summary.problem(f"schedule {name}: btic failed: {error}")
+            self._tell(self._outcome(name, slot, "error", None, summary, started, previous))
+            raise
+        finally:
+            self.leases.release([schedule_lease(name)])
+        summary.note(
+            f"schedule {name}: {len(tasks)} task(s) enqueued: "
+            + "; ".join(f"{task.label} ({task.task_id})" for task in tasks)
+        )
+        outcome = self._outcome(name, slot, "queued", None, summary, started, previous)
         self._tell(outcome)
         return outcome
 
@@ -281,6 +335,8 @@ class Scheduler:
         return outcomes, notes
 
     def close(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.close()
         self.leases.close()
         self.clients.close()
         self._spool.close()

@@ -8,7 +8,7 @@ work, and print; a :class:`btic.BticError` raised anywhere below becomes its
 
 One module per area: :mod:`~btic.cli.setup` (plugins, check, init),
 :mod:`~btic.cli.transfers` (transfer, import-xml), :mod:`~btic.cli.schedules` (sync),
-:mod:`~btic.cli.service` (run, the daemon), :mod:`~btic.cli.notify` (notify test),
+:mod:`~btic.cli.service` (run, the daemon; worker), :mod:`~btic.cli.notify` (notify test),
 :mod:`~btic.cli.status` (status, retry),
 :mod:`~btic.cli.simulated` (demo, sim), :mod:`~btic.cli.backups` (backup decrypt) and
 :mod:`~btic.cli.verify` (verify).
@@ -36,6 +36,7 @@ for command in (
     transfers.transfer_command,
     schedules.sync_command,
     service.run_command,
+    service.worker_command,
     status.status_command,
     status.retry_command,
     transfers.import_xml_command,

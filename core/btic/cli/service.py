@@ -1,4 +1,5 @@
-"""``btic run``: the schedules, run by a daemon in the foreground."""
+"""``btic run``: the schedules, run by a daemon in the foreground; ``btic worker``:
+a Celery worker that runs the transfers a ``btic run --executor celery`` enqueues."""
 
 from __future__ import annotations
 
@@ -42,6 +43,13 @@ EXIT_AFTER = {signal.SIGTERM: 0, signal.SIGINT: 130}
     show_default=True,
     help="Seconds a stop request waits for the items in hand before abandoning them.",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "celery"]),
+    default=None,
+    help="Run transfers here (local) or enqueue them for btic worker processes "
+    "(celery); default: [executor] kind.",
+)
 @click.pass_obj
 def run_command(
     runtime: Runtime,
@@ -50,6 +58,7 @@ def run_command(
     metrics_port: int | None,
     metrics_host: str,
     stop_timeout: int,
+    executor: str | None,
 ) -> None:
     """Run the schedules as they come due, until stopped (systemd, containers).
 
@@ -80,6 +89,7 @@ def run_command(
         reporter=metrics,
         call_observer=metrics,
         stop_timeout=timedelta(seconds=stop_timeout),
+        executor=executor,
     )
     if metrics is not None and metrics_port is not None:
         from btic.metrics import serve
@@ -100,4 +110,86 @@ def run_command(
         raise WorkFailed(f"schedule runs failed: {', '.join(stopped.failed)}")
 
 
-__all__ = ["run_command"]
+@click.command("worker")
+@config_option
+@click.option(
+    "--concurrency",
+    "-c",
+    type=click.IntRange(1, 256),
+    default=4,
+    show_default=True,
+    help="Tasks this worker runs at once (threads of one process, sharing one token per site).",
+)
+@click.option(
+    "--queues",
+    "-Q",
+    default=None,
+    help="Comma-separated queues to take tasks from; default: [executor] queue.",
+)
+@click.option(
+    "--prefetch",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Tasks reserved per running task (1: a busy worker holds none an idle one could run).",
+)
+@click.option("--name", "-n", default=None, help="The worker's node name [default: btic@HOST].")
+@click.pass_obj
+def worker_command(
+    runtime: Runtime,
+    config_path: Path | None,
+    concurrency: int,
+    queues: str | None,
+    prefetch: int,
+    name: str | None,
+) -> None:
+    """Run the transfer tasks of a distributed btic (``[executor] kind = "celery"``).
+
+    Needs the broker ([executor] broker_url), the shared state database (PostgreSQL)
+    and every destination the tasks name, reachable from this machine; ``btic check``
+    says whether they are. SIGTERM drains the worker: it takes no new task, ends the
+    running ones after the items in hand, sends them back to the queue, and exits.
+    """
+    from btic import logs
+    from btic.config import distributed_problems
+    from btic.errors import ConfigError
+    from btic.executor.app import celery_app
+    from btic.executor.worker import Worker, register
+    from btic.notify import notifiers
+
+    path = config_path or default_config_path()
+    config = runtime.load_config(path)
+    problems = distributed_problems(config)
+    if problems:
+        raise ConfigError(problems)
+    log = logs.for_config(config)
+    app = celery_app(config.executor)
+    app.conf.worker_prefetch_multiplier = prefetch
+    worker = Worker(config, runtime.plugins, log=log, observers=notifiers(config, log))
+    register(app, worker)
+
+    from celery.signals import worker_shutting_down
+
+    def stopping(**_: object) -> None:
+        worker.stop.set()
+
+    worker_shutting_down.connect(stopping, weak=False)
+    log.info("btic worker starting", config=str(path), pid=os.getpid(), concurrency=concurrency)
+    try:
+        app.worker_main(
+            [
+                "worker",
+                "--pool=threads",
+                f"--concurrency={concurrency}",
+                f"--queues={queues or config.executor.queue}",
+                f"--hostname={name or 'btic@%h'}",
+                f"--loglevel={config.logging.level.upper()}",
+                "--without-gossip",
+                "--without-mingle",
+            ]
+        )
+    finally:
+        worker.close()
+
+
+__all__ = ["run_command", "worker_command"]

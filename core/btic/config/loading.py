@@ -28,6 +28,7 @@ from btic.config.problems import problems_from, salvage
 from btic.config.sections import (
     NAME_PATTERN,
     ConfigFile,
+    ExecutorConfig,
     LoggingConfig,
     NotificationsConfig,
     ScheduleConfig,
@@ -79,6 +80,7 @@ class Config:
     schedules: dict[str, ScheduleConfig]
     logging: LoggingConfig
     notifications: NotificationsConfig
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -112,6 +114,15 @@ class Config:
             },
             "logging": self.logging.model_dump(mode="json"),
             "notifications": self.notifications.model_dump(mode="json"),
+            "executor": {
+                **self.executor.model_dump(
+                    mode="json", exclude={"broker_url", "result_backend", "visibility_timeout"}
+                ),
+                "broker_url": self.executor.broker_url.display
+                if self.executor.broker_url
+                else None,
+                "visibility_timeout": format_duration(self.executor.visibility_timeout),
+            },
         }
 
     # -- what a command names must exist --------------------------------------------
@@ -278,6 +289,7 @@ def build_config(
         schedules=parsed.schedules,
         logging=parsed.logging,
         notifications=parsed.notifications,
+        executor=parsed.executor,
     )
     declared = {
         section: set(data[section]) if isinstance(data.get(section), Mapping) else set()
@@ -286,6 +298,8 @@ def build_config(
     problems.extend(_check_names(declared))
     problems.extend(_check_references(config, declared, plugins))
     problems.extend(_check_sites(config))
+    if config.executor.kind != "local":
+        problems.extend(distributed_problems(config))
     if problems:
         raise ConfigError(problems)
     config.warnings.extend(_site_warnings(config))
@@ -495,6 +509,28 @@ def _file_permission_warnings(path: Path, config: Config) -> list[str]:
     ]
 
 
+def distributed_problems(config: Config) -> list[ConfigProblem]:
+    """What keeps this configuration from running its transfers on Celery workers."""
+    problems = []
+    if config.executor.broker_url is None:
+        problems.append(
+            ConfigProblem(
+                "executor.broker_url",
+                "is required for a distributed executor (e.g. redis://:PASSWORD@host:6379/0, "
+                'or "env:BTIC_BROKER_URL")',
+            )
+        )
+    if config.state_url.startswith("sqlite"):
+        problems.append(
+            ConfigProblem(
+                "state.url",
+                "must be a server database (postgresql://...) for a distributed executor: "
+                "workers on other machines cannot share a SQLite file",
+            )
+        )
+    return problems
+
+
 def iter_secrets(config: Config) -> list[tuple[str, Secret]]:
     """Every secret in the configuration, with its config path."""
     found: list[tuple[str, Secret]] = []
@@ -517,6 +553,7 @@ def iter_secrets(config: Config) -> list[tuple[str, Secret]]:
     for name, destination in config.destinations.items():
         walk(destination.options, f"destinations.{name}")
     walk(config.notifications, "notifications")
+    walk(config.executor, "executor")
     return found
 
 

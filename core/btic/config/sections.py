@@ -227,6 +227,43 @@ class NotificationsConfig(_Section):
     email: EmailConfig | None = None
 
 
+class ExecutorConfig(_Section):
+    """``[executor]``: where schedules' transfers run.
+
+    ``local`` (the default): in the ``btic run`` process. ``celery``: ``btic run``
+    enqueues one task per due (site, transfer) on a Celery broker and
+    ``btic worker`` processes, on any number of machines, run them.
+    """
+
+    kind: Literal["local", "celery"] = "local"
+    broker_url: DatabaseUrl | None = Field(
+        default=None, description="Celery broker, e.g. redis://:PASSWORD@host:6379/0"
+    )
+    result_backend: DatabaseUrl | None = Field(
+        default=None, description="Celery result backend; btic needs none"
+    )
+    queue: str = Field(default="btic", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    #: A task not acknowledged within this time is given to another worker, so it
+    #: must be longer than the longest transfer (a first sync of years of recordings).
+    visibility_timeout: Duration = Field(default=timedelta(hours=12))
+    tasks_per_site: int = Field(default=4, ge=1, le=25)
+    busy_retry: Duration = Field(default=timedelta(seconds=30))
+
+    @field_validator("visibility_timeout")
+    @classmethod
+    def _visibility(cls, value: timedelta) -> timedelta:
+        if not timedelta(seconds=10) <= value <= timedelta(days=7):
+            raise ValueError(f"{format_duration(value)} is outside the allowed 10s .. 7d")
+        return value
+
+    @field_validator("busy_retry")
+    @classmethod
+    def _busy_retry(cls, value: timedelta) -> timedelta:
+        if not timedelta(seconds=1) <= value <= timedelta(hours=1):
+            raise ValueError(f"{format_duration(value)} is outside the allowed 1s .. 1h")
+        return value
+
+
 class ConfigFile(_Section):
     state: StateConfig = StateConfig()
     sites: dict[str, SiteConfig] = {}
@@ -235,3 +272,4 @@ class ConfigFile(_Section):
     schedules: dict[str, ScheduleConfig] = {}
     logging: LoggingConfig = LoggingConfig()
     notifications: NotificationsConfig = NotificationsConfig()
+    executor: ExecutorConfig = ExecutorConfig()

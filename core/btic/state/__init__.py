@@ -4,7 +4,8 @@
 * :mod:`btic.state.store` — :class:`StateStore`, the one way to read and write them:
   the ledger itself (its group commit in :mod:`btic.state.batches`), watermarks
   through :mod:`btic.state.watermarks`, runs, schedules and leases through
-  :mod:`btic.state.records`; :mod:`btic.state.values` — times and keys as stored.
+  :mod:`btic.state.records`, Celery tasks through :mod:`btic.state.tasks`;
+  :mod:`btic.state.values` — times and keys as stored.
 """
 
 from btic.state.schema import (
@@ -17,11 +18,16 @@ from btic.state.schema import (
     SCHEMA_VERSION,
     SETTLED,
     SKIPPED,
+    TASK_QUEUED,
+    TASK_RETRIED,
+    TASK_RUNNING,
+    TASK_WAITING,
     deliveries,
     locks,
     meta_table,
     metadata,
     runs,
+    tasks,
     watermarks,
 )
 from btic.state.store import (
@@ -31,6 +37,7 @@ from btic.state.store import (
     failures_reported,
     safe_url,
 )
+from btic.state.tasks import TaskCounts
 from btic.state.values import as_utc, fit_column, now
 
 __all__ = [
@@ -43,9 +50,14 @@ __all__ = [
     "SCHEMA_VERSION",
     "SETTLED",
     "SKIPPED",
+    "TASK_QUEUED",
+    "TASK_RETRIED",
+    "TASK_RUNNING",
+    "TASK_WAITING",
     "LedgerEntry",
     "StateError",
     "StateStore",
+    "TaskCounts",
     "as_utc",
     "deliveries",
     "failures_reported",
@@ -56,5 +68,6 @@ __all__ = [
     "now",
     "runs",
     "safe_url",
+    "tasks",
     "watermarks",
 ]

@@ -104,3 +104,30 @@ locks = Table(
     Column("acquired_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
+
+#: Transfers handed to Celery workers (``[executor] kind = "celery"``): one row per
+#: task, so ``btic status`` can say what is queued, running and retried per site.
+#: Added without a schema version change: older btic versions ignore the table.
+tasks = Table(
+    "btic_tasks",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("schedule", String(64), nullable=False),
+    Column("slot", DateTime(timezone=True), nullable=False),
+    Column("site", String(64), nullable=False),
+    Column("transfer", String(255), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("worker", String(255)),
+    Column("run_id", String(36)),
+    Column("detail", Text),
+    Column("enqueued_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+)
+
+#: A task's statuses: waiting in the broker, being run, put back because its site
+#: had its fill of tasks, and how it ended (``ok``, ``failed``, ``interrupted``,
+#: ``error`` as runs end).
+TASK_QUEUED, TASK_RUNNING, TASK_RETRIED = "queued", "running", "retried"
+TASK_WAITING = (TASK_QUEUED, TASK_RETRIED)

@@ -44,6 +44,7 @@ from btic.state.schema import (
     metadata,
     watermarks,
 )
+from btic.state.tasks import TaskRecords
 from btic.state.values import as_utc, aware, now, stored_key
 from btic.state.watermarks import Watermarks
 
@@ -73,7 +74,7 @@ class LedgerEntry:
     item_time: datetime | None = None
 
 
-class StateStore(Watermarks, RunRecords):
+class StateStore(Watermarks, RunRecords, TaskRecords):
     """Access to one state database.
 
     :param url: any SQLAlchemy URL; SQLite files get WAL and full sync so a

@@ -1,0 +1,125 @@
+"""The bookkeeping of Celery tasks in the state database (``btic_tasks``).
+
+The broker knows what is queued but not per site, and forgets on a restart;
+these rows are what ``btic status`` and the metrics read, written by the
+scheduler when it enqueues and by the worker as a task starts and ends.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.engine import Engine
+
+from btic.state.schema import TASK_QUEUED, TASK_RETRIED, TASK_RUNNING, tasks
+from btic.state.values import as_utc, fit_column, now
+
+#: Finished tasks' rows are kept this long (``btic status`` shows recent ones).
+TASK_HISTORY = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class TaskCounts:
+    """How many tasks of one site are in each state right now."""
+
+    site: str
+    queued: int = 0
+    running: int = 0
+    retried: int = 0
+
+
+class TaskRecords:
+    """The part of :class:`~btic.state.StateStore` that records Celery tasks."""
+
+    engine: Engine
+    _write_lock: threading.Lock
+
+    def task_enqueued(
+        self, task_id: str, *, schedule: str, slot: datetime, site: str, transfer: str
+    ) -> None:
+        """Record a task handed to the broker; forget finished ones past
+        :data:`TASK_HISTORY`."""
+        moment = now()
+        with self._write_lock, self.engine.begin() as connection:
+            connection.execute(
+                tasks.insert().values(
+                    id=task_id,
+                    schedule=schedule,
+                    slot=slot,
+                    site=site,
+                    transfer=fit_column(transfer, 255),
+                    status=TASK_QUEUED,
+                    attempts=0,
+                    enqueued_at=moment,
+                )
+            )
+            connection.execute(
+                delete(tasks).where(
+                    (tasks.c.finished_at.is_not(None))
+                    & (tasks.c.finished_at < moment - TASK_HISTORY)
+                )
+            )
+
+    def task_started(self, task_id: str, *, worker: str, run_id: str | None = None) -> None:
+        """A worker took the task (again, if it was redelivered or retried)."""
+        with self._write_lock, self.engine.begin() as connection:
+            connection.execute(
+                update(tasks)
+                .where(tasks.c.id == task_id)
+                .values(
+                    status=TASK_RUNNING,
+                    worker=worker,
+                    run_id=run_id,
+                    started_at=now(),
+                    finished_at=None,
+                    attempts=tasks.c.attempts + 1,
+                )
+            )
+
+    def task_retried(self, task_id: str, detail: str) -> None:
+        """The task went back to the broker to wait (its site had its fill)."""
+        self._set_task(task_id, TASK_RETRIED, detail, finished=False)
+
+    def task_finished(self, task_id: str, status: str, detail: str | None = None) -> None:
+        self._set_task(task_id, status, detail, finished=True)
+
+    def _set_task(self, task_id: str, status: str, detail: str | None, *, finished: bool) -> None:
+        with self._write_lock, self.engine.begin() as connection:
+            connection.execute(
+                update(tasks)
+                .where(tasks.c.id == task_id)
+                .values(status=status, detail=detail, finished_at=now() if finished else None)
+            )
+
+    def task_status(self, task_id: str) -> str | None:
+        with self.engine.connect() as connection:
+            query = select(tasks.c.status).where(tasks.c.id == task_id)
+            status = connection.execute(query).scalar()
+        return None if status is None else str(status)
+
+    def task_counts(self, sites: Iterable[str] | None = None) -> list[TaskCounts]:
+        """Queued, running and retried tasks per site (sites without any left out)."""
+        query = (
+            select(tasks.c.site, tasks.c.status, func.count())
+            .where(tasks.c.status.in_((TASK_QUEUED, TASK_RUNNING, TASK_RETRIED)))
+            .group_by(tasks.c.site, tasks.c.status)
+        )
+        if sites is not None:
+            query = query.where(tasks.c.site.in_(list(sites)))
+        counts: dict[str, dict[str, int]] = {}
+        with self.engine.connect() as connection:
+            for site, status, count in connection.execute(query):
+                counts.setdefault(site, {})[status] = int(count)
+        return [TaskCounts(site, **by_status) for site, by_status in sorted(counts.items())]
+
+    def oldest_waiting_task(self) -> datetime | None:
+        """When the longest-waiting queued task was enqueued (None: none waits)."""
+        with self.engine.connect() as connection:
+            oldest = connection.execute(
+                select(func.min(tasks.c.enqueued_at)).where(tasks.c.status == TASK_QUEUED)
+            ).scalar()
+        return as_utc(oldest) if oldest is not None else None

@@ -1,0 +1,320 @@
+"""The celery executor: `btic run --executor celery` enqueues, `btic worker` processes
+run the tasks, against a real redis-server, a real PostgreSQL state database and
+simulated appliances over real sockets. What must hold is what Celery's
+at-least-once delivery does not give by itself: every item exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy
+from conftest import BTIC, new_postgres_database
+from transfer_helpers import check_archive, expected_files
+
+from btic import logs
+from btic.config import load_config
+from btic.plugins import PluginManager
+from btic.scheduler import Scheduler
+from btic.sim import SimulatedAppliance
+from btic.state import StateStore
+
+DATA = ("session", "recording")
+
+
+def celery_config(
+    tmp_path: Path,
+    sims: list[SimulatedAppliance],
+    state: str,
+    broker: str,
+    *,
+    queue: str,
+    executor: str = "",
+) -> Path:
+    sites = "".join(
+        sim.site_toml(f"s{i}") + 'first_run_since = "all"\n' for i, sim in enumerate(sims)
+    )
+    data = ", ".join(f'"{d}"' for d in DATA)
+    transfers = "".join(
+        f'[[schedules.all.transfers]]\nsite = "s{i}"\ndestinations = ["archive"]\ndata = [{data}]\n'
+        for i in range(len(sims))
+    )
+    path = tmp_path / "btic.toml"
+    path.write_text(
+        f'[state]\nurl = "{state}"\n\n'
+        f'[executor]\nkind = "celery"\nbroker_url = "{broker}"\nqueue = "{queue}"\n'
+        f'visibility_timeout = "15s"\nbusy_retry = "2s"\n{executor}\n'
+        f"{sites}\n"
+        f'[destinations.archive]\nplugin = "filesystem"\ndirectory = "{tmp_path / "archive"}"\n\n'
+        f'[schedules.all]\nevery = "1d"\nat = "00:00"\n{transfers}'
+    )
+    path.chmod(0o600)
+    return path
+
+
+def start_worker(config: Path, log: Path, name: str, concurrency: int = 2) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BTIC_")}
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [BTIC, "worker", "--config", str(config), "-c", str(concurrency), "-n", f"{name}@%h"],
+            stdout=out,
+            stderr=out,
+            env=env,
+        )
+
+
+def enqueue(config: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BTIC_")}
+    return subprocess.run(
+        [BTIC, "run", "--once", "--executor", "celery", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def task_rows(state: str) -> list[sqlalchemy.Row]:
+    engine = sqlalchemy.create_engine(state)
+    try:
+        with engine.connect() as connection:
+            return list(
+                connection.execute(
+                    sqlalchemy.text(
+                        "select id, site, status, worker, attempts, enqueued_at from btic_tasks"
+                    )
+                )
+            )
+    finally:
+        engine.dispose()
+
+
+def wait_for(predicate, timeout: float, what: str, workers=()) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        for worker in workers:
+            assert worker.poll() is None, f"a worker exited ({worker.returncode}) before {what}"
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def all_finished(state: str, count: int):
+    def check() -> bool:
+        rows = task_rows(state)
+        return len(rows) >= count and all(row.status == "ok" for row in rows)
+
+    return check
+
+
+def stop_all(workers: list[subprocess.Popen]) -> None:
+    for worker in workers:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+    for worker in workers:
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+
+
+def expected(sims: list[SimulatedAppliance]) -> dict[str, str]:
+    files: dict[str, str] = {}
+    for sim in sims:
+        files.update(expected_files(sim, data=list(DATA)))
+    return files
+
+
+def ledger_counts(state: str) -> list[tuple[str, str, int]]:
+    engine = sqlalchemy.create_engine(state)
+    try:
+        with engine.connect() as connection:
+            return list(
+                connection.execute(
+                    sqlalchemy.text(
+                        "select site, item_key, count(*) from btic_deliveries "
+                        "where status = 'delivered' group by site, data_type, item_key"
+                    )
+                )
+            )
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def broker(redis_server):
+    redis_server.flush()
+    return redis_server.url
+
+
+def test_twenty_appliances_three_workers_every_item_once(tmp_path, postgres_url, broker):
+    state = new_postgres_database(postgres_url)
+    sims = [
+        SimulatedAppliance(
+            "rs", tls=False, sessions=3, seed=100 + i, recording_size=20_000, live_sessions=0
+        )
+        for i in range(20)
+    ]
+    for sim in sims:
+        sim.start()
+    config = celery_config(tmp_path, sims, state, broker, queue="twenty")
+    workers = [start_worker(config, tmp_path / f"w{n}.log", f"w{n}") for n in range(3)]
+    try:
+        result = enqueue(config)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "20 task(s) enqueued" in result.stdout + result.stderr
+        wait_for(all_finished(state, 20), 240, "20 tasks", workers)
+    finally:
+        stop_all(workers)
+        for sim in sims:
+            sim.stop()
+    check_archive(tmp_path / "archive", expected(sims))
+    counts = ledger_counts(state)
+    assert counts and all(count == 1 for _, _, count in counts)
+    assert len(counts) == len(expected(sims))
+    rows = task_rows(state)
+    assert len({row.worker for row in rows}) >= 2, "the work was shared"
+    for sim in sims:
+        # one token per site per worker process at most, however many tasks it ran
+        assert sim.stats["token"] <= 3
+
+
+def test_a_worker_killed_mid_task_its_task_is_redelivered_and_finished(
+    tmp_path, postgres_url, broker
+):
+    state = new_postgres_database(postgres_url)
+    with SimulatedAppliance(
+        "rs",
+        tls=False,
+        sessions=10,
+        seed=7,
+        recording_size=60_000,
+        live_sessions=0,
+        faults="latency=0.15",
+    ) as sim:
+        config = celery_config(tmp_path, [sim], state, broker, queue="killed")
+        workers = [start_worker(config, tmp_path / f"w{n}.log", f"w{n}", 1) for n in range(2)]
+        try:
+            assert enqueue(config).returncode == 0
+            archive = tmp_path / "archive"
+            wait_for(
+                lambda: (
+                    any(r.status == "running" for r in task_rows(state))
+                    and len(list(archive.glob("*.xml"))) >= 2
+                ),
+                90,
+                "the task to be under way",
+                workers,
+            )
+            (row,) = task_rows(state)
+            pid = int(row.worker.split(":")[1])
+            (victim,) = [w for w in workers if w.pid == pid]
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(timeout=30)
+            survivor = [w for w in workers if w is not victim]
+            wait_for(all_finished(state, 1), 120, "the redelivered task", survivor)
+            (row,) = task_rows(state)
+            assert int(row.worker.split(":")[1]) != pid, "another worker finished it"
+            assert row.attempts >= 2
+        finally:
+            stop_all(workers)
+        check_archive(archive, expected([sim]))  # everything once, nothing partial
+    assert all(count == 1 for _, _, count in ledger_counts(state))
+
+
+def test_the_same_task_enqueued_twice_at_once_delivers_once(tmp_path, postgres_url, broker):
+    from btic.executor.dispatch import Dispatcher
+
+    state = new_postgres_database(postgres_url)
+    with SimulatedAppliance(
+        "rs",
+        tls=False,
+        sessions=8,
+        seed=9,
+        recording_size=40_000,
+        live_sessions=0,
+        faults="latency=0.05",
+    ) as sim:
+        config_path = celery_config(tmp_path, [sim], state, broker, queue="twice")
+        plugins = PluginManager.from_environment().discover()
+        config = load_config(config_path, plugins)
+        store = StateStore(config.state_url)
+        dispatcher = Dispatcher(config, store)
+        from datetime import datetime, timezone
+
+        slot = datetime(2026, 11, 23, tzinfo=timezone.utc)
+        dispatcher.enqueue(config, "all", slot)
+        dispatcher.enqueue(config, "all", slot)
+        dispatcher.close()
+        store.close()
+        workers = [start_worker(config_path, tmp_path / f"w{n}.log", f"w{n}", 1) for n in range(2)]
+        try:
+            wait_for(all_finished(state, 2), 120, "both copies", workers)
+        finally:
+            stop_all(workers)
+        check_archive(tmp_path / "archive", expected([sim]))
+    assert all(count == 1 for _, _, count in ledger_counts(state))
+
+
+def test_redis_restarted_mid_run_the_next_tick_completes_the_work(
+    tmp_path, postgres_url, redis_server, broker
+):
+    state = new_postgres_database(postgres_url)
+    sims = [
+        SimulatedAppliance(
+            "rs",
+            tls=False,
+            sessions=6,
+            seed=20 + i,
+            recording_size=30_000,
+            live_sessions=0,
+            faults="latency=0.1",
+        )
+        for i in range(3)
+    ]
+    for sim in sims:
+        sim.start()
+    config_path = celery_config(
+        tmp_path, sims, state, broker, queue="restart", executor="tasks_per_site = 1"
+    )
+    workers = [start_worker(config_path, tmp_path / "w0.log", "w0", 1)]
+    try:
+        assert enqueue(config_path).returncode == 0
+        wait_for(
+            lambda: any(r.status == "running" for r in task_rows(state)), 60, "a task", workers
+        )
+        redis_server.stop()  # what was queued is lost with it
+        time.sleep(2)
+        redis_server.start()
+        # The next tick: the scheduler enqueues the schedule again.
+        first_tick = {row.id for row in task_rows(state)}
+        plugins = PluginManager.from_environment().discover()
+        config = load_config(config_path, plugins)
+        store = StateStore(config.state_url)
+        scheduler = Scheduler(
+            config, plugins, store, log=logs.for_config(config), executor="celery"
+        )
+        try:
+            outcomes, _ = scheduler.run_due(["all"], anyway=True)
+        finally:
+            scheduler.close()
+            store.close()
+        assert [o.status for o in outcomes] == ["queued"]
+
+        def second_tick_done() -> bool:
+            second = [r for r in task_rows(state) if r.id not in first_tick]
+            return len(second) == 3 and all(r.status == "ok" for r in second)
+
+        wait_for(second_tick_done, 180, "the second tick's tasks", workers)
+    finally:
+        stop_all(workers)
+        for sim in sims:
+            sim.stop()
+    check_archive(tmp_path / "archive", expected(sims))
+    assert all(count == 1 for _, _, count in ledger_counts(state))
