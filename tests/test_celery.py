@@ -318,3 +318,65 @@ def test_redis_restarted_mid_run_the_next_tick_completes_the_work(
             sim.stop()
     check_archive(tmp_path / "archive", expected(sims))
     assert all(count == 1 for _, _, count in ledger_counts(state))
+
+
+def run_btic_command(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BTIC_")}
+    return subprocess.run([BTIC, *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_a_distributed_executor_refuses_sqlite_and_wants_a_broker(tmp_path):
+    with SimulatedAppliance("rs", tls=False, sessions=1, live_sessions=0) as sim:
+        config = celery_config(
+            tmp_path, [sim], f"sqlite:///{tmp_path / 'state.db'}", "redis://x/0", queue="q"
+        )
+        config.write_text(config.read_text().replace('broker_url = "redis://x/0"\n', ""))
+        result = run_btic_command("check", "--offline", "--config", str(config))
+    assert result.returncode == 2
+    assert "state.url: must be a server database (postgresql://...)" in result.stderr
+    assert "executor.broker_url: is required for a distributed executor" in result.stderr
+
+
+def test_check_on_a_worker_says_whether_broker_and_state_database_answer(
+    tmp_path, postgres_url, broker
+):
+    state = new_postgres_database(postgres_url)
+    with SimulatedAppliance("rs", tls=False, sessions=1, live_sessions=0) as sim:
+        config = celery_config(tmp_path, [sim], state, broker, queue="check")
+        good = run_btic_command("check", "--config", str(config))
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            dead = f"redis://127.0.0.1:{probe.getsockname()[1]}/0"
+        config.write_text(config.read_text().replace(broker, dead))
+        bad = run_btic_command("check", "--config", str(config))
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert f"ok   executor celery: broker {broker} answers" in good.stdout
+    assert "ok   executor celery: state database postgresql" in good.stdout
+    assert bad.returncode == 1
+    assert f"FAIL executor celery: broker {dead} does not answer" in bad.stdout
+
+
+def test_status_shows_the_tasks_waiting_per_site(tmp_path, postgres_url, broker):
+    import json
+
+    state = new_postgres_database(postgres_url)
+    with SimulatedAppliance("rs", tls=False, sessions=2, live_sessions=0) as sim:
+        config = celery_config(tmp_path, [sim, sim], state, broker, queue="status")
+        assert enqueue(config).returncode == 0  # no worker yet: the tasks wait
+        waiting = json.loads(run_btic_command("status", "--json", "--config", str(config)).stdout)
+        text = run_btic_command("status", "--config", str(config)).stdout
+        workers = [start_worker(config, tmp_path / "w.log", "w")]
+        try:
+            wait_for(all_finished(state, 2), 120, "the tasks", workers)
+        finally:
+            stop_all(workers)
+        done = json.loads(run_btic_command("status", "--json", "--config", str(config)).stdout)
+    assert waiting["tasks"] == [
+        {"site": "s0", "queued": 1, "running": 0, "retried": 0},
+        {"site": "s1", "queued": 1, "running": 0, "retried": 0},
+    ]
+    assert "tasks of s0: 1 queued, 0 running, 0 waiting to retry" in text
+    assert waiting["schedules"][0]["last_result"] == "queued"
+    assert done["tasks"] == []

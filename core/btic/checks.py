@@ -16,6 +16,7 @@ from btic.appliance.reports import REPORT_NAMES, REQUIRED_PERMISSION, session_re
 from btic.config import Config
 from btic.errors import (
     ApplianceError,
+    BticError,
     ConfigError,
     ConfigProblem,
     DestinationError,
@@ -199,3 +200,42 @@ def check_destinations(
             )
         else:
             yield CheckResult(subject, True, line)
+
+
+def check_executor(config: Config) -> Iterator[CheckResult]:
+    """With the celery executor: the broker answers and the shared state database
+    answers (run on each worker machine: a worker needs both, and the destinations)."""
+    if config.executor.kind == "local":
+        return
+    from btic.executor.app import celery_app
+    from btic.state import StateStore, failures_reported, safe_url
+
+    subject = f"executor {config.executor.kind}"
+    broker = config.executor.broker_url.display if config.executor.broker_url else "(none)"
+    try:
+        app = celery_app(config.executor)
+        try:
+            with app.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1, interval_start=0, timeout=10)
+        finally:
+            app.close()
+    except Exception as exc:  # noqa: BLE001 - kombu's errors differ by transport
+        yield CheckResult(
+            subject,
+            False,
+            f"broker {broker} does not answer: {exc}; check executor.broker_url and that "
+            "the broker runs and this machine may reach it",
+        )
+    else:
+        yield CheckResult(subject, True, f"broker {broker} answers")
+    try:
+        with failures_reported(config.state_url):
+            store = StateStore(config.state_url)
+            store.task_counts()
+            store.close()
+    except BticError as exc:
+        yield CheckResult(subject, False, f"state database: {exc}")
+    else:
+        yield CheckResult(
+            subject, True, f"state database {safe_url(config.state_url)} answers (shared)"
+        )

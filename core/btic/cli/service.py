@@ -3,6 +3,7 @@ a Celery worker that runs the transfers a ``btic run --executor celery`` enqueue
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -174,6 +175,8 @@ def worker_command(
         worker.stop.set()
 
     worker_shutting_down.connect(stopping, weak=False)
+    # Celery's log level applies to every library: one line per HTTP request is noise.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     log.info("btic worker starting", config=str(path), pid=os.getpid(), concurrency=concurrency)
     try:
         app.worker_main(

@@ -41,8 +41,15 @@ def check_command(
     destinations: tuple[str, ...],
 ) -> None:
     """Validate the configuration; unless --offline, test every site's
-    credentials, permissions and clock as the schedules need them."""
-    from btic.checks import check_destinations, check_site, configure_destinations
+    credentials, permissions and clock as the schedules need them, every
+    destination, and with the celery executor the broker and the shared state
+    database (run it on each worker machine)."""
+    from btic.checks import (
+        check_destinations,
+        check_executor,
+        check_site,
+        configure_destinations,
+    )
 
     config = runtime.load_config(config_path)
     config.require(sites=sites, destinations=destinations)
@@ -65,6 +72,10 @@ def check_command(
             failed = failed or not result.ok
     if destinations or not sites:
         for result in check_destinations(config, runtime.plugins, destinations or None):
+            click.echo(result.line())
+            failed = failed or not result.ok
+    if not (sites or destinations):
+        for result in check_executor(config):
             click.echo(result.line())
             failed = failed or not result.ok
     if failed:

@@ -22,7 +22,8 @@ def status_command(runtime: Runtime, config_path: Path | None, as_json: bool) ->
     """Each schedule's period, last run, result and next run; for each site,
     destination and data type its watermark, items by status, the items given up
     and the latest failures (with their errors); the runs in progress and the
-    leases held."""
+    leases held; with the celery executor, the tasks queued, running and retried per
+    site."""
     from btic.config import format_duration
     from btic.state import StateStore, failures_reported
     from btic.state.overview import read_overview
@@ -68,6 +69,7 @@ def status_command(runtime: Runtime, config_path: Path | None, as_json: bool) ->
         "leases": [
             {**asdict(lease), "expires_at": _time(lease.expires_at)} for lease in overview.leases
         ],
+        "tasks": [asdict(counts) for counts in overview.tasks],
     }
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -111,6 +113,11 @@ def _print(report: dict[str, Any]) -> None:
         )
     for lease in report["leases"]:
         click.echo(f"lease: {lease['name']} held by {lease['owner']} until {lease['expires_at']}")
+    for counts in report["tasks"]:
+        click.echo(
+            f"tasks of {counts['site']}: {counts['queued']} queued, {counts['running']} running, "
+            f"{counts['retried']} waiting to retry (site busy)"
+        )
 
 
 @click.command("retry")

@@ -67,6 +67,10 @@ def celery_app(settings: ExecutorConfig) -> Celery:
         },
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,  # a broker restart is waited out
+        # A lost broker connection leaves running tasks running: what they deliver
+        # is durable, and a task delivered again because its ack was lost does
+        # nothing twice.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         enable_utc=True,

@@ -1,6 +1,7 @@
 """What the state database says about the service, read-only, for ``btic status``:
 schedules' last runs, each (site, destination, data type)'s watermark and counts,
-items given up and recent failures, runs in progress and leases held."""
+items given up and recent failures, runs in progress, leases held and Celery
+tasks per site."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy import desc, func, select
 
 from btic.state.schema import FAILED, GIVEN_UP, deliveries, locks, runs, schedules, watermarks
 from btic.state.store import StateStore
+from btic.state.tasks import TaskCounts
 from btic.state.values import as_utc
 
 #: Items listed per (site, destination, data type) and kind (given up, failing).
@@ -69,6 +71,8 @@ class Overview:
     streams: list[Stream]
     running: list[RunInProgress]
     leases: list[Lease]
+    #: Celery tasks queued, running and retried, per site (the celery executor).
+    tasks: list[TaskCounts] = field(default_factory=list)
 
 
 def read_overview(store: StateStore) -> Overview:
@@ -125,7 +129,9 @@ def read_overview(store: StateStore) -> Overview:
             Lease(row.name, row.owner, as_utc(row.expires_at))
             for row in connection.execute(select(locks).order_by(locks.c.name))
         ]
-    return Overview(last_runs, [streams[k] for k in sorted(streams)], running, held)
+    return Overview(
+        last_runs, [streams[k] for k in sorted(streams)], running, held, store.task_counts()
+    )
 
 
 __all__ = ["SHOWN_ITEMS", "Overview", "read_overview"]
