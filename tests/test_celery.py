@@ -81,6 +81,8 @@ def enqueue(config: Path) -> subprocess.CompletedProcess[str]:
 def task_rows(state: str) -> list[sqlalchemy.Row]:
     engine = sqlalchemy.create_engine(state)
     try:
+        if not sqlalchemy.inspect(engine).has_table("btic_tasks"):
+            return []  # nothing has opened the state database yet
         with engine.connect() as connection:
             return list(
                 connection.execute(
@@ -380,3 +382,46 @@ def test_status_shows_the_tasks_waiting_per_site(tmp_path, postgres_url, broker)
     assert "tasks of s0: 1 queued, 0 running, 0 waiting to retry" in text
     assert waiting["schedules"][0]["last_result"] == "queued"
     assert done["tasks"] == []
+
+
+def test_the_schedulers_metrics_show_queue_depth_and_task_latency(tmp_path, postgres_url, broker):
+    pytest.importorskip("prometheus_client")
+    from test_daemon import _free_port, _metrics, _start
+
+    state = new_postgres_database(postgres_url)
+    port = _free_port()
+    with SimulatedAppliance("rs", tls=False, sessions=2, live_sessions=0) as sim:
+        config = celery_config(tmp_path, [sim], state, broker, queue="metrics")
+        log = tmp_path / "run.log"
+        daemon = _start(config, log, "--executor", "celery", "--metrics-port", str(port))
+        try:
+            wait_for(lambda: task_rows(state), 60, "the schedule to be enqueued", [daemon])
+            wait_for(lambda: _ready(port), 30, "the metrics", [daemon])
+            queued = _metrics(port)
+            workers = [start_worker(config, tmp_path / "w.log", "w")]
+            try:
+                wait_for(all_finished(state, 1), 120, "the task", workers)
+            finally:
+                stop_all(workers)
+            done = _metrics(port)
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(timeout=60)
+    assert queued[("btic_tasks", (("site", "s0"), ("state", "queued")))] == 1
+    assert queued[("btic_task_queue_depth", ())] == 1
+    assert queued[("btic_task_oldest_queued_seconds", ())] > 0
+    assert ("btic_tasks", (("site", "s0"), ("state", "queued"))) not in done
+    assert done[("btic_task_queue_depth", ())] == 0
+    assert done[("btic_task_wait_seconds", (("stat", "mean"),))] > 0
+    assert done[("btic_task_run_seconds", (("stat", "max"),))] > 0
+    assert done[("btic_schedule_runs_total", (("schedule", "all"), ("status", "queued")))] == 1
+
+
+def _ready(port: int) -> bool:
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read()
+    except OSError:
+        return False
+    return True

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from structlog.typing import FilteringBoundLogger
 
@@ -35,6 +36,9 @@ from btic.plugins import PluginManager
 from btic.scheduler import ScheduleObserver, ScheduleOutcome, Scheduler, utc_now
 from btic.state import StateStore
 from btic.transfer import Reporter, Tally
+
+if TYPE_CHECKING:
+    from btic.executor.dispatch import TaskSnapshot
 
 #: The longest the daemon sleeps between looks at the schedules (the guide: every minute).
 TICK = timedelta(minutes=1)
@@ -265,6 +269,12 @@ class Daemon:
                 abandoned=abandoned,
             )
         return abandoned
+
+    def task_snapshot(self) -> TaskSnapshot | None:
+        """With the celery executor, the tasks as the metrics show them; else None."""
+        if self.scheduler is None or self.scheduler.dispatcher is None:
+            return None
+        return self.scheduler.dispatcher.snapshot()
 
     def overdue(self) -> list[str]:
         """The enabled schedules not running here whose slot came more than a grace

@@ -22,6 +22,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from btic.errors import UsageError
 
 if TYPE_CHECKING:
+    from btic.executor.dispatch import TaskSnapshot
     from btic.scheduler import ScheduleOutcome
 
 
@@ -91,6 +92,12 @@ class Metrics:
             registry=self.registry,
         )
 
+    def watch_tasks(self, snapshot: Callable[[], TaskSnapshot | None]) -> None:
+        """Show the celery executor's tasks, read from ``snapshot`` at each scrape:
+        queued, running and retried per site, the broker's queue depth, and how
+        long tasks wait and run."""
+        self.registry.register(_TaskCollector(snapshot))
+
     # -- items (a Reporter) ----------------------------------------------------------
 
     def delivered(
@@ -129,6 +136,55 @@ class Metrics:
         self.last_run.labels(outcome.name).set(finished)
         if outcome.status == "ok":
             self.last_success.labels(outcome.name).set(finished)
+
+
+class _TaskCollector:
+    """Gauges read from the state database and the broker when scraped."""
+
+    def __init__(self, snapshot: Callable[[], TaskSnapshot | None]):
+        self.snapshot = snapshot
+
+    def describe(self) -> list[Any]:
+        return []  # nothing to read at registration
+
+    def collect(self) -> Iterable[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        taken = self.snapshot()
+        if taken is None:
+            return
+        tasks = GaugeMetricFamily(
+            "btic_tasks", "Celery tasks by site and state", labels=["site", "state"]
+        )
+        for counts in taken.counts:
+            for state in ("queued", "running", "retried"):
+                tasks.add_metric([counts.site, state], getattr(counts, state))
+        yield tasks
+        if taken.queue_depth is not None:
+            yield GaugeMetricFamily(
+                "btic_task_queue_depth",
+                "Tasks waiting in the broker's queue",
+                value=taken.queue_depth,
+            )
+        latency = taken.latency
+        yield GaugeMetricFamily(
+            "btic_task_oldest_queued_seconds",
+            "How long the longest-waiting queued task has waited",
+            value=latency.oldest_queued or 0.0,
+        )
+        for name, help_text, mean, longest in (
+            ("wait", "from enqueued to started", latency.wait_mean, latency.wait_max),
+            ("run", "from started to finished", latency.run_mean, latency.run_max),
+        ):
+            family = GaugeMetricFamily(
+                f"btic_task_{name}_seconds",
+                f"Tasks started in the last 15 minutes: seconds {help_text}",
+                labels=["stat"],
+            )
+            if mean is not None and longest is not None:
+                family.add_metric(["mean"], mean)
+                family.add_metric(["max"], longest)
+            yield family
 
 
 class _Server(ThreadingMixIn, WSGIServer):

@@ -95,6 +95,8 @@ def run_command(
     if metrics is not None and metrics_port is not None:
         from btic.metrics import serve
 
+        metrics.watch_tasks(daemon.task_snapshot)
+
         serve(metrics, metrics_port, host=metrics_host, overdue=daemon.overdue)
     with stopping_on_signals(daemon.request_stop, reload=daemon.request_reload) as received:
         stopped = daemon.run()

@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 from btic.config import Config
 from btic.errors import BrokerError
 from btic.executor.app import TASK_NAME, celery_app
 from btic.executor.spec import TransferTask
-from btic.state import StateStore
+from btic.state import StateStore, TaskCounts
+from btic.state.tasks import TaskLatency
+
+
+@dataclass(frozen=True)
+class TaskSnapshot:
+    """The tasks as the metrics show them: per site, their latency, the broker's queue.
+
+    :ivar queue_depth: messages in the broker's queue; None when it cannot be asked.
+    """
+
+    counts: list[TaskCounts]
+    latency: TaskLatency
+    queue_depth: int | None
 
 
 class Dispatcher:
@@ -56,6 +70,28 @@ class Dispatcher:
                 ) from None
             sent.append(task)
         return sent
+
+    def queue_depth(self) -> int:
+        """Tasks waiting in the broker's queue (all sites; ``btic_tasks`` has them
+        per site)."""
+        from kombu.exceptions import ChannelError
+
+        with self.app.connection_for_read() as connection, connection.channel() as channel:
+            try:
+                declared = channel.queue_declare(queue=self.settings.queue, passive=True)
+            except ChannelError:
+                return 0  # Redis drops an empty queue's key: nothing waits
+            return int(declared.message_count)
+
+    def snapshot(self) -> TaskSnapshot:
+        """What the metrics show of the tasks, now."""
+        from kombu.exceptions import OperationalError
+
+        try:
+            depth: int | None = self.queue_depth()
+        except (OperationalError, OSError):
+            depth = None
+        return TaskSnapshot(self.state.task_counts(), self.state.task_latency(), depth)
 
     def close(self) -> None:
         self.app.close()

@@ -32,6 +32,28 @@ class TaskCounts:
     retried: int = 0
 
 
+@dataclass(frozen=True)
+class TaskLatency:
+    """How long recent tasks waited in the queue and ran, and the oldest waiting.
+
+    :ivar started: tasks started within the window.
+    :ivar wait_mean: mean seconds from enqueued to started (None: none started).
+    :ivar run_mean: mean seconds from started to finished of those finished.
+    :ivar oldest_queued: seconds the longest-waiting queued task has waited.
+    """
+
+    started: int = 0
+    wait_mean: float | None = None
+    wait_max: float | None = None
+    run_mean: float | None = None
+    run_max: float | None = None
+    oldest_queued: float | None = None
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
 class TaskRecords:
     """The part of :class:`~btic.state.StateStore` that records Celery tasks."""
 
@@ -116,10 +138,29 @@ class TaskRecords:
                 counts.setdefault(site, {})[status] = int(count)
         return [TaskCounts(site, **by_status) for site, by_status in sorted(counts.items())]
 
-    def oldest_waiting_task(self) -> datetime | None:
-        """When the longest-waiting queued task was enqueued (None: none waits)."""
+    def task_latency(self, window: timedelta = timedelta(minutes=15)) -> TaskLatency:
+        """Waits and run times of the tasks started in the last ``window``."""
+        moment = now()
         with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(tasks.c.enqueued_at, tasks.c.started_at, tasks.c.finished_at).where(
+                    tasks.c.started_at >= moment - window
+                )
+            ).all()
             oldest = connection.execute(
                 select(func.min(tasks.c.enqueued_at)).where(tasks.c.status == TASK_QUEUED)
             ).scalar()
-        return as_utc(oldest) if oldest is not None else None
+        waits = [(as_utc(r.started_at) - as_utc(r.enqueued_at)).total_seconds() for r in rows]
+        runs = [
+            (as_utc(r.finished_at) - as_utc(r.started_at)).total_seconds()
+            for r in rows
+            if r.finished_at is not None
+        ]
+        return TaskLatency(
+            started=len(rows),
+            wait_mean=_mean(waits),
+            wait_max=max(waits, default=None),
+            run_mean=_mean(runs),
+            run_max=max(runs, default=None),
+            oldest_queued=(moment - as_utc(oldest)).total_seconds() if oldest is not None else None,
+        )
