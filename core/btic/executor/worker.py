@@ -33,7 +33,7 @@ from btic.config import Config
 from btic.errors import BticError
 from btic.executor.app import TASK_NAME
 from btic.executor.spec import TransferTask
-from btic.leases import Leases
+from btic.leases import LEASE_TTL, Leases
 from btic.plugins import PluginManager
 from btic.runs import CommandRun
 from btic.scheduler import ScheduleObserver, ScheduleOutcome, utc_now
@@ -87,10 +87,13 @@ class Worker:
         self.clients = ClientPool(config, spool_dir=self._spool.path)
         self.leases = Leases(self.state, f"worker-{uuid.uuid4()}")
 
-    def run(self, task: TransferTask) -> str:
+    def run(self, task: TransferTask, *, retry_held: bool = True) -> str:
         """Run ``task``: ``ok`` or ``failed`` as a sync run ends.
 
-        :raises SiteBusy: when the site has its fill of running tasks.
+        :param retry_held: when another run held part of the transfer, raise
+            :class:`SiteBusy` so the task comes back for that part later.
+        :raises SiteBusy: when the site has its fill of running tasks, or (with
+            ``retry_held``) another run held part of the transfer.
         :raises WorkerStopping: when the worker stopped it midway.
         :raises BticError: btic's own failure (the state database, a site or
             destination this worker's configuration lacks); the task is recorded
@@ -136,6 +139,11 @@ class Worker:
         if stopping:
             self.state.task_finished(task.task_id, TASK_QUEUED, "the worker stopped; sent back")
             raise WorkerStopping(task.task_id)
+        if summary.held_elsewhere and retry_held:
+            # Part of the transfer is another run's now (a copy of this task, or the
+            # redelivered task of a worker that died elsewhere, whose leases expire).
+            pairs = ", ".join(f"{kind} for {dest}" for dest, kind in summary.held_elsewhere)
+            raise SiteBusy(f"site {task.site}: {pairs} held by another run")
         self.state.task_finished(task.task_id, status, "; ".join(summary.problems[:3]) or None)
         self._tell(task, status, run.run_id, summary, started)
         return status
@@ -181,11 +189,14 @@ def register(app: Celery, worker: Worker) -> None:
     from celery.exceptions import Reject
 
     retry_after = worker.config.executor.busy_retry.total_seconds()
+    # How often a task comes back for pairs another run holds: enough to outlast a
+    # dead worker's leases (5 minutes), not forever if something holds them for good.
+    held_retries = max(3, int(2 * LEASE_TTL.total_seconds() / max(1.0, retry_after)))
 
     def transfer(self: Any, task: dict[str, Any]) -> str:
         spec = TransferTask.model_validate(task)
         try:
-            return worker.run(spec)
+            return worker.run(spec, retry_held=self.request.retries < held_retries)
         except SiteBusy as busy:
             worker.state.task_retried(spec.task_id, str(busy))
             raise self.retry(countdown=retry_after, max_retries=None) from None

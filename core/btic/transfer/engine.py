@@ -180,9 +180,11 @@ class Engine:
                         if holder == self.leases.owner
                         else f"another run ({holder})"
                     )
-                    summary.note(
+                    summary.held(
+                        destination,
+                        data_type.value,
                         f"site {request.site}: {data_type.value} for {destination} is being "
-                        f"transferred by {by}; skipped here"
+                        f"transferred by {by}; skipped here",
                     )
         # Pairs held for the same destinations run as one transfer (one report fetch).
         groups: dict[tuple[str, ...], list[DataType]] = {}

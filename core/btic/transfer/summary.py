@@ -39,6 +39,8 @@ class Summary:
     :ivar given_up: failures that will not be retried until ``--force``.
     :ivar notes: things the user should know that are not failures.
     :ivar planned: what a dry run would transfer, per (destination, data type).
+    :ivar held_elsewhere: the (destination, data type) pairs skipped because
+        another run held them (their items wait for a later run).
     """
 
     tallies: dict[tuple[str, str], Tally] = field(default_factory=lambda: defaultdict(Tally))
@@ -46,6 +48,7 @@ class Summary:
     given_up: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     planned: dict[tuple[str, str], list[str]] = field(default_factory=lambda: defaultdict(list))
+    held_elsewhere: list[tuple[str, str]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count(self, destination: str, data_type: str, status: str, size: int | None = None) -> None:
@@ -79,6 +82,12 @@ class Summary:
         with self._lock:
             self.notes.append(message)
 
+    def held(self, destination: str, data_type: str, message: str) -> None:
+        """Another run holds this pair: skipped, with ``message`` as the note."""
+        with self._lock:
+            self.held_elsewhere.append((destination, data_type))
+            self.notes.append(message)
+
     def plan(self, destination: str, data_type: str, items: list[str]) -> None:
         with self._lock:
             self.planned[(destination, data_type)].extend(items)
@@ -108,6 +117,7 @@ class Summary:
             self.problems.extend(other.problems)
             self.given_up.extend(other.given_up)
             self.notes.extend(other.notes)
+            self.held_elsewhere.extend(other.held_elsewhere)
             for key, items in other.planned.items():
                 self.planned[key].extend(items)
 
