@@ -135,83 +135,30 @@ def pa_sim():
 
 # -- a real PostgreSQL server, started for the session when the machine has one ----------
 
-import glob  # noqa: E402
 import shutil  # noqa: E402
 import socket as _socket  # noqa: E402
 import tempfile  # noqa: E402
 import time as _time  # noqa: E402
 
-
-def _pg_bin(name: str) -> str | None:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return found[-1] if found else shutil.which(name)
+from btic.testing.servers import new_postgres_database  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def postgres_url():
-    """A PostgreSQL URL on a private server in a temporary directory."""
-    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
-    if not initdb or not pg_ctl:
-        pytest.skip("PostgreSQL is not installed (.ci/run installs Debian's postgresql)")
+def postgres_server():
+    """A private PostgreSQL server (.ci/run installs Debian's postgresql)."""
+    from btic.testing.servers import PostgresServer, ServerUnavailable
+
     try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        pytest.skip("psycopg is not installed (pip install -r requirements-dev.txt)")
-    root = Path(tempfile.mkdtemp(prefix="btic-pg-"))
-    data = root / "data"
-    run_as: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        if shutil.which("runuser") is None:
-            pytest.skip("running as root without runuser: cannot start PostgreSQL")
-        run_as = ["runuser", "-u", "postgres", "--"]
-        shutil.chown(root, "postgres")
-        root.chmod(0o755)
-    with _socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    init = subprocess.run(
-        [*run_as, initdb, "-D", str(data), "-U", "btic", "--auth=trust", "-E", "UTF8"],
-        capture_output=True,
-        text=True,
-    )
-    if init.returncode != 0:
-        pytest.skip(f"initdb failed: {init.stderr.strip()[:200]}")
-    start = subprocess.run(
-        [
-            *run_as,
-            pg_ctl,
-            "-D",
-            str(data),
-            "-l",
-            str(root / "log"),
-            "-w",
-            "-o",
-            f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off",
-            "start",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    if start.returncode != 0:
-        pytest.skip(f"PostgreSQL did not start: {start.stderr.strip()[:200]}")
-    try:
-        yield f"postgresql+psycopg://btic@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(
-            [*run_as, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True
-        )
-        shutil.rmtree(root, ignore_errors=True)
+        with PostgresServer.started() as server:
+            yield server
+    except ServerUnavailable as exc:
+        pytest.skip(str(exc))
 
 
-def new_postgres_database(postgres_url: str) -> str:
-    """The URL of a new, empty database on the session's PostgreSQL server."""
-    import psycopg
-
-    name = f"btic_{_time.time_ns() % 10**12}_{os.getpid()}"
-    plain = postgres_url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(plain, autocommit=True) as connection:
-        connection.execute(f"CREATE DATABASE {name}")
-    return postgres_url.rsplit("/", 1)[0] + "/" + name
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server):
+    """A PostgreSQL URL on the private server."""
+    return postgres_server.url
 
 
 @pytest.fixture
@@ -325,70 +272,13 @@ def small_tmpfs(where: Path, size: str) -> Iterator[Path]:
         subprocess.run(["umount", str(where)], capture_output=True)
 
 
-class RedisServer:
-    """A private redis-server on a free port (no persistence: a restart loses
-    what was queued, the harshest case for a broker outage)."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        with _socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                shutil.which("redis-server") or "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.root),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = _time.monotonic() + 20
-        while _time.monotonic() < deadline:
-            try:
-                with _socket.create_connection(("127.0.0.1", self.port), timeout=1) as probe:
-                    probe.sendall(b"PING\r\n")
-                    if probe.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                _time.sleep(0.1)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=20)
-
-    def flush(self) -> None:
-        with _socket.create_connection(("127.0.0.1", self.port), timeout=5) as connection:
-            connection.sendall(b"FLUSHALL\r\n")
-            connection.recv(16)
-
-
 @pytest.fixture(scope="session")
 def redis_server():
-    """A Redis broker for the Celery tests (.ci/run installs Debian's redis-server)."""
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed (scripts/setup installs Debian's)")
-    server = RedisServer(Path(tempfile.mkdtemp(prefix="btic-redis-")))
-    server.start()
+    """A private Redis broker for the Celery tests (scripts/setup installs redis-server)."""
+    from btic.testing.servers import RedisServer, ServerUnavailable
+
     try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(server.root, ignore_errors=True)
+        with RedisServer.started() as server:
+            yield server
+    except ServerUnavailable as exc:
+        pytest.skip(str(exc))
