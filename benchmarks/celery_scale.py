@@ -74,7 +74,7 @@ def write_config(root: Path, sites: list[str], state: str, broker: str, per_site
             if broker
             else ""
         )
-        + "".join(site + 'first_run_since = "all"\n' for site in sites)
+        + "".join(site + 'first_run_since = "all"\nsettle_delay = "0s"\n' for site in sites)
         + f'\n[logging]\ndirectory = "{root / "logs"}"\nlevel = "info"\n\n'
         f'[destinations.archive]\nplugin = "filesystem"\ndirectory = "{root / "archive"}"\n\n'
         f'[schedules.round]\nevery = "1d"\nat = "00:00"\n{transfers}'

@@ -425,3 +425,73 @@ def _ready(port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def test_tasks_of_one_site_never_exceed_tasks_per_site_across_workers(
+    tmp_path, postgres_url, broker
+):
+    """Two transfers of one appliance (to two destinations) and two idle workers, with
+    tasks_per_site = 1: one runs, the other waits in the broker and runs after it."""
+    state = new_postgres_database(postgres_url)
+    with SimulatedAppliance(
+        "rs",
+        tls=False,
+        sessions=6,
+        seed=31,
+        recording_size=30_000,
+        live_sessions=0,
+        faults="latency=0.1",
+    ) as sim:
+        config = celery_config(
+            tmp_path, [sim], state, broker, queue="per-site", executor="tasks_per_site = 1"
+        )
+        second = tmp_path / "second"
+        config.write_text(
+            config.read_text()
+            + '[[schedules.all.transfers]]\nsite = "s0"\ndestinations = ["second"]\n'
+            'data = ["session", "recording"]\n'
+            + f'[destinations.second]\nplugin = "filesystem"\ndirectory = "{second}"\n'
+        )
+        workers = [start_worker(config, tmp_path / f"w{n}.log", f"w{n}", 1) for n in range(2)]
+        try:
+            assert enqueue(config).returncode == 0
+            wait_for(all_finished(state, 2), 120, "both tasks", workers)
+        finally:
+            stop_all(workers)
+        check_archive(tmp_path / "archive", expected([sim]))
+        check_archive(second, expected([sim]))
+    engine = sqlalchemy.create_engine(state)
+    with engine.connect() as connection:
+        runs = connection.execute(
+            sqlalchemy.text(
+                "select started_at, finished_at from btic_runs where kind = 'task' "
+                "order by started_at"
+            )
+        ).all()
+    engine.dispose()
+    assert len(runs) == 2
+    assert runs[0].finished_at <= runs[1].started_at, "the site's two tasks overlapped"
+
+
+def test_a_task_naming_a_site_the_workers_configuration_lacks_fails_with_the_reason(
+    tmp_path, postgres_url, broker
+):
+    state = new_postgres_database(postgres_url)
+    with SimulatedAppliance("rs", tls=False, sessions=1, live_sessions=0) as sim:
+        config = celery_config(tmp_path, [sim], state, broker, queue="lacks")
+        (tmp_path / "worker").mkdir()
+        stale = celery_config(tmp_path / "worker", [sim], state, broker, queue="lacks")
+        stale.write_text(stale.read_text().replace('"s0"', '"old"').replace(".s0]", ".old]"))
+        assert enqueue(config).returncode == 0
+        workers = [start_worker(stale, tmp_path / "w.log", "w")]
+        try:
+            wait_for(
+                lambda: any(r.status == "error" for r in task_rows(state)), 60, "the task", workers
+            )
+        finally:
+            stop_all(workers)
+    engine = sqlalchemy.create_engine(state)
+    with engine.connect() as connection:
+        detail = connection.execute(sqlalchemy.text("select detail from btic_tasks")).scalar_one()
+    engine.dispose()
+    assert detail == "this worker's configuration lacks it: no site named 's0'; defined: old"

@@ -30,7 +30,7 @@ from structlog.typing import FilteringBoundLogger
 
 from btic.appliance.pool import ClientPool
 from btic.config import Config
-from btic.errors import BticError
+from btic.errors import BticError, UsageError
 from btic.executor.app import TASK_NAME
 from btic.executor.spec import TransferTask
 from btic.leases import LEASE_TTL, Leases
@@ -99,7 +99,13 @@ class Worker:
             destination this worker's configuration lacks); the task is recorded
             as ``error``.
         """
-        self.config.require(sites=[task.site], destinations=task.destinations)
+        try:
+            self.config.require(sites=[task.site], destinations=task.destinations)
+        except UsageError as exc:
+            self.state.task_finished(
+                task.task_id, "error", f"this worker's configuration lacks it: {exc}"
+            )
+            raise
         slot = self._take_site_slot(task.site)
         if slot is None:
             raise SiteBusy(
