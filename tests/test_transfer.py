@@ -1048,3 +1048,35 @@ def test_import_xml_says_what_it_found_in_local_files(sim, tmp_path):
         assert result.returncode == 1
         assert f"error: {path}: " in result.stderr and message in result.stderr
         assert "from the appliance" not in result.stderr
+
+
+def test_runs_starting_at_once_never_sweep_each_others_spool(tmp_path):
+    """Threads of one worker (or processes) starting runs together: each sweeps the
+    spool for abandoned directories while the others are creating theirs."""
+    import threading
+
+    from btic.transfer.spool import RunSpool
+
+    parent = tmp_path / "btic-spool"
+    spools: list[RunSpool] = []
+    lock = threading.Lock()
+    start = threading.Barrier(16)
+
+    def begin() -> None:
+        start.wait()
+        for _ in range(20):
+            spool = RunSpool(parent)
+            with lock:
+                spools.append(spool)
+
+    threads = [threading.Thread(target=begin) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert len(spools) == 320
+        assert [s.path for s in spools if not s.path.is_dir()] == []
+    finally:
+        for spool in spools:
+            spool.close()

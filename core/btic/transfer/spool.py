@@ -81,9 +81,14 @@ def _own_directory(parent: Path) -> None:
 
 
 def _hold_lock(path: Path) -> IO[bytes] | None:
-    handle = path.open("wb")
+    # The lock file gets its name only once locked: a run sweeping the spool at that
+    # moment (another thread of a worker, another process) must never find it
+    # unlocked and remove a directory whose run has just begun.
+    pending = path.with_name(f"{path.name}.new")
+    handle = pending.open("wb")
     if sys.platform != "win32":  # Windows: PID liveness is all there is
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    os.replace(pending, path)
     return handle
 
 
