@@ -396,7 +396,13 @@ def test_the_schedulers_metrics_show_queue_depth_and_task_latency(tmp_path, post
         daemon = _start(config, log, "--executor", "celery", "--metrics-port", str(port))
         try:
             wait_for(lambda: task_rows(state), 60, "the schedule to be enqueued", [daemon])
-            wait_for(lambda: _ready(port), 30, "the metrics", [daemon])
+            # The row is written before the message is sent: wait for the broker to have it.
+            wait_for(
+                lambda: _ready(port) and _metrics(port).get(("btic_task_queue_depth", ())) == 1,
+                30,
+                "the task in the broker's queue",
+                [daemon],
+            )
             queued = _metrics(port)
             workers = [start_worker(config, tmp_path / "w.log", "w")]
             try:
