@@ -1,11 +1,13 @@
 """The configuration: one TOML file validated into typed models.
 
 * :mod:`btic.config.sections` — each section as a pydantic model;
-* :mod:`btic.config.loading` — reading the file, cross-checks, :class:`Config`;
+* :mod:`btic.config.loading` — reading the file, :class:`Config`;
+* :mod:`btic.config.consistency` — what must hold across sections;
 * :mod:`btic.config.problems` — pydantic's errors as config paths and plain
   messages, and salvaging what is valid so every problem is found in one pass.
 """
 
+from btic.config.consistency import capability_problems, distributed_problems
 from btic.config.loading import (
     CONFIG_ENV,
     DEFAULT_CONFIG_NAME,
@@ -13,9 +15,7 @@ from btic.config.loading import (
     Config,
     DestinationConfig,
     build_config,
-    capability_problems,
     default_config_path,
-    distributed_problems,
     iter_secrets,
     load_config,
 )
