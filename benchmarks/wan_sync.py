@@ -6,10 +6,11 @@ sends every byte through one shared link of --bandwidth bytes/s. btic syncs
 --all`, as a user's first run). The bound is computed from what the
 appliance served (its request counts and the bytes its link carried) by
 :func:`lower_bound`: the calls that must follow one another (token,
-get_api_info, the listing) one latency each, then the rest (report batches,
-recordings), at most --concurrency at a time, each at least one latency and
-its bytes, while all their bytes share the link. Interpreter start-up is in btic's time,
-as a user sees it.
+get_api_info, the listing) one latency each, then the report batches on one
+stream beside the recordings, at most --concurrency (the site's
+download_concurrency) at a time, each call at least one latency and its bytes,
+while all bytes share the link. Interpreter start-up is in btic's time, as a
+user sees it.
 
     .venv/bin/python benchmarks/wan_sync.py --sessions 2000 --latency 0.05 --bandwidth 20e6
 """
@@ -38,46 +39,60 @@ class Work:
 
     :ivar sequential_calls: calls each of which needs the one before (token,
         get_api_info, a listing).
-    :ivar parallel_calls: calls that may overlap (report batches, recordings).
-    :ivar parallel_bytes: the bytes those answered.
+    :ivar report_calls: report batches, one after another on the report stream.
+    :ivar download_calls: recordings, at most ``download_concurrency`` at once.
+    :ivar report_bytes: the bytes the report batches answered.
+    :ivar download_bytes: the bytes the recordings answered.
     """
 
     sequential_calls: int
-    parallel_calls: int
-    parallel_bytes: int
+    report_calls: int
+    download_calls: int
+    report_bytes: int = 0
+    download_bytes: int = 0
 
 
 def lower_bound(work: Work, *, latency: float, bandwidth: float, concurrency: int) -> float:
-    """The least wall time of ``work``: the sequential calls one latency each, then the
-    parallel ones, which take the longest of three times none can beat:
+    """The least wall time of ``work`` for a client that downloads at most
+    ``concurrency`` recordings at once (the site's ``download_concurrency``, a
+    limit the user sets for the appliance's sake) beside one report stream.
 
-    - rounds of ``concurrency`` calls, a latency each;
-    - every call's latency plus its bytes at the link's full speed (a call's
-      answer follows its latency on its own connection), shared out over
-      ``concurrency`` connections;
-    - all their bytes over the one link.
+    The sequential calls take one latency each; then the longest of four times
+    none can beat:
+
+    - the report stream: its calls one after another, each a latency and its bytes;
+    - rounds of ``concurrency`` downloads, a latency each;
+    - every download's latency plus its bytes at the link's full speed, shared out
+      over the ``concurrency`` connections;
+    - all the bytes over the one link.
     """
     if concurrency < 1 or bandwidth <= 0:
         raise ValueError("concurrency must be at least 1 and bandwidth positive")
-    transfer = work.parallel_bytes / bandwidth
-    rounds = math.ceil(work.parallel_calls / concurrency) * latency
-    per_connection = (work.parallel_calls * latency + transfer) / concurrency
-    return work.sequential_calls * latency + max(rounds, per_connection, transfer)
+    reports = work.report_calls * latency + work.report_bytes / bandwidth
+    rounds = math.ceil(work.download_calls / concurrency) * latency
+    per_connection = (work.download_calls * latency + work.download_bytes / bandwidth) / concurrency
+    link = (work.report_bytes + work.download_bytes) / bandwidth
+    return work.sequential_calls * latency + max(reports, rounds, per_connection, link)
 
 
-def work_of(stats: dict[str, int], carried: int, sequential_bytes: int = 0) -> Work:
-    """The Work of a run from the simulator's request counts (by label) and bytes."""
+def work_of(
+    stats: dict[str, int], carried: int, *, download_bytes: int, sequential_bytes: int = 0
+) -> Work:
+    """The Work of a run from the simulator's request counts (by label), the bytes its
+    link carried, and how many of those were recordings."""
     sequential = sum(stats.get(label, 0) for label in SEQUENTIAL_LABELS) + sum(
         count for label, count in stats.items() if label.endswith("Listing")
     )
-    parallel = sum(
+    downloads = sum(count for label, count in stats.items() if label.endswith("Recording"))
+    reports = sum(
         count
         for label, count in stats.items()
         if label not in SEQUENTIAL_LABELS
-        and not label.endswith("Listing")
+        and not label.endswith(("Listing", "Recording"))
         and label not in ("connections", "health")
     )
-    return Work(sequential, parallel, max(carried - sequential_bytes, 0))
+    report_bytes = max(carried - sequential_bytes - download_bytes, 0)
+    return Work(sequential, reports, downloads, report_bytes, download_bytes)
 
 
 def main() -> None:
@@ -139,13 +154,15 @@ data = ["session", "recording"]
             wall = time.perf_counter() - started
             if done.returncode != 0:
                 raise SystemExit(done.stderr[-2000:])
-            work = work_of(dict(sim.stats), link.carried - carried_before)
-            # A report stream and the downloads overlap: one more connection than downloads.
+            stats = dict(sim.stats)
+            recordings = sum(n for label, n in stats.items() if label.endswith("Recording"))
+            work = work_of(
+                stats,
+                link.carried - carried_before,
+                download_bytes=recordings * args.recording_size,
+            )
             bound = lower_bound(
-                work,
-                latency=args.latency,
-                bandwidth=args.bandwidth,
-                concurrency=args.concurrency + 1,
+                work, latency=args.latency, bandwidth=args.bandwidth, concurrency=args.concurrency
             )
             walls.append(wall)
             bounds.append(bound)

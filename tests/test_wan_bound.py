@@ -18,23 +18,37 @@ _SPEC.loader.exec_module(wan_sync)
 
 
 def test_latency_bound_when_the_link_is_fast():
-    work = wan_sync.Work(sequential_calls=3, parallel_calls=10, parallel_bytes=1000)
-    # 3 sequential latencies, then ceil(10 / 4) = 3 rounds
+    work = wan_sync.Work(sequential_calls=3, report_calls=1, download_calls=10, download_bytes=1000)
+    # 3 sequential latencies, then ceil(10 / 4) = 3 rounds of downloads
     assert wan_sync.lower_bound(work, latency=0.05, bandwidth=1e9, concurrency=4) == pytest.approx(
         0.30
     )
 
 
 def test_bandwidth_bound_when_the_link_is_slow():
-    work = wan_sync.Work(sequential_calls=3, parallel_calls=10, parallel_bytes=20_000_000)
+    work = wan_sync.Work(
+        sequential_calls=3,
+        report_calls=2,
+        download_calls=10,
+        report_bytes=5_000_000,
+        download_bytes=15_000_000,
+    )
     # 20 MB over 10 MB/s = 2 s, more than the 3 rounds of latency
     assert wan_sync.lower_bound(work, latency=0.05, bandwidth=10e6, concurrency=4) == pytest.approx(
         0.15 + 2.0
     )
 
 
+def test_the_report_stream_is_one_call_after_another():
+    # 30 report batches of 50 ms on one stream outlast 8 downloads over 4 connections
+    work = wan_sync.Work(sequential_calls=1, report_calls=30, download_calls=8)
+    assert wan_sync.lower_bound(work, latency=0.05, bandwidth=1e9, concurrency=4) == pytest.approx(
+        0.05 + 1.5
+    )
+
+
 def test_more_concurrency_never_raises_the_bound_and_nonsense_is_refused():
-    work = wan_sync.Work(sequential_calls=2, parallel_calls=41, parallel_bytes=0)
+    work = wan_sync.Work(sequential_calls=2, report_calls=1, download_calls=41)
     bounds = [
         wan_sync.lower_bound(work, latency=0.1, bandwidth=1e6, concurrency=c) for c in range(1, 9)
     ]
@@ -55,15 +69,23 @@ def test_work_is_read_from_the_simulators_request_counts():
         "SupportSession": 40,
         "SupportSessionRecording": 15,
     }
-    assert wan_sync.work_of(stats, carried=5_000_000, sequential_bytes=200_000) == wan_sync.Work(
-        sequential_calls=4, parallel_calls=55, parallel_bytes=4_800_000
+    assert wan_sync.work_of(
+        stats, carried=5_000_000, download_bytes=4_500_000, sequential_bytes=200_000
+    ) == wan_sync.Work(
+        sequential_calls=4,
+        report_calls=40,
+        download_calls=15,
+        report_bytes=300_000,
+        download_bytes=4_500_000,
     )
 
 
 def test_each_connection_pays_its_calls_latency_and_bytes():
-    # 40 calls of 50 ms with 10 MB in all, at 10 MB/s: over 4 connections the link's
+    # 40 downloads of 50 ms with 10 MB in all, at 10 MB/s: over 4 connections the link's
     # 1 s is the longest (the connections' share is (2 s + 1 s) / 4 = 0.75 s)
-    work = wan_sync.Work(sequential_calls=0, parallel_calls=40, parallel_bytes=10_000_000)
+    work = wan_sync.Work(
+        sequential_calls=0, report_calls=0, download_calls=40, download_bytes=10_000_000
+    )
     fast = wan_sync.lower_bound(work, latency=0.05, bandwidth=10e6, concurrency=4)
     assert fast == pytest.approx(1.0)
     # over 2 connections each pays its calls' latency and bytes: (2 s + 1 s) / 2
