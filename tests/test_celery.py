@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 from conftest import BTIC, new_postgres_database
-from transfer_helpers import check_archive, expected_files
+from transfer_helpers import check_archive, expected_files, wait_for
 
 from btic import logs
 from btic.config import load_config
@@ -93,17 +93,6 @@ def task_rows(state: str) -> list[sqlalchemy.Row]:
             )
     finally:
         engine.dispose()
-
-
-def wait_for(predicate, timeout: float, what: str, workers=()) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        for worker in workers:
-            assert worker.poll() is None, f"a worker exited ({worker.returncode}) before {what}"
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def all_finished(state: str, count: int):

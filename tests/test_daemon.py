@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import BTIC, new_postgres_database
-from transfer_helpers import check_archive, expected_files, write_config
+from transfer_helpers import check_archive, expected_files, wait_for, write_config
 
 from btic import logs
 from btic.config import load_config
@@ -131,17 +131,6 @@ def _start(config: Path, log: Path, *args: str) -> subprocess.Popen[bytes]:
         )
 
 
-def _wait_for(predicate, timeout: float, what: str, procs=()) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        for proc in procs:
-            assert proc.poll() is None, f"btic run exited ({proc.returncode}) waiting for {what}"
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_sigterm_stops_the_daemon_within_the_bound_and_the_next_run_finishes(tmp_path):
     with SimulatedAppliance(
         "rs", sessions=10, seed=47, recording_size=200_000, live_sessions=0, faults="latency=0.05"
@@ -150,7 +139,7 @@ def test_sigterm_stops_the_daemon_within_the_bound_and_the_next_run_finishes(tmp
         log = tmp_path / "run.log"
         proc = _start(config, log, "--stop-timeout", "20")
         archive = tmp_path / "archive"
-        _wait_for(lambda: len(list(archive.glob("*.flv"))) >= 2, 60, "the first recordings", [proc])
+        wait_for(lambda: len(list(archive.glob("*.flv"))) >= 2, 60, "the first recordings", [proc])
         proc.send_signal(signal.SIGTERM)
         stopped_at = time.monotonic()
         assert proc.wait(timeout=40) == 0, log.read_text()
@@ -171,11 +160,11 @@ def test_sighup_reloads_and_a_broken_configuration_keeps_the_old_one(tmp_path):
         log = tmp_path / "run.log"
         proc = _start(config, log)
         try:
-            _wait_for(lambda: "schedule finished" in log.read_text(), 60, "the first run", [proc])
+            wait_for(lambda: "schedule finished" in log.read_text(), 60, "the first run", [proc])
             good = config.read_text()
             config.write_text(good.replace("[schedules.often]", "[schedules.often]\nevry = 1"))
             proc.send_signal(signal.SIGHUP)
-            _wait_for(
+            wait_for(
                 lambda: "configuration not reloaded" in log.read_text(), 30, "the refusal", [proc]
             )
             assert "schedules.often.evry" in log.read_text()
@@ -186,7 +175,7 @@ def test_sighup_reloads_and_a_broken_configuration_keeps_the_old_one(tmp_path):
                 + 'destinations = ["second"]\ndata = ["session"]\n'
             )
             proc.send_signal(signal.SIGHUP)
-            _wait_for(
+            wait_for(
                 lambda: len(list((tmp_path / "b").glob("*.xml"))) == 3,
                 60,
                 "the new schedule's run",
@@ -217,7 +206,7 @@ def test_metrics_are_scraped_during_a_run_and_match_the_ledger(tmp_path):
         log = tmp_path / "run.log"
         proc = _start(config, log, "--metrics-port", str(port))
         try:
-            _wait_for(lambda: "schedule finished" in log.read_text(), 60, "the first run", [proc])
+            wait_for(lambda: "schedule finished" in log.read_text(), 60, "the first run", [proc])
             samples = _metrics(port)
             health = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10)
             assert health.status == 200 and json.loads(health.read()) == {
@@ -272,7 +261,7 @@ def test_two_daemons_on_postgresql_run_each_slot_once_and_one_takes_over_a_kille
         procs = [_start(config, log) for log in logs_]
         archive = tmp_path / "archive"
         try:
-            _wait_for(lambda: len(list(archive.glob("*.flv"))) >= 2, 90, "deliveries", procs)
+            wait_for(lambda: len(list(archive.glob("*.flv"))) >= 2, 90, "deliveries", procs)
             started = [log.read_text().count("schedule started") for log in logs_]
             assert sorted(started) == [0, 1], "exactly one daemon runs the slot"
             holder = procs[started.index(1)]
@@ -280,7 +269,7 @@ def test_two_daemons_on_postgresql_run_each_slot_once_and_one_takes_over_a_kille
             holder.kill()
             holder.wait(timeout=30)
             other_log = logs_[started.index(0)]
-            _wait_for(
+            wait_for(
                 lambda: "schedule finished" in other_log.read_text(), 150, "the take-over", [other]
             )
         finally:

@@ -105,3 +105,21 @@ def check_archive(directory: Path, expected: dict[str, str]) -> None:
     for name, sha in expected.items():
         if sha:
             assert actual[name] == sha, f"{name} differs from what the appliance served"
+
+
+def wait_for(predicate, timeout: float, what: str, processes=()) -> None:
+    """Poll ``predicate`` until it holds; fail when ``timeout`` passes or one of the
+    ``processes`` (btic run, btic worker) exits first."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        for process in processes:
+            assert process.poll() is None, (
+                f"{' '.join(map(str, process.args[1:3]))} exited ({process.returncode}) "
+                f"waiting for {what}"
+            )
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")

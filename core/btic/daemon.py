@@ -317,25 +317,17 @@ class Daemon:
         if not asked and signature == self._file_seen:
             return
         self._file_seen = signature
+        assert self.scheduler is not None
         try:
             config = self._load()
-        except ConfigError as exc:
-            self.log.error(
-                "configuration not reloaded; the previous one stays in use",
-                config=str(self.config_path),
-                problems=exc.lines(),
-            )
-            return
-        if config.state_url != self.config.state_url:
-            self.log.error(
-                "configuration not reloaded: state.url changed; restart btic run to use "
-                "another state database",
-                config=str(self.config_path),
-            )
-            return
-        assert self.scheduler is not None
-        log = self.log_for(config)
-        try:
+            if config.state_url != self.config.state_url:
+                self.log.error(
+                    "configuration not reloaded: state.url changed; restart btic run to use "
+                    "another state database",
+                    config=str(self.config_path),
+                )
+                return
+            log = self.log_for(config)
             self.scheduler.reconfigure(config, log=log, observers=self._observers(config))
         except ConfigError as exc:
             self.log.error(
