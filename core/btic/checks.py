@@ -231,8 +231,10 @@ def check_executor(config: Config) -> Iterator[CheckResult]:
     try:
         with failures_reported(config.state_url):
             store = StateStore(config.state_url)
-            store.task_counts()
-            store.close()
+            try:
+                store.task_counts()
+            finally:
+                store.close()
     except BticError as exc:
         yield CheckResult(subject, False, f"state database: {exc}")
     else:

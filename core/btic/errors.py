@@ -52,6 +52,12 @@ class BticError(Exception):
         return None
 
 
+def own_failure(exc: BaseException) -> str:
+    """How btic's own failure reads in a run's record: a :class:`BticError` by its
+    message; anything else (a bug, a plugin's) with its type."""
+    return str(exc) if isinstance(exc, BticError) else f"{type(exc).__name__}: {exc}"
+
+
 class Interrupted(BticError):
     """The run was stopped by a signal after the item in hand; its summary is printed."""
 

@@ -36,8 +36,8 @@ from structlog.typing import FilteringBoundLogger
 from btic import schedule
 from btic.appliance.connection import CallObserver
 from btic.appliance.pool import ClientPool
-from btic.config import Config, distributed_problems
-from btic.errors import BticError, ConfigError
+from btic.config import Config
+from btic.errors import own_failure
 from btic.leases import Leases, schedule_lease
 from btic.plugins import PluginManager
 from btic.runs import CommandRun
@@ -132,9 +132,6 @@ class Scheduler:
         if self.executor == "celery":
             from btic.executor.dispatch import Dispatcher
 
-            problems = distributed_problems(config)
-            if problems:
-                raise ConfigError(problems)
             self.dispatcher = Dispatcher(config, state)
 
     def reconfigure(
@@ -150,11 +147,9 @@ class Scheduler:
         if self.dispatcher is not None and config.executor != self.config.executor:
             from btic.executor.dispatch import Dispatcher
 
-            problems = distributed_problems(config)
-            if problems:
-                raise ConfigError(problems)
+            replacement = Dispatcher(config, self.state)
             self.dispatcher.close()
-            self.dispatcher = Dispatcher(config, self.state)
+            self.dispatcher = replacement
         self.config = config
         self.clients.reconfigure(config)
         if log is not None:
@@ -236,7 +231,7 @@ class Scheduler:
         except Exception as exc:
             # btic's own failure (or a plugin's bug): the slot stays owed, the run says
             # why, observers hear it, and the caller reports it.
-            error = str(exc) if isinstance(exc, BticError) else f"{type(exc).__name__}: {exc}"
+            error = own_failure(exc)
             summary.problem(f"schedule {name}: btic failed: {error}")
             if run is not None:
                 run.record_failure(error)
@@ -258,7 +253,7 @@ class Scheduler:
             tasks = dispatcher.enqueue(self.config, name, slot)
             self.state.record_schedule_run(name, slot, "queued", started)
         except Exception as exc:
-            error = str(exc) if isinstance(exc, BticError) else f"{type(exc).__name__}: {exc}"
+            error = own_failure(exc)
             summary.problem(f"schedule {name}: btic failed: {error}")
             self._tell(self._outcome(name, slot, "error", None, summary, started, previous))
             raise
@@ -342,12 +337,20 @@ class Scheduler:
         self._spool.close()
 
     def _tell(self, outcome: ScheduleOutcome) -> None:
-        for observer in self.observers:
-            try:
-                observer.schedule_ran(outcome)
-            except Exception:
-                self.log.exception(
-                    "could not report the schedule's run",
-                    schedule=outcome.name,
-                    observer=type(observer).__name__,
-                )
+        tell(self.observers, outcome, self.log)
+
+
+def tell(
+    observers: Iterable[ScheduleObserver], outcome: ScheduleOutcome, log: FilteringBoundLogger
+) -> None:
+    """Tell each observer how a run went; one that fails is logged, never raised."""
+    for observer in observers:
+        try:
+            observer.schedule_ran(outcome)
+        except Exception:
+            log.exception(
+                "could not report the schedule's run",
+                schedule=outcome.name,
+                run_id=outcome.run_id,
+                observer=type(observer).__name__,
+            )

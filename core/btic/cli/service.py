@@ -154,33 +154,28 @@ def worker_command(
     running ones after the items in hand, sends them back to the queue, and exits.
     """
     from btic import logs
-    from btic.config import distributed_problems
-    from btic.errors import ConfigError
     from btic.executor.app import celery_app
     from btic.executor.worker import Worker, register
     from btic.notify import notifiers
 
     path = config_path or default_config_path()
     config = runtime.load_config(path)
-    problems = distributed_problems(config)
-    if problems:
-        raise ConfigError(problems)
     log = logs.for_config(config)
-    app = celery_app(config.executor)
-    app.conf.worker_prefetch_multiplier = prefetch
     worker = Worker(config, runtime.plugins, log=log, observers=notifiers(config, log))
-    register(app, worker)
-
-    from celery.signals import worker_shutting_down
-
-    def stopping(**_: object) -> None:
-        worker.stop.set()
-
-    worker_shutting_down.connect(stopping, weak=False)
-    # Celery's log level applies to every library: one line per HTTP request is noise.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    log.info("btic worker starting", config=str(path), pid=os.getpid(), concurrency=concurrency)
     try:
+        app = celery_app(config.executor)
+        app.conf.worker_prefetch_multiplier = prefetch
+        register(app, worker)
+
+        from celery.signals import worker_shutting_down
+
+        def stopping(**_: object) -> None:
+            worker.stop.set()
+
+        worker_shutting_down.connect(stopping, weak=False)
+        # Celery's log level applies to every library: one line per HTTP request is noise.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        log.info("btic worker starting", config=str(path), pid=os.getpid(), concurrency=concurrency)
         app.worker_main(
             [
                 "worker",

@@ -184,6 +184,16 @@ class Config:
                 "btic init writes a starting point"
             )
 
+    def require_distributed(self) -> None:
+        """Check that this configuration can run its transfers on Celery workers.
+
+        :raises ConfigError: naming each key that cannot serve (no broker, a
+            SQLite state database).
+        """
+        problems = distributed_problems(self)
+        if problems:
+            raise ConfigError(problems)
+
     def check_capabilities(
         self, plugins: PluginManager, destinations: Iterable[str], data_types: Iterable[DataType]
     ) -> None:

@@ -51,6 +51,13 @@ def parse_time_of_day(value: Any) -> time:
     raise ValueError('must be a time of day as "HH:MM", from "00:00" to "23:59"')
 
 
+def within(value: timedelta, low: timedelta, high: timedelta, allowed: str) -> timedelta:
+    """``value`` if ``low <= value <= high``; ``allowed`` says the range in words."""
+    if not low <= value <= high:
+        raise ValueError(f"{format_duration(value)} is outside the allowed {allowed}")
+    return value
+
+
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 TimeOfDay = Annotated[time, BeforeValidator(parse_time_of_day)]
 
@@ -182,9 +189,7 @@ class ScheduleConfig(_Section):
     @field_validator("every")
     @classmethod
     def _period_in_range(cls, value: timedelta) -> timedelta:
-        if not MIN_PERIOD <= value <= MAX_PERIOD:
-            raise ValueError(f"{format_duration(value)} is outside the allowed 1m .. 7d")
-        return value
+        return within(value, MIN_PERIOD, MAX_PERIOD, "1m .. 7d")
 
 
 class LoggingConfig(_Section):
@@ -252,16 +257,12 @@ class ExecutorConfig(_Section):
     @field_validator("visibility_timeout")
     @classmethod
     def _visibility(cls, value: timedelta) -> timedelta:
-        if not timedelta(seconds=10) <= value <= timedelta(days=7):
-            raise ValueError(f"{format_duration(value)} is outside the allowed 10s .. 7d")
-        return value
+        return within(value, timedelta(seconds=10), timedelta(days=7), "10s .. 7d")
 
     @field_validator("busy_retry")
     @classmethod
     def _busy_retry(cls, value: timedelta) -> timedelta:
-        if not timedelta(seconds=1) <= value <= timedelta(hours=1):
-            raise ValueError(f"{format_duration(value)} is outside the allowed 1s .. 1h")
-        return value
+        return within(value, timedelta(seconds=1), timedelta(hours=1), "1s .. 1h")
 
 
 class ConfigFile(_Section):

@@ -30,9 +30,11 @@ class Dispatcher:
     """Hands each transfer of a schedule run to the broker as one task.
 
     :param config: the configuration whose ``[executor]`` names the broker.
+    :raises ConfigError: when it cannot serve a distributed executor.
     """
 
     def __init__(self, config: Config, state: StateStore):
+        config.require_distributed()
         self.settings = config.executor
         self.state = state
         self.app = celery_app(config.executor)

@@ -24,19 +24,20 @@ import socket
 import threading
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from structlog.typing import FilteringBoundLogger
 
 from btic.appliance.pool import ClientPool
 from btic.config import Config
-from btic.errors import BticError, UsageError
+from btic.errors import BticError, UsageError, own_failure
 from btic.executor.app import TASK_NAME
 from btic.executor.spec import TransferTask
 from btic.leases import LEASE_TTL, Leases
 from btic.plugins import PluginManager
 from btic.runs import CommandRun
-from btic.scheduler import ScheduleObserver, ScheduleOutcome, utc_now
+from btic.scheduler import ScheduleObserver, ScheduleOutcome, tell, utc_now
 from btic.state import LOCK_NAME_LENGTH, TASK_QUEUED, StateStore, fit_column
 from btic.transfer import SilentReporter, Summary
 from btic.transfer.spool import RunSpool, spool_parent
@@ -64,6 +65,7 @@ class Worker:
     :param observers: told how each task went (e-mail notifications).
     :param stop: set when the worker shuts down: running tasks end after the
         items in hand and go back to the broker.
+    :raises ConfigError: when the configuration cannot serve a distributed executor.
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class Worker:
         observers: Sequence[ScheduleObserver] = (),
         stop: threading.Event | None = None,
     ):
+        config.require_distributed()
         self.config = config
         self.plugins = plugins
         self.log = log
@@ -134,7 +137,7 @@ class Worker:
             stopping = self.stop.is_set()
             status = run.record(summary, summary_text(summary), interrupted=stopping)
         except Exception as exc:
-            error = str(exc) if isinstance(exc, BticError) else f"{type(exc).__name__}: {exc}"
+            error = own_failure(exc)
             if run is not None:
                 run.record_failure(error)
             with contextlib.suppress(Exception):  # the state database may be what failed
@@ -170,7 +173,7 @@ class Worker:
         return None
 
     def _tell(
-        self, task: TransferTask, status: str, run_id: str, summary: Summary, started: Any
+        self, task: TransferTask, status: str, run_id: str, summary: Summary, started: datetime
     ) -> None:
         outcome = ScheduleOutcome(
             name=task.schedule,
@@ -183,11 +186,7 @@ class Worker:
             sites=(task.site,),
             destinations=task.destinations,
         )
-        for observer in self.observers:
-            try:
-                observer.schedule_ran(outcome)
-            except Exception:
-                self.log.exception("could not report the task", task_id=task.task_id)
+        tell(self.observers, outcome, self.log)
 
 
 def register(app: Celery, worker: Worker) -> None:

@@ -130,4 +130,3 @@ tasks = Table(
 #: had its fill of tasks, and how it ended (``ok``, ``failed``, ``interrupted``,
 #: ``error`` as runs end).
 TASK_QUEUED, TASK_RUNNING, TASK_RETRIED = "queued", "running", "retried"
-TASK_WAITING = (TASK_QUEUED, TASK_RETRIED)

@@ -8,7 +8,6 @@ scheduler when it enqueues and by the worker as a task starts and ends.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -36,13 +35,11 @@ class TaskCounts:
 class TaskLatency:
     """How long recent tasks waited in the queue and ran, and the oldest waiting.
 
-    :ivar started: tasks started within the window.
     :ivar wait_mean: mean seconds from enqueued to started (None: none started).
     :ivar run_mean: mean seconds from started to finished of those finished.
     :ivar oldest_queued: seconds the longest-waiting queued task has waited.
     """
 
-    started: int = 0
     wait_mean: float | None = None
     wait_max: float | None = None
     run_mean: float | None = None
@@ -117,21 +114,13 @@ class TaskRecords:
                 .values(status=status, detail=detail, finished_at=now() if finished else None)
             )
 
-    def task_status(self, task_id: str) -> str | None:
-        with self.engine.connect() as connection:
-            query = select(tasks.c.status).where(tasks.c.id == task_id)
-            status = connection.execute(query).scalar()
-        return None if status is None else str(status)
-
-    def task_counts(self, sites: Iterable[str] | None = None) -> list[TaskCounts]:
+    def task_counts(self) -> list[TaskCounts]:
         """Queued, running and retried tasks per site (sites without any left out)."""
         query = (
             select(tasks.c.site, tasks.c.status, func.count())
             .where(tasks.c.status.in_((TASK_QUEUED, TASK_RUNNING, TASK_RETRIED)))
             .group_by(tasks.c.site, tasks.c.status)
         )
-        if sites is not None:
-            query = query.where(tasks.c.site.in_(list(sites)))
         counts: dict[str, dict[str, int]] = {}
         with self.engine.connect() as connection:
             for site, status, count in connection.execute(query):
@@ -157,7 +146,6 @@ class TaskRecords:
             if r.finished_at is not None
         ]
         return TaskLatency(
-            started=len(rows),
             wait_mean=_mean(waits),
             wait_max=max(waits, default=None),
             run_mean=_mean(runs),
