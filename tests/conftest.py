@@ -136,11 +136,10 @@ def pa_sim():
 # -- a real PostgreSQL server, started for the session when the machine has one ----------
 
 import shutil  # noqa: E402
-import socket as _socket  # noqa: E402
 import tempfile  # noqa: E402
 import time as _time  # noqa: E402
 
-from btic.testing.servers import new_postgres_database  # noqa: E402
+from btic.testing.servers import free_port, new_postgres_database  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -200,9 +199,7 @@ def mariadb_odbc():
     )
     if init.returncode != 0:
         pytest.skip(f"mariadb-install-db failed: {init.stderr.strip()[:200]}")
-    with _socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     socket_path = root / "sock"
     process = subprocess.Popen(
         [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -18,6 +17,7 @@ from btic.errors import (
     TlsVerificationError,
 )
 from btic.sim import SimulatedAppliance
+from btic.testing.servers import free_port
 
 DAYS = 86400
 
@@ -284,10 +284,7 @@ def test_an_untrusted_certificate_is_not_retried():
 
 
 def test_an_unreachable_appliance():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    sim = SimulatedAppliance("rs", sessions=1, tls=False, port=port)  # never started
+    sim = SimulatedAppliance("rs", sessions=1, tls=False, port=free_port())  # never started
     with (
         connect(sim, name="dc2", retries=1) as client,
         pytest.raises(

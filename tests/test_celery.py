@@ -22,6 +22,7 @@ from btic.plugins import PluginManager
 from btic.scheduler import Scheduler
 from btic.sim import SimulatedAppliance
 from btic.state import StateStore
+from btic.testing.servers import free_port
 
 DATA = ("session", "recording")
 
@@ -335,11 +336,7 @@ def test_check_on_a_worker_says_whether_broker_and_state_database_answer(
     with SimulatedAppliance("rs", tls=False, sessions=1, live_sessions=0) as sim:
         config = celery_config(tmp_path, [sim], state, broker, queue="check")
         good = run_btic_command("check", "--config", str(config))
-        import socket
-
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            dead = f"redis://127.0.0.1:{probe.getsockname()[1]}/0"
+        dead = f"redis://127.0.0.1:{free_port()}/0"
         config.write_text(config.read_text().replace(broker, dead))
         bad = run_btic_command("check", "--config", str(config))
     assert good.returncode == 0, good.stdout + good.stderr
@@ -375,10 +372,10 @@ def test_status_shows_the_tasks_waiting_per_site(tmp_path, postgres_url, broker)
 
 def test_the_schedulers_metrics_show_queue_depth_and_task_latency(tmp_path, postgres_url, broker):
     pytest.importorskip("prometheus_client")
-    from test_daemon import _free_port, _metrics, _start
+    from test_daemon import _metrics, _start
 
     state = new_postgres_database(postgres_url)
-    port = _free_port()
+    port = free_port()
     with SimulatedAppliance("rs", tls=False, sessions=2, live_sessions=0) as sim:
         config = celery_config(tmp_path, [sim], state, broker, queue="metrics")
         log = tmp_path / "run.log"

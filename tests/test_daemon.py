@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import time
@@ -25,6 +24,7 @@ from btic.config import load_config
 from btic.daemon import Daemon
 from btic.plugins import PluginManager
 from btic.sim import SimulatedAppliance
+from btic.testing.servers import free_port
 
 
 class Clock:
@@ -117,12 +117,6 @@ def test_a_change_of_the_file_is_picked_up_and_a_broken_one_keeps_the_old(tmp_pa
     assert len(list((tmp_path / "second").glob("*.xml"))) == 4
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _start(config: Path, log: Path, *args: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BTIC_")}
     with log.open("ab") as out:
@@ -202,7 +196,7 @@ def test_metrics_are_scraped_during_a_run_and_match_the_ledger(tmp_path):
     pytest.importorskip("prometheus_client")
     with SimulatedAppliance("rs", sessions=5, seed=59, live_sessions=0) as sim:
         config = write_config(tmp_path, sim, data=["session", "recording"])
-        port = _free_port()
+        port = free_port()
         log = tmp_path / "run.log"
         proc = _start(config, log, "--metrics-port", str(port))
         try:
@@ -478,7 +472,7 @@ def test_run_once_runs_what_is_due_and_exits(tmp_path):
         # a new schedule (due at once) whose appliance cannot be reached: exit 1
         config.write_text(
             config.read_text()
-            .replace(sim.host, f"127.0.0.1:{_free_port()}")
+            .replace(sim.host, f"127.0.0.1:{free_port()}")
             .replace("schedules.often", "schedules.fresh")
         )
         failing = subprocess.run(

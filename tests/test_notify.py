@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import socket
 import ssl
 from email import message_from_bytes
 from email.policy import default
@@ -17,6 +16,7 @@ from conftest import run_btic
 from transfer_helpers import write_config
 
 from btic.sim import SimulatedAppliance
+from btic.testing.servers import free_port
 
 SMTP_PASSWORD = "smtp-pass-7f3a9c2e"
 
@@ -39,12 +39,6 @@ def _login(server, session, envelope, mechanism, auth_data):
     return AuthResult(success=ok, handled=False)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def smtp(tmp_path):
     """A local SMTP server that requires STARTTLS and a login; yields (port, inbox)."""
@@ -53,7 +47,7 @@ def smtp(tmp_path):
     ca.issue_cert("127.0.0.1").configure_cert(context)
     ca.cert_pem.write_to_path(str(tmp_path / "smtp-ca.pem"))
     inbox = Inbox()
-    port = _free_port()
+    port = free_port()
     controller = Controller(
         inbox,
         hostname="127.0.0.1",
@@ -114,7 +108,7 @@ def test_a_failed_run_mails_once_and_the_recovery_mails_once_without_secrets(tmp
         config = write_config(tmp_path, sim, data=["session"])
         good = config.read_text().replace('every = "15m"', 'every = "1d"\nat = "00:00"')
         good += _email_section(port)
-        closed = _free_port()
+        closed = free_port()
         config.write_text(good.replace(sim.host, f"127.0.0.1:{closed}"))
         env = {"SMTP_PASSWORD": SMTP_PASSWORD}
         failed = run_btic("sync", "--config", str(config), env=env)

@@ -14,6 +14,7 @@ from transfer_helpers import write_config
 
 from btic.schedule import Period, choose
 from btic.sim import SimulatedAppliance
+from btic.testing.servers import free_port
 
 
 @pytest.fixture
@@ -122,12 +123,8 @@ def test_btic_sync_twice_in_a_row_runs_a_daily_schedule_once(sim, tmp_path):
 
 
 def test_an_unreachable_appliance_still_counts_as_the_schedules_run(sim, tmp_path):
-    import socket
-
     config = write_config(tmp_path, sim, data=["session"])
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed = probe.getsockname()[1]
+    closed = free_port()
     config.write_text(
         config.read_text()
         .replace(sim.host, f"127.0.0.1:{closed}")
