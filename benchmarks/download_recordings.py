@@ -1,20 +1,28 @@
 """Recording download: `btic transfer` against curl on the same simulator, same run.
 
-Serves --count recordings of --megabytes MB each over HTTPS, fetches them all
-with curl (4 at a time, like btic's default concurrency) as the baseline, then
-runs `btic transfer --type recording` into a directory, and prints MB/s of
-each, the ratio, and btic's peak RSS. Then one recording of --large-megabytes
-(2 GB by default) to show peak RSS does not follow file size.
+For each transport (HTTPS, HTTP) the simulated appliance serves recordings of
+--megabytes MB each (about --count of them); curl fetches all of them, 4 at
+a time like btic's default `download_concurrency`, as the baseline, then
+`btic transfer --type recording` fetches the same ones into a directory (the
+whole command: start-up, token, listing, reports, downloads with sha256, the
+file-system plugin's fsync and no-clobber placement). A second baseline fsyncs
+each file curl wrote, as a durable delivery must. The three alternate
+--repeat times, each into a fresh directory that is removed afterwards;
+prints min and median MB/s of each, the ratios, and btic's peak RSS. Then one
+recording of --large-megabytes (2 GB by default), to show that btic's peak
+RSS does not follow a file's size.
 
     .venv/bin/python benchmarks/download_recordings.py \
-        [--count 8 --megabytes 128 --large-megabytes 2048]
+        [--count 8 --megabytes 512 --repeat 3 --transport https,http --large-megabytes 2048]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,6 +32,7 @@ from pathlib import Path
 
 from btic.sim import SimulatedAppliance
 
+MIB = 1024 * 1024
 WRAPPER = r"""
 import json, resource, subprocess, sys, time
 started = time.perf_counter()
@@ -33,7 +42,21 @@ print(json.dumps({"code": code, "seconds": time.perf_counter() - started,
 """
 
 
+def appliance(tls: bool, sessions: int, megabytes: int) -> SimulatedAppliance:
+    return SimulatedAppliance(
+        "rs",
+        tls=tls,
+        sessions=sessions,
+        live_sessions=0,
+        history_seconds=86400,
+        presentations=0,
+        recording_size=megabytes * MIB,
+    )
+
+
 def btic_transfer(sim: SimulatedAppliance, workdir: Path) -> dict:
+    """Run `btic transfer` in a fresh configuration, archive and state database."""
+    workdir.mkdir(parents=True)
     config = workdir / "btic.toml"
     config.write_text(
         sim.site_toml("sim")
@@ -45,111 +68,107 @@ directory = "{workdir / "archive"}"
     )
     config.chmod(0o600)
     btic = str(Path(sys.executable).with_name("btic"))
-    command = [
-        btic,
-        "transfer",
-        "--config",
-        str(config),
-        "--site",
-        "sim",
-        "--dest",
-        "archive",
-        "--type",
-        "recording",
-        "--since",
-        "30d",
-    ]
+    command = [btic, "transfer", "--config", str(config), "--site", "sim", "--dest", "archive"]
+    command += ["--type", "recording", "--since", "30d"]
     result = subprocess.run(
         [sys.executable, "-c", WRAPPER, *command], capture_output=True, text=True, check=True
     )
     figures = json.loads(result.stdout)
     assert figures["code"] == 0, "btic transfer failed"
     figures["bytes"] = sum(p.stat().st_size for p in (workdir / "archive").rglob("*.flv"))
+    shutil.rmtree(workdir)
     return figures
 
 
-def curl_all(sim: SimulatedAppliance, lsids: list[str], workdir: Path) -> float:
+def curl_all(sim: SimulatedAppliance, lsids: list[str], workdir: Path, durable: bool) -> float:
+    """Seconds for curl to fetch every recording, 4 at a time; with ``durable``,
+    each file is fsynced once curl has written it (btic's deliveries are durable,
+    and a benchmark that removes its files before the kernel writes them back
+    would otherwise compare btic's disk writes with none)."""
     token = sim.tokens.grant()
-    out = workdir / "curl"
-    out.mkdir()
+    workdir.mkdir(parents=True)
+    trust = ["--cacert", str(sim.ca_path)] if sim.tls else []
 
     def fetch(lsid: str) -> None:
         url = f"{sim.url}/api/reporting?generate_report=SupportSessionRecording&lsid={lsid}"
+        target = workdir / f"{lsid}.flv"
         subprocess.run(
-            [
-                "curl",
-                "-sf",
-                "--cacert",
-                str(sim.ca_path),
-                "-H",
-                f"Authorization: Bearer {token}",
-                "-o",
-                str(out / f"{lsid}.flv"),
-                url,
-            ],
+            ["curl", "-sf", *trust, "-H", f"Authorization: Bearer {token}", "-o", str(target), url],
             check=True,
         )
+        if durable:
+            descriptor = os.open(target, os.O_RDONLY)
+            try:
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
 
     started = time.perf_counter()
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(fetch, lsids))
-    return time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    shutil.rmtree(workdir)
+    return seconds
+
+
+def measure(tls: bool, args: argparse.Namespace, workdir: Path) -> None:
+    with appliance(tls, args.count * 4 // 3 + 2, args.megabytes) as sim:
+        lsids = [
+            s.lsid for s in sim.dataset.all() if s.has_recording and s.closed_at(sim.now() - 120)
+        ]
+        total_mb = len(lsids) * args.megabytes
+        curl: list[float] = []
+        durable: list[float] = []
+        btic: list[float] = []
+        rss: list[float] = []
+        for repetition in range(args.repeat):
+            curl.append(curl_all(sim, lsids, workdir / f"curl-{repetition}", durable=False))
+            durable.append(curl_all(sim, lsids, workdir / f"fsync-{repetition}", durable=True))
+            figures = btic_transfer(sim, workdir / f"btic-{repetition}")
+            assert figures["bytes"] == total_mb * MIB, "btic did not fetch every byte"
+            btic.append(figures["seconds"])
+            rss.append(figures["peak_rss_mb"])
+    name = "HTTPS" if tls else "HTTP"
+    print(f"{name}: {len(lsids)} recordings x {args.megabytes} MB, 4 at a time, {args.repeat} runs")
+    cases = (("curl", curl), ("curl + fsync", durable), ("btic transfer", btic))
+    for who, seconds in cases:
+        print(
+            f"  {who:14s} best {total_mb / min(seconds):6.0f} MB/s  "
+            f"median {total_mb / statistics.median(seconds):6.0f} MB/s"
+        )
+    print(f"  btic peak RSS {max(rss):.0f} MB")
+    for who, seconds in cases[:2]:
+        print(
+            f"  ratio btic / {who}: median "
+            f"{statistics.median(seconds) / statistics.median(btic):.2f}, "
+            f"best {min(seconds) / min(btic):.2f}"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=8)
-    parser.add_argument("--megabytes", type=int, default=128)
+    parser.add_argument("--megabytes", type=int, default=512)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--transport", default="https,http")
     parser.add_argument("--large-megabytes", type=int, default=2048)
     args = parser.parse_args()
     if not shutil.which("curl"):
         sys.exit("curl is needed for the baseline")
+    transports = [t.strip().lower() for t in args.transport.split(",") if t.strip()]
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        with SimulatedAppliance(
-            "rs",
-            sessions=args.count * 4 // 3 + 2,
-            live_sessions=0,
-            history_seconds=86400,
-            presentations=0,
-            recording_size=args.megabytes * 1024 * 1024,
-        ) as sim:
-            lsids = [
-                s.lsid
-                for s in sim.dataset.all()
-                if s.has_recording and s.closed_at(sim.now() - 120)
-            ]
-            total_mb = len(lsids) * args.megabytes
-            curl_seconds = curl_all(sim, lsids, workdir)
-            figures = btic_transfer(sim, workdir)
-        assert figures["bytes"] == total_mb * 1024 * 1024
-        print(f"{len(lsids)} recordings x {args.megabytes} MB over HTTPS, 4 at a time")
-        print(f"curl (baseline)  {total_mb / curl_seconds:7.0f} MB/s")
-        print(
-            f"btic transfer    {total_mb / figures['seconds']:7.0f} MB/s  (whole command: "
-            "start-up, listing, "
-            f"reports, fsync)  peak RSS {figures['peak_rss_mb']:.0f} MB"
-        )
-        print(f"ratio btic / curl: {curl_seconds / figures['seconds']:.2f}")
-        shutil.rmtree(workdir / "archive")
-        shutil.rmtree(workdir / "curl")
-        large_dir = workdir / "large"  # its own state database: the seed repeats lsids
-        large_dir.mkdir()
-        with SimulatedAppliance(
-            "rs",
-            sessions=1,
-            live_sessions=0,
-            presentations=0,
-            history_seconds=86400,
-            recording_size=args.large_megabytes * 1024 * 1024,
-        ) as sim:
-            large = btic_transfer(sim, large_dir)
-        assert large["bytes"] == args.large_megabytes * 1024 * 1024
-        print(
-            f"one {args.large_megabytes} MB recording: "
-            f"{args.large_megabytes / large['seconds']:.0f} MB/s, "
-            f"btic peak RSS {large['peak_rss_mb']:.0f} MB"
-        )
+        for transport in transports:
+            measure(transport == "https", args, workdir / transport)
+        if args.large_megabytes:
+            with appliance(True, 1, args.large_megabytes) as sim:
+                large = btic_transfer(sim, workdir / "large")
+            assert large["bytes"] == args.large_megabytes * MIB
+            print(
+                f"one {args.large_megabytes} MB recording over HTTPS: "
+                f"{args.large_megabytes / large['seconds']:.0f} MB/s, "
+                f"btic peak RSS {large['peak_rss_mb']:.0f} MB"
+            )
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from btic.appliance.answers import (
     looks_complete,
     read_capped,
 )
+from btic.appliance.body import read_body
 from btic.appliance.connection import CallObserver, Connection
 from btic.appliance.model import Product, ReportKind, Session
 from btic.appliance.reports import (
@@ -467,13 +468,14 @@ class ApplianceClient:
             filename = disposition_filename(response.headers.get("Content-Disposition", ""))
             fd, temp = tempfile.mkstemp(prefix="btic-download-", suffix=".part", dir=directory)
             digest = hashlib.sha256()
-            size = 0
             try:
                 with os.fdopen(fd, "wb") as out:
-                    for chunk in response.iter_raw(_CHUNK):
+
+                    def keep(chunk: bytes | memoryview) -> None:
                         out.write(chunk)
                         digest.update(chunk)
-                        size += len(chunk)
+
+                    size = read_body(response, keep)
                 if expected is not None and int(expected) != size:
                     raise BodyIncomplete(f"got {size} of {expected} bytes")
             except BaseException:
