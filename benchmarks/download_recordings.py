@@ -6,7 +6,8 @@ a time like btic's default `download_concurrency`, as the baseline, then
 `btic transfer --type recording` fetches the same ones into a directory (the
 whole command: start-up, token, listing, reports, downloads with sha256, the
 file-system plugin's fsync and no-clobber placement). A second baseline fsyncs
-each file curl wrote, as a durable delivery must. The three alternate
+each file curl wrote, as a durable delivery must; a third also pipes the body
+through sha256sum as it arrives, as btic hashes what it downloads. They alternate
 --repeat times, each into a fresh directory that is removed afterwards;
 prints min and median MB/s of each, the ratios, and btic's peak RSS. Then one
 recording of --large-megabytes (2 GB by default), to show that btic's peak
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -80,11 +82,17 @@ directory = "{workdir / "archive"}"
     return figures
 
 
-def curl_all(sim: SimulatedAppliance, lsids: list[str], workdir: Path, durable: bool) -> float:
-    """Seconds for curl to fetch every recording, 4 at a time; with ``durable``,
-    each file is fsynced once curl has written it (btic's deliveries are durable,
-    and a benchmark that removes its files before the kernel writes them back
-    would otherwise compare btic's disk writes with none)."""
+def curl_all(
+    sim: SimulatedAppliance, lsids: list[str], workdir: Path, durable: bool, hashed: bool = False
+) -> float:
+    """Seconds for curl to fetch every recording, 4 at a time.
+
+    :param durable: fsync each file once written (btic's deliveries are durable,
+        and a benchmark that removes its files before the kernel writes them back
+        would otherwise compare btic's disk writes with none).
+    :param hashed: pipe the body through ``tee`` into ``sha256sum`` as it arrives,
+        as btic computes each download's SHA-256 for its ledger.
+    """
     token = sim.tokens.grant()
     workdir.mkdir(parents=True)
     trust = ["--cacert", str(sim.ca_path)] if sim.tls else []
@@ -92,10 +100,14 @@ def curl_all(sim: SimulatedAppliance, lsids: list[str], workdir: Path, durable: 
     def fetch(lsid: str) -> None:
         url = f"{sim.url}/api/reporting?generate_report=SupportSessionRecording&lsid={lsid}"
         target = workdir / f"{lsid}.flv"
-        subprocess.run(
-            ["curl", "-sf", *trust, "-H", f"Authorization: Bearer {token}", "-o", str(target), url],
-            check=True,
-        )
+        curl = ["curl", "-sf", *trust, "-H", f"Authorization: Bearer {token}"]
+        if hashed:
+            pipeline = f"{shlex.join([*curl, url])} | tee {shlex.quote(str(target))} | sha256sum"
+            subprocess.run(
+                ["bash", "-o", "pipefail", "-c", pipeline], check=True, capture_output=True
+            )
+        else:
+            subprocess.run([*curl, "-o", str(target), url], check=True)
         if durable:
             descriptor = os.open(target, os.O_RDONLY)
             try:
@@ -119,25 +131,34 @@ def measure(tls: bool, args: argparse.Namespace, workdir: Path) -> None:
         total_mb = len(lsids) * args.megabytes
         curl: list[float] = []
         durable: list[float] = []
+        hashed: list[float] = []
         btic: list[float] = []
         rss: list[float] = []
         for repetition in range(args.repeat):
             curl.append(curl_all(sim, lsids, workdir / f"curl-{repetition}", durable=False))
             durable.append(curl_all(sim, lsids, workdir / f"fsync-{repetition}", durable=True))
+            hashed.append(
+                curl_all(sim, lsids, workdir / f"sha-{repetition}", durable=True, hashed=True)
+            )
             figures = btic_transfer(sim, workdir / f"btic-{repetition}")
             assert figures["bytes"] == total_mb * MIB, "btic did not fetch every byte"
             btic.append(figures["seconds"])
             rss.append(figures["peak_rss_mb"])
     name = "HTTPS" if tls else "HTTP"
     print(f"{name}: {len(lsids)} recordings x {args.megabytes} MB, 4 at a time, {args.repeat} runs")
-    cases = (("curl", curl), ("curl + fsync", durable), ("btic transfer", btic))
+    cases = (
+        ("curl", curl),
+        ("curl + fsync", durable),
+        ("curl | tee | sha256sum + fsync", hashed),
+        ("btic transfer", btic),
+    )
     for who, seconds in cases:
         print(
-            f"  {who:14s} best {total_mb / min(seconds):6.0f} MB/s  "
+            f"  {who:30s} best {total_mb / min(seconds):6.0f} MB/s  "
             f"median {total_mb / statistics.median(seconds):6.0f} MB/s"
         )
     print(f"  btic peak RSS {max(rss):.0f} MB")
-    for who, seconds in cases[:2]:
+    for who, seconds in cases[:3]:
         print(
             f"  ratio btic / {who}: median "
             f"{statistics.median(seconds) / statistics.median(btic):.2f}, "
