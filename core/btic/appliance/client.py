@@ -11,14 +11,13 @@ on the way.
 
 * :mod:`btic.appliance.connection` — tokens, retries, redirects refused, Date;
 * :mod:`btic.appliance.answers` — size caps, completeness, headers, reasons;
+* :mod:`btic.appliance.downloads` — a recording's or backup's body into a file;
+* :mod:`btic.appliance.body` — large bodies read straight from the socket;
 * :mod:`btic.appliance.site` — settings in, API info and downloads out.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import re
 import tempfile
 import time
 from collections import Counter
@@ -35,12 +34,11 @@ from btic.appliance import parse
 from btic.appliance.answers import (
     SMALL_BODY_CAP,
     BodyIncomplete,
-    disposition_filename,
     looks_complete,
     read_capped,
 )
-from btic.appliance.body import read_body
 from btic.appliance.connection import CallObserver, Connection
+from btic.appliance.downloads import save_download
 from btic.appliance.model import Product, ReportKind, Session
 from btic.appliance.reports import (
     PERMISSION_ADVICE,
@@ -66,7 +64,6 @@ from btic.errors import (
 )
 
 _CHUNK = 1024 * 1024
-_EXTENSION = re.compile(r"^[A-Za-z0-9]{1,10}$")
 
 
 class ApplianceClient:
@@ -463,31 +460,7 @@ class ApplianceClient:
                 self._refuse_error_body(
                     read_capped(response, SMALL_BODY_CAP, what, self.name), what
                 )
-            expected = response.headers.get("Content-Length")
-            chunked = "chunked" in response.headers.get("Transfer-Encoding", "").lower()
-            filename = disposition_filename(response.headers.get("Content-Disposition", ""))
-            fd, temp = tempfile.mkstemp(prefix="btic-download-", suffix=".part", dir=directory)
-            digest = hashlib.sha256()
-            try:
-                with os.fdopen(fd, "wb") as out:
-
-                    def keep(chunk: bytes | memoryview) -> None:
-                        out.write(chunk)
-                        digest.update(chunk)
-
-                    size = read_body(response, keep)
-                if expected is not None and int(expected) != size:
-                    raise BodyIncomplete(f"got {size} of {expected} bytes")
-            except BaseException:
-                Path(temp).unlink(missing_ok=True)
-                raise
-            extension = default_ext
-            if filename and "." in filename:
-                candidate = filename.rsplit(".", 1)[1]
-                if _EXTENSION.match(candidate):
-                    extension = candidate.lower()
-            verified = expected is not None or chunked
-            return Download(Path(temp), size, digest.hexdigest(), extension, filename, verified)
+            return save_download(response, directory, default_ext=default_ext)
 
         def fetch() -> Download:
             # identity: Content-Length must count the bytes that land on disk.
