@@ -383,15 +383,20 @@ class SimHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Disposition", f'attachment; filename="{filename}"')
         self.end_headers()
         sent = 0
-        for chunk in chunks:
-            if fault in ("reset", "truncate") and sent + len(chunk) > size // 2:
-                self.wfile.write(chunk[: size // 2 - sent])
-                if fault == "reset":
-                    self._reset()
-                self.close_connection = True
-                raise _Aborted
-            self.wfile.write(chunk)
-            sent += len(chunk)
+        self.sim.file_started()
+        try:
+            for chunk in chunks:
+                if fault in ("reset", "truncate") and sent + len(chunk) > size // 2:
+                    self.wfile.write(chunk[: size // 2 - sent])
+                    if fault == "reset":
+                        self._reset()
+                    self.close_connection = True
+                    raise _Aborted
+                self.wfile.write(chunk)
+                sent += len(chunk)
+            self.wfile.flush()
+        finally:
+            self.sim.file_ended(complete=sent == size)
 
     def _reset(self) -> None:
         """Hang up with a TCP reset, as a crashing appliance or proxy does."""

@@ -131,6 +131,9 @@ class SimulatedAppliance:
         self.language = language
         self.permissions = {**default_permissions(product), **(permissions or {})}
         self.stats: Counter[str] = Counter()
+        #: files (recordings, backups) being sent right now
+        self.files_in_flight = 0
+        self._files_lock = threading.Lock()
         self.backups_served: list[tuple[int, int, str]] = []
         self._state_dir = state_dir
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
@@ -229,6 +232,20 @@ class SimulatedAppliance:
         """What a download of this recording must hash to (``instance`` as the API numbers it)."""
         size = self.dataset.recording_size_of(kind)
         return content_sha256(recording_key(self.seed, lsid, kind, instance), size)
+
+    def file_started(self) -> None:
+        """A recording or backup starts going out: ``stats["most files at once"]``
+        keeps the largest number sent at the same time."""
+        with self._files_lock:
+            self.files_in_flight += 1
+            most = max(self.stats["most files at once"], self.files_in_flight)
+            self.stats["most files at once"] = most
+
+    def file_ended(self, complete: bool) -> None:
+        with self._files_lock:
+            self.files_in_flight -= 1
+            if complete:
+                self.stats["files sent"] += 1
 
     def revoke_tokens(self) -> None:
         self.tokens.revoke_all()

@@ -81,8 +81,8 @@ def _encrypted(backup: Backup, passphrase: str) -> Backup:
 class Engine:
     """Runs transfers for one configuration and state database.
 
-    :param concurrency: recordings downloaded (and delivered) at once; None
-        takes each site's ``download_concurrency``.
+    :param concurrency: recordings downloaded at once (as many more may be
+        delivering); None takes each site's ``download_concurrency``.
     :param clients: the appliance clients to use (a daemon keeps them, and
         their tokens, across runs); by default the engine makes its own and
         closes them with itself.

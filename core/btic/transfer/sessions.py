@@ -15,6 +15,7 @@ import shutil
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit
 
@@ -74,6 +75,9 @@ class SessionRun:
         self.deferred: set[tuple[DataType, str, str]] = set()
         self.settings = engine.config.sites.get(site.name)
         self.recording_types = [dt for dt in data_types if dt in RECORDING_KINDS]
+        #: the site's download slots while recordings are fetched in a pool; None
+        #: when they are fetched one at a time in the caller's thread
+        self.download_slots: threading.BoundedSemaphore | None = None
 
     @property
     def appliance(self) -> ApplianceClient:
@@ -187,7 +191,12 @@ class SessionRun:
         """Fetch reports in batches and deliver; False if a batch could not be fetched."""
         assert self.settings is not None
         all_fetched = True
-        workers = self.engine.concurrency or self.settings.download_concurrency
+        downloads = self.engine.concurrency or self.settings.download_concurrency
+        self.download_slots = threading.BoundedSemaphore(downloads)
+        # Twice the threads of the download slots: a thread handing a downloaded
+        # recording to the destinations (fsync, placement, the ledger) has given its
+        # slot back, so the connection's next download does not wait for the disk.
+        workers = 2 * downloads
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="btic-download") as pool:
             # Bounded hand-off: memory stays flat however many sessions a report holds.
             slots = threading.BoundedSemaphore(workers * 2)
@@ -461,13 +470,15 @@ class SessionRun:
         spool = self.engine.spool()
         try:
             try:
-                download = self.appliance.download_recording(
-                    kind,
-                    session.lsid,
-                    api_instance,
-                    spool,
-                    as_text=kind == "command_shell" and self.request.command_shell_format == "txt",
-                )
+                with self.download_slots or nullcontext():
+                    download = self.appliance.download_recording(
+                        kind,
+                        session.lsid,
+                        api_instance,
+                        spool,
+                        as_text=kind == "command_shell"
+                        and self.request.command_shell_format == "txt",
+                    )
             except ApplianceError as exc:
                 status = EXPIRED if isinstance(exc, RecordingExpired) else FAILED
                 detail = str(exc)
