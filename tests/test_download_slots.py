@@ -80,15 +80,15 @@ def test_downloads_go_on_while_recordings_are_being_delivered(tmp_path, distribu
 
             # Two deliveries held: as many as there are download slots.
             assert wait_until(lambda: len(held_plugin.held) == 2, 30)
-            sent = sim.stats["files sent"]
+            sent = sim.files_sent
             # The two threads holding them have given their slots back: others download.
-            downloads_went_on = wait_until(lambda: sim.stats["files sent"] >= sent + 2, 15)
+            downloads_went_on = wait_until(lambda: sim.files_sent >= sent + 2, 15)
         finally:
             held_plugin.RELEASE.set()
             run.join(60)
         assert not run.is_alive()
     assert downloads_went_on
-    assert sim.stats["most files at once"] <= 2  # never more downloads than the slots
+    assert sim.most_files_at_once <= 2  # never more downloads than the slots
     assert sorted(held_plugin.delivered) == expected  # every recording, once
     [result] = results
     assert not result.summary.failed

@@ -131,8 +131,10 @@ class SimulatedAppliance:
         self.language = language
         self.permissions = {**default_permissions(product), **(permissions or {})}
         self.stats: Counter[str] = Counter()
-        #: files (recordings, backups) being sent right now
+        #: files (recordings, backups) being sent now, sent whole, and the most at once
         self.files_in_flight = 0
+        self.files_sent = 0
+        self.most_files_at_once = 0
         self._files_lock = threading.Lock()
         self.backups_served: list[tuple[int, int, str]] = []
         self._state_dir = state_dir
@@ -234,18 +236,15 @@ class SimulatedAppliance:
         return content_sha256(recording_key(self.seed, lsid, kind, instance), size)
 
     def file_started(self) -> None:
-        """A recording or backup starts going out: ``stats["most files at once"]``
-        keeps the largest number sent at the same time."""
+        """A recording or backup starts going out."""
         with self._files_lock:
             self.files_in_flight += 1
-            most = max(self.stats["most files at once"], self.files_in_flight)
-            self.stats["most files at once"] = most
+            self.most_files_at_once = max(self.most_files_at_once, self.files_in_flight)
 
     def file_ended(self, complete: bool) -> None:
         with self._files_lock:
             self.files_in_flight -= 1
-            if complete:
-                self.stats["files sent"] += 1
+            self.files_sent += complete
 
     def revoke_tokens(self) -> None:
         self.tokens.revoke_all()
