@@ -131,6 +131,7 @@ def main() -> None:
         report = root / "report.xml"
         fetch_report(sim, report)
         size = report.stat().st_size
+        os.sync()  # whatever earlier work left unwritten goes out before the first case
         for repetition in range(args.repeat):
             for case in ("baseline", "transfer", "import-xml"):
                 if case == "import-xml" and args.no_import:
@@ -152,7 +153,10 @@ def main() -> None:
                 timings[case].append(time.perf_counter() - started)
                 written = sum(1 for _ in archive.glob("*.xml")) - args.prefill
                 assert written == args.sessions, (case, written)
+                # With online discard a deletion's TRIMs go out with the next journal
+                # commit: settle them here, not in the next case's fsyncs.
                 shutil.rmtree(work)
+                os.sync()
     print(
         f"{args.sessions} sessions, report {size / 1e6:.1f} MB, "
         f"{args.prefill} files in the directory before, {args.repeat} repetitions"
