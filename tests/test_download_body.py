@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import select
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -178,3 +180,89 @@ def test_a_stalled_body_times_out():
         ),
     ):
         collect(url, timeout=1)
+
+
+# -- through an HTTPS proxy: the appliance's TLS inside the proxy's -------------
+
+
+@contextmanager
+def https_proxy(tmp_path) -> Iterator[tuple[str, str]]:
+    """A CONNECT proxy on loopback that clients reach over TLS (its own CA): the
+    appliance's TLS then runs inside the proxy's. Yields (proxy URL, its CA file)."""
+    from btic.sim.tls import make_certificates
+
+    certificates = make_certificates(tmp_path / "proxy-tls", "127.0.0.1")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certificates.cert_path, certificates.key_path)
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def relay(client: ssl.SSLSocket) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += client.recv(65536)
+        host, _, port = head.split(b" ", 2)[1].decode().rpartition(":")
+        with socket.create_connection((host, int(port))) as upstream:
+            client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            # One thread, both directions: an SSL socket is not read and written at once.
+            sockets: list[socket.socket] = [client, upstream]
+            while not stop.is_set():
+                ready = [client] if client.pending() else select.select(sockets, [], [], 0.2)[0]
+                for side in ready:
+                    data = side.recv(65536)
+                    if not data:
+                        return
+                    (upstream if side is client else client).sendall(data)
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                raw, _ = listener.accept()
+            except TimeoutError:
+                continue
+            raw.settimeout(None)
+            with context.wrap_socket(raw, server_side=True) as client:
+                relay(client)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{listener.getsockname()[1]}", str(certificates.ca_path)
+    finally:
+        stop.set()
+        thread.join(30)
+        listener.close()
+
+
+def test_through_an_https_proxy_the_body_stays_with_httpx(tmp_path):
+    with (
+        SimulatedAppliance("rs", sessions=4, seed=24, recording_size=LARGE) as sim,
+        https_proxy(tmp_path) as (proxy_url, proxy_ca),
+    ):
+        lsid = closed_with_recording(sim)
+        trust = ssl.create_default_context(cafile=str(sim.ca_path))
+        trust.load_verify_locations(cafile=proxy_ca)
+        pieces: list[bytes] = []
+        kinds: list[type] = []
+
+        def sink(piece: bytes | memoryview) -> None:
+            kinds.append(type(piece))
+            pieces.append(bytes(piece))
+
+        with (
+            httpx.Client(verify=trust, proxy=httpx.Proxy(proxy_url, ssl_context=trust)) as client,
+            client.stream(
+                "GET",
+                f"{sim.url}/api/reporting",
+                params={"generate_report": "SupportSessionRecording", "lsid": lsid},
+                headers={"Authorization": f"Bearer {sim.tokens.grant()}"},
+            ) as response,
+        ):
+            assert response.status_code == 200
+            count = read_body(response, sink)
+    body = b"".join(pieces)
+    assert count == len(body) == LARGE
+    # Read from the socket, these would be the proxy's TLS records, not the recording.
+    assert hashlib.sha256(body).hexdigest() == sim.recording_sha256(lsid, "session")
+    assert memoryview not in kinds
