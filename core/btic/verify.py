@@ -21,7 +21,7 @@ from btic.config import Config
 from btic.errors import ConfigError, DestinationError
 from btic.plugins import PluginManager
 from btic.state import DELIVERED, StateStore
-from btic.transfer.sessions import NUMBERED_RECORDINGS
+from btic.transfer.recordings import NUMBERED_RECORDINGS
 from btic.types import DataType, SiteInfo, StoredItem, VerifyFinding
 
 

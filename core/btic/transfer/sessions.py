@@ -11,29 +11,30 @@ only over what it has settled.
 
 from __future__ import annotations
 
-import shutil
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import nullcontext
 from datetime import datetime, timedelta, timezone
-from urllib.parse import parse_qs, urlsplit
 
 from btic.appliance.client import ApplianceClient
 from btic.appliance.model import ReportKind, Session
 from btic.appliance.reports import DateWindow, ListingEntry, RelativeWindow, Window
 from btic.config import parse_duration
-from btic.errors import ApplianceError, RecordingExpired, RecordingUnavailable, ReportTooLarge
-from btic.state import DELIVERED, EXPIRED, FAILED, SKIPPED
+from btic.errors import ApplianceError, ReportTooLarge
+from btic.state import FAILED
 from btic.transfer.delivery import DEFERRED, SessionDocument
 from btic.transfer.engine import Engine, TransferRequest
+from btic.transfer.recordings import (
+    SessionRecordings,
+    recording_key,
+    recording_links,
+    required,
+)
 from btic.transfer.summary import Summary
-from btic.types import RECORDING_KINDS, DataType, Recording, SiteInfo
+from btic.types import DataType, SiteInfo
 
 LSIDS_PER_REQUEST = 50
 SESSION_TYPES = (DataType.SESSION, DataType.PRESENTATION)
-#: Recordings that come several to a session, numbered by instance.
-NUMBERED_RECORDINGS = (DataType.COMMAND_SHELL_RECORDING, DataType.SHOW_MY_SCREEN_RECORDING)
 
 
 class SessionRun:
@@ -74,18 +75,13 @@ class SessionRun:
         #: (data type, destination, lsid) of reports a batching destination holds unflushed
         self.deferred: set[tuple[DataType, str, str]] = set()
         self.settings = engine.config.sites.get(site.name)
-        self.recording_types = [dt for dt in data_types if dt in RECORDING_KINDS]
-        #: the site's download slots while recordings are fetched in a pool; None
-        #: when they are fetched one at a time in the caller's thread
-        self.download_slots: threading.BoundedSemaphore | None = None
+        self.recordings = SessionRecordings(
+            engine, client, site, request, data_types, summary, self.pending
+        )
 
     @property
     def appliance(self) -> ApplianceClient:
-        if self.client is None:
-            raise ApplianceError(
-                self.site.name, f"{self.site.name}: recordings need a configured site (give --site)"
-            )
-        return self.client
+        return required(self.client, self.site)
 
     # -- the two ways in ------------------------------------------------------------------
 
@@ -120,8 +116,8 @@ class SessionRun:
                 owed |= self._owed(destination, data_type, lsids)
         for session, xml in sessions:
             self._deliver_session(session, xml)
-            if self.recording_types and session.is_closed:
-                self._recordings_of(session)
+            if self.recordings.types and session.is_closed:
+                self.recordings.deliver(session)
 
     def _owed(self, destination: str, data_type: DataType, lsids: list[str]) -> set[str]:
         """The lsids the ledger has not settled for this destination (all of them with --force)."""
@@ -183,7 +179,7 @@ class SessionRun:
                     continue
                 for destination in self.request.destinations:
                     if entry.lsid in self.pending[(data_type, destination)]:
-                        self._settle_without_recording(destination, data_type, entry.lsid)
+                        self.recordings.settle_without(destination, data_type, entry.lsid)
 
     # -- sessions -----------------------------------------------------------------------
 
@@ -192,7 +188,7 @@ class SessionRun:
         assert self.settings is not None
         all_fetched = True
         downloads = self.engine.concurrency or self.settings.download_concurrency
-        self.download_slots = threading.BoundedSemaphore(downloads)
+        self.recordings.share_downloads(downloads)
         # Twice the threads of the download slots: a thread handing a downloaded
         # recording to the destinations (fsync, placement, the ledger) has given its
         # slot back, so the connection's next download does not wait for the disk.
@@ -225,9 +221,9 @@ class SessionRun:
                             continue
                         self.end_times[session.lsid] = session.end_time
                         self._deliver_session(session, xml)
-                        if self.recording_types:
+                        if self.recordings.types:
                             slots.acquire()
-                            future = pool.submit(self._recordings_of, session)
+                            future = pool.submit(self.recordings.deliver, session)
                             future.add_done_callback(lambda _f: slots.release())
                             futures.append(future)
                         futures = [f for f in futures if not f.done() or f.exception() is not None]
@@ -392,145 +388,6 @@ class SessionRun:
             self.pending[(data_type, destination)] -= settled
         self.deferred.clear()
 
-    # -- recordings ---------------------------------------------------------------------
-
-    def _recordings_of(self, session: Session) -> None:
-        for data_type in self.recording_types:
-            if self.engine.stop.is_set():
-                return  # the session's recordings stay pending for the next run
-            destinations = [
-                d for d in self.request.destinations if session.lsid in self.pending[(data_type, d)]
-            ]
-            if not destinations:
-                continue
-            links = recording_links(session, data_type)
-            if not links:
-                for destination in destinations:
-                    self._settle_without_recording(destination, data_type, session.lsid)
-                continue
-            outcomes: dict[str, list[str]] = {d: [] for d in destinations}
-            for report_instance, api_instance in links:
-                key = recording_key(session.lsid, report_instance)
-                need = (
-                    destinations
-                    if self.request.force
-                    else [
-                        d
-                        for d in destinations
-                        if not self.state.settled(self.site.name, d, data_type.value, [key])
-                    ]
-                )
-                for destination in destinations:
-                    if destination not in need:
-                        outcomes[destination].append(DELIVERED)
-                if need:
-                    for destination, status in self._one_recording(
-                        session, data_type, key, report_instance, api_instance, need
-                    ).items():
-                        outcomes[destination].append(status)
-            for destination, statuses in outcomes.items():
-                if any(s in (FAILED, DEFERRED) for s in statuses):
-                    # Not all in yet: the session stays pending, and the next run,
-                    # finding each instance settled, marks it done.
-                    continue
-                if data_type in NUMBERED_RECORDINGS:
-                    # Several per session: a marker under the lsid says the session is done.
-                    self.engine.deliverer.mark_session_done(
-                        destination=destination,
-                        data_type=data_type,
-                        site=self.site,
-                        session=session,
-                        recordings=len(statuses),
-                    )
-                self.pending[(data_type, destination)].discard(session.lsid)
-
-    def _settle_without_recording(self, destination: str, data_type: DataType, lsid: str) -> None:
-        self.engine.deliverer.mark(
-            destination=destination,
-            data_type=data_type,
-            key=lsid,
-            site=self.site,
-            status=SKIPPED,
-            detail="no recording",
-            summary=self.summary,
-            count=False,
-        )
-        self.pending[(data_type, destination)].discard(lsid)
-
-    def _one_recording(
-        self,
-        session: Session,
-        data_type: DataType,
-        key: str,
-        report_instance: int | None,
-        api_instance: int | None,
-        destinations: list[str],
-    ) -> dict[str, str]:
-        kind = RECORDING_KINDS[data_type]
-        spool = self.engine.spool()
-        try:
-            try:
-                with self.download_slots or nullcontext():
-                    download = self.appliance.download_recording(
-                        kind,
-                        session.lsid,
-                        api_instance,
-                        spool,
-                        as_text=kind == "command_shell"
-                        and self.request.command_shell_format == "txt",
-                    )
-            except ApplianceError as exc:
-                status = EXPIRED if isinstance(exc, RecordingExpired) else FAILED
-                detail = str(exc)
-                if isinstance(exc, RecordingUnavailable) and report_instance != api_instance:
-                    # Say which numbering was assumed, so a wrong guess is never silent.
-                    detail += (
-                        f" (the report's instance {report_instance}, asked for as API instance "
-                        f"{api_instance})"
-                    )
-                for destination in destinations:
-                    self.engine.deliverer.mark(
-                        destination=destination,
-                        data_type=data_type,
-                        key=key,
-                        site=self.site,
-                        status=status,
-                        detail=detail,
-                        summary=self.summary,
-                        # "No such recording", run after run, is the appliance's word on
-                        # the item; a connection failure is not.
-                        given_up_after_repeats=isinstance(exc, RecordingUnavailable),
-                    )
-                if status == FAILED:
-                    self.summary.problem(detail)
-                return dict.fromkeys(destinations, status)
-            recording = Recording(
-                site=self.site,
-                lsid=session.lsid,
-                kind=kind,
-                instance=report_instance,
-                extension=download.extension,
-                size=download.size,
-                sha256=download.sha256,
-                path=download.path,
-                session=session,
-            )
-            return {
-                destination: self.engine.deliverer.deliver(
-                    destination=destination,
-                    data_type=data_type,
-                    key=key,
-                    site=self.site,
-                    item=recording,
-                    force=self.request.force,
-                    summary=self.summary,
-                    item_time=session.end_time,
-                )
-                for destination in destinations
-            }
-        finally:
-            shutil.rmtree(spool, ignore_errors=True)
-
     # -- watermarks ---------------------------------------------------------------------
 
     def _advance_watermarks(self, until: datetime, fetched_ok: bool) -> None:
@@ -549,38 +406,3 @@ class SessionRun:
                 position,
                 allow_back=self.clock_went_back,
             )
-
-
-def recording_links(session: Session, data_type: DataType) -> list[tuple[int | None, int | None]]:
-    """(instance as the report numbers it, instance as the API wants it) of each recording."""
-    if data_type in (DataType.RECORDING, DataType.PRESENTATION_RECORDING):
-        return [(None, None)] if session.session_recording_download_url else []
-    links = (
-        session.command_shell_recordings
-        if data_type == DataType.COMMAND_SHELL_RECORDING
-        else session.show_my_screen_recordings
-    )
-    # The API counts from 0. The RS guide says the SupportSession report numbers
-    # command shells from 1 ("instance 1 in a SupportSession report should be
-    # referenced as instance 0 in the API") and elsewhere from 0; appliances differ.
-    # So: the download URL's own instance= when it has one, else per session: a
-    # report whose first command shell is 1 numbers from 1.
-    first = min((link.instance for link in links), default=0)
-    shift = 1 if data_type == DataType.COMMAND_SHELL_RECORDING and first == 1 else 0
-    result: list[tuple[int | None, int | None]] = []
-    for link in links:
-        api_instance = _url_instance(link.download_url)
-        result.append(
-            (link.instance, link.instance - shift if api_instance is None else api_instance)
-        )
-    return result
-
-
-def _url_instance(url: str | None) -> int | None:
-    values = parse_qs(urlsplit(url).query).get("instance") if url else None
-    return int(values[0]) if values and values[0].isdigit() else None
-
-
-def recording_key(lsid: str, report_instance: int | None) -> str:
-    """The ledger key of a recording: the lsid, and ``#instance`` for numbered ones."""
-    return lsid if report_instance is None else f"{lsid}#{report_instance}"
