@@ -103,22 +103,32 @@ def one_answer(head: bytes, body: bytes, *, then_stall: bool = False) -> Iterato
         listener.close()
 
 
+class Pieces:
+    """A sink that keeps a copy of each piece it is handed, and the piece's type
+    (a memoryview comes from the direct path)."""
+
+    def __init__(self) -> None:
+        self.copies: list[bytes] = []
+        self.kinds: list[type] = []
+
+    def __call__(self, piece: bytes | memoryview) -> None:
+        self.kinds.append(type(piece))
+        self.copies.append(bytes(piece))
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.copies)
+
+
 def collect(url: str, timeout: float = 10) -> tuple[bytes, list[type]]:
-    pieces: list[bytes] = []
-    kinds: list[type] = []
-
-    def sink(piece: bytes | memoryview) -> None:
-        kinds.append(type(piece))
-        pieces.append(bytes(piece))
-
+    pieces = Pieces()
     with (
         httpx.Client(timeout=timeout) as client,
         client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as response,
     ):
-        count = read_body(response, sink)
-    body = b"".join(pieces)
-    assert count == len(body)
-    return body, kinds
+        count = read_body(response, pieces)
+    assert count == len(pieces.body)
+    return pieces.body, pieces.kinds
 
 
 def test_a_body_of_stated_length_is_read_from_the_socket():
@@ -243,13 +253,7 @@ def test_through_an_https_proxy_the_body_stays_with_httpx(tmp_path):
         lsid = closed_with_recording(sim)
         trust = ssl.create_default_context(cafile=str(sim.ca_path))
         trust.load_verify_locations(cafile=proxy_ca)
-        pieces: list[bytes] = []
-        kinds: list[type] = []
-
-        def sink(piece: bytes | memoryview) -> None:
-            kinds.append(type(piece))
-            pieces.append(bytes(piece))
-
+        pieces = Pieces()
         with (
             httpx.Client(verify=trust, proxy=httpx.Proxy(proxy_url, ssl_context=trust)) as client,
             client.stream(
@@ -260,9 +264,9 @@ def test_through_an_https_proxy_the_body_stays_with_httpx(tmp_path):
             ) as response,
         ):
             assert response.status_code == 200
-            count = read_body(response, sink)
-    body = b"".join(pieces)
+            count = read_body(response, pieces)
+    body = pieces.body
     assert count == len(body) == LARGE
     # Read from the socket, these would be the proxy's TLS records, not the recording.
     assert hashlib.sha256(body).hexdigest() == sim.recording_sha256(lsid, "session")
-    assert memoryview not in kinds
+    assert memoryview not in pieces.kinds
