@@ -102,7 +102,7 @@ class SessionRecordings:
                     if destination not in need:
                         outcomes[destination].append(DELIVERED)
                 if need:
-                    for destination, status in self._one(
+                    for destination, status in self._fetch_one(
                         session, data_type, key, report_instance, api_instance, need
                     ).items():
                         outcomes[destination].append(status)
@@ -123,6 +123,7 @@ class SessionRecordings:
                 self.pending[(data_type, destination)].discard(session.lsid)
 
     def settle_without(self, destination: str, data_type: DataType, lsid: str) -> None:
+        """A session with no recording of this kind: settled as skipped, nothing to fetch."""
         self.engine.deliverer.mark(
             destination=destination,
             data_type=data_type,
@@ -135,7 +136,7 @@ class SessionRecordings:
         )
         self.pending[(data_type, destination)].discard(lsid)
 
-    def _one(
+    def _fetch_one(
         self,
         session: Session,
         data_type: DataType,
