@@ -145,6 +145,8 @@ class SessionRecordings:
         api_instance: int | None,
         destinations: list[str],
     ) -> dict[str, str]:
+        """Download one recording, holding a download slot only while it downloads,
+        and hand it to each of ``destinations``; the outcome for each."""
         kind = RECORDING_KINDS[data_type]
         spool = self.engine.spool()
         try:
