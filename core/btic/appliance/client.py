@@ -13,7 +13,8 @@ on the way.
 * :mod:`btic.appliance.answers` — size caps, completeness, headers, reasons;
 * :mod:`btic.appliance.downloads` — a recording's or backup's body into a file;
 * :mod:`btic.appliance.body` — large bodies read straight from the socket;
-* :mod:`btic.appliance.site` — settings in, API info and downloads out.
+* :mod:`btic.appliance.site` — settings in, API info (read from its document) and
+  downloads out.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +49,13 @@ from btic.appliance.reports import (
     Window,
     recording_report,
 )
-from btic.appliance.site import ApiInfo, Download, SiteConnection, SiteSettings
+from btic.appliance.site import (
+    ApiInfo,
+    Download,
+    SiteConnection,
+    SiteSettings,
+    read_api_info,
+)
 from btic.appliance.xmlnames import children
 from btic.types import RecordingKind
 
@@ -154,27 +161,7 @@ class ApplianceClient:
             body = self.connection.call(
                 "GET", "/api/command", params={"action": "get_api_info"}, label="get_api_info"
             )
-            root = self._document(body, "get_api_info")
-            values: dict[str, Any] = {"permissions": {}}
-            for name, child in children(root):
-                if name == "api_version":
-                    values["api_version"] = (child.text or "").strip()
-                elif name == "company_name":
-                    values["company_name"] = (child.text or "").strip() or None
-                elif name == "timestamp":
-                    values["timestamp"] = self._timestamp(child.text)
-                elif name == "permissions":
-                    for _, permission in children(child):
-                        values["permissions"][permission.get("name", "")] = (
-                            permission.text or ""
-                        ).strip()
-            if "timestamp" not in values:
-                raise ReportError(
-                    self.name, f"site {self.name}: get_api_info answered without a <timestamp>"
-                )
-            values.setdefault("api_version", "unknown")
-            values.setdefault("company_name", None)
-            self._api_info = ApiInfo(**values)
+            self._api_info = read_api_info(self._document(body, "get_api_info"), self.name)
         return self._api_info
 
     def command_api(self) -> bool:
@@ -202,16 +189,6 @@ class ApplianceClient:
             return None
         self._command_api = True
         return info
-
-    def _timestamp(self, text: str | None) -> datetime:
-        try:
-            return datetime.fromtimestamp(int((text or "").strip()), timezone.utc)
-        except (ValueError, OverflowError, OSError):
-            raise ReportError(
-                self.name,
-                f"site {self.name}: get_api_info answered a <timestamp> that is not a time: "
-                f"{(text or '')[:40]!r}",
-            ) from None
 
     def appliance_now(self) -> datetime:
         """The appliance's clock: fresh from ``get_api_info``, or, without the

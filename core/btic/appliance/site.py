@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
+
+from lxml import etree
 
 from btic.appliance.model import Product
+from btic.appliance.xmlnames import children
+from btic.errors import ReportError
 from btic.secrets import Secret
 
 
@@ -32,6 +36,41 @@ class ApiInfo:
         ):
             return "pa"
         return "rs"
+
+
+def read_api_info(root: etree._Element, site: str) -> ApiInfo:
+    """The ``get_api_info`` answer's document as :class:`ApiInfo`.
+
+    :raises ReportError: without a ``<timestamp>``, or with one that is not a time
+        (btic reads the appliance's clock from it).
+    """
+    values: dict[str, Any] = {"permissions": {}}
+    for name, child in children(root):
+        if name == "api_version":
+            values["api_version"] = (child.text or "").strip()
+        elif name == "company_name":
+            values["company_name"] = (child.text or "").strip() or None
+        elif name == "timestamp":
+            values["timestamp"] = _timestamp(child.text, site)
+        elif name == "permissions":
+            for _, permission in children(child):
+                values["permissions"][permission.get("name", "")] = (permission.text or "").strip()
+    if "timestamp" not in values:
+        raise ReportError(site, f"site {site}: get_api_info answered without a <timestamp>")
+    values.setdefault("api_version", "unknown")
+    values.setdefault("company_name", None)
+    return ApiInfo(**values)
+
+
+def _timestamp(text: str | None, site: str) -> datetime:
+    try:
+        return datetime.fromtimestamp(int((text or "").strip()), timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        raise ReportError(
+            site,
+            f"site {site}: get_api_info answered a <timestamp> that is not a time: "
+            f"{(text or '')[:40]!r}",
+        ) from None
 
 
 @dataclass(frozen=True)
