@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -330,3 +331,46 @@ def test_sessions_keep_ending_while_the_simulator_runs():
             sim.faults.clock_offset += 61  # a minute passes on the appliance
             after = {e.lsid for e in client.list_sessions("support", window)}
     assert before < after and len(after - before) == 2
+
+
+# get_api_info as the PA guide's element table names it (/get_api_info/permissions/
+# permission), in a namespace, with the permissions it lists.
+GUIDE_API_INFO = b"""<?xml version="1.0" encoding="UTF-8"?>
+<get_api_info xmlns="http://www.beyondtrust.com/namespaces/API/command">
+  <api_version>1.16.0</api_version>
+  <timestamp>1790000000</timestamp>
+  <permissions>
+    <permission name="perm_backup">1</permission>
+    <permission name="perm_command">read_only</permission>
+    <permission name="perm_reporting">1</permission>
+  </permissions>
+</get_api_info>"""
+
+
+def test_get_api_info_as_the_guide_describes_it():
+    from btic.appliance.parse import parse_document
+    from btic.appliance.site import read_api_info
+
+    info = read_api_info(parse_document(GUIDE_API_INFO), "pa1")
+    assert info.timestamp == datetime(2026, 9, 21, 14, 13, 20, tzinfo=timezone.utc)
+    assert info.api_version == "1.16.0"
+    assert info.product == "pa"  # perm_reporting without perm_reporting_support
+    assert info.allows("perm_backup") and info.allows("perm_command")
+    assert not info.allows("perm_reporting_archive")
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "message"),
+    [
+        ("", "site pa1: get_api_info answered without a <timestamp>"),
+        ("<timestamp>soon</timestamp>", "a <timestamp> that is not a time: 'soon'"),
+        ("<timestamp>99999999999999999999</timestamp>", "is not a time"),
+    ],
+)
+def test_get_api_info_without_a_readable_clock_says_so(timestamp, message):
+    from btic.appliance.parse import parse_document
+    from btic.appliance.site import read_api_info
+
+    document = f"<get_api_info><api_version>1</api_version>{timestamp}</get_api_info>"
+    with pytest.raises(ReportError, match=re.escape(message)):
+        read_api_info(parse_document(document.encode()), "pa1")
