@@ -10,7 +10,10 @@ it: `btic transfer --type session` (listing, reports in lsid batches, parsing
 into typed models, naming, no-clobber placement, the ledger) into a fresh
 directory and state database, and `btic import-xml` of the saved report.
 --prefill puts that many files in the target directory first, to show whether
-the cost per session depends on the directory's size.
+the cost per session depends on the directory's size. For btic it also prints
+the CPU time (user + system) its process used per session, which the disk's
+noise does not move; BENCH_DIR=/dev/shm puts everything on a tmpfs, where the
+wall time is CPU too.
 
     .venv/bin/python benchmarks/sessions_to_files.py --sessions 20000 --repeat 3
     .venv/bin/python benchmarks/sessions_to_files.py --sessions 2000 --prefill 100000
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -101,10 +105,14 @@ def prefill(directory: Path, count: int) -> None:
         (directory / f"older-{number:07d}.xml").write_bytes(b"<session/>")
 
 
-def run(command: list[str]) -> None:
+def run(command: list[str]) -> float:
+    """Run a btic command; the CPU seconds (user + system) its process used."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command[:3])} failed: {done.stderr[-2000:]}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> None:
@@ -115,6 +123,7 @@ def main() -> None:
     parser.add_argument("--no-import", action="store_true", help="skip btic import-xml")
     args = parser.parse_args()
     timings: dict[str, list[float]] = {"baseline": [], "transfer": [], "import-xml": []}
+    cpu: dict[str, list[float]] = {"transfer": [], "import-xml": []}
     with (
         tempfile.TemporaryDirectory(prefix="btic-bench-", dir=os.environ.get("BENCH_DIR")) as tmp,
         SimulatedAppliance(
@@ -147,9 +156,10 @@ def main() -> None:
                     config = write_config(work, sim, archive)
                     common = ["--config", str(config), "--site", "sim", "--dest", "archive", "-q"]
                     if case == "transfer":
-                        run([BTIC, "transfer", *common, "--type", "session", "--since", "7d"])
+                        command = [BTIC, "transfer", *common, "--type", "session", "--since", "7d"]
                     else:
-                        run([BTIC, "import-xml", str(report), *common])
+                        command = [BTIC, "import-xml", str(report), *common]
+                    cpu[case].append(run(command))
                 timings[case].append(time.perf_counter() - started)
                 written = sum(1 for _ in archive.glob("*.xml")) - args.prefill
                 assert written == args.sessions, (case, written)
@@ -166,9 +176,14 @@ def main() -> None:
         if not values:
             continue
         median = statistics.median(values)
+        used = (
+            f"  CPU {statistics.median(cpu[case]) / args.sessions * 1e3:.2f} ms/session (median)"
+            if cpu.get(case)
+            else ""
+        )
         print(
             f"{case:>10}: min {min(values):7.2f} s  median {median:7.2f} s  "
-            f"{args.sessions / median:8.0f} sessions/s  ratio {base / median:.2f}"
+            f"{args.sessions / median:8.0f} sessions/s  ratio {base / median:.2f}{used}"
         )
 
 

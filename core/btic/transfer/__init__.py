@@ -24,6 +24,8 @@ Where each part lives:
 * :mod:`btic.transfer.delivery` — :class:`Deliverer`: the one path from an item to a
   plugin, its outcome in the ledger, and the batches of destinations that defer;
 * :mod:`btic.transfer.sessions` — :class:`SessionRun`: steps 1-7 for one report kind;
+* :mod:`btic.transfer.recordings` — :class:`SessionRecordings`: step 6, downloads
+  in slots apart from delivery;
 * :mod:`btic.transfer.imports` — report files fed to a session run (``btic import-xml``);
 * :mod:`btic.transfer.summary` — what a run counts and reports;
 * :mod:`btic.transfer.spool` — where downloads wait for every destination.
