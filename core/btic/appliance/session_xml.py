@@ -327,7 +327,7 @@ def parse_session(
             values["rep_surveys"] = _surveys(child, "representative")
         elif name == "session_details":
             entities: _Entities = {}
-            values["events"] = [_event(e, entities) for n, e in _named_children(child) if n]
+            values["events"] = [_event(e, entities) for e in child]
     if values.get("session_type") is None:
         values["session_type"] = "presentation" if report == "presentation" else "support"
     try:
