@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import select
@@ -190,6 +191,27 @@ def test_a_stalled_body_times_out():
         ),
     ):
         collect(url, timeout=1)
+
+
+def test_a_full_disk_is_not_taken_for_a_cut_body():
+    """The sink's own error (the spool's disk full) is raised as it is: retrying the
+    download would not help, and the appliance is not at fault."""
+    body = b"c" * (3 * DIRECT_MIN_BYTES)
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+
+    def full(piece: bytes | memoryview) -> None:
+        if isinstance(piece, memoryview):  # the direct path's pieces
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    with (
+        one_answer(head, body) as url,
+        httpx.Client(timeout=10) as client,
+        client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as response,
+        pytest.raises(OSError, match="No space left on device") as info,
+    ):
+        read_body(response, full)
+    assert not isinstance(info.value, BodyIncomplete)
+    assert info.value.errno == errno.ENOSPC
 
 
 # -- through an HTTPS proxy: the appliance's TLS inside the proxy's -------------

@@ -107,27 +107,34 @@ def _read_timeout(response: httpx.Response) -> float | None:
 
 
 def _receive(sock: socket.socket, left: int, sink: Sink, timeout: float | None, done: int) -> int:
-    """Read exactly ``left`` bytes from ``sock`` into ``sink``, a buffer at a time."""
+    """Read exactly ``left`` bytes from ``sock`` into ``sink``, a buffer at a time.
+
+    Only the socket's errors say the body was cut; the sink's own (a full spool
+    disk) are raised as they are, as on httpx's path, and are not retried as a
+    cut answer.
+    """
     buffer = memoryview(bytearray(BUFFER_BYTES))
     total = done + left
-    received = filled = 0
+    received = 0
+
+    def cut(got: int, why: str) -> BodyIncomplete:
+        return BodyIncomplete(f"got {done + got} of {total} bytes: {why}")
+
     try:
         sock.settimeout(timeout)
-        while received < left:
-            want = min(BUFFER_BYTES, left - received)
-            filled = 0
-            while filled < want:
+    except OSError as exc:
+        raise cut(0, f"{exc.__class__.__name__}: {exc}") from None
+    while received < left:
+        want = min(BUFFER_BYTES, left - received)
+        filled = 0
+        while filled < want:
+            try:
                 count = sock.recv_into(buffer[filled:want])
-                if count == 0:
-                    raise BodyIncomplete(
-                        f"got {done + received + filled} of {total} bytes: the connection closed"
-                    )
-                filled += count
-            sink(buffer[:filled])
-            received += filled
-            filled = 0
-    except OSError as exc:  # timeouts and TLS errors are OSErrors too
-        raise BodyIncomplete(
-            f"got {done + received + filled} of {total} bytes: {exc.__class__.__name__}: {exc}"
-        ) from None
+            except OSError as exc:  # timeouts and TLS errors are OSErrors too
+                raise cut(received + filled, f"{exc.__class__.__name__}: {exc}") from None
+            if count == 0:
+                raise cut(received + filled, "the connection closed")
+            filled += count
+        sink(buffer[:filled])
+        received += filled
     return received
