@@ -13,8 +13,14 @@ prints min and median MB/s of each, the ratios, and btic's peak RSS. Then one
 recording of --large-megabytes (2 GB by default), to show that btic's peak
 RSS does not follow a file's size.
 
+With --link MB/s the simulator sends every answer through one shared link of
+that speed (its ``bandwidth`` setting), as an appliance behind a real network
+port would: every case then fetches through the same wire, and the figures
+say how close each comes to it (a 1 GbE port carries about 119 MiB/s).
+
     .venv/bin/python benchmarks/download_recordings.py \
         [--count 8 --megabytes 512 --repeat 3 --transport https,http --large-megabytes 2048]
+        [--link 119]
 """
 
 from __future__ import annotations
@@ -52,7 +58,8 @@ def remove(directory: Path) -> None:
     os.sync()
 
 
-def appliance(tls: bool, sessions: int, megabytes: int) -> SimulatedAppliance:
+def appliance(tls: bool, sessions: int, megabytes: int, link: float = 0) -> SimulatedAppliance:
+    """The simulated appliance; ``link``: MiB/s of the wire its answers share (0: none)."""
     return SimulatedAppliance(
         "rs",
         tls=tls,
@@ -61,6 +68,7 @@ def appliance(tls: bool, sessions: int, megabytes: int) -> SimulatedAppliance:
         history_seconds=86400,
         presentations=0,
         recording_size=megabytes * MIB,
+        faults=f"bandwidth={link * MIB}" if link else None,
     )
 
 
@@ -132,7 +140,7 @@ def curl_all(
 
 
 def measure(tls: bool, args: argparse.Namespace, workdir: Path) -> None:
-    with appliance(tls, args.count * 4 // 3 + 2, args.megabytes) as sim:
+    with appliance(tls, args.count * 4 // 3 + 2, args.megabytes, args.link) as sim:
         lsids = [
             s.lsid for s in sim.dataset.all() if s.has_recording and s.closed_at(sim.now() - 120)
         ]
@@ -153,7 +161,11 @@ def measure(tls: bool, args: argparse.Namespace, workdir: Path) -> None:
             btic.append(figures["seconds"])
             rss.append(figures["peak_rss_mb"])
     name = "HTTPS" if tls else "HTTP"
-    print(f"{name}: {len(lsids)} recordings x {args.megabytes} MB, 4 at a time, {args.repeat} runs")
+    wire = f", through a {args.link:g} MB/s link" if args.link else ""
+    print(
+        f"{name}: {len(lsids)} recordings x {args.megabytes} MB, 4 at a time, "
+        f"{args.repeat} runs{wire}"
+    )
     cases = (
         ("curl", curl),
         ("curl + fsync", durable),
@@ -172,6 +184,13 @@ def measure(tls: bool, args: argparse.Namespace, workdir: Path) -> None:
             f"{statistics.median(seconds) / statistics.median(btic):.2f}, "
             f"best {min(seconds) / min(btic):.2f}"
         )
+    if args.link:
+        for who, seconds in cases:
+            print(
+                f"  {who} / the link: median "
+                f"{total_mb / statistics.median(seconds) / args.link:.2f}, "
+                f"best {total_mb / min(seconds) / args.link:.2f}"
+            )
 
 
 def main() -> None:
@@ -181,6 +200,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--transport", default="https,http")
     parser.add_argument("--large-megabytes", type=int, default=2048)
+    parser.add_argument(
+        "--link", type=float, default=0, help="MB/s of the wire the simulator sends through"
+    )
     args = parser.parse_args()
     if not shutil.which("curl"):
         sys.exit("curl is needed for the baseline")
@@ -191,7 +213,7 @@ def main() -> None:
         for transport in transports:
             measure(transport == "https", args, workdir / transport)
         if args.large_megabytes:
-            with appliance(True, 1, args.large_megabytes) as sim:
+            with appliance(True, 1, args.large_megabytes, args.link) as sim:
                 large = btic_transfer(sim, workdir / "large")
             assert large["bytes"] == args.large_megabytes * MIB
             print(

@@ -841,6 +841,70 @@ def test_a_long_disk_full_outage_loses_nothing(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("room", "arrives"),
+    [
+        # not even a report fits: nothing arrives until the spool has room
+        (0, set()),
+        # the reports fit, the 1 MB recordings do not
+        (512 * 1024, {".xml"}),
+    ],
+)
+def test_a_full_spool_is_named_with_its_fix_and_loses_nothing(tmp_path, room, arrives):
+    """The spool's disk (beside the state database) full: one message naming the
+    spool and what to do, exit 1, nothing counted against the items; freed, the next
+    run delivers everything once."""
+    import subprocess
+
+    from conftest import small_tmpfs
+
+    with small_tmpfs(tmp_path / "btic-spool", "4m") as spool:
+        spool.chmod(0o700)
+        filler = spool / "filler"
+        subprocess.run(
+            [
+                "dd",
+                "if=/dev/zero",
+                f"of={filler}",
+                "bs=64k",
+                f"count={(4 * 2**20 - room) // 2**16}",
+            ],
+            capture_output=True,
+            check=True,
+        )
+        with SimulatedAppliance(
+            "rs", sessions=6, seed=71, recording_size=1_000_000, live_sessions=0
+        ) as appliance:
+            data = ["session", "recording"]
+            config = write_config(tmp_path, appliance, data=data)
+            full = run_btic("sync", "--all", "--config", str(config))
+            assert full.returncode == 1, full.output
+            assert f"spool {spool}/" in full.stderr
+            assert "No space left on device; free space on its disk" in full.stderr
+            assert "Nothing was lost" in full.stderr
+            for wrong in ("OSError", "Traceback", "given up", "failed after", "reachable"):
+                assert wrong not in full.output
+            archive = tmp_path / "archive"
+            got = {p.suffix for p in archive.iterdir()} if archive.exists() else set()
+            assert got == arrives
+            assert (
+                ledger(
+                    tmp_path,
+                    "select status, error from btic_deliveries where data_type = 'recording' "
+                    "and status != 'skipped'",
+                )
+                == []
+            ), "a recording the spool could not take was counted against it"
+            assert [p.name for p in spool.iterdir()] == ["filler"] or all(
+                not any(d.glob("btic-download-*")) for d in spool.iterdir() if d.is_dir()
+            ), "a cut-off download was left in the spool"
+
+            filler.unlink()
+            freed = run_btic("sync", "--all", "--config", str(config))
+            assert freed.returncode == 0, freed.output
+            check_archive(archive, expected_files(appliance, data=data))
+
+
+@pytest.mark.parametrize(
     ("options", "message"),
     [
         (["--since", "1h", "--until", "2h"], "is before --since 1h"),

@@ -166,6 +166,21 @@ class BrokerError(BticError):
     """The task broker (``[executor] broker_url``) did not take a task."""
 
 
+class SpoolError(BticError):
+    """The spool, where downloads wait until every destination has them, cannot be
+    created or written."""
+
+    @classmethod
+    def writing(cls, directory: Path, exc: OSError) -> SpoolError:
+        """A download or report that could not be written into ``directory``: the
+        local disk's failure, not the appliance's nor the item's."""
+        return cls(
+            f"spool {directory}: {exc.strerror or exc}; free space on its disk (it holds "
+            "each report being read and each recording until every destination has it). "
+            "Nothing was lost: the items stay pending for the next run"
+        )
+
+
 class PluginLoadError(BticError):
     """A plugin could not be imported or its hook implementations are invalid."""
 

@@ -32,14 +32,9 @@ import httpx
 from lxml import etree
 
 from btic.appliance import parse
-from btic.appliance.answers import (
-    SMALL_BODY_CAP,
-    BodyIncomplete,
-    looks_complete,
-    read_capped,
-)
+from btic.appliance.answers import SMALL_BODY_CAP, read_capped
 from btic.appliance.connection import CallObserver, Connection
-from btic.appliance.downloads import save_download
+from btic.appliance.downloads import save_download, save_report, spool_writes
 from btic.appliance.model import Product, ReportKind, Session
 from btic.appliance.reports import (
     PERMISSION_ADVICE,
@@ -67,10 +62,7 @@ from btic.errors import (
     RecordingExpired,
     RecordingUnavailable,
     ReportError,
-    ReportTooLarge,
 )
-
-_CHUNK = 1024 * 1024
 
 
 class ApplianceClient:
@@ -381,29 +373,20 @@ class ApplianceClient:
         """POST a report query and spool the answer; retried whole if cut short.
 
         :raises ReportTooLarge: the answer passed ``max_bytes`` (reading stops there).
+        :raises SpoolError: the answer could not be written to the spool.
         """
-        with tempfile.NamedTemporaryFile(
-            prefix="btic-report-", suffix=".xml", dir=self.spool_dir, delete=False
-        ) as handle:
+        directory = self.spool_dir or Path(tempfile.gettempdir())
+        with (
+            spool_writes(directory),
+            tempfile.NamedTemporaryFile(
+                prefix="btic-report-", suffix=".xml", dir=directory, delete=False
+            ) as handle,
+        ):
             path = Path(handle.name)
 
         def consume(response: httpx.Response) -> None:
-            with path.open("wb") as out:
-                head = b""
-                tail = b""
-                size = 0
-                for chunk in response.iter_bytes(_CHUNK):
-                    size += len(chunk)
-                    if max_bytes is not None and size > max_bytes:
-                        raise ReportTooLarge(
-                            self.name, f"site {self.name}: {what}: over {max_bytes} bytes"
-                        )
-                    if len(head) < 512:
-                        head += chunk[: 512 - len(head)]
-                    tail = (tail + chunk)[-512:]
-                    out.write(chunk)
-            if not looks_complete(head, tail):
-                raise BodyIncomplete("the XML answer was cut off before its end")
+            with spool_writes(directory):
+                save_report(response, path, max_bytes, site=self.name, what=what)
 
         try:
             # POST keeps long lsids lists out of URLs (the guides allow both).
@@ -429,7 +412,9 @@ class ApplianceClient:
         label: str,
         default_ext: str = "flv",
     ) -> Download:
-        directory.mkdir(parents=True, exist_ok=True)
+        spool = self.spool_dir or directory
+        with spool_writes(spool):
+            directory.mkdir(parents=True, exist_ok=True)
 
         def consume(response: httpx.Response) -> Download:
             content_type = response.headers.get("Content-Type", "")
@@ -437,7 +422,8 @@ class ApplianceClient:
                 self._refuse_error_body(
                     read_capped(response, SMALL_BODY_CAP, what, self.name), what
                 )
-            return save_download(response, directory, default_ext=default_ext)
+            with spool_writes(spool):
+                return save_download(response, directory, default_ext=default_ext)
 
         def fetch() -> Download:
             # identity: Content-Length must count the bytes that land on disk.

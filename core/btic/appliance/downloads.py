@@ -1,8 +1,12 @@
-"""A recording's or backup's body into a spool file: size checked, SHA-256, extension.
+"""Answers into spool files: a recording's or backup's body (size checked, SHA-256,
+extension) and a report's XML (size capped, checked for completeness).
 
 The file is a temporary ``btic-download-*.part`` in the given directory; it is
 removed again if anything goes wrong before the body is complete, so a spool
-never holds a cut-off download that could pass for a whole one.
+never holds a cut-off download that could pass for a whole one. A failure to
+write there (a full disk) is raised as the ``OSError`` it is, never as a cut
+answer: the caller names its spool in a :class:`~btic.errors.SpoolError`
+(:func:`spool_writes`).
 """
 
 from __future__ import annotations
@@ -11,14 +15,19 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
-from btic.appliance.answers import BodyIncomplete, disposition_filename
+from btic.appliance.answers import BodyIncomplete, disposition_filename, looks_complete
 from btic.appliance.body import read_body
 from btic.appliance.site import Download
+from btic.errors import ReportTooLarge, SpoolError
 
+#: How much of a report answer is read at a time.
+_REPORT_CHUNK = 1024 * 1024
 #: An extension taken from the appliance's file name: letters and digits only.
 _EXTENSION = re.compile(r"^[A-Za-z0-9]{1,10}$")
 
@@ -29,6 +38,8 @@ def save_download(response: httpx.Response, directory: Path, *, default_ext: str
     :param default_ext: the extension when the appliance's file name offers none
         that is safe.
     :raises BodyIncomplete: fewer bytes arrived than ``Content-Length`` states.
+    :raises OSError: the file could not be created or written (only the file's:
+        the socket's errors are :class:`BodyIncomplete`).
     """
     expected = response.headers.get("Content-Length")
     chunked = "chunked" in response.headers.get("Transfer-Encoding", "").lower()
@@ -36,6 +47,8 @@ def save_download(response: httpx.Response, directory: Path, *, default_ext: str
     descriptor, temp = tempfile.mkstemp(prefix="btic-download-", suffix=".part", dir=directory)
     digest = hashlib.sha256()
     try:
+        # read_body raises the socket's errors as BodyIncomplete: an OSError out of
+        # here is the file's.
         with os.fdopen(descriptor, "wb") as out:
 
             def keep(piece: bytes | memoryview) -> None:
@@ -51,6 +64,45 @@ def save_download(response: httpx.Response, directory: Path, *, default_ext: str
     extension = extension_of(filename, default_ext)
     verified = expected is not None or chunked
     return Download(Path(temp), size, digest.hexdigest(), extension, filename, verified)
+
+
+def save_report(
+    response: httpx.Response, path: Path, max_bytes: int | None, *, site: str, what: str
+) -> int:
+    """Write a report answer into ``path``; its size.
+
+    :param site: the site's name, and ``what`` the report asked for: for the message
+        of a report too large.
+    :raises ReportTooLarge: the answer passed ``max_bytes`` (reading stops there).
+    :raises BodyIncomplete: the XML stops before its root element's end.
+    :raises OSError: the file could not be written.
+    """
+    head = b""
+    tail = b""
+    size = 0
+    with path.open("wb") as out:
+        for chunk in response.iter_bytes(_REPORT_CHUNK):
+            size += len(chunk)
+            if max_bytes is not None and size > max_bytes:
+                raise ReportTooLarge(site, f"site {site}: {what}: over {max_bytes} bytes")
+            if len(head) < 512:
+                head += chunk[: 512 - len(head)]
+            tail = (tail + chunk)[-512:]
+            out.write(chunk)
+    if not looks_complete(head, tail):
+        raise BodyIncomplete("the XML answer was cut off before its end")
+    return size
+
+
+@contextmanager
+def spool_writes(directory: Path) -> Iterator[None]:
+    """Raise a failure to create or write a spool file as the :class:`SpoolError`
+    it is, naming ``directory``: one run's spool, so that its downloads' failures
+    read as one message."""
+    try:
+        yield
+    except OSError as exc:
+        raise SpoolError.writing(directory, exc) from exc
 
 
 def extension_of(filename: str | None, default: str) -> str:

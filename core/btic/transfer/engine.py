@@ -23,12 +23,13 @@ from structlog.typing import FilteringBoundLogger
 
 from btic import encryption, logs
 from btic.appliance.client import ApplianceClient
+from btic.appliance.downloads import spool_writes
 from btic.appliance.model import ReportKind
 from btic.appliance.pool import ClientPool
 from btic.appliance.reports import DateWindow, RelativeWindow, Window, session_report_kind
 from btic.config import Config
 from btic.encryption import EncryptionError
-from btic.errors import ApplianceError
+from btic.errors import ApplianceError, SpoolError
 from btic.leases import Leases, lease_name
 from btic.plugins import PluginManager
 from btic.state import StateStore
@@ -143,8 +144,12 @@ class Engine:
         self._spool.close()
 
     def spool(self) -> Path:
-        """A directory for one download, inside this run's spool."""
-        return Path(tempfile.mkdtemp(prefix="item-", dir=self.spool_root))
+        """A directory for one download, inside this run's spool.
+
+        :raises SpoolError: it cannot be made (a full disk).
+        """
+        with spool_writes(self.spool_root):
+            return Path(tempfile.mkdtemp(prefix="item-", dir=self.spool_root))
 
     # -- destinations ----------------------------------------------------------------
 
@@ -252,11 +257,12 @@ class Engine:
             for destination in request.destinations:
                 summary.plan(destination, DataType.BACKUP.value, ["a new backup"])
             return
-        spool = self.spool()
+        spool: Path | None = None
         try:
             try:
+                spool = self.spool()
                 download = client.download_backup(spool)
-            except ApplianceError as exc:
+            except (ApplianceError, SpoolError) as exc:
                 summary.problem(str(exc))
                 return
             moment = client.appliance_now()
@@ -288,4 +294,5 @@ class Engine:
                     item_time=moment,
                 )
         finally:
-            shutil.rmtree(spool, ignore_errors=True)
+            if spool is not None:
+                shutil.rmtree(spool, ignore_errors=True)

@@ -14,16 +14,21 @@ from __future__ import annotations
 import shutil
 import threading
 from contextlib import nullcontext
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from btic.appliance.client import ApplianceClient
 from btic.appliance.model import Session
-from btic.errors import ApplianceError, RecordingExpired, RecordingUnavailable
+from btic.errors import ApplianceError, RecordingExpired, RecordingUnavailable, SpoolError
 from btic.state import DELIVERED, EXPIRED, FAILED, SKIPPED
 from btic.transfer.delivery import DEFERRED
 from btic.transfer.engine import Engine, TransferRequest
 from btic.transfer.summary import Summary
 from btic.types import RECORDING_KINDS, DataType, Recording, SiteInfo
+
+#: A recording's outcome when the spool could not take it: not tried against any
+#: destination, so nothing is recorded and its session stays pending.
+NOT_FETCHED = "not fetched"
 
 #: Recordings that come several to a session, numbered by instance.
 NUMBERED_RECORDINGS = (DataType.COMMAND_SHELL_RECORDING, DataType.SHOW_MY_SCREEN_RECORDING)
@@ -107,7 +112,7 @@ class SessionRecordings:
                     ).items():
                         outcomes[destination].append(status)
             for destination, statuses in outcomes.items():
-                if any(s in (FAILED, DEFERRED) for s in statuses):
+                if any(s in (FAILED, DEFERRED, NOT_FETCHED) for s in statuses):
                     # Not all in yet: the session stays pending, and the next run,
                     # finding each instance settled, marks it done.
                     continue
@@ -148,9 +153,10 @@ class SessionRecordings:
         """Download one recording, holding a download slot only while it downloads,
         and hand it to each of ``destinations``; the outcome for each."""
         kind = RECORDING_KINDS[data_type]
-        spool = self.engine.spool()
+        spool: Path | None = None
         try:
             try:
+                spool = self.engine.spool()
                 with self._download_slots or nullcontext():
                     download = self.appliance.download_recording(
                         kind,
@@ -160,6 +166,11 @@ class SessionRecordings:
                         as_text=kind == "command_shell"
                         and self.request.command_shell_format == "txt",
                     )
+            except SpoolError as exc:
+                # This machine's disk, not the recording: nothing is marked against
+                # the item (no attempt counted), and it stays pending.
+                self.summary.problem(str(exc))
+                return dict.fromkeys(destinations, NOT_FETCHED)
             except ApplianceError as exc:
                 status = EXPIRED if isinstance(exc, RecordingExpired) else FAILED
                 detail = str(exc)
@@ -210,7 +221,8 @@ class SessionRecordings:
                 for destination in destinations
             }
         finally:
-            shutil.rmtree(spool, ignore_errors=True)
+            if spool is not None:
+                shutil.rmtree(spool, ignore_errors=True)
 
 
 def required(client: ApplianceClient | None, site: SiteInfo) -> ApplianceClient:

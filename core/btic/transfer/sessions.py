@@ -20,7 +20,7 @@ from btic.appliance.client import ApplianceClient
 from btic.appliance.model import ReportKind, Session
 from btic.appliance.reports import DateWindow, ListingEntry, RelativeWindow, Window
 from btic.config import parse_duration
-from btic.errors import ApplianceError, ReportTooLarge
+from btic.errors import ApplianceError, ReportTooLarge, SpoolError
 from btic.state import FAILED
 from btic.transfer.delivery import DEFERRED, SessionDocument
 from btic.transfer.engine import Engine, TransferRequest
@@ -240,7 +240,7 @@ class SessionRun:
                             f"(sites.{self.site.name}.max_session_megabytes); not parsed",
                         )
                     continue
-                except ApplianceError as exc:
+                except (ApplianceError, SpoolError) as exc:
                     self.summary.problem(str(exc))
                     all_fetched = False
                     continue

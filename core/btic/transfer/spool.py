@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import IO
 
-from btic.errors import BticError
+from btic.errors import SpoolError
 
 if sys.platform != "win32":
     import fcntl
@@ -29,9 +29,7 @@ from btic.processes import process_alive
 SPOOL_NAME = "btic-spool"
 LOCK_NAME = ".lock"
 
-
-class SpoolError(BticError):
-    """The spool directory cannot be used."""
+__all__ = ["RunSpool", "SpoolError", "spool_parent"]
 
 
 def spool_parent(state_url: str) -> Path:
