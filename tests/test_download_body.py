@@ -21,7 +21,9 @@ from btic.appliance.body import DIRECT_MIN_BYTES, read_body
 from btic.errors import ApplianceUnreachable
 from btic.sim import SimulatedAppliance
 
-LARGE = 3 * 1024 * 1024 + 12_345  # over DIRECT_MIN_BYTES and not a whole number of buffers
+# Over DIRECT_MIN_BYTES and over two spool writeback windows (8 MiB), a whole
+# number of neither.
+LARGE = 17 * 1024 * 1024 + 12_345
 
 
 def closed_with_recording(sim: SimulatedAppliance) -> str:

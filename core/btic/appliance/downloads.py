@@ -28,6 +28,8 @@ from btic.errors import ReportTooLarge, SpoolError
 
 #: How much of a report answer is read at a time.
 _REPORT_CHUNK = 1024 * 1024
+#: How much of a download is written before its pages are handed to the disk.
+_WRITEBACK_BYTES = 8 * 1024 * 1024
 #: An extension taken from the appliance's file name: letters and digits only.
 _EXTENSION = re.compile(r"^[A-Za-z0-9]{1,10}$")
 
@@ -50,10 +52,17 @@ def save_download(response: httpx.Response, directory: Path, *, default_ext: str
         # read_body raises the socket's errors as BodyIncomplete: an OSError out of
         # here is the file's.
         with os.fdopen(descriptor, "wb") as out:
+            written = handed_over = 0  # handed over: bytes whose writeback has started
 
             def keep(piece: bytes | memoryview) -> None:
+                nonlocal written, handed_over
                 out.write(piece)
                 digest.update(piece)
+                written += len(piece)
+                if written - handed_over >= _WRITEBACK_BYTES:
+                    out.flush()
+                    start_writeback(out.fileno(), handed_over, written - handed_over)
+                    handed_over = written
 
             size = read_body(response, keep)
         if expected is not None and int(expected) != size:
@@ -92,6 +101,20 @@ def save_report(
     if not looks_complete(head, tail):
         raise BodyIncomplete("the XML answer was cut off before its end")
     return size
+
+
+def start_writeback(descriptor: int, offset: int, length: int) -> None:
+    """Have the disk start writing a range of a file's pages, without waiting.
+
+    Left to itself, the kernel writes a download's pages back only once a share
+    of memory (gigabytes) is dirty, so the delivery's fsync then waits for all of
+    them at once; started as they arrive, the disk works while the network does
+    (recordings 2-4% faster through a capped link: benchmarks/README.md). Python
+    has no ``sync_file_range``: ``POSIX_FADV_DONTNEED`` on pages still dirty
+    starts their writeback, and evicts none of them from the page cache.
+    """
+    if hasattr(os, "posix_fadvise"):  # not on Windows or macOS
+        os.posix_fadvise(descriptor, offset, length, os.POSIX_FADV_DONTNEED)
 
 
 @contextmanager
