@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 import re
 import sqlite3
 from datetime import datetime, timezone
@@ -14,6 +16,7 @@ from conftest import run_btic
 from lxml import etree
 from transfer_helpers import ALL_TYPES, check_archive, expected_files, host_part, write_config
 
+from btic.errors import SpoolError
 from btic.sim import SimulatedAppliance
 
 
@@ -902,6 +905,23 @@ def test_a_full_spool_is_named_with_its_fix_and_loses_nothing(tmp_path, room, ar
             freed = run_btic("sync", "--all", "--config", str(config))
             assert freed.returncode == 0, freed.output
             check_archive(archive, expected_files(appliance, data=data))
+
+
+@pytest.mark.parametrize(
+    ("code", "fix"),
+    [
+        (errno.ENOSPC, "; free space on its disk (it holds each report"),
+        (errno.EDQUOT, "; free space on its disk (it holds each report"),
+        (errno.EACCES, "; check its disk, and that btic's user may write there."),
+        (errno.EIO, "; check its disk, and that btic's user may write there."),
+    ],
+)
+def test_a_spool_that_cannot_be_written_gets_the_fix_for_its_cause(code, fix):
+    error = SpoolError.writing(
+        Path("/var/lib/btic/btic-spool/1-x"), OSError(code, os.strerror(code))
+    )
+    assert str(error).startswith(f"spool /var/lib/btic/btic-spool/1-x: {os.strerror(code)}{fix}")
+    assert str(error).endswith("Nothing was lost: the items stay pending for the next run")
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ thing that failed (a config key, a site, a destination) and what to do.
 
 from __future__ import annotations
 
+import errno
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,6 +167,10 @@ class BrokerError(BticError):
     """The task broker (``[executor] broker_url``) did not take a task."""
 
 
+#: The errors of a file system with no room left (EDQUOT: the user's quota).
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
 class SpoolError(BticError):
     """The spool, where downloads wait until every destination has them, cannot be
     created or written."""
@@ -174,10 +179,16 @@ class SpoolError(BticError):
     def writing(cls, directory: Path, exc: OSError) -> SpoolError:
         """A download or report that could not be written into ``directory``: the
         local disk's failure, not the appliance's nor the item's."""
+        if exc.errno in _DISK_FULL:
+            fix = (
+                "free space on its disk (it holds each report being read and each "
+                "recording until every destination has it)"
+            )
+        else:
+            fix = "check its disk, and that btic's user may write there"
         return cls(
-            f"spool {directory}: {exc.strerror or exc}; free space on its disk (it holds "
-            "each report being read and each recording until every destination has it). "
-            "Nothing was lost: the items stay pending for the next run"
+            f"spool {directory}: {exc.strerror or exc}; {fix}. Nothing was lost: the items "
+            "stay pending for the next run"
         )
 
 

@@ -111,7 +111,8 @@ def start_writeback(descriptor: int, offset: int, length: int) -> None:
     them at once; started as they arrive, the disk works while the network does
     (recordings 2-4% faster through a capped link: benchmarks/README.md). Python
     has no ``sync_file_range``: ``POSIX_FADV_DONTNEED`` on pages still dirty
-    starts their writeback, and evicts none of them from the page cache.
+    starts their writeback, and the kernel drops only clean pages, so these stay
+    cached for the destinations that read the file again.
     """
     if hasattr(os, "posix_fadvise"):  # not on Windows or macOS
         os.posix_fadvise(descriptor, offset, length, os.POSIX_FADV_DONTNEED)
