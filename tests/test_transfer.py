@@ -881,14 +881,14 @@ def test_a_full_spool_is_named_with_its_fix_and_loses_nothing(tmp_path, room, ar
             config = write_config(tmp_path, appliance, data=data)
             full = run_btic("sync", "--all", "--config", str(config))
             assert full.returncode == 1, full.output
-            assert f"spool {spool}/" in full.stderr
+            assert f"spool {spool}/" in full.stderr, full.output
             assert "No space left on device; free space on its disk" in full.stderr
             assert "Nothing was lost" in full.stderr
             for wrong in ("OSError", "Traceback", "given up", "failed after", "reachable"):
-                assert wrong not in full.output
+                assert wrong not in full.output, full.output
             archive = tmp_path / "archive"
             got = {p.suffix for p in archive.iterdir()} if archive.exists() else set()
-            assert got == arrives
+            assert got == arrives, full.output
             assert (
                 ledger(
                     tmp_path,
