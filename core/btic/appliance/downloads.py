@@ -77,8 +77,8 @@ def save_download(response: httpx.Response, directory: Path, *, default_ext: str
 
 def save_report(
     response: httpx.Response, path: Path, max_bytes: int | None, *, site: str, what: str
-) -> int:
-    """Write a report answer into ``path``; its size.
+) -> None:
+    """Write a report answer into ``path``.
 
     :param site: the site's name, and ``what`` the report asked for: for the message
         of a report too large.
@@ -100,7 +100,6 @@ def save_report(
             out.write(chunk)
     if not looks_complete(head, tail):
         raise BodyIncomplete("the XML answer was cut off before its end")
-    return size
 
 
 def start_writeback(descriptor: int, offset: int, length: int) -> None:
