@@ -155,26 +155,41 @@ def test_a_redirect_is_never_archived_as_a_recording(tmp_path):
     assert _statuses(tmp_path) == {"a": "failed"}
 
 
-def test_a_body_without_length_is_checked_by_a_second_download(tmp_path):
+def test_a_body_whose_end_cannot_be_proven_is_never_archived(tmp_path):
+    """A proxy that cuts close-delimited bodies at its size limit cuts every download
+    at the same byte: no number of matching downloads proves the end."""
     body = bytes(range(256)) * 400
-    served = []
+    cut_short = {"on": True}
 
     def recording(_params):
-        served.append(1)
-        cut = body[: len(body) // 2] if len(served) == 1 else body  # the first is cut short
-        return Answer(body=cut, headers={"Content-Type": "video/x-flv"}, no_length=True)
+        if cut_short["on"]:  # the same first half, every time, and no length
+            return Answer(
+                body=body[: len(body) // 2], headers={"Content-Type": "video/x-flv"}, no_length=True
+            )
+        return Answer(body=body, headers={"Content-Type": "video/x-flv"})
 
     with HostileAppliance() as appliance:
         _with_recording(appliance, recording)
         config = _recording_config(tmp_path, appliance)
-        cut = run_btic("sync", "--all", "--config", str(config))
-        assert cut.returncode == 1
-        assert "two downloads differ" in cut.stderr
-        assert _statuses(tmp_path) == {"a": "failed"}
+        for _ in range(2):
+            cut = run_btic("sync", "--all", "--config", str(config), "--json")
+            assert cut.returncode == 1, cut.output
+            assert "neither a Content-Length nor chunked encoding" in cut.stdout
+            assert "Traceback" not in cut.output
+            [tally] = json.loads(cut.stdout)["tallies"]
+            assert tally["failed"] == 1 and tally["delivered"] == 0
+            assert not (tmp_path / "archive").exists() or _archived(tmp_path) == []
+            assert _statuses(tmp_path) == {"a": "failed"}
+        # refused before its body was read: one request per run, no second download
+        assert [name for name, _ in appliance.requests].count("SupportSessionRecording") == 2
+        verify = run_btic("verify", "--config", str(config))
+        assert verify.returncode == 0, verify.output
+        cut_short["on"] = False
         whole = run_btic("sync", "--all", "--config", str(config))
     assert whole.returncode == 0, whole.output
     [archived] = (tmp_path / "archive").iterdir()
     assert archived.read_bytes() == body
+    assert _statuses(tmp_path) == {"a": "delivered"}
 
 
 @pytest.mark.parametrize("expires_in", [0, -5, "NaN"])
@@ -242,3 +257,69 @@ def test_one_huge_session_fails_alone_and_memory_stays_bounded(tmp_path):
         "c": "delivered",
         "huge": "failed",
     }
+
+
+@pytest.mark.parametrize("reference", ["&#0;", "&#x1F;", "&#xFFFE;"])
+def test_a_session_with_a_character_xml_forbids_fails_alone(tmp_path, reference):
+    """Only the session that holds the character fails: its batch is split until it
+    stands alone, and the others are delivered, on this run and on every later one."""
+
+    def full_report(params):
+        return Answer(
+            body=report(
+                *(
+                    session_xml(
+                        lsid,
+                        extra=f"<external_key>x{reference}y</external_key>" if lsid == "bad" else "",
+                    )
+                    for lsid in params["lsids"].split(",")
+                )
+            )
+        )
+
+    with HostileAppliance() as appliance:
+        appliance.routes["SupportSessionListing"] = lambda _p: Answer(
+            body=listing("a", "b", "bad", "c")
+        )
+        appliance.routes["SupportSession"] = full_report
+        config = _config(tmp_path, appliance)
+        first = run_btic("sync", "--all", "--config", str(config))
+        second = run_btic("sync", "--all", "--config", str(config))
+    for result in (first, second):
+        assert result.returncode == 1, result.output
+        assert "Traceback" not in result.output
+        assert "session bad's report is not well-formed XML" in result.stderr
+        assert "lsids=" not in result.stderr  # no batch is named as failed
+    assert _statuses(tmp_path) == {
+        "a": "delivered",
+        "b": "delivered",
+        "bad": "failed",
+        "c": "delivered",
+    }
+    assert len(_archived(tmp_path)) == 3
+
+
+def test_a_session_without_an_lsid_is_never_archived_and_an_odd_number_is_reported(tmp_path):
+    no_lsid = session_xml("b").replace('lsid="b"', 'lsid=""')
+    odd = session_xml(
+        "c", extra='<primary_rep gsnumber="G-7" id="2">Kai</primary_rep>'
+    )
+    with HostileAppliance() as appliance:
+        appliance.routes["SupportSessionListing"] = lambda _p: Answer(body=listing("a", "b", "c"))
+        appliance.routes["SupportSession"] = lambda _p: Answer(
+            body=report(session_xml("a"), no_lsid, odd)
+        )
+        config = _config(tmp_path, appliance)
+        result = run_btic("sync", "--all", "--config", str(config), "--json")
+    assert result.returncode == 1, result.output
+    summary = json.loads(result.stdout)
+    assert any("session (no lsid) cannot be read" in p for p in summary["problems"])
+    assert any("session b was listed but" in p for p in summary["problems"])
+    assert any(
+        "session c: <primary_rep gsnumber>='G-7' could not be converted" in n
+        for n in summary["notes"]
+    )
+    host = appliance.host.replace(":", "_")
+    assert _archived(tmp_path) == [f"{host}-support-a.xml", f"{host}-support-c.xml"]
+    assert 'gsnumber="G-7"' in (tmp_path / "archive" / f"{host}-support-c.xml").read_text()
+    assert _statuses(tmp_path) == {"a": "delivered", "c": "delivered"}

@@ -556,3 +556,67 @@ def test_every_field_of_every_simulated_session_is_as_recorded():
         assert len(today[report]) == len(sessions_recorded), report
         for now, then in zip(today[report], sessions_recorded, strict=True):
             assert now == then, (report, then["session"]["lsid"])
+
+
+def _unreadable(data: bytes, product="rs", report="support") -> list[tuple[str, str]]:
+    """(lsid, reason) of each session the parser refused, the others parsed on."""
+    refused: list[tuple[str, str]] = []
+    list(
+        parse.iter_sessions(
+            io.BytesIO(data),
+            product=product,
+            report=report,
+            host="support.example.com",
+            on_unreadable=lambda lsid, reason: refused.append((lsid, reason)),
+        )
+    )
+    return refused
+
+
+@pytest.mark.parametrize("lsid_attribute", ['lsid=""', 'lsid="  "', ""])
+def test_a_session_without_an_lsid_is_refused(lsid_attribute):
+    body = RS_SESSION.replace('lsid="c69a8e10bea9428f816cfababe9815fe"', lsid_attribute)
+    assert _unreadable(document(body, NAMESPACES[0])) == [
+        ("", "session (no lsid) cannot be read: the <session> has no lsid attribute")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("event_time", "named"),
+    [
+        ('timestamp="soon"', "<event> holds no readable time: 'soon'"),
+        ('timestamp=""', "an <event event_type='Chat Message'> has no time"),
+        ("", "an <event event_type='Chat Message'> has no time"),
+    ],
+)
+def test_an_event_time_that_does_not_parse_fails_the_session(event_time, named):
+    """Never 1970-01-01: a made-up time would misplace the event in every archive."""
+    body = PRESENTATION.replace('<event timestamp="1475308801"', f"<event {event_time}")
+    [(lsid, reason)] = _unreadable(document(body, None), report="presentation")
+    assert lsid == "p1" and named in reason
+
+
+@pytest.mark.parametrize("element", ["start_time", "end_time"])
+def test_a_session_time_whose_timestamp_does_not_parse_fails_the_session(element):
+    body = PRESENTATION.replace(f'<{element} timestamp="', f'<{element} timestamp="x').replace(
+        ">x</start_time>", "></start_time>"
+    ).replace(">y</end_time>", "></end_time>")
+    [(lsid, reason)] = _unreadable(document(body, None), report="presentation")
+    assert lsid == "p1" and f"<{element}> holds no readable time" in reason
+
+
+def test_an_empty_end_time_is_a_session_in_progress_not_a_failure():
+    # The guides: "This element will be empty for sessions which are still in progress".
+    body = PRESENTATION.replace('<end_time timestamp="1475309800">y</end_time>', "<end_time/>")
+    [(s, _)] = sessions(document(body, None), report="presentation")
+    assert s.end_time is None
+
+
+def test_a_value_that_cannot_be_converted_is_reported_and_kept_in_the_xml():
+    body = PA_SESSION.replace('<primary_rep gsnumber="4"', '<primary_rep gsnumber="four"').replace(
+        "<seconds_involved>600</seconds_involved>", "<seconds_involved>10m</seconds_involved>"
+    )
+    [(s, xml)] = sessions(document(body, None), product="pa", report="access")
+    assert s.primary_rep.gsnumber is None and s.representatives[0].seconds_involved is None
+    assert s.unconverted == ("<primary_rep gsnumber>='four'", "<seconds_involved>='10m'")
+    assert b'gsnumber="four"' in xml and b"<seconds_involved>10m</seconds_involved>" in xml

@@ -231,6 +231,11 @@ class ReportError(ApplianceError):
     """The appliance answered a report with an ``<error>``, or with XML btic refuses."""
 
 
+class MalformedReport(ReportError):
+    """A report answer that is not well-formed XML (a character XML forbids, a
+    broken tag): the batch is split until the session that holds it stands alone."""
+
+
 class ReportTooLarge(ApplianceError):
     """A report answer grew past the size btic will parse at once
     (``sites.NAME.max_session_megabytes``); reading stopped there."""
@@ -242,3 +247,9 @@ class RecordingExpired(ApplianceError):
 
 class RecordingUnavailable(ApplianceError):
     """The appliance has no such recording (yet)."""
+
+
+class UnprovenBody(ApplianceError):
+    """A recording or backup whose answer does not say where its body ends (no
+    ``Content-Length``, not chunked): refused, since a cut cannot be told from the
+    end. The item stays pending; the next run asks again."""

@@ -50,6 +50,15 @@ class BodyIncomplete(Exception):
     """A body ended early: retried like a dropped connection."""
 
 
+def end_is_provable(headers: httpx.Headers) -> bool:
+    """Whether the headers say where the body ends: a ``Content-Length``, or chunked
+    encoding (whose last chunk marks the end). Without either the body ends where
+    the connection closes, and a cut at a fixed byte looks like the end."""
+    if "chunked" in headers.get("Transfer-Encoding", "").lower():
+        return True
+    return headers.get("Content-Length", "").strip().isdigit()
+
+
 def looks_complete(head: bytes, tail: bytes) -> bool:
     """Whether an XML document ends with its root element's end tag."""
     match = re.search(

@@ -32,7 +32,7 @@ import httpx
 from lxml import etree
 
 from btic.appliance import parse
-from btic.appliance.answers import SMALL_BODY_CAP, read_capped
+from btic.appliance.answers import SMALL_BODY_CAP, end_is_provable, read_capped
 from btic.appliance.connection import CallObserver, Connection
 from btic.appliance.downloads import save_download, save_report, spool_writes
 from btic.appliance.model import Product, ReportKind, Session
@@ -61,6 +61,7 @@ from btic.errors import (
     PermissionDenied,
     RecordingExpired,
     RecordingUnavailable,
+    UnprovenBody,
     ReportError,
 )
 
@@ -358,13 +359,13 @@ class ApplianceClient:
                 return self._guard_iter(result, what)
             return result
         except ReportError as exc:
-            raise ReportError(self.name, f"site {self.name}: {what}: {exc}") from None
+            raise type(exc)(self.name, f"site {self.name}: {what}: {exc}") from None
 
     def _guard_iter(self, items: Iterator[Any], what: str) -> Iterator[Any]:
         try:
             yield from items
-        except ReportError as exc:
-            raise ReportError(self.name, f"site {self.name}: {what}: {exc}") from None
+        except ReportError as exc:  # its kind kept: a malformed report is split by the caller
+            raise type(exc)(self.name, f"site {self.name}: {what}: {exc}") from None
 
     @contextmanager
     def _spooled_report(
@@ -422,36 +423,31 @@ class ApplianceClient:
                 self._refuse_error_body(
                     read_capped(response, SMALL_BODY_CAP, what, self.name), what
                 )
+            if not end_is_provable(response.headers):
+                # A body that ends where the connection closes cannot be told from one
+                # a proxy cut at its size limit (the same byte every time): refused
+                # before a byte is read, and asked for again on the next run.
+                raise UnprovenBody(
+                    self.name,
+                    f"site {self.name}: {what}: the answer has neither a Content-Length nor "
+                    "chunked encoding, so its end cannot be proven and it is not archived; "
+                    " let the appliance's answers reach btic with their "
+                    "Content-Length (a proxy between them must not remove it); the item stays "
+                    "pending",
+                )
             with spool_writes(spool):
                 return save_download(response, directory, default_ext=default_ext)
 
-        def fetch() -> Download:
-            # identity: Content-Length must count the bytes that land on disk.
-            download: Download = self.connection.call(
-                method,
-                path,
-                params=params,
-                label=label,
-                consume=consume,
-                extra_headers={"Accept-Encoding": "identity"},
-            )
-            return download
-
-        first = fetch()
-        if first.verified:
-            return first
-        # Nothing said where the body ends: a second download must agree byte for byte.
-        second = fetch()
-        second.path.unlink(missing_ok=True)
-        if (second.size, second.sha256) == (first.size, first.sha256):
-            return first
-        first.path.unlink(missing_ok=True)
-        raise ApplianceError(
-            self.name,
-            f"site {self.name}: {what}: the appliance sent no Content-Length, and two downloads "
-            f"differ ({first.size} and {second.size} bytes): the body cannot be verified; "
-            "it is asked for again on the next run",
+        # identity: Content-Length must count the bytes that land on disk.
+        download: Download = self.connection.call(
+            method,
+            path,
+            params=params,
+            label=label,
+            consume=consume,
+            extra_headers={"Accept-Encoding": "identity"},
         )
+        return download
 
     def _refuse_error_body(self, body: bytes, what: str) -> None:
         message = parse.error_text(body)

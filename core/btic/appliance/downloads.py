@@ -44,7 +44,6 @@ def save_download(response: httpx.Response, directory: Path, *, default_ext: str
         the socket's errors are :class:`BodyIncomplete`).
     """
     expected = response.headers.get("Content-Length")
-    chunked = "chunked" in response.headers.get("Transfer-Encoding", "").lower()
     filename = disposition_filename(response.headers.get("Content-Disposition", ""))
     descriptor, temp = tempfile.mkstemp(prefix="btic-download-", suffix=".part", dir=directory)
     digest = hashlib.sha256()
@@ -71,8 +70,7 @@ def save_download(response: httpx.Response, directory: Path, *, default_ext: str
         Path(temp).unlink(missing_ok=True)
         raise
     extension = extension_of(filename, default_ext)
-    verified = expected is not None or chunked
-    return Download(Path(temp), size, digest.hexdigest(), extension, filename, verified)
+    return Download(Path(temp), size, digest.hexdigest(), extension, filename)
 
 
 def save_report(

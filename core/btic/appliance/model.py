@@ -220,6 +220,9 @@ class Session(_Model):
     :ivar customers: ``<customer_list>`` (RS customers, PA endpoints) or, for
         presentations, ``<attendee_list>``.
     :ivar command_shell_recordings: instances as the report numbers them.
+    :ivar unconverted: values btic could not convert to their type (a
+        ``gsnumber`` that is not a number), each as ``<element attribute>='text'``;
+        their fields are None, and the session's XML keeps them as they came.
     """
 
     product: Product
@@ -254,6 +257,7 @@ class Session(_Model):
     customer_surveys: tuple[ExitSurvey, ...] = ()
     rep_surveys: tuple[ExitSurvey, ...] = ()
     events: tuple[Event, ...] = ()
+    unconverted: tuple[str, ...] = ()
 
     @property
     def has_recording(self) -> bool:

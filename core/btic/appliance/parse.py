@@ -25,7 +25,7 @@ from btic.appliance.model import Product, ReportKind, Session
 from btic.appliance.reports import ListingEntry
 from btic.appliance.session_xml import int_or_none, parse_session
 from btic.appliance.xmlnames import local
-from btic.errors import ReportError
+from btic.errors import MalformedReport, ReportError
 
 #: "No matching data" as appliances word it in the languages they ship. The
 #: patterns look for the shape of the sentence (a negation and "matching" or
@@ -134,7 +134,7 @@ def _iterparse(
                     raise _dtd_refused(str(source) if isinstance(source, Path) else "report")
             yield local(element.tag), element
     except etree.XMLSyntaxError as exc:
-        raise ReportError("", f"malformed XML: {exc}") from None
+        raise MalformedReport("", f"malformed XML: {exc}") from None
 
 
 class _Rewound:
@@ -212,7 +212,7 @@ def iter_sessions(
         try:
             session = parse_session(element, product=product, report=report, host=host)
         except (ValueError, OverflowError, OSError) as exc:  # pydantic's errors are ValueErrors
-            lsid = element.get("lsid", "")
+            lsid = element.get("lsid", "").strip()
             reason = f"session {lsid or '(no lsid)'} cannot be read: {_first_line(exc)}"
             _release(element)
             if on_unreadable is None:
@@ -253,7 +253,7 @@ def _parse_whole(data: bytes) -> etree._Element:
     try:
         return etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
-        raise ReportError("", f"malformed XML: {exc}") from None
+        raise MalformedReport("", f"malformed XML: {exc}") from None
 
 
 def parse_document(

@@ -25,7 +25,6 @@ from pydantic import ValidationError
 from btic.appliance.model import CustomerInfo, Entity, Product, ReportKind, Session
 from btic.appliance.xmlnames import LOCAL_NAMES, local
 
-_EPOCH = datetime.fromtimestamp(0, timezone.utc)
 Values = dict[str, Any]
 
 
@@ -36,6 +35,23 @@ def int_or_none(value: str | None) -> int | None:
     try:
         return int(value)  # int() itself ignores surrounding whitespace
     except ValueError:
+        return None
+
+
+#: What a session's parse could not convert: ``<element attribute>='text'`` each.
+Unconverted = list[str]
+
+
+def _int(value: str | None, unconverted: Unconverted, where: str) -> int | None:
+    """An integer's text as an int; None when absent. Text that is not a number is
+    None too, and said in ``unconverted``: the archived XML keeps it as it came."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        if value.strip():
+            unconverted.append(f"{where}={value[:40]!r}")
         return None
 
 
@@ -54,11 +70,14 @@ def _time(element: etree._Element) -> datetime | None:
     :raises ValueError: for a time that is there but unreadable, so the session
         fails with the reason instead of passing for one still in progress.
     """
-    stamp = int_or_none(element.get("timestamp") or element.get("ts"))
+    raw = element.get("timestamp") or element.get("ts")
+    stamp = int_or_none(raw)
     if stamp is not None:
         return datetime.fromtimestamp(stamp, timezone.utc)
     text = (element.text or "").strip()
     if not text:
+        if raw is not None and raw.strip():
+            raise ValueError(f"<{local(element.tag)}> holds no readable time: {raw[:40]!r}")
         return None
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -79,19 +98,21 @@ def _texts(element: etree._Element) -> tuple[str, ...]:
     return tuple([child.text or "" for child in element])
 
 
-def _party(element: etree._Element) -> Values:
+def _party(element: etree._Element, unconverted: Unconverted) -> Values:
+    tag = local(element.tag)
     return {
-        "gsnumber": int_or_none(element.get("gsnumber")),
-        "id": int_or_none(element.get("id")),
+        "gsnumber": _int(element.get("gsnumber"), unconverted, f"<{tag} gsnumber>"),
+        "id": _int(element.get("id"), unconverted, f"<{tag} id>"),
         "name": element.text or "",
     }
 
 
-def _named(element: etree._Element) -> Values:
-    return {"id": int_or_none(element.get("id")), "name": element.text or ""}
+def _named(element: etree._Element, unconverted: Unconverted) -> Values:
+    tag = local(element.tag)
+    return {"id": _int(element.get("id"), unconverted, f"<{tag} id>"), "name": element.text or ""}
 
 
-def _recording_links(element: etree._Element) -> list[Values]:
+def _recording_links(element: etree._Element, unconverted: Unconverted) -> list[Values]:
     links = []
     for name, item in _named_children(element):
         if not name:
@@ -99,7 +120,7 @@ def _recording_links(element: etree._Element) -> list[Values]:
         fields = {field: _opt(child) for field, child in _named_children(item) if field}
         links.append(
             {
-                "instance": int_or_none(item.get("instance")) or 0,
+                "instance": _int(item.get("instance"), unconverted, f"<{name} instance>") or 0,
                 "download_url": fields.get("download_url"),
                 "view_url": fields.get("view_url"),
             }
@@ -110,8 +131,10 @@ def _recording_links(element: etree._Element) -> list[Values]:
 _CUSTOMER_TEXT = frozenset({"username", "public_ip", "private_ip", "hostname", "os"})
 
 
-def _customer(element: etree._Element) -> Values:
-    values: Values = {"gsnumber": int_or_none(element.get("gsnumber"))}
+def _customer(element: etree._Element, unconverted: Unconverted) -> Values:
+    values: Values = {
+        "gsnumber": _int(element.get("gsnumber"), unconverted, f"<{local(element.tag)} gsnumber>")
+    }
     for name, child in _named_children(element):
         if name in _CUSTOMER_TEXT:
             values[name] = _opt(child)
@@ -139,10 +162,11 @@ _REP_TEXT = frozenset(
 _REP_FLAG = frozenset({"session_owner", "primary_rep", "invited"})
 
 
-def _representative(element: etree._Element) -> Values:
+def _representative(element: etree._Element, unconverted: Unconverted) -> Values:
+    tag = local(element.tag)
     values: Values = {
-        "gsnumber": int_or_none(element.get("gsnumber")),
-        "id": int_or_none(element.get("id")),
+        "gsnumber": _int(element.get("gsnumber"), unconverted, f"<{tag} gsnumber>"),
+        "id": _int(element.get("id"), unconverted, f"<{tag} id>"),
     }
     for name, child in _named_children(element):
         if name in _REP_TEXT:
@@ -150,7 +174,7 @@ def _representative(element: etree._Element) -> Values:
         elif name in _REP_FLAG:
             values[name] = _flag(child.text)
         elif name == "display_number" or name == "seconds_involved":
-            values[name] = int_or_none(child.text)
+            values[name] = _int(child.text, unconverted, f"<{name}>")
     # display_name is deprecated in favour of private_display_name; keep both filled.
     values.setdefault("private_display_name", values.get("display_name"))
     values.setdefault("display_name", values.get("private_display_name"))
@@ -160,7 +184,7 @@ def _representative(element: etree._Element) -> Values:
 _QUESTION_TEXT = frozenset({"name", "type", "label", "report_header"})
 
 
-def _survey(element: etree._Element, kind: str) -> Values:
+def _survey(element: etree._Element, kind: str, unconverted: Unconverted) -> Values:
     questions = []
     for name, question_list in _named_children(element):
         if name != "question_list":
@@ -168,7 +192,7 @@ def _survey(element: etree._Element, kind: str) -> Values:
         for qname, question in _named_children(question_list):
             if not qname:
                 continue
-            values: Values = {"id": int_or_none(question.get("id"))}
+            values: Values = {"id": _int(question.get("id"), unconverted, f"<{qname} id>")}
             answers: list[str] = []
             for field, child in _named_children(question):
                 if field in _QUESTION_TEXT:
@@ -180,8 +204,8 @@ def _survey(element: etree._Element, kind: str) -> Values:
     return {"kind": kind, "questions": questions}
 
 
-def _surveys(element: etree._Element, kind: str) -> list[Values]:
-    return [_survey(child, kind) for name, child in _named_children(element) if name]
+def _surveys(element: etree._Element, kind: str, unconverted: Unconverted) -> list[Values]:
+    return [_survey(child, kind, unconverted) for name, child in _named_children(element) if name]
 
 
 def _system_information(element: etree._Element) -> list[Values]:
@@ -206,13 +230,14 @@ def _system_information(element: etree._Element) -> list[Values]:
 _Entities = dict[tuple[str | None, str | None, str], Entity]
 
 
-def _event(element: etree._Element, entities: _Entities) -> Values:
+def _event(element: etree._Element, entities: _Entities, unconverted: Unconverted) -> Values:
     # The hottest loop of a report (tens of events per session): children are
     # walked inline rather than through _named_children.
-    values: Values = {
-        "timestamp": _time(element) or _EPOCH,
-        "event_type": element.get("event_type", ""),
-    }
+    moment = _time(element)
+    if moment is None:
+        # Never a default: a made-up time would misplace the event in every archive.
+        raise ValueError(f"an <event event_type={element.get('event_type', '')!r}> has no time")
+    values: Values = {"timestamp": moment, "event_type": element.get("event_type", "")}
     names = LOCAL_NAMES
     for child in element:
         name = names.get(child.tag) or local(child.tag)
@@ -221,7 +246,9 @@ def _event(element: etree._Element, entities: _Entities) -> Values:
             entity = entities.get(key)
             if entity is None:
                 entity = entities[key] = Entity(
-                    gsnumber=int_or_none(key[0]), type=key[1], name=key[2]
+                    gsnumber=_int(key[0], unconverted, f"<{name} gsnumber>"),
+                    type=key[1],
+                    name=key[2],
                 )
             values[name] = entity
         elif name == "data":
@@ -240,10 +267,11 @@ def _event(element: etree._Element, entities: _Entities) -> Values:
         elif name == "filename":
             values["filename"] = _opt(child)
         elif name == "filesize":
-            values["filesize"] = int_or_none(child.text)
+            values["filesize"] = _int(child.text, unconverted, "<filesize>")
         elif name == "files":
             values["files"] = [
-                {"name": f.text or "", "size": int_or_none(f.get("size"))} for f in child
+                {"name": f.text or "", "size": _int(f.get("size"), unconverted, "<file size>")}
+                for f in child
             ]
         elif name == "system_information":
             values["system_information"] = _system_information(child)
@@ -272,29 +300,34 @@ def parse_session(
     :raises ValueError: for a value that cannot be read (a time out of range,
         a model of the wrong shape), naming the field.
     """
+    lsid = (element.get("lsid") or "").strip()
+    if not lsid:
+        # The lsid is the item's key: without it, no name, row or ledger entry is its own.
+        raise ValueError("the <session> has no lsid attribute")
+    unconverted: Unconverted = []
     values: Values = {
         "product": product,
         "report": report,
         "host": host,
-        "lsid": element.get("lsid", ""),
+        "lsid": lsid,
     }
     for name, child in _named_children(element):
         if name in _SESSION_TEXT:
             values[name] = _opt(child)
         elif name in _SESSION_INT:
-            values[name] = int_or_none(child.text)
+            values[name] = _int(child.text, unconverted, f"<{name}>")
         elif name == "start_time" or name == "end_time":
             values[name] = _time(child)
         elif name == "public_site" or name == "jumpoint" or name == "primary_team":
-            values[name] = _named(child)
+            values[name] = _named(child, unconverted)
         elif name == "jump_group":
             values[name] = {
-                "id": int_or_none(child.get("id")),
+                "id": _int(child.get("id"), unconverted, "<jump_group id>"),
                 "type": child.get("type"),
                 "name": child.text or "",
             }
         elif name == "primary_customer" or name == "primary_rep":
-            values[name] = _party(child)
+            values[name] = _party(child, unconverted)
         elif name == "custom_attributes":
             values[name] = [
                 {
@@ -306,15 +339,17 @@ def parse_session(
                 if attribute_name
             ]
         elif name == "show_my_screen_recordings" or name == "command_shell_recordings":
-            values[name] = _recording_links(child)
+            values[name] = _recording_links(child, unconverted)
         elif name == "customer_list" or name == "attendee_list":
-            values["customers"] = [_customer(c) for n, c in _named_children(child) if n]
+            values["customers"] = [_customer(c, unconverted) for n, c in _named_children(child) if n]
         elif name == "rep_list":
-            values["representatives"] = [_representative(r) for n, r in _named_children(child) if n]
+            values["representatives"] = [
+                _representative(r, unconverted) for n, r in _named_children(child) if n
+            ]
         elif name == "team_list":
             values["teams"] = [
                 {
-                    "id": int_or_none(t.get("id")),
+                    "id": _int(t.get("id"), unconverted, "<team id>"),
                     "name": t.text or "",
                     "primary_team": _flag(t.get("primary_team")),
                 }
@@ -322,14 +357,16 @@ def parse_session(
                 if n
             ]
         elif name == "cust_survey_list":
-            values["customer_surveys"] = _surveys(child, "customer")
+            values["customer_surveys"] = _surveys(child, "customer", unconverted)
         elif name == "rep_survey_list":
-            values["rep_surveys"] = _surveys(child, "representative")
+            values["rep_surveys"] = _surveys(child, "representative", unconverted)
         elif name == "session_details":
             entities: _Entities = {}
-            values["events"] = [_event(e, entities) for e in child]
+            values["events"] = [_event(e, entities, unconverted) for e in child]
     if values.get("session_type") is None:
         values["session_type"] = "presentation" if report == "presentation" else "support"
+    if unconverted:
+        values["unconverted"] = unconverted
     try:
         return Session.model_validate(values)
     except ValidationError as exc:

@@ -82,9 +82,6 @@ class Download:
     sha256: str
     extension: str
     filename: str | None
-    #: False when the answer had no Content-Length and was not chunked: nothing
-    #: told where the body should end, so a cut could pass for the end.
-    verified: bool = True
 
 
 class SiteSettings(Protocol):

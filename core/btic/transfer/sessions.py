@@ -20,7 +20,7 @@ from btic.appliance.client import ApplianceClient
 from btic.appliance.model import ReportKind, Session
 from btic.appliance.reports import DateWindow, ListingEntry, RelativeWindow, Window
 from btic.config import parse_duration
-from btic.errors import ApplianceError, ReportTooLarge, SpoolError
+from btic.errors import ApplianceError, MalformedReport, ReportTooLarge, SpoolError
 from btic.state import FAILED
 from btic.transfer.delivery import DEFERRED, SessionDocument
 from btic.transfer.engine import Engine, TransferRequest
@@ -227,18 +227,15 @@ class SessionRun:
                             future.add_done_callback(lambda _f: slots.release())
                             futures.append(future)
                         futures = [f for f in futures if not f.done() or f.exception() is not None]
-                except ReportTooLarge:
-                    if len(batch) > 1:
-                        # Halve the batch until the oversized session stands alone.
-                        half = len(batch) // 2
-                        batches.extendleft([batch[half:], batch[:half]])
-                    else:
-                        self._unreadable(
-                            batch[0],
-                            f"session {batch[0]}'s report is over "
-                            f"{self.settings.max_session_megabytes} MB "
-                            f"(sites.{self.site.name}.max_session_megabytes); not parsed",
-                        )
+                except (ReportTooLarge, MalformedReport) as exc:
+                    # A property of one session's report, not of the batch: split what
+                    # was not read until the session that causes it stands alone.
+                    left = [s for s in batch if s not in answered and s not in self.unreadable]
+                    if len(left) > 1:
+                        half = len(left) // 2
+                        batches.extendleft([left[half:], left[:half]])
+                    elif left:
+                        self._unreadable(left[0], self._why_unreadable(left[0], exc))
                     continue
                 except (ApplianceError, SpoolError) as exc:
                     self.summary.problem(str(exc))
@@ -287,14 +284,14 @@ class SessionRun:
                         self._in_progress(session)
                     else:
                         self._plan_session(session)
-            except ReportTooLarge:
+            except (ReportTooLarge, MalformedReport):
                 for lsid in batch:
                     if lsid not in answered:
                         answered.add(lsid)
                         self._plan_unlocated(lsid)
                 self.summary.note(
-                    f"site {self.site.name}: some reports are too large to read in a dry "
-                    "run; they are listed without where they would go"
+                    f"site {self.site.name}: some reports are too large or malformed to read "
+                    "in a dry run; they are listed without where they would go"
                 )
         for lsid in lsids:
             if lsid not in answered:
@@ -342,6 +339,20 @@ class SessionRun:
                     )
         self.summary.problem(f"site {self.site.name}: {reason}")
 
+    def _why_unreadable(self, lsid: str, exc: ReportTooLarge | MalformedReport) -> str:
+        """Why the report of ``lsid``, fetched alone, cannot be read."""
+        if isinstance(exc, ReportTooLarge):
+            assert self.settings is not None
+            return (
+                f"session {lsid}'s report is over {self.settings.max_session_megabytes} MB "
+                f"(sites.{self.site.name}.max_session_megabytes); not parsed"
+            )
+        detail = str(exc).rsplit(": malformed XML: ", 1)[-1]
+        return (
+            f"session {lsid}'s report is not well-formed XML ({detail}); not delivered, "
+            "and asked for again on the next run"
+        )
+
     def _in_progress(self, session: Session) -> None:
         # Its report is not final and its recordings do not exist yet: delivering it
         # now would settle it in the ledger with an incomplete report.
@@ -351,6 +362,12 @@ class SessionRun:
         )
 
     def _deliver_session(self, session: Session, xml: bytes) -> None:
+        if session.unconverted:
+            self.summary.note(
+                f"site {self.site.name}: session {session.lsid}: "
+                f"{', '.join(session.unconverted)} could not be converted; kept as text in "
+                "the session's XML, empty in its fields"
+            )
         document = SessionDocument(session, xml)
         for data_type in self.data_types:
             if data_type not in SESSION_TYPES:
