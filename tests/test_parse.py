@@ -272,7 +272,9 @@ PA_SESSION = """
   <customer_list><customer gsnumber="3"><username>srv-01</username><public_ip>1.2.3.4</public_ip>
     <private_ip>10.0.0.1</private_ip><hostname>srv-01</hostname><os>Linux</os></customer></customer_list>
   <rep_list><representative gsnumber="4" id="2"><username>kchen</username><display_name>Kai Chen</display_name>
-    <session_owner>1</session_owner><seconds_involved>600</seconds_involved></representative></rep_list>
+    <session_owner>1</session_owner><seconds_involved>600</seconds_involved></representative>
+    <representative gsnumber="5" id="3"><username>lee</username><display_name>Lee</display_name>
+    <session_owner>0</session_owner><seconds_involved>60</seconds_involved></representative></rep_list>
   <session_details><event timestamp="1467360000" event_type="Credential Injection Attempt">
     <performed_by gsnumber="4" type="user">Kai Chen</performed_by></event></session_details>
 </session>
@@ -286,8 +288,11 @@ def test_a_pa_access_session(namespace):
     assert s.end_time is None and not s.is_closed
     assert (s.jump_group.id, s.jump_group.type, s.jump_group.name) == (1, "shared", "Production")
     assert s.customers[0].hostname == "srv-01" and s.customers[0].info is None
-    rep = s.representatives[0]
+    rep, member = s.representatives
     assert rep.display_name == rep.private_display_name == "Kai Chen" and rep.session_owner
+    # The PA guide's <representative> has no <primary_rep> child: the session's
+    # <primary_rep gsnumber="4" id="2"> names the final owner.
+    assert rep.primary_rep and not member.primary_rep and not member.session_owner
     assert s.events[0].performed_by.type == "user"
     assert s.command_shell_recordings[0].instance == 0
 
@@ -314,6 +319,8 @@ def test_a_presentation(namespace):
     assert s.report == "presentation" and s.session_type == "presentation"
     assert [c.username for c in s.customers] == ["Ann", "Bob"]
     assert s.representatives[0].display_name == "Admin"
+    # The presenter's element has neither flag: a lone presenter owns the presentation.
+    assert s.representatives[0].session_owner and s.representatives[0].primary_rep
     assert s.events[0].performed_by.type == "attendee"
 
 
@@ -614,9 +621,17 @@ def test_an_empty_end_time_is_a_session_in_progress_not_a_failure():
 
 def test_a_value_that_cannot_be_converted_is_reported_and_kept_in_the_xml():
     body = PA_SESSION.replace('<primary_rep gsnumber="4"', '<primary_rep gsnumber="four"').replace(
+        '<representative gsnumber="5"', '<representative gsnumber="5x"'
+    ).replace(
         "<seconds_involved>600</seconds_involved>", "<seconds_involved>10m</seconds_involved>"
     )
     [(s, xml)] = sessions(document(body, None), product="pa", report="access")
     assert s.primary_rep.gsnumber is None and s.representatives[0].seconds_involved is None
-    assert s.unconverted == ("<primary_rep gsnumber>='four'", "<seconds_involved>='10m'")
+    assert s.unconverted == (
+        "<primary_rep gsnumber>='four'",
+        "<seconds_involved>='10m'",
+        "<representative gsnumber>='5x'",
+    )
+    # matched by id, the identifier both still give
+    assert [r.primary_rep for r in s.representatives] == [True, False]
     assert b'gsnumber="four"' in xml and b"<seconds_involved>10m</seconds_involved>" in xml

@@ -292,6 +292,36 @@ _SESSION_TEXT = frozenset(
 _SESSION_INT = frozenset({"lseq", "file_transfer_count", "file_move_count", "file_delete_count"})
 
 
+def _same_person(rep: Values, primary: Values) -> bool:
+    """Whether a ``<representative>`` is the session's ``<primary_rep>``: every
+    identifier both give (gsnumber, id) agrees, and there is at least one."""
+    known = [
+        (rep[key], primary[key])
+        for key in ("gsnumber", "id")
+        if rep[key] is not None and primary[key] is not None
+    ]
+    return bool(known) and all(mine == theirs for mine, theirs in known)
+
+
+def _derive_ownership(reps: list[Values], primary: Values | None, report: ReportKind) -> None:
+    """Fill the flags a guide's ``<representative>`` does not carry.
+
+    The PA guide's representative has no ``<primary_rep>`` child: the session's own
+    ``<primary_rep gsnumber= id=>`` names the final owner, who is matched by gsnumber
+    (and id where both give one). A presentation's presenters carry neither flag and
+    the report names no primary presenter: each presenter owns the presentation, and
+    a lone presenter is its primary one. A flag the report gives is kept as given.
+    """
+    for rep in reps:
+        if "primary_rep" not in rep:
+            if primary is not None:
+                rep["primary_rep"] = _same_person(rep, primary)
+            elif report == "presentation":
+                rep["primary_rep"] = len(reps) == 1
+        if "session_owner" not in rep:
+            rep["session_owner"] = report == "presentation" or bool(rep.get("primary_rep"))
+
+
 def parse_session(
     element: etree._Element, *, product: Product, report: ReportKind, host: str
 ) -> Session:
@@ -365,6 +395,8 @@ def parse_session(
             values["events"] = [_event(e, entities, unconverted) for e in child]
     if values.get("session_type") is None:
         values["session_type"] = "presentation" if report == "presentation" else "support"
+    if "representatives" in values:
+        _derive_ownership(values["representatives"], values.get("primary_rep"), report)
     if unconverted:
         values["unconverted"] = unconverted
     try:

@@ -640,10 +640,16 @@ def test_the_guides_element_documents_fill_the_guides_columns(storage_url, tmp_p
     engine = sa.create_engine(storage_url)
     with engine.connect() as connection:  # `user` is a reserved word: quoted per dialect
         users = connection.execute(
-            sa.select(schema.user.c.user_name, schema.user.c.display_name, schema.user.c.is_owner)
+            sa.select(
+                schema.user.c.user_name,
+                schema.user.c.display_name,
+                schema.user.c.is_owner,
+                schema.user.c.is_primary,
+            ).order_by(schema.user.c.gs_number)
         ).all()
     engine.dispose()
-    assert [tuple(row) for row in users] == [("kchen", "Kai Chen", 1)]
+    # is_primary from the session's <primary_rep gsnumber="4" id="2">, as the PA guide has it
+    assert [tuple(row) for row in users] == [("kchen", "Kai Chen", 1, 1), ("lee", "Lee", 0, 0)]
     assert query(storage_url, "SELECT host_name, operating_system FROM endpoint") == [
         ("srv-01", "Linux")
     ]
