@@ -270,7 +270,9 @@ def test_a_session_with_a_character_xml_forbids_fails_alone(tmp_path, reference)
                 *(
                     session_xml(
                         lsid,
-                        extra=f"<external_key>x{reference}y</external_key>" if lsid == "bad" else "",
+                        extra=f"<external_key>x{reference}y</external_key>"
+                        if lsid == "bad"
+                        else "",
                     )
                     for lsid in params["lsids"].split(",")
                 )
@@ -301,9 +303,7 @@ def test_a_session_with_a_character_xml_forbids_fails_alone(tmp_path, reference)
 
 def test_a_session_without_an_lsid_is_never_archived_and_an_odd_number_is_reported(tmp_path):
     no_lsid = session_xml("b").replace('lsid="b"', 'lsid=""')
-    odd = session_xml(
-        "c", extra='<primary_rep gsnumber="G-7" id="2">Kai</primary_rep>'
-    )
+    odd = session_xml("c", extra='<primary_rep gsnumber="G-7" id="2">Kai</primary_rep>')
     with HostileAppliance() as appliance:
         appliance.routes["SupportSessionListing"] = lambda _p: Answer(body=listing("a", "b", "c"))
         appliance.routes["SupportSession"] = lambda _p: Answer(

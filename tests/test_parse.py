@@ -605,9 +605,11 @@ def test_an_event_time_that_does_not_parse_fails_the_session(event_time, named):
 
 @pytest.mark.parametrize("element", ["start_time", "end_time"])
 def test_a_session_time_whose_timestamp_does_not_parse_fails_the_session(element):
-    body = PRESENTATION.replace(f'<{element} timestamp="', f'<{element} timestamp="x').replace(
-        ">x</start_time>", "></start_time>"
-    ).replace(">y</end_time>", "></end_time>")
+    body = (
+        PRESENTATION.replace(f'<{element} timestamp="', f'<{element} timestamp="x')
+        .replace(">x</start_time>", "></start_time>")
+        .replace(">y</end_time>", "></end_time>")
+    )
     [(lsid, reason)] = _unreadable(document(body, None), report="presentation")
     assert lsid == "p1" and f"<{element}> holds no readable time" in reason
 
@@ -620,10 +622,12 @@ def test_an_empty_end_time_is_a_session_in_progress_not_a_failure():
 
 
 def test_a_value_that_cannot_be_converted_is_reported_and_kept_in_the_xml():
-    body = PA_SESSION.replace('<primary_rep gsnumber="4"', '<primary_rep gsnumber="four"').replace(
-        '<representative gsnumber="5"', '<representative gsnumber="5x"'
-    ).replace(
-        "<seconds_involved>600</seconds_involved>", "<seconds_involved>10m</seconds_involved>"
+    body = (
+        PA_SESSION.replace('<primary_rep gsnumber="4"', '<primary_rep gsnumber="four"')
+        .replace('<representative gsnumber="5"', '<representative gsnumber="5x"')
+        .replace(
+            "<seconds_involved>600</seconds_involved>", "<seconds_involved>10m</seconds_involved>"
+        )
     )
     [(s, xml)] = sessions(document(body, None), product="pa", report="access")
     assert s.primary_rep.gsnumber is None and s.representatives[0].seconds_involved is None

@@ -56,7 +56,8 @@ def end_is_provable(headers: httpx.Headers) -> bool:
     the connection closes, and a cut at a fixed byte looks like the end."""
     if "chunked" in headers.get("Transfer-Encoding", "").lower():
         return True
-    return headers.get("Content-Length", "").strip().isdigit()
+    declared: str = headers.get("Content-Length", "")
+    return declared.strip().isdigit()
 
 
 def looks_complete(head: bytes, tail: bytes) -> bool:

@@ -61,8 +61,8 @@ from btic.errors import (
     PermissionDenied,
     RecordingExpired,
     RecordingUnavailable,
-    UnprovenBody,
     ReportError,
+    UnprovenBody,
 )
 
 

@@ -17,6 +17,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 Product = Literal["rs", "pa"]
+#: How a message names each product.
+PRODUCT_NAMES: dict[str, str] = {"rs": "Remote Support (rs)", "pa": "Privileged Access (pa)"}
 #: Which report the session came from.
 ReportKind = Literal["support", "access", "presentation"]
 

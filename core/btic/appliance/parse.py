@@ -223,6 +223,63 @@ def iter_sessions(
         yield session, xml
 
 
+#: Elements only one product's session reports have, by the API guides' element
+#: tables: PA's jump groups; RS's public sites, teams, surveys, customer details and
+#: presentations' attendees.
+_PRODUCT_ELEMENTS: dict[str, Product] = {
+    "jump_group": "pa",
+    **dict.fromkeys(
+        (
+            "public_site",
+            "primary_team",
+            "team_list",
+            "primary_cust",
+            "attendee_list",
+            "cust_survey_list",
+            "rep_survey_list",
+            "display_number",
+        ),
+        "rs",
+    ),
+}
+#: An event's entity types by product: PA's endpoints and users, RS's customers and
+#: attendees ("representative" is in both guides).
+_PRODUCT_ENTITIES: dict[str, Product] = {
+    "endpoint": "pa",
+    "user": "pa",
+    "customer": "rs",
+    "attendee": "rs",
+}
+
+
+def detect_product(source: Path) -> tuple[Product, str] | None:
+    """Which product's report a file is, and the evidence (``<jump_group>``,
+    ``type="endpoint"``), from the first element only one product has; None when
+    the file has none (a session with no people or groups).
+
+    :raises ReportError: for malformed or hostile XML.
+    """
+    with source.open("rb") as handle:
+        refuse_dtd(handle.read(_HEAD_BYTES), str(source))
+    context = etree.iterparse(str(source), events=("start", "end"), **_HARDENED)
+    try:
+        for event, element in context:
+            if event == "end":
+                _release(element)  # memory stays flat when no element tells
+                continue
+            name = local(element.tag)
+            product = _PRODUCT_ELEMENTS.get(name)
+            if product is not None:
+                return product, f"<{name}>"
+            if name in ("performed_by", "destination"):
+                kind = element.get("type", "")
+                if kind in _PRODUCT_ENTITIES:
+                    return _PRODUCT_ENTITIES[kind], f'<{name} type="{kind}">'
+    except etree.XMLSyntaxError as exc:
+        raise MalformedReport("", f"malformed XML: {exc}") from None
+    return None
+
+
 def iter_listing(
     source: Path | IO[bytes], *, classifier: ErrorClassifier = DEFAULT_CLASSIFIER
 ) -> Iterator[ListingEntry]:

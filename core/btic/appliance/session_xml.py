@@ -371,7 +371,9 @@ def parse_session(
         elif name == "show_my_screen_recordings" or name == "command_shell_recordings":
             values[name] = _recording_links(child, unconverted)
         elif name == "customer_list" or name == "attendee_list":
-            values["customers"] = [_customer(c, unconverted) for n, c in _named_children(child) if n]
+            values["customers"] = [
+                _customer(c, unconverted) for n, c in _named_children(child) if n
+            ]
         elif name == "rep_list":
             values["representatives"] = [
                 _representative(r, unconverted) for n, r in _named_children(child) if n

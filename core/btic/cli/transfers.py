@@ -407,7 +407,10 @@ def transfer_command(
 )
 @click.option("--host", default=None, help="The appliance host name, when no --site is given.")
 @click.option(
-    "--product", type=click.Choice(["rs", "pa"]), default=None, help="Default: the site's, else rs."
+    "--product",
+    type=click.Choice(["rs", "pa"]),
+    default=None,
+    help="What the files are; by default what their elements show, else the site's, else rs.",
 )
 @force_option
 @output_options

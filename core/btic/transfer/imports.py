@@ -9,12 +9,13 @@ the named site.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from btic.appliance.client import ApplianceClient
-from btic.appliance.model import Product, ReportKind, Session
-from btic.appliance.parse import Unreadable, iter_sessions
+from btic.appliance.model import PRODUCT_NAMES, Product, ReportKind, Session
+from btic.appliance.parse import Unreadable, detect_product, iter_sessions
 from btic.appliance.reports import session_report_kind
 from btic.errors import ApplianceError
 from btic.transfer.engine import Engine, TransferRequest
@@ -47,15 +48,14 @@ def import_reports(
         site = next((name for name, s in engine.config.sites.items() if s.host == host), None)
     wants_recordings = any(dt in RECORDING_KINDS for dt in data_types)
     client = engine.client(site) if site is not None and wants_recordings else None
-    product = product or _product_of(engine, site, client)
     if site is not None:
         host = engine.config.sites[site].host
-    site_info = SiteInfo(site or str(host), str(host), product)
     engine.configure(destinations)
     request = TransferRequest(
-        site=site_info.name, destinations=destinations, data_types=data_types, force=force
+        site=site or str(host), destinations=destinations, data_types=data_types, force=force
     )
-    importer = _Importer(engine, client, site_info, request, product, summary)
+    expected = _expected_product(engine, site, client, product)
+    importer = _Importer(engine, client, site or str(host), str(host), request, expected, summary)
     try:
         for path in files:
             importer.read(path)
@@ -65,61 +65,104 @@ def import_reports(
     return summary
 
 
+@dataclass(frozen=True)
+class ExpectedProduct:
+    """The product the files should be of, and who says so (for the message when a
+    file is of the other): ``--product``, or the site's configuration or answer."""
+
+    product: Product
+    source: str
+    fix: str
+
+
 class _Importer:
-    """Feeds the sessions of report files to one session run per report kind."""
+    """Feeds the sessions of report files to one session run per product and report
+    kind; each file is read as the product its elements show."""
 
     def __init__(
         self,
         engine: Engine,
         client: ApplianceClient | None,
-        site: SiteInfo,
+        site: str,
+        host: str,
         request: TransferRequest,
-        product: Product,
+        expected: ExpectedProduct | None,
         summary: Summary,
     ):
         self.engine = engine
         self.client = client
         self.site = site
+        self.host = host
         self.request = request
-        self.product = product
+        self.expected = expected
         self.summary = summary
-        self.base_report: ReportKind = "access" if product == "pa" else "support"
-        self.runs: dict[ReportKind, SessionRun] = {}
+        self.runs: dict[tuple[Product, ReportKind], SessionRun] = {}
 
     def read(self, path: Path) -> None:
+        product = self._product_of(path)
+        if product is None:
+            return
+        base_report: ReportKind = "access" if product == "pa" else "support"
         found = 0
         batch: list[tuple[Session, bytes]] = []
         try:
             for session, xml in iter_sessions(
                 path,
-                product=self.product,
-                report=self.base_report,
-                host=self.site.host,
+                product=product,
+                report=base_report,
+                host=self.host,
                 on_unreadable=_reporter(self.summary, path),
             ):
                 found += 1
                 batch.append((session, xml))
                 if len(batch) >= FEED_BATCH:
-                    self._feed_batch(path, batch)
+                    self._feed_batch(path, product, base_report, batch)
                     batch = []
         except ApplianceError as exc:
-            self._feed_batch(path, batch)
+            self._feed_batch(path, product, base_report, batch)
             self.summary.problem(f"{path}: {str(exc).removeprefix(': ')}")
             return
-        self._feed_batch(path, batch)
+        self._feed_batch(path, product, base_report, batch)
         if not found:
             self.summary.problem(
                 f"{path}: holds no <session> (a session report's <session_list>, or one archived "
                 "<session>, is expected); nothing delivered from it"
             )
 
-    def _feed_batch(self, path: Path, batch: list[tuple[Session, bytes]]) -> None:
+    def _product_of(self, path: Path) -> Product | None:
+        """The file's product: what its elements show, else what is expected, else RS.
+        None, with the problem said, when the file contradicts what is expected."""
+        try:
+            detected = detect_product(path)
+        except ApplianceError as exc:
+            self.summary.problem(f"{path}: {str(exc).removeprefix(': ')}")
+            return None
+        expected = self.expected
+        if detected is None:
+            return expected.product if expected else "rs"
+        product, evidence = detected
+        if expected is not None and expected.product != product:
+            self.summary.problem(
+                f"{path}: a {PRODUCT_NAMES[product]} report (it has {evidence}), not "
+                f"{PRODUCT_NAMES[expected.product]} as {expected.source} says; nothing "
+                f"delivered from it: {expected.fix}"
+            )
+            return None
+        return product
+
+    def _feed_batch(
+        self,
+        path: Path,
+        product: Product,
+        base_report: ReportKind,
+        batch: list[tuple[Session, bytes]],
+    ) -> None:
         """Deliver a batch of sessions read from ``path``, asking the ledger once per
         batch (not once per session) what it has."""
         by_report: dict[ReportKind, list[tuple[Session, bytes]]] = {}
         for session, xml in batch:
             report: ReportKind = (
-                "presentation" if session.session_type == "presentation" else self.base_report
+                "presentation" if session.session_type == "presentation" else base_report
             )
             if report == "presentation":
                 session = session.model_copy(update={"report": "presentation"})
@@ -131,22 +174,22 @@ class _Importer:
                 continue
             by_report.setdefault(report, []).append((session, xml))
         for report, sessions in by_report.items():
-            run = self._run_for(report)
+            run = self._run_for(product, report)
             if run is not None:
                 run.feed(sessions)
 
-    def _run_for(self, report: ReportKind) -> SessionRun | None:
+    def _run_for(self, product: Product, report: ReportKind) -> SessionRun | None:
         kinds = tuple(
-            dt for dt in self.request.data_types if session_report_kind(self.product, dt) == report
+            dt for dt in self.request.data_types if session_report_kind(product, dt) == report
         )
         if not kinds:
             return None
-        run = self.runs.get(report)
+        run = self.runs.get((product, report))
         if run is None:
-            run = self.runs[report] = SessionRun(
+            run = self.runs[(product, report)] = SessionRun(
                 self.engine,
                 self.client,
-                self.site,
+                SiteInfo(self.site, self.host, product),
                 self.request,
                 report,
                 kinds,
@@ -167,8 +210,23 @@ def _reporter(summary: Summary, path: Path) -> Unreadable:
     return unreadable
 
 
-def _product_of(engine: Engine, site: str | None, client: ApplianceClient | None) -> Product:
-    if client is not None:
-        return client.product
-    configured = engine.config.sites[site].product if site is not None else "auto"
-    return "rs" if configured == "auto" else configured
+def _expected_product(
+    engine: Engine, site: str | None, client: ApplianceClient | None, given: Product | None
+) -> ExpectedProduct | None:
+    """What the files should be: ``--product``, else the site's product (its
+    configuration, or its own answer under ``auto``); None when nothing says."""
+    if given is not None:
+        other = "pa" if given == "rs" else "rs"
+        fix = f"give --product {other}, or leave it out"
+        return ExpectedProduct(given, f"--product {given}", fix)
+    if site is None:
+        return None
+    configured = engine.config.sites[site].product
+    product = client.product if client is not None else configured
+    if product == "auto":
+        return None
+    return ExpectedProduct(
+        product,
+        f"site {site} (sites.{site}.product)" if configured != "auto" else f"site {site}",
+        "import it with --site or --host of the appliance it came from",
+    )

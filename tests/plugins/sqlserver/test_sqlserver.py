@@ -653,3 +653,35 @@ def test_the_guides_element_documents_fill_the_guides_columns(storage_url, tmp_p
     assert query(storage_url, "SELECT host_name, operating_system FROM endpoint") == [
         ("srv-01", "Linux")
     ]
+
+
+def test_import_xml_tells_a_pa_report_from_its_elements_and_refuses_a_contradiction(
+    tmp_path, rs_sim
+):
+    """A PA report (built from the PA guide's element table) imported without --product
+    fills PA's user and endpoint tables; --product rs, or an RS site, is refused."""
+    from test_parse import PA_SESSION, document
+
+    url = f"sqlite:///{tmp_path / 'reports.db'}"
+    config = sql_config(tmp_path, rs_sim, url, data=("session",))
+    closed = PA_SESSION.replace(
+        "<end_time></end_time>", '<end_time timestamp="1467360600">x</end_time>'
+    )
+    saved = tmp_path / "access.xml"
+    saved.write_bytes(document(closed, "https://www.beyondtrust.com/namespaces/API/reporting"))
+    base = ["import-xml", "--config", str(config), str(saved), "--dest", "reports"]
+    refused = run_btic(*base, "--host", "pra.example.com", "--product", "rs")
+    assert refused.returncode == 1, refused.output
+    assert (
+        f"{saved}: a Privileged Access (pa) report (it has <jump_group>), not Remote Support "
+        "(rs) as --product rs says; nothing delivered from it: give --product pa, or leave it "
+        "out" in refused.stderr
+    )
+    by_site = run_btic(*base, "--site", "sim")  # the simulator here is an RS appliance
+    assert by_site.returncode == 1, by_site.output
+    assert "not Remote Support (rs) as site sim" in by_site.stderr
+    imported = run_btic(*base, "--host", "pra.example.com")
+    assert imported.returncode == 0, imported.output
+    assert counts(url)["representative"] == counts(url)["customer"] == 0
+    assert (counts(url)["user"], counts(url)["endpoint"]) == (2, 1)
+    assert query(url, "SELECT jump_group_name FROM session") == [("Production",)]
