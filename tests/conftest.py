@@ -93,7 +93,7 @@ class Destination:
 
 from btic.appliance.client import ApplianceClient, SiteConnection  # noqa: E402
 from btic.secrets import Secret  # noqa: E402
-from btic.sim import SimulatedAppliance  # noqa: E402
+from btic.sim import FrozenClock, SimulatedAppliance  # noqa: E402
 
 
 def connect(
@@ -121,15 +121,21 @@ def connect(
     return ApplianceClient(name, site, **kwargs)
 
 
+# The shared appliances run on a frozen clock: their sessions in progress never
+# close between two runs a test compares, however slowly the machine runs.
 @pytest.fixture(scope="module")
 def rs_sim():
-    with SimulatedAppliance("rs", sessions=40, seed=7, recording_size=300_000) as sim:
+    with SimulatedAppliance(
+        "rs", sessions=40, seed=7, recording_size=300_000, clock=FrozenClock()
+    ) as sim:
         yield sim
 
 
 @pytest.fixture(scope="module")
 def pa_sim():
-    with SimulatedAppliance("pa", sessions=20, seed=8, recording_size=200_000) as sim:
+    with SimulatedAppliance(
+        "pa", sessions=20, seed=8, recording_size=200_000, clock=FrozenClock()
+    ) as sim:
         yield sim
 
 

@@ -5,7 +5,9 @@ at-least-once delivery does not give by itself: every item exactly once."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -220,6 +222,68 @@ def test_a_worker_killed_mid_task_its_task_is_redelivered_and_finished(
     assert all(count == 1 for _, _, count in ledger_counts(state))
 
 
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("unshare") is None,
+    reason="a worker on another host name needs unshare --uts, as root",
+)
+def test_a_worker_lost_with_its_machine_gives_its_site_back_within_a_minute(
+    tmp_path, postgres_url, broker
+):
+    """A worker under another host name (its own UTS namespace: to the others, another
+    machine, whose process they cannot look up) is killed mid-task: its task shows
+    as lost once its heartbeat stops, and every item arrives once within 2 minutes."""
+    state = new_postgres_database(postgres_url)
+    with SimulatedAppliance(
+        "rs",
+        tls=False,
+        sessions=10,
+        seed=9,
+        recording_size=60_000,
+        live_sessions=0,
+        faults="latency=0.15",
+    ) as sim:
+        config = celery_config(tmp_path, [sim], state, broker, queue="lost")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BTIC_")}
+        elsewhere = ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', "elsewhere"]
+        with (tmp_path / "victim.log").open("ab") as out:
+            victim = subprocess.Popen(
+                [*elsewhere, BTIC, "worker", "--config", str(config), "-c", "1", "-n", "victim@%h"],
+                stdout=out,
+                stderr=out,
+                env=env,
+            )
+        workers = [victim]
+        try:
+            assert enqueue(config).returncode == 0
+            archive = tmp_path / "archive"
+            wait_for(
+                lambda: (
+                    any(r.status == "running" for r in task_rows(state))
+                    and len(list(archive.glob("*.xml"))) >= 2
+                ),
+                90,
+                "the task to be under way",
+                workers,
+            )
+            assert task_rows(state)[0].worker.startswith("elsewhere:")
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(timeout=30)
+
+            def lost() -> bool:
+                status = run_btic_command("status", "--json", "--config", str(config))
+                return [t["lost"] for t in json.loads(status.stdout)["tasks"]] == [1]
+
+            wait_for(lost, 90, "the task to show as lost")
+            text = run_btic_command("status", "--config", str(config)).stdout
+            assert "1 lost (their worker stopped answering" in text
+            workers.append(start_worker(config, tmp_path / "survivor.log", "survivor", 1))
+            wait_for(all_finished(state, 1), 120, "the task, finished by the survivor", workers[1:])
+        finally:
+            stop_all(workers)
+        check_archive(archive, expected([sim]))  # everything once, nothing partial
+    assert all(count == 1 for _, _, count in ledger_counts(state))
+
+
 def test_the_same_task_enqueued_twice_at_once_delivers_once(tmp_path, postgres_url, broker):
     from btic.executor.dispatch import Dispatcher
 
@@ -347,8 +411,6 @@ def test_check_on_a_worker_says_whether_broker_and_state_database_answer(
 
 
 def test_status_shows_the_tasks_waiting_per_site(tmp_path, postgres_url, broker):
-    import json
-
     state = new_postgres_database(postgres_url)
     with SimulatedAppliance("rs", tls=False, sessions=2, live_sessions=0) as sim:
         config = celery_config(tmp_path, [sim, sim], state, broker, queue="status")
@@ -362,8 +424,8 @@ def test_status_shows_the_tasks_waiting_per_site(tmp_path, postgres_url, broker)
             stop_all(workers)
         done = json.loads(run_btic_command("status", "--json", "--config", str(config)).stdout)
     assert waiting["tasks"] == [
-        {"site": "s0", "queued": 1, "running": 0, "retried": 0},
-        {"site": "s1", "queued": 1, "running": 0, "retried": 0},
+        {"site": "s0", "queued": 1, "running": 0, "retried": 0, "lost": 0},
+        {"site": "s1", "queued": 1, "running": 0, "retried": 0, "lost": 0},
     ]
     assert "tasks of s0: 1 queued, 0 running, 0 waiting to retry" in text
     assert waiting["schedules"][0]["last_result"] == "queued"

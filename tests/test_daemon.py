@@ -484,3 +484,31 @@ def test_run_once_runs_what_is_due_and_exits(tmp_path):
     assert len(list((tmp_path / "archive").glob("*.xml"))) == 3
     assert failing.returncode == 1, failing.stderr
     assert "site sim: token failed after 6 tries" in failing.stderr
+
+
+def test_a_restarted_daemon_shows_the_last_runs_before_it_runs_anything(tmp_path):
+    """The documented BticNoSuccessfulRun alert needs the last-success gauge from the
+    first scrape on, not from the first run of this process."""
+    pytest.importorskip("prometheus_client")
+    with SimulatedAppliance("rs", sessions=3, seed=67, live_sessions=0) as sim:
+        config = write_config(tmp_path, sim, data=["session"])
+        synced = subprocess.run(
+            [BTIC, "sync", "--all", "--config", str(config)], capture_output=True, text=True
+        )
+        assert synced.returncode == 0, synced.stderr
+        with sqlite3.connect(tmp_path / "btic-state.db") as db:
+            [(finished,)] = db.execute("select finished_at from btic_schedules").fetchall()
+        port = free_port()
+        log = tmp_path / "run.log"
+        proc = _start(config, log, "--metrics-port", str(port))
+        try:
+            wait_for(lambda: "btic run started" in log.read_text(), 60, "the start", [proc])
+            samples = _metrics(port)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=60) == 0, log.read_text()
+    assert "schedule started" not in log.read_text()  # nothing was due: no run here
+    expected = datetime.fromisoformat(str(finished)).replace(tzinfo=timezone.utc).timestamp()
+    for gauge in ("last_success", "last_run"):
+        name = f"btic_schedule_{gauge}_timestamp_seconds"
+        assert samples[(name, (("schedule", "often"),))] == pytest.approx(expected, abs=1)

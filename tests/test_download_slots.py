@@ -94,3 +94,42 @@ def test_downloads_go_on_while_recordings_are_being_delivered(tmp_path, distribu
     assert sorted(held_plugin.delivered) == expected  # every recording, once
     [result] = results
     assert not result.summary.failed
+
+
+def test_what_a_run_owes_is_read_whole_while_download_threads_settle_it():
+    """The session run reads what is left while its download threads settle
+    recordings: every read is a consistent copy, never a set changing under it."""
+    import threading
+
+    from btic.transfer.pending import Pending
+    from btic.types import DataType
+
+    pending = Pending()
+    lsids = [f"s{i}" for i in range(20_000)]
+    for destination in ("a", "b"):
+        pending.owe(DataType.RECORDING, destination, lsids)
+    errors: list[BaseException] = []
+
+    def settle(destination: str) -> None:
+        try:
+            for lsid in lsids:
+                pending.settle(DataType.RECORDING, destination, [lsid])
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=settle, args=(d,)) for d in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    sizes = []
+    while any(thread.is_alive() for thread in threads):
+        left = pending.left()
+        sizes.append(sum(len(owed) for owed in left.values()))
+        assert not any(pending.owed_anywhere(lsid) for lsid in ("nobody",))
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sizes == sorted(sizes, reverse=True)  # only ever shrinks
+    assert pending.left() == {
+        (DataType.RECORDING, "a"): frozenset(),
+        (DataType.RECORDING, "b"): frozenset(),
+    }

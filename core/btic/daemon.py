@@ -33,7 +33,13 @@ from btic.config import Config
 from btic.errors import BticError, ConfigError
 from btic.notify import notifiers
 from btic.plugins import PluginManager
-from btic.scheduler import ScheduleObserver, ScheduleOutcome, Scheduler, utc_now
+from btic.scheduler import (
+    ScheduleHistoryObserver,
+    ScheduleObserver,
+    ScheduleOutcome,
+    Scheduler,
+    utc_now,
+)
 from btic.state import StateStore
 from btic.transfer import Reporter, Tally
 
@@ -136,6 +142,10 @@ class Daemon:
         config = self.config
         self._file_seen = self._file_signature()
         state = self.state = StateStore(config.state_url)
+        remembered = state.schedule_times(config.schedules)
+        for observer in self.extra_observers:
+            if isinstance(observer, ScheduleHistoryObserver):
+                observer.schedules_before(remembered)
         self.scheduler = Scheduler(
             config,
             self.plugins,

@@ -10,9 +10,9 @@ so.
 A lease is a row of ``btic_locks`` (name, owner, expiry), taken by a
 compare-and-set in :meth:`StateStore.take_lease`, so one contender wins on
 SQLite and PostgreSQL alike. The holder renews its leases from a background
-thread while it works. A holder that died (SIGKILL, a power cut) is
-recognised when its lease expires, or at once when it ran on this machine and
-its process is gone.
+thread while it works: a heartbeat. A holder that died (SIGKILL, a power cut,
+a machine gone) stops beating and loses its leases within :data:`LEASE_TTL`
+on any machine, or at once when it ran on this machine and its process is gone.
 """
 
 from __future__ import annotations
@@ -26,8 +26,11 @@ from datetime import datetime, timedelta
 from btic.processes import process_alive
 from btic.state import LOCK_NAME_LENGTH, StateStore, fit_column, now
 
-#: How long a lease lasts without renewal; holders renew it every third of that.
-LEASE_TTL = timedelta(minutes=5)
+#: How long a lease lasts without renewal: a dead holder elsewhere holds up its
+#: items this long at most. Holders renew every quarter of it, so three renewals
+#: in a row must fail (a state database away for 45 s) before a live one loses it.
+LEASE_TTL = timedelta(minutes=1)
+RENEWALS_PER_TTL = 4
 
 
 def lease_name(site: str, destination: str, data_type: str) -> str:
@@ -103,7 +106,7 @@ class Leases:
         return host == self.host and pid.isdigit() and not process_alive(int(pid))
 
     def _renew(self) -> None:
-        interval = self.ttl.total_seconds() / 3
+        interval = self.ttl.total_seconds() / RENEWALS_PER_TTL
         while not self._stop.wait(interval):
             with self._lock:
                 held = list(self._held)

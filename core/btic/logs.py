@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import re
 import sys
 import threading
@@ -47,10 +48,13 @@ def scrub_text(text: str, values: Iterable[str]) -> str:
 
 
 def config_secrets(config: Config) -> list[str]:
-    """The values of every secret in ``config``."""
+    """The values of every secret in ``config`` that can be read (one that cannot
+    has nothing to leak)."""
     from btic.config import iter_secrets
 
-    return [secret.get_secret_value() for _, secret in iter_secrets(config)]
+    return [
+        secret.get_secret_value() for _, secret in iter_secrets(config) if secret.problem() is None
+    ]
 
 
 def scrubbing(config: Config) -> Callable[[str], str]:
@@ -128,13 +132,22 @@ class DailyFiles:
         if self._file is None or today != self._day:
             if self._file is not None:
                 self._file.close()
-            self.directory.mkdir(parents=True, exist_ok=True)
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # The log names sites, sessions and people: its owner's alone (0600).
             self._file = open(  # noqa: SIM115 - kept open for the day, closed by close()
-                self.directory / f"btic-{today.isoformat()}.jsonl", "a", encoding="utf-8"
+                self.directory / f"btic-{today.isoformat()}.jsonl",
+                "a",
+                encoding="utf-8",
+                opener=_private,
             )
             self._day = today
             self.remove_old(today)
         return self._file
+
+
+def _private(path: str, flags: int) -> int:
+    """``open``'s opener for a file only its owner reads: created 0600."""
+    return os.open(path, flags, 0o600)
 
 
 def for_config(config: Config, stream: Any = None) -> FilteringBoundLogger:
@@ -146,7 +159,7 @@ def for_config(config: Config, stream: Any = None) -> FilteringBoundLogger:
     secrets = config_secrets(config)
     files: DailyFiles | None = None
     try:
-        config.log_directory.mkdir(parents=True, exist_ok=True)
+        config.log_directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         files = DailyFiles(config.log_directory, config.logging.log_retention_days)
         files.remove_old(datetime.now(timezone.utc).date())
     except OSError as exc:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -24,6 +24,7 @@ from btic.errors import UsageError
 if TYPE_CHECKING:
     from btic.executor.dispatch import TaskSnapshot
     from btic.scheduler import ScheduleOutcome
+    from btic.state.records import ScheduleTimes
 
 
 class Metrics:
@@ -94,7 +95,7 @@ class Metrics:
 
     def watch_tasks(self, snapshot: Callable[[], TaskSnapshot | None]) -> None:
         """Show the celery executor's tasks, read from ``snapshot`` at each scrape:
-        queued, running and retried per site, the broker's queue depth, and how
+        queued, running, retried and lost per site, the broker's queue depth, and how
         long tasks wait and run."""
         self.registry.register(_TaskCollector(snapshot))
 
@@ -130,6 +131,15 @@ class Metrics:
 
     # -- schedules (a ScheduleObserver) ------------------------------------------------
 
+    def schedules_before(self, times: Mapping[str, ScheduleTimes]) -> None:
+        """The last run and last success of each schedule as the state database has
+        them: a restarted daemon's gauges (and the alerts on them) have data at once."""
+        for name, known in times.items():
+            if known.last_run is not None:
+                self.last_run.labels(name).set(known.last_run.timestamp())
+            if known.last_success is not None:
+                self.last_success.labels(name).set(known.last_success.timestamp())
+
     def schedule_ran(self, outcome: ScheduleOutcome) -> None:
         self.schedule_runs.labels(outcome.name, outcome.status).inc()
         finished = outcome.finished_at.timestamp()
@@ -157,7 +167,7 @@ class _TaskCollector:
             "btic_tasks", "Celery tasks by site and state", labels=["site", "state"]
         )
         for counts in taken.counts:
-            for state in ("queued", "running", "retried"):
+            for state in ("queued", "running", "retried", "lost"):
                 tasks.add_metric([counts.site, state], getattr(counts, state))
         yield tasks
         if taken.queue_depth is not None:

@@ -4,7 +4,7 @@ and the summary table at the end."""
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Literal
 
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
@@ -109,13 +109,41 @@ class BarReporter:
 def summary_table(summary: Summary) -> Table:
     table = Table(title="transfer summary")
     for column in COLUMNS:
-        table.add_column(column, justify="left" if column in ("destination", "type") else "right")
+        justify: Literal["left", "right"] = "left" if column in ("destination", "type") else "right"
+        table.add_column(column, justify=justify, no_wrap=True)
     for row in _rows(summary, thousands=True):
         table.add_row(*row)
     return table
 
 
+def print_summary(console: Console, summary: Summary) -> None:
+    """The summary as a table where the terminal is wide enough for it whole, else
+    one line per destination and data type: a figure is never cut to fit."""
+    if not summary.tallies:
+        return  # nothing was listed (every site failed): the errors say why
+    table = summary_table(summary)
+    # Measured without the terminal's limit: rich would otherwise cut cells to fit it.
+    natural = console.measure(table, options=console.options.update_width(10_000)).maximum
+    if natural <= console.width:
+        console.print(table)
+        return
+    for destination, data_type, *figures in _rows(summary, thousands=True):
+        counts = ", ".join(
+            f"{figure} {name}"
+            for name, figure in zip(COLUMNS[2:-1], figures[:-1], strict=True)
+            if figure != "0"
+        )
+        console.print(
+            f"{destination} {data_type}: {counts or 'nothing'}; {figures[-1]} bytes",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
 def summary_text(summary: Summary) -> str:
+    """The summary as plain columns; empty when nothing was listed."""
+    if not summary.tallies:
+        return ""
     rows = [COLUMNS, *_rows(summary, thousands=False)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(

@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from structlog.typing import FilteringBoundLogger
 
@@ -42,6 +42,7 @@ from btic.leases import Leases, schedule_lease
 from btic.plugins import PluginManager
 from btic.runs import CommandRun
 from btic.state import StateStore
+from btic.state.records import ScheduleTimes
 from btic.transfer import Reporter, SilentReporter, Summary, TransferRequest
 from btic.transfer.spool import RunSpool, spool_parent
 
@@ -75,11 +76,35 @@ class ScheduleOutcome:
     sites: tuple[str, ...] = ()
     destinations: tuple[str, ...] = ()
 
+    def account(self) -> str:
+        """One line on how the run went, for the run's notes."""
+        if self.status == "ok":
+            return f"schedule {self.name}: ran"
+        if self.status == "failed" and not self.summary.tallies:
+            # Nothing was even listed: every site (or the state database) failed.
+            return (
+                f"schedule {self.name}: did not run: no site of it could be read (the errors "
+                "say why); it runs again at its next slot"
+            )
+        if self.status == "failed":
+            return f"schedule {self.name}: ran, with failures (the errors say which)"
+        if self.status == "interrupted":
+            return f"schedule {self.name}: interrupted; its next run transfers the rest"
+        return f"schedule {self.name}: did not run: btic failed (the errors say why)"
+
 
 class ScheduleObserver(Protocol):
     """Hears how every schedule run went (notifications, metrics)."""
 
     def schedule_ran(self, outcome: ScheduleOutcome) -> None: ...
+
+
+@runtime_checkable
+class ScheduleHistoryObserver(Protocol):
+    """An observer that shows each schedule's past (the metrics): told, when the
+    daemon starts, what the state database remembers, so a restart shows no gap."""
+
+    def schedules_before(self, times: Mapping[str, ScheduleTimes]) -> None: ...
 
 
 class Scheduler:

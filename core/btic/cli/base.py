@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,35 @@ class Commands(click.Group):
             return super().invoke(ctx)
         except BticError as exc:
             report(exc)
+            _keep_json_promise(ctx, exc.lines())
             ctx.exit(exc.exit_code)
+        except click.ClickException as exc:
+            _keep_json_promise(ctx, [exc.format_message()])
+            raise
+
+
+def _keep_json_promise(ctx: click.Context, problems: list[str]) -> None:
+    """A command asked for ``--json`` that failed before printing its document
+    prints one now, so that whatever reads stdout always gets one."""
+    runtime = ctx.obj
+    if isinstance(runtime, Runtime) and runtime.json_owed:
+        echo_json({"ok": False, "problems": problems})
+
+
+def promise_json(as_json: bool) -> None:
+    """This command prints one JSON document on stdout (``--json``): if it fails
+    before it has printed it, the group prints ``{"ok": false, "problems": [...]}``."""
+    runtime = click.get_current_context().find_object(Runtime)
+    if runtime is not None:
+        runtime.json_owed = as_json
+
+
+def echo_json(document: object) -> None:
+    """Print the command's JSON document on stdout (the promise is kept)."""
+    click.echo(json.dumps(document, indent=2))
+    runtime = click.get_current_context().find_object(Runtime)
+    if runtime is not None:
+        runtime.json_owed = False
 
 
 def _plugin_commands() -> dict[str, importlib.metadata.EntryPoint]:
@@ -82,6 +111,8 @@ class Runtime:
 
     def __init__(self) -> None:
         self._plugins: PluginManager | None = None
+        #: the command promised one JSON document on stdout and has not printed it
+        self.json_owed = False
 
     @property
     def plugins(self) -> PluginManager:
@@ -94,14 +125,20 @@ class Runtime:
                 warn(message)
         return self._plugins
 
-    def load_config(self, path: Path | None) -> Config:
+    def load_config(self, path: Path | None, *, secrets: bool = True) -> Config:
         """The configuration at ``path`` (or the default); its warnings are printed.
 
+        :param secrets: whether the command talks to appliances or destinations
+            and so needs every secret now; a command that reads only the state
+            database and the archive passes False, and reads a secret (a
+            destination's credentials) only when it uses it.
         :raises ConfigError: with every problem, and the file they are in.
         """
         config = load_config(path or default_config_path(), self.plugins)
         for message in config.warnings:
             warn(message)
+        if secrets:
+            config.require_secrets()
         return config
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import click
 
-from btic.cli.base import Runtime, config_option
+from btic.cli.base import Runtime, config_option, echo_json, promise_json
 from btic.cli.transfers import Output, output_options, stopping_on_signals, verbosity_of
 from btic.errors import WorkFailed, interruption
 from btic.notify import notifiers
@@ -43,6 +42,7 @@ def sync_command(
     from btic.scheduler import Scheduler
     from btic.state import StateStore, failures_reported
 
+    promise_json(as_json)
     config = runtime.load_config(config_path)
     config.require(schedules=schedules)
     config.require_work()
@@ -72,7 +72,7 @@ def sync_command(
     total = Summary()
     for outcome in outcomes:
         total.merge(outcome.summary)
-    for line in [f"schedule {o.name}: ran" for o in outcomes] + notes:
+    for line in [o.account() for o in outcomes] + notes:
         total.note(line)
     if received:
         total.note(
@@ -92,7 +92,7 @@ def _say_idle(notes: list[str], *, verbosity: int, as_json: bool) -> None:
         idle = Summary()
         for line in notes:
             idle.note(line)
-        click.echo(json.dumps(idle.as_json(), indent=2))
+        echo_json(idle.as_json())
     elif verbosity > 0 or (verbosity == 0 and sys.stderr.isatty()):
         for line in notes:
             click.echo(line, err=True)

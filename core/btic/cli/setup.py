@@ -10,9 +10,9 @@ from typing import Any
 
 import click
 
-from btic.cli.base import Runtime, config_option
+from btic.cli.base import Runtime, config_option, echo_json, promise_json
 from btic.config import Config, format_duration
-from btic.errors import BticError, UsageError, WorkFailed
+from btic.errors import BticError, ConfigError, UsageError, WorkFailed
 
 
 @click.command("plugins")
@@ -48,18 +48,24 @@ def check_command(
         check_destinations,
         check_executor,
         check_site,
-        configure_destinations,
+        offline_problems,
     )
 
-    config = runtime.load_config(config_path)
+    promise_json(as_json)
+    # Offline, a secret that cannot be read is one of the problems listed, not a stop.
+    config = runtime.load_config(config_path, secrets=not offline)
     config.require(sites=sites, destinations=destinations)
     config.require_work()
     if offline:
-        configure_destinations(config, runtime.plugins)
+        problems = offline_problems(config, runtime.plugins)
         if as_json:
-            click.echo(json.dumps(config.summary(), indent=2))
+            echo_json(
+                {"ok": not problems, "problems": [str(p) for p in problems], **config.summary()}
+            )
         else:
             _print_summary(config)
+        if problems:
+            raise ConfigError(problems, source=config.path)
         # Machines read stdout (--json); people read this either way.
         click.echo("configuration is valid", err=as_json)
         return

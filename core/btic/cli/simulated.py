@@ -9,7 +9,7 @@ import click
 
 from btic.cli.base import report
 from btic.cli.schedules import sync_command
-from btic.errors import BticError, WorkFailed
+from btic.errors import BticError, UsageError, WorkFailed
 from btic.sim.data import Product
 
 
@@ -163,7 +163,14 @@ def sim_command(
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with appliance:
+    try:
+        appliance.start()
+    except OSError as exc:
+        raise UsageError(
+            f"--port {port}: cannot listen on {host}:{port} ({exc.strerror or exc}); "
+            "choose another port, or 0 for a free one"
+        ) from None
+    try:
         click.echo(f"simulated {product.upper()} appliance at {appliance.url}")
         click.echo(f"client id:     {appliance.client_id}")
         click.echo(f"client secret: {appliance.client_secret}")
@@ -178,3 +185,5 @@ def sim_command(
                 pass
         except KeyboardInterrupt:
             pass
+    finally:
+        appliance.stop()

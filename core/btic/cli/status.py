@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -11,7 +10,11 @@ from typing import Any
 
 import click
 
-from btic.cli.base import Runtime, config_option
+from btic.cli.base import Runtime, config_option, echo_json, promise_json
+from btic.errors import WorkFailed
+
+#: How the text names a ledger status where its stored name would mislead.
+STATUS_WORDS = {"no_recording": "without a recording", "given_up": "given up"}
 
 
 @click.command("status")
@@ -22,13 +25,14 @@ def status_command(runtime: Runtime, config_path: Path | None, as_json: bool) ->
     """Each schedule's period, last run, result and next run; for each site,
     destination and data type its watermark, items by status, the items given up
     and the latest failures (with their errors); the runs in progress and the
-    leases held; with the celery executor, the tasks queued, running and retried per
+    leases held; with the celery executor, the tasks queued, running, retried and lost per
     site."""
     from btic.config import format_duration
     from btic.state import StateStore, failures_reported
     from btic.state.overview import read_overview
 
-    config = runtime.load_config(config_path)
+    promise_json(as_json)
+    config = runtime.load_config(config_path, secrets=False)
     now = datetime.now(timezone.utc)
     with failures_reported(config.state_url):
         store = StateStore(config.state_url)
@@ -53,6 +57,7 @@ def status_command(runtime: Runtime, config_path: Path | None, as_json: bool) ->
             }
         )
     report: dict[str, Any] = {
+        "ok": not overview.failing,
         "schedules": schedules,
         "destinations": [
             {
@@ -72,9 +77,11 @@ def status_command(runtime: Runtime, config_path: Path | None, as_json: bool) ->
         "tasks": [asdict(counts) for counts in overview.tasks],
     }
     if as_json:
-        click.echo(json.dumps(report, indent=2))
+        echo_json(report)
     else:
         _print(report)
+    if overview.failing:
+        raise WorkFailed("some items are failing or given up (listed above)")
 
 
 def _time(moment: datetime | None) -> str | None:
@@ -98,7 +105,10 @@ def _print(report: dict[str, Any]) -> None:
         )
     click.echo("destinations:")
     for stream in report["destinations"]:
-        counts = ", ".join(f"{n} {status}" for status, n in sorted(stream["counts"].items()))
+        counts = ", ".join(
+            f"{n} {STATUS_WORDS.get(status, status)}"
+            for status, n in sorted(stream["counts"].items())
+        )
         click.echo(
             f"  {stream['site']} -> {stream['destination']} {stream['data_type']}: "
             f"{counts or 'nothing yet'}; watermark {stream['watermark'] or 'none'}"
@@ -117,6 +127,12 @@ def _print(report: dict[str, Any]) -> None:
         click.echo(
             f"tasks of {counts['site']}: {counts['queued']} queued, {counts['running']} running, "
             f"{counts['retried']} waiting to retry (site busy)"
+            + (
+                f", {counts['lost']} lost (their worker stopped answering; the broker gives "
+                "them to another)"
+                if counts["lost"]
+                else ""
+            )
         )
 
 
@@ -132,7 +148,7 @@ def retry_command(
     daemon's next run) lists and delivers them again."""
     from btic.state import StateStore, failures_reported
 
-    config = runtime.load_config(config_path)
+    config = runtime.load_config(config_path, secrets=False)
     config.require(
         sites=[site] if site is not None else [],
         destinations=[destination] if destination is not None else [],

@@ -3,7 +3,6 @@ with them (running transfers as one recorded run, printing how it went)."""
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import threading
@@ -16,7 +15,7 @@ import click
 
 from btic.appliance.model import Product
 from btic.appliance.reports import DateWindow, RelativeWindow
-from btic.cli.base import Runtime, config_option
+from btic.cli.base import Runtime, config_option, echo_json, promise_json
 from btic.config import Config, parse_duration
 from btic.transfer import Reporter, SilentReporter, Summary, TransferRequest
 from btic.types import DataType
@@ -135,7 +134,7 @@ class Output:
 
         :param loud: print it whatever the verbosity (an interrupted run).
         """
-        from btic.progress import summary_table, summary_text
+        from btic.progress import print_summary, summary_text
 
         text = summary_text(summary)
         shown = (
@@ -147,7 +146,7 @@ class Output:
             or self.per_item
         )
         if self.as_json:
-            click.echo(json.dumps(summary.as_json(), indent=2))
+            echo_json(summary.as_json())
         elif dry_run:
             for (destination, data_type), items in sorted(summary.planned.items()):
                 click.echo(f"would transfer {len(items)} {data_type} to {destination}")
@@ -158,8 +157,8 @@ class Output:
         elif shown and self.interactive:
             from rich.console import Console
 
-            Console().print(summary_table(summary))
-        elif shown:
+            print_summary(Console(), summary)
+        elif shown and text:
             click.echo(text)
         if shown or dry_run:
             for message in dict.fromkeys(summary.notes):
@@ -338,6 +337,7 @@ def transfer_command(
 
     Watermarks do not move: scheduled transfers are unaffected.
     """
+    promise_json(as_json)
     config = runtime.load_config(config_path)
     try:
         data_types = _data_types(types)
@@ -433,6 +433,7 @@ def import_xml_command(
     from btic.runs import CommandRun
     from btic.transfer import import_reports
 
+    promise_json(as_json)
     config = runtime.load_config(config_path)
     try:
         data_types = _data_types(types)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import asdict
 from pathlib import Path
 
 import click
 
-from btic.cli.base import Runtime, config_option
+from btic.cli.base import Runtime, config_option, echo_json, promise_json
 from btic.cli.transfers import parse_moment
 from btic.errors import WorkFailed
 from btic.types import VerifyFinding
@@ -22,6 +23,7 @@ from btic.types import VerifyFinding
 @click.option(
     "--since", default=None, help="Only items of sessions that ended since (2d, ISO time)."
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as one JSON object.")
 @click.pass_obj
 def verify_command(
     runtime: Runtime,
@@ -29,6 +31,7 @@ def verify_command(
     destinations: tuple[str, ...],
     site: str | None,
     since: str | None,
+    as_json: bool,
 ) -> None:
     """Check every delivered item against the ledger: missing, changed, unexpected.
 
@@ -41,13 +44,16 @@ def verify_command(
     from btic.state import StateStore, failures_reported
     from btic.verify import verify
 
-    config = runtime.load_config(config_path)
+    promise_json(as_json)
+    # Reads the archive and the ledger: a destination's credentials are read when
+    # it is opened, the appliances' never.
+    config = runtime.load_config(config_path, secrets=False)
     config.require(sites=[site] if site else [], destinations=destinations)
     moment = None if since is None else parse_moment(since, "--since")
     cutoff = datetime.now(timezone.utc) - moment if isinstance(moment, timedelta) else moment
     progress: AbstractContextManager[object] = nullcontext()
     advance: Callable[[], None] = _nothing
-    if sys.stderr.isatty():
+    if sys.stderr.isatty() and not as_json:
         from rich.console import Console
         from rich.progress import Progress, SpinnerColumn, TextColumn
 
@@ -63,7 +69,12 @@ def verify_command(
         def advance() -> None:
             bar.advance(task)
 
+    found: list[dict[str, str | None]] = []
+
     def report(destination: str, finding: VerifyFinding) -> None:
+        if as_json:
+            found.append({"destination": destination, **asdict(finding)})
+            return
         key = f" ({finding.item_key})" if finding.item_key else ""
         click.echo(f"{finding.kind:<10} {destination}: {finding.location}{key}: {finding.detail}")
 
@@ -83,6 +94,24 @@ def verify_command(
                 )
         finally:
             state.close()
+    failed = any(result.failed for result in reports)
+    if as_json:
+        echo_json(
+            {
+                "ok": not failed,
+                "findings": found,
+                "destinations": [
+                    {
+                        "destination": result.destination,
+                        "checked": result.checked,
+                        "findings": dict(result.findings),
+                        "notes": list(result.notes),
+                        "error": result.error,
+                    }
+                    for result in reports
+                ],
+            }
+        )
     for result in reports:
         if result.error is not None:
             click.echo(f"error: destination {result.destination}: {result.error}", err=True)
@@ -91,7 +120,7 @@ def verify_command(
         click.echo(f"{result.destination}: {result.checked} items checked; {counts}", err=True)
         for note in result.notes:
             click.echo(f"note: {result.destination}: {note}", err=True)
-    if any(result.failed for result in reports):
+    if failed:
         raise WorkFailed("verify found problems")
 
 

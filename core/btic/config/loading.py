@@ -93,6 +93,22 @@ class Config:
             return self.state.url.get_secret_value()
         return f"sqlite:///{self.base_dir / DEFAULT_STATE_NAME}"
 
+    def secret_problems(self) -> list[ConfigProblem]:
+        """Every secret that cannot be read now (a variable not set, a file not
+        readable), with its config path."""
+        found = [(where, secret.problem()) for where, secret in iter_secrets(self)]
+        return [ConfigProblem(where, problem) for where, problem in found if problem is not None]
+
+    def require_secrets(self) -> None:
+        """For commands that talk to appliances or destinations: every secret can
+        be read, or all that cannot are reported at once.
+
+        :raises ConfigError: listing them.
+        """
+        problems = self.secret_problems()
+        if problems:
+            raise ConfigError(problems, self.path)
+
     @property
     def log_directory(self) -> Path:
         directory = self.logging.directory or Path("logs")
@@ -301,8 +317,11 @@ def build_config(
     problems.extend(check_sites(config))
     if config.executor.kind != "local":
         problems.extend(distributed_problems(config))
+    for where, secret in iter_secrets(config):
+        secret.where = where
     if problems:
-        raise ConfigError(problems)
+        # Every problem at once: the secrets that cannot be read now too.
+        raise ConfigError(problems + config.secret_problems())
     config.warnings.extend(site_warnings(config))
     for destination in destinations.values():
         config.warnings.extend(destination.warnings)

@@ -38,7 +38,7 @@ from btic.leases import LEASE_TTL, Leases
 from btic.plugins import PluginManager
 from btic.runs import CommandRun
 from btic.scheduler import ScheduleObserver, ScheduleOutcome, tell, utc_now
-from btic.state import LOCK_NAME_LENGTH, TASK_QUEUED, StateStore, fit_column
+from btic.state import LOCK_NAME_LENGTH, TASK_QUEUED, StateStore, fit_column, heartbeat_lease
 from btic.transfer import SilentReporter, Summary
 from btic.transfer.spool import RunSpool, spool_parent
 
@@ -89,6 +89,9 @@ class Worker:
         # One client, and so one token, per site for every task of this process.
         self.clients = ClientPool(config, spool_dir=self._spool.path)
         self.leases = Leases(self.state, f"worker-{uuid.uuid4()}")
+        # The heartbeat: held and renewed for the process's life, gone within a
+        # lease's time once it dies, so `btic status` calls its tasks lost.
+        self.leases.acquire(heartbeat_lease(self.name))
 
     def run(self, task: TransferTask, *, retry_held: bool = True) -> str:
         """Run ``task``: ``ok`` or ``failed`` as a sync run ends.
@@ -195,7 +198,7 @@ def register(app: Celery, worker: Worker) -> None:
 
     retry_after = worker.config.executor.busy_retry.total_seconds()
     # How often a task comes back for pairs another run holds: enough to outlast a
-    # dead worker's leases (5 minutes), not forever if something holds them for good.
+    # dead worker's leases (LEASE_TTL), not forever if something holds them for good.
     held_retries = max(3, int(2 * LEASE_TTL.total_seconds() / max(1.0, retry_after)))
 
     def transfer(self: Any, task: dict[str, Any]) -> str:

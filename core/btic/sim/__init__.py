@@ -2,6 +2,6 @@
 and plugin authors. See :class:`SimulatedAppliance` and ``btic sim``."""
 
 from btic.sim.faults import FaultPlan
-from btic.sim.server import SimulatedAppliance
+from btic.sim.server import FrozenClock, SimulatedAppliance
 
-__all__ = ["FaultPlan", "SimulatedAppliance"]
+__all__ = ["FaultPlan", "FrozenClock", "SimulatedAppliance"]

@@ -13,6 +13,7 @@ import tempfile
 import threading
 import time
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
@@ -71,6 +72,20 @@ class TokenStore:
             self._tokens.clear()
 
 
+class FrozenClock:
+    """A clock that moves only when told to (:meth:`advance`): an appliance on it
+    closes no session between two runs a test compares."""
+
+    def __init__(self, start: float | None = None):
+        self.moment = time.time() if start is None else start
+
+    def __call__(self) -> float:
+        return self.moment
+
+    def advance(self, seconds: float) -> None:
+        self.moment += seconds
+
+
 class SimulatedAppliance:
     """A simulated RS or PA appliance on a local port.
 
@@ -89,6 +104,8 @@ class SimulatedAppliance:
     :param shell_report_from: how the SupportSession report numbers command
         shell recordings: 1 (default on RS) or 0; PA always numbers from 0.
     :param instance_in_urls: whether recording download URLs carry ``instance=``.
+    :param clock: the appliance's clock before the ``clock=`` fault's offset (UNIX
+        seconds); a :class:`FrozenClock` for tests that compare two runs.
     """
 
     def __init__(
@@ -116,10 +133,12 @@ class SimulatedAppliance:
         state_dir: Path | None = None,
         shell_report_from: int | None = None,
         instance_in_urls: bool = True,
+        clock: Callable[[], float] = time.time,
     ):
         if product not in REPORTS:
             raise ValueError("product must be rs or pa")
         self.product = product
+        self.clock = clock
         self.bind_host = host
         self.port = port
         self.tls = tls
@@ -228,7 +247,7 @@ class SimulatedAppliance:
 
     def now(self) -> float:
         """The appliance's clock (UNIX seconds), fault offset included."""
-        return time.time() + self.faults.clock_offset
+        return self.clock() + self.faults.clock_offset
 
     def recording_sha256(self, lsid: str, kind: str, instance: int | None = None) -> str:
         """What a download of this recording must hash to (``instance`` as the API numbers it)."""

@@ -15,6 +15,7 @@ from btic.state.schema import (
     GIVEN_UP,
     LOCK_NAME_LENGTH,
     MAX_ATTEMPTS,
+    NO_RECORDING,
     SCHEMA_VERSION,
     SETTLED,
     SKIPPED,
@@ -36,7 +37,7 @@ from btic.state.store import (
     failures_reported,
     safe_url,
 )
-from btic.state.tasks import TaskCounts
+from btic.state.tasks import TaskCounts, heartbeat_lease
 from btic.state.values import as_utc, fit_column, now
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "GIVEN_UP",
     "LOCK_NAME_LENGTH",
     "MAX_ATTEMPTS",
+    "NO_RECORDING",
     "SCHEMA_VERSION",
     "SETTLED",
     "SKIPPED",
@@ -60,6 +62,7 @@ __all__ = [
     "deliveries",
     "failures_reported",
     "fit_column",
+    "heartbeat_lease",
     "locks",
     "meta_table",
     "metadata",

@@ -74,6 +74,12 @@ class Overview:
     #: Celery tasks queued, running and retried, per site (the celery executor).
     tasks: list[TaskCounts] = field(default_factory=list)
 
+    @property
+    def failing(self) -> bool:
+        """Some item is failing, or was given up: the archive lacks it until someone
+        acts or the next run gets it (``btic status`` exits 1)."""
+        return any(stream.failing or stream.given_up for stream in self.streams)
+
 
 def read_overview(store: StateStore) -> Overview:
     """Everything ``btic status`` shows, in a handful of queries."""

@@ -8,14 +8,23 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from btic.state.schema import locks, runs, schedules
 from btic.state.values import as_utc, now
+
+
+@dataclass(frozen=True)
+class ScheduleTimes:
+    """When a schedule's last run ended, and its last run without errors (None: never)."""
+
+    last_run: datetime | None
+    last_success: datetime | None
 
 
 class RunRecords:
@@ -37,6 +46,35 @@ class RunRecords:
             )
             for name, slot in rows:
                 found[name] = as_utc(slot)
+        return found
+
+    def schedule_times(self, names: Iterable[str]) -> dict[str, ScheduleTimes]:
+        """What the state database remembers of each schedule's runs, for a process
+        that starts (the metrics of a daemon that restarted)."""
+        wanted = list(names)
+        last: dict[str, tuple[datetime, str]] = {}
+        succeeded: dict[str, datetime] = {}
+        with self.engine.connect() as connection:
+            for name, finished, status in connection.execute(
+                select(schedules.c.name, schedules.c.finished_at, schedules.c.status).where(
+                    schedules.c.name.in_(wanted)
+                )
+            ):
+                last[name] = (as_utc(finished), status)
+            for name, finished in connection.execute(
+                select(runs.c.schedule, func.max(runs.c.finished_at))
+                .where(runs.c.schedule.in_(wanted) & (runs.c.status == "ok"))
+                .group_by(runs.c.schedule)
+            ):
+                if finished is not None:
+                    succeeded[name] = as_utc(finished)
+        found = {}
+        for name in wanted:
+            finished, status = last.get(name, (None, None))
+            success = succeeded.get(name)
+            if finished is not None and status == "ok":
+                success = finished if success is None else max(success, finished)
+            found[name] = ScheduleTimes(finished, success)
         return found
 
     def schedule_status(self, name: str) -> str | None:

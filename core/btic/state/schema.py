@@ -23,8 +23,11 @@ DELIVERED, SKIPPED, FAILED, EXPIRED = "delivered", "skipped", "failed", "expired
 #: A failure that retrying cannot mend: the item itself is refused (a destination's
 #: permanent error) or absent (the appliance, run after run). Never an outage.
 GIVEN_UP = "given_up"
+#: A session with no recording of a kind: nothing to fetch, nothing stored. Not
+#: SKIPPED, which is a destination's choice not to store an item it was offered.
+NO_RECORDING = "no_recording"
 #: Statuses that settle an item: it is not fetched again unless forced.
-SETTLED = (DELIVERED, SKIPPED, EXPIRED)
+SETTLED = (DELIVERED, SKIPPED, EXPIRED, NO_RECORDING)
 
 #: The width of btic_deliveries.item_key; longer keys are stored hashed.
 ITEM_KEY_LENGTH = 255

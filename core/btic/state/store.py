@@ -10,6 +10,7 @@ can migrate it.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -28,7 +29,13 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    IntegrityError,
+    OperationalError,
+    ProgrammingError,
+    SQLAlchemyError,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
 from btic.errors import BticError
@@ -83,6 +90,7 @@ class StateStore(Watermarks, RunRecords, TaskRecords):
 
     def __init__(self, url: str):
         self.url = url
+        _create_private(url)
         try:
             self.engine: Engine = create_engine(url, future=True, pool_pre_ping=True)
         except (SQLAlchemyError, ImportError, ValueError) as exc:
@@ -440,6 +448,29 @@ def failures_reported(url: str) -> Iterator[None]:
         raise StateError(
             f"state database {_safe(url)}: {reason}; fix it and run again: nothing recorded is lost"
         ) from None
+
+
+def _create_private(url: str) -> None:
+    """Create a SQLite state file that does not exist yet as its owner's alone
+    (0600): the ledger names every session archived. SQLite gives its WAL and
+    shared-memory files the database file's mode."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return  # create_engine says what is wrong with it
+    database = parsed.database
+    if not parsed.drivername.startswith("sqlite") or not database or database == ":memory:":
+        return
+    if database.startswith("file:"):
+        return  # a URI filename: SQLite opens it as its options say
+    try:
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError:
+        return  # a missing directory and the like: create_engine reports it
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -14,11 +14,24 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Engine
 
-from btic.state.schema import TASK_QUEUED, TASK_RETRIED, TASK_RUNNING, tasks
+from btic.state.schema import (
+    LOCK_NAME_LENGTH,
+    TASK_QUEUED,
+    TASK_RETRIED,
+    TASK_RUNNING,
+    locks,
+    tasks,
+)
 from btic.state.values import as_utc, fit_column, now
 
 #: Finished tasks' rows are kept this long (``btic status`` shows recent ones).
 TASK_HISTORY = timedelta(days=7)
+
+
+def heartbeat_lease(worker: str) -> str:
+    """The lease a ``btic worker`` process (``host:pid``) holds for its whole life: its
+    heartbeat, by which a running task is told from one whose worker died."""
+    return fit_column(f"worker/{worker}", LOCK_NAME_LENGTH)
 
 
 @dataclass(frozen=True)
@@ -29,6 +42,9 @@ class TaskCounts:
     queued: int = 0
     running: int = 0
     retried: int = 0
+    #: marked running, but the worker that took them stopped beating (killed, its
+    #: machine gone): the broker gives them to another worker in time
+    lost: int = 0
 
 
 @dataclass(frozen=True)
@@ -115,17 +131,33 @@ class TaskRecords:
             )
 
     def task_counts(self) -> list[TaskCounts]:
-        """Queued, running and retried tasks per site (sites without any left out)."""
-        query = (
-            select(tasks.c.site, tasks.c.status, func.count())
-            .where(tasks.c.status.in_((TASK_QUEUED, TASK_RUNNING, TASK_RETRIED)))
-            .group_by(tasks.c.site, tasks.c.status)
-        )
+        """Queued, running, retried and lost tasks per site (sites without any left out).
+
+        A running task is lost when its worker's :func:`heartbeat_lease` is gone or
+        expired.
+        """
+        moment = now()
         counts: dict[str, dict[str, int]] = {}
         with self.engine.connect() as connection:
-            for site, status, count in connection.execute(query):
-                counts.setdefault(site, {})[status] = int(count)
-        return [TaskCounts(site, **by_status) for site, by_status in sorted(counts.items())]
+            beating = {
+                str(name)
+                for (name,) in connection.execute(
+                    select(locks.c.name).where(
+                        locks.c.name.like("worker/%") & (locks.c.expires_at > moment)
+                    )
+                )
+            }
+            for site, status, worker in connection.execute(
+                select(tasks.c.site, tasks.c.status, tasks.c.worker).where(
+                    tasks.c.status.in_((TASK_QUEUED, TASK_RUNNING, TASK_RETRIED))
+                )
+            ):
+                state = status
+                if status == TASK_RUNNING and heartbeat_lease(worker) not in beating:
+                    state = "lost"
+                by_state = counts.setdefault(site, {})
+                by_state[state] = by_state.get(state, 0) + 1
+        return [TaskCounts(site, **by_state) for site, by_state in sorted(counts.items())]
 
     def task_latency(self, window: timedelta = timedelta(minutes=15)) -> TaskLatency:
         """Waits and run times of the tasks started in the last ``window``."""

@@ -23,7 +23,7 @@ from structlog.typing import FilteringBoundLogger
 from btic.appliance.model import Session
 from btic.errors import DestinationError
 from btic.plugins import PluginManager
-from btic.state import DELIVERED, FAILED, MAX_ATTEMPTS, SKIPPED, StateStore
+from btic.state import DELIVERED, FAILED, MAX_ATTEMPTS, NO_RECORDING, SKIPPED, StateStore
 from btic.transfer.summary import Reporter, Summary
 from btic.types import Backup, DataType, Delivery, Recording, SiteInfo, TransferContext
 
@@ -339,7 +339,7 @@ class Deliverer:
             status=status,
             run_id=self.run_id,
             location=None,
-            error=detail if status != SKIPPED else None,
+            error=detail if status not in (SKIPPED, NO_RECORDING) else None,
             give_up_after=MAX_ATTEMPTS if given_up_after_repeats else None,
         )
         if count:

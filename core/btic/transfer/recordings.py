@@ -20,9 +20,10 @@ from urllib.parse import parse_qs, urlsplit
 from btic.appliance.client import ApplianceClient
 from btic.appliance.model import Session
 from btic.errors import ApplianceError, RecordingExpired, RecordingUnavailable, SpoolError
-from btic.state import DELIVERED, EXPIRED, FAILED, SKIPPED
+from btic.state import DELIVERED, EXPIRED, FAILED, NO_RECORDING
 from btic.transfer.delivery import DEFERRED
 from btic.transfer.engine import Engine, TransferRequest
+from btic.transfer.pending import Pending
 from btic.transfer.summary import Summary
 from btic.types import RECORDING_KINDS, DataType, Recording, SiteInfo
 
@@ -51,7 +52,7 @@ class SessionRecordings:
         request: TransferRequest,
         data_types: tuple[DataType, ...],
         summary: Summary,
-        pending: dict[tuple[DataType, str], set[str]],
+        pending: Pending,
     ):
         self.engine = engine
         self.client = client
@@ -82,7 +83,9 @@ class SessionRecordings:
             if self.engine.stop.is_set():
                 return  # the session's recordings stay pending for the next run
             destinations = [
-                d for d in self.request.destinations if session.lsid in self.pending[(data_type, d)]
+                d
+                for d in self.request.destinations
+                if self.pending.owes(data_type, d, session.lsid)
             ]
             if not destinations:
                 continue
@@ -125,21 +128,21 @@ class SessionRecordings:
                         session=session,
                         recordings=len(statuses),
                     )
-                self.pending[(data_type, destination)].discard(session.lsid)
+                self.pending.settle(data_type, destination, [session.lsid])
 
     def settle_without(self, destination: str, data_type: DataType, lsid: str) -> None:
-        """A session with no recording of this kind: settled as skipped, nothing to fetch."""
+        """A session with no recording of this kind: settled, with nothing to fetch."""
         self.engine.deliverer.mark(
             destination=destination,
             data_type=data_type,
             key=lsid,
             site=self.site,
-            status=SKIPPED,
+            status=NO_RECORDING,
             detail="no recording",
             summary=self.summary,
             count=False,
         )
-        self.pending[(data_type, destination)].discard(lsid)
+        self.pending.settle(data_type, destination, [lsid])
 
     def _fetch_one(
         self,

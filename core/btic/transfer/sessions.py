@@ -24,6 +24,7 @@ from btic.errors import ApplianceError, MalformedReport, ReportTooLarge, SpoolEr
 from btic.state import FAILED
 from btic.transfer.delivery import DEFERRED, SessionDocument
 from btic.transfer.engine import Engine, TransferRequest
+from btic.transfer.pending import Pending
 from btic.transfer.recordings import (
     SessionRecordings,
     recording_key,
@@ -66,7 +67,7 @@ class SessionRun:
         self.summary = summary
         self.state = engine.state
         #: (data type, destination) -> lsids still to settle
-        self.pending: dict[tuple[DataType, str], set[str]] = {}
+        self.pending = Pending()
         #: lsid -> end time, for the sessions fetched
         self.end_times: dict[str, datetime] = {}
         self.clock_went_back = False
@@ -94,9 +95,9 @@ class SessionRun:
         for data_type in self.data_types:
             for destination in self.request.destinations:
                 owed = self._owed(destination, data_type, listed)
-                self.pending[(data_type, destination)] = owed
+                self.pending.owe(data_type, destination, owed)
                 self.summary.already(destination, data_type.value, len(set(listed) - owed))
-        needed = [lsid for lsid in listed if any(lsid in p for p in self.pending.values())]
+        needed = [lsid for lsid in listed if self.pending.owed_anywhere(lsid)]
         if self.request.dry_run:
             self._plan(needed)
             return
@@ -112,8 +113,9 @@ class SessionRun:
         lsids = [session.lsid for session, _ in sessions]
         for data_type in self.data_types:
             for destination in self.request.destinations:
-                owed = self.pending.setdefault((data_type, destination), set())
-                owed |= self._owed(destination, data_type, lsids)
+                owed = self._owed(destination, data_type, lsids)
+                self.pending.owe(data_type, destination, owed)
+                self.summary.already(destination, data_type.value, len(set(lsids) - owed))
         for session, xml in sessions:
             self._deliver_session(session, xml)
             if self.recordings.types and session.is_closed:
@@ -178,7 +180,7 @@ class SessionRun:
                 if entry.has_recording:
                     continue
                 for destination in self.request.destinations:
-                    if entry.lsid in self.pending[(data_type, destination)]:
+                    if self.pending.owes(data_type, destination, entry.lsid):
                         self.recordings.settle_without(destination, data_type, entry.lsid)
 
     # -- sessions -----------------------------------------------------------------------
@@ -301,9 +303,7 @@ class SessionRun:
                 )
 
     def _plan_session(self, session: Session) -> None:
-        for (data_type, destination), owed in self.pending.items():
-            if session.lsid not in owed:
-                continue
+        for data_type, destination in self.pending.pairs_owed(session.lsid):
             if data_type in SESSION_TYPES:
                 where = self.engine.deliverer.locate(
                     destination=destination, data_type=data_type, site=self.site, session=session
@@ -316,9 +316,8 @@ class SessionRun:
                 self.summary.plan(destination, data_type.value, keys)
 
     def _plan_unlocated(self, lsid: str) -> None:
-        for (data_type, destination), owed in self.pending.items():
-            if lsid in owed:
-                self.summary.plan(destination, data_type.value, [lsid])
+        for data_type, destination in self.pending.pairs_owed(lsid):
+            self.summary.plan(destination, data_type.value, [lsid])
 
     def _unreadable(self, lsid: str, reason: str) -> None:
         """A session whose report btic cannot read: failed, with the reason, for every
@@ -327,7 +326,7 @@ class SessionRun:
         self.unreadable.add(lsid)
         for data_type in self.data_types:
             for destination in self.request.destinations:
-                if lsid in self.pending.get((data_type, destination), ()):
+                if self.pending.owes(data_type, destination, lsid):
                     self.engine.deliverer.mark(
                         destination=destination,
                         data_type=data_type,
@@ -373,7 +372,7 @@ class SessionRun:
             if data_type not in SESSION_TYPES:
                 continue
             for destination in self.request.destinations:
-                if session.lsid in self.pending[(data_type, destination)]:
+                if self.pending.owes(data_type, destination, session.lsid):
                     status = self.engine.deliverer.deliver(
                         destination=destination,
                         data_type=data_type,
@@ -387,7 +386,7 @@ class SessionRun:
                     if status == DEFERRED:
                         self.deferred.add((data_type, destination, session.lsid))
                     elif status != FAILED:
-                        self.pending[(data_type, destination)].discard(session.lsid)
+                        self.pending.settle(data_type, destination, [session.lsid])
 
     def _flush(self) -> None:
         """Make the batches of this pass durable; the reports the ledger now has are
@@ -402,13 +401,13 @@ class SessionRun:
             settled = self.state.settled(
                 self.site.name, destination, data_type.value, lsids, include_given_up=False
             )
-            self.pending[(data_type, destination)] -= settled
+            self.pending.settle(data_type, destination, settled)
         self.deferred.clear()
 
     # -- watermarks ---------------------------------------------------------------------
 
     def _advance_watermarks(self, until: datetime, fetched_ok: bool) -> None:
-        for (data_type, destination), left in self.pending.items():
+        for (data_type, destination), left in self.pending.left().items():
             if not left:
                 position = until
             elif fetched_ok and all(lsid in self.end_times for lsid in left):

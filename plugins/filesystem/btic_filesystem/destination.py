@@ -29,7 +29,7 @@ class FileSystemDestination:
         self._options: FileSystemOptions | None = None
         self._directory: Path | None = None
         self._collision_warned = False
-        self._file_mode = 0o644
+        self._group: int | None = None
         # Directories already rid of a dead writer's temporary files: once each is
         # enough (a scan per file would cost time in proportion to the directory).
         self._swept: set[Path] = set()
@@ -38,11 +38,7 @@ class FileSystemDestination:
     @btic.hookimpl
     def on_configure(self, options: FileSystemOptions, app: btic.AppContext) -> None:
         self._options = options
-        # One rule for every file, written or linked from the spool: the umask's.
-        # (Read here, single-threaded: os.umask can only be read by setting it.)
-        umask = os.umask(0o022)
-        os.umask(umask)
-        self._file_mode = 0o666 & ~umask
+        self._group = None if options.group is None else files.group_id(options.group)
         directory = options.directory.expanduser()
         self._directory = directory if directory.is_absolute() else app.config_dir / directory
 
@@ -159,7 +155,9 @@ class FileSystemDestination:
 
     def _root(self) -> Path:
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            if not self.root.is_dir():
+                self.root.parent.mkdir(parents=True, exist_ok=True)
+                self._make_directories(self.root, self.root.parent)
         except OSError as exc:
             raise btic.DestinationError(
                 f"{self.root}: cannot create the destination directory: {files.cause(exc)}"
@@ -167,6 +165,20 @@ class FileSystemDestination:
         if not self.root.is_dir():
             raise btic.DestinationError(f"{self.root}: not a directory")
         return self.root
+
+    def _make_directories(self, directory: Path, root: Path) -> None:
+        """Create ``directory`` and those between it and ``root`` with the configured
+        mode and group (``mkdir``'s own mode is cut by the umask)."""
+        missing = []
+        while directory != root and not directory.is_dir():
+            missing.append(directory)
+            directory = directory.parent
+        for made in reversed(missing):
+            try:
+                made.mkdir()
+            except FileExistsError:
+                continue  # another writer made it: its mode is the same rule's
+            files.restrict(made, self.options.directory_permissions, self._group)
 
     def _name(self, data_type: DataType, values: dict[str, str]) -> str:
         template = naming.template_for(
@@ -204,7 +216,7 @@ class FileSystemDestination:
                 f"{root}: refused a file name outside the destination: {exc}", permanent=True
             ) from None
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
+            self._make_directories(final.parent, root)
             self._sweep(final.parent)
             conflict = self.options.conflict
             if conflict == "Skip" and final.exists():
@@ -231,7 +243,8 @@ class FileSystemDestination:
                         produce(out)
                         out.flush()
                         os.fsync(out.fileno())
-                os.chmod(temp, self._file_mode)
+                # One rule for every file, written or linked from the spool.
+                files.restrict(temp, self.options.file_permissions, self._group)
                 files.tag(temp, item)
                 if own is not None:
                     # This item's own file, written before its delivery was recorded

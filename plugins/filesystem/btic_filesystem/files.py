@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
+import btic
 from btic.processes import process_alive
 
 _CHUNK = 1024 * 1024
@@ -70,6 +71,33 @@ def place(temp: Path, final: Path, conflict: str) -> Path | None:
                 continue
             os.rename(temp, candidate)
             return candidate
+
+
+def group_id(group: str) -> int:
+    """The id of a group given by name or number.
+
+    :raises ConfigError: for a group this machine does not know, or where groups
+        cannot be set (Windows: its ACLs are the share's).
+    """
+    if group.isdigit():
+        return int(group)
+    try:
+        import grp
+    except ImportError:
+        raise btic.ConfigError(
+            "group: Windows sets access by the directory's ACLs; remove group"
+        ) from None
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise btic.ConfigError(f"group: no group {group!r} on this machine") from None
+
+
+def restrict(path: Path, mode: int, group: int | None) -> None:
+    """Give ``path`` its mode and, when configured, its group."""
+    if group is not None:
+        os.chown(path, -1, group)
+    os.chmod(path, mode)
 
 
 def link_spool(source: Path, temp: Path) -> bool:
