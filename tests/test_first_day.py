@@ -154,10 +154,10 @@ def test_the_summary_never_cuts_a_figure_on_a_narrow_terminal(width):
     assert "…" not in text
     assert max(len(line) for line in text.splitlines()) <= width
     assert "1,234 delivered" in text and "98,765 already" in text
-    assert "647,071,744,000 bytes" in text and "reports session: 1 failed" in text
+    assert "646,971,392,000 bytes" in text and "reports session: 1 failed" in text
     wide = io.StringIO()
     print_summary(Console(file=wide, width=200), summary)
-    assert "transfer summary" in wide.getvalue() and "647,071,744,000" in wide.getvalue()
+    assert "transfer summary" in wide.getvalue() and "646,971,392,000" in wide.getvalue()
 
 
 def test_sessions_without_a_recording_are_not_called_skipped(tmp_path, rs_sim):

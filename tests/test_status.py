@@ -44,8 +44,9 @@ def test_status_shows_schedules_counts_failures_and_leases(sim, tmp_path):
             "'2026-01-01 00:00:00', '2999-01-01 00:00:00')"
         )
     shown = run_btic("status", "--json", "--config", str(config))
-    assert shown.returncode == 0, shown.output
+    assert shown.returncode == 1, shown.output  # something is failing, as it says
     status = json.loads(shown.stdout)
+    assert status["ok"] is False
     (often,) = status["schedules"]
     assert often["every"] == "15m" and often["last_result"] == "failed"
     assert often["next_run"] != "now (due)"
@@ -62,7 +63,7 @@ def test_status_shows_schedules_counts_failures_and_leases(sim, tmp_path):
         {"name": "schedule/often", "owner": "host:1:run", "expires_at": "2999-01-01T00:00:00+00:00"}
     ]
     text = run_btic("status", "--config", str(config))
-    assert text.returncode == 0
+    assert text.returncode == 1
     assert "often: every 15m; last run" in text.stdout and "(failed)" in text.stdout
     assert f"sim -> archive session: {delivered} delivered" in text.stdout
     assert "lease: schedule/often held by host:1:run" in text.stdout

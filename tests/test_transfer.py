@@ -893,7 +893,7 @@ def test_a_full_spool_is_named_with_its_fix_and_loses_nothing(tmp_path, room, ar
                 ledger(
                     tmp_path,
                     "select status, error from btic_deliveries where data_type = 'recording' "
-                    "and status != 'skipped'",
+                    "and status != 'no_recording'",
                 )
                 == []
             ), "a recording the spool could not take was counted against it"
@@ -1081,9 +1081,10 @@ def test_a_destination_down_as_a_whole_is_reported_once_and_left_alone(sim, tmp_
     assert len(errors) <= 3 + 1 + 8, errors
     assert len(errors) < len([s for s in sim.dataset.all() if s.report == "support"])
     # the items not offered stay pending: nothing recorded for them, nothing settled
-    # ("skipped" rows are sessions the listing says have no recording: nothing to deliver)
+    # ("no_recording" rows are sessions the listing says have no recording: nothing to
+    # deliver)
     statuses = {row[0] for row in ledger(tmp_path, "select status from btic_deliveries")}
-    assert statuses <= {"failed", "skipped"}
+    assert statuses <= {"failed", "no_recording"}
     (failed,) = ledger(tmp_path, "select count(*) from btic_deliveries where status = 'failed'")[0]
     assert 3 <= failed <= 3 + 8
 

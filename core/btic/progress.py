@@ -129,14 +129,14 @@ def print_summary(console: Console, summary: Summary) -> None:
         return
     for destination, data_type, *figures in _rows(summary, thousands=True):
         counts = ", ".join(
-            f"{figure} {name}"
+            f"{int(figure):,} {name}"
             for name, figure in zip(COLUMNS[2:-1], figures[:-1], strict=True)
             if figure != "0"
         )
+        # Wrapped between words where the line is longer still: a figure is one word.
         console.print(
             f"{destination} {data_type}: {counts or 'nothing'}; {figures[-1]} bytes",
             highlight=False,
-            soft_wrap=True,
         )
 
 

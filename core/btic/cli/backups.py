@@ -69,7 +69,7 @@ def decrypt_command(
         except ValueError as exc:
             raise UsageError(f"--passphrase: {exc}") from None
     elif site is not None:
-        config = runtime.load_config(config_path)
+        config = runtime.load_config(config_path, secrets=False)  # the site's password, when used
         config.require(sites=[site])
         secret = config.sites[site].backup_password
         if secret is None:

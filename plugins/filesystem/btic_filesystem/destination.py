@@ -177,7 +177,9 @@ class FileSystemDestination:
             try:
                 made.mkdir()
             except FileExistsError:
-                continue  # another writer made it: its mode is the same rule's
+                if made.is_dir():
+                    continue  # another writer made it: its mode is the same rule's
+                raise
             files.restrict(made, self.options.directory_permissions, self._group)
 
     def _name(self, data_type: DataType, values: dict[str, str]) -> str:

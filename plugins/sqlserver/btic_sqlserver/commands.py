@@ -53,7 +53,7 @@ def copy_command(runtime: Runtime, config_path: Any, source: str, target: str) -
     from btic_sqlserver.copying import copy_database
     from btic_sqlserver.writer import Writer
 
-    config = runtime.load_config(config_path)
+    config = runtime.load_config(config_path, secrets=False)  # only the two databases' URLs
     destination = config.destinations.get(source)
     if destination is None or destination.plugin != "sqlserver":
         named = sorted(n for n, d in config.destinations.items() if d.plugin == "sqlserver")
