@@ -17,13 +17,21 @@ from lxml import etree
 from transfer_helpers import ALL_TYPES, check_archive, expected_files, host_part, write_config
 
 from btic.errors import SpoolError
-from btic.sim import SimulatedAppliance
+from btic.sim import FrozenClock, SimulatedAppliance
 
 
 @pytest.fixture
 def sim():
+    # A frozen clock: its two sessions in progress end when a test moves the clock
+    # (faults.clock_offset), never while a slow machine runs two runs it compares.
     with SimulatedAppliance(
-        "rs", sessions=16, seed=21, recording_size=150_000, live_sessions=2, live_interval=30
+        "rs",
+        sessions=16,
+        seed=21,
+        recording_size=150_000,
+        live_sessions=2,
+        live_interval=30,
+        clock=FrozenClock(),
     ) as appliance:
         yield appliance
 
@@ -986,8 +994,6 @@ def test_verify_finds_a_deleted_an_altered_and_an_extra_file(sim, tmp_path):
 
 
 def test_retention_removals_are_counted_and_verify_knows_them(sim, tmp_path):
-    import time
-
     archive = tmp_path / "archive"
     config = write_config(
         tmp_path,
@@ -1001,7 +1007,7 @@ def test_retention_removals_are_counted_and_verify_knows_them(sim, tmp_path):
         assert synced.returncode == 0, synced.output
         (row,) = json.loads(synced.stdout)["tallies"]
         removed.append(row["removed"])
-        time.sleep(1.1)  # backups are named by the second
+        sim.clock.advance(1)  # backups are named by the appliance's second
     assert len(list(archive.iterdir())) == 1
     assert removed == [0, 1, 1]  # counted in the summary, as the files it deleted
     result = run_btic("verify", "--config", str(config))
