@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from btic.types import (
         Backup,
         Delivery,
+        Placement,
         Recording,
         Refusal,
         StoredItem,
@@ -358,11 +359,15 @@ class PluginManager:
         refusals = self._call(destination, "on_flush", destination=destination)
         return list(cast("Iterable[Refusal]", refusals or ()))
 
-    def on_locate(self, destination: str, *, session: Session, ctx: TransferContext) -> str | None:
+    def on_locate(
+        self, destination: str, *, session: Session, ctx: TransferContext
+    ) -> Placement | None:
         """Where the destination would put ``session``; None when it cannot say."""
         if "on_locate" not in self._destinations[destination].plugin.hooks:
             return None
-        return cast("str | None", self._call(destination, "on_locate", session=session, ctx=ctx))
+        return cast(
+            "Placement | None", self._call(destination, "on_locate", session=session, ctx=ctx)
+        )
 
     def on_verify(
         self, destination: str, *, items: Iterable[StoredItem]

@@ -98,16 +98,19 @@ class FileSystemDestination:
         return delivery
 
     @btic.hookimpl
-    def on_locate(self, session: btic.Session, ctx: btic.TransferContext) -> str:
+    def on_locate(self, session: btic.Session, ctx: btic.TransferContext) -> btic.Placement:
         relative = self._name(ctx.data_type, naming.session_values(session, extension="xml"))
         try:
             where = naming.inside(self.root, relative)
         except ValueError as exc:
-            return f"(refused: a file name outside the destination: {exc})"
+            raise btic.DestinationError(
+                f"{self.root}: refused a file name outside the destination: {exc}",
+                permanent=True,
+            ) from None
         # AppendNumber numbers a name another item holds; a dry run only says so.
         if where.exists() and files.item_of(where) != "/".join(ctx.item_key):
-            return f"{where} (taken: {self.options.conflict})"
-        return str(where)
+            return btic.Placement(str(where), note=f"taken: {self.options.conflict}")
+        return btic.Placement(str(where))
 
     @btic.hookimpl
     def on_recording(

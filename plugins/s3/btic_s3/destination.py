@@ -177,8 +177,10 @@ class S3Destination:
         )
 
     @btic.hookimpl
-    def on_locate(self, session: btic.Session, ctx: btic.TransferContext) -> str:
-        return self._location(self._key(ctx.data_type, naming.session_values(session)))
+    def on_locate(self, session: btic.Session, ctx: btic.TransferContext) -> btic.Placement:
+        return btic.Placement(
+            self._location(self._key(ctx.data_type, naming.session_values(session)))
+        )
 
     @btic.hookimpl
     def on_verify(self, items: Iterable[btic.StoredItem]) -> Iterator[btic.VerifyFinding]:
