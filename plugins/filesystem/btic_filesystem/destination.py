@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import IO
 
 import btic
-from btic import naming
-from btic.types import DataType
+from btic import DataType, naming
 from btic_filesystem import files, verification
 from btic_filesystem.options import FileSystemOptions
 from btic_filesystem.retention import apply_retention
@@ -21,6 +20,9 @@ from btic_filesystem.retention import apply_retention
 
 class FileSystemDestination:
     """Writes sessions, recordings and backups as files under one directory."""
+
+    #: the plugin API this plugin is written for (btic refuses a later one it lacks)
+    api_version = (1, 0)
 
     Options = FileSystemOptions
 
