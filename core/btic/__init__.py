@@ -15,15 +15,35 @@ Plugin authors import from here::
 
 from importlib.metadata import PackageNotFoundError, version
 
-from btic.appliance.model import Session
-from btic.errors import ConfigError, ConfigProblem, DestinationError
+from btic.appliance.model import (
+    CustomAttribute,
+    Customer,
+    CustomerInfo,
+    Entity,
+    Event,
+    EventValue,
+    ExitSurvey,
+    JumpGroup,
+    NamedRef,
+    PrimaryParty,
+    RecordingLink,
+    Representative,
+    Session,
+    SurveyQuestion,
+    SystemInfoCategory,
+    Team,
+    TransferredFile,
+)
+from btic.errors import ConfigError, ConfigProblem, DestinationError, UsageError
 from btic.hookspecs import hookimpl
-from btic.secrets import Secret
+from btic.naming import ConfigWarning
+from btic.secrets import DatabaseUrl, Secret
 from btic.types import (
     AppContext,
     Backup,
     DataType,
     Delivery,
+    Placement,
     Recording,
     Refusal,
     SiteInfo,
@@ -32,26 +52,54 @@ from btic.types import (
     VerifyFinding,
 )
 
+#: The version of the plugin API: what this module, :mod:`btic.naming`,
+#: :mod:`btic.plugin`, :mod:`btic.testing` and the hooks promise. A plugin may
+#: declare the version it was written for (``api_version = (1, 0)`` on its class);
+#: one written for a later major version is refused when it loads. Within a major
+#: version nothing is removed without a minor release of deprecation warnings first.
+PLUGIN_API_VERSION = (1, 0)
+
 try:
     __version__ = version("btic")
 except PackageNotFoundError:  # running from a source tree without install
     __version__ = "0+unknown"
 
 __all__ = [
+    "PLUGIN_API_VERSION",
     "AppContext",
     "Backup",
     "ConfigError",
     "ConfigProblem",
+    "ConfigWarning",
+    "CustomAttribute",
+    "Customer",
+    "CustomerInfo",
     "DataType",
+    "DatabaseUrl",
     "Delivery",
     "DestinationError",
+    "Entity",
+    "Event",
+    "EventValue",
+    "ExitSurvey",
+    "JumpGroup",
+    "NamedRef",
+    "Placement",
+    "PrimaryParty",
     "Recording",
+    "RecordingLink",
     "Refusal",
+    "Representative",
     "Secret",
     "Session",
     "SiteInfo",
     "StoredItem",
+    "SurveyQuestion",
+    "SystemInfoCategory",
+    "Team",
     "TransferContext",
+    "TransferredFile",
+    "UsageError",
     "VerifyFinding",
     "__version__",
     "hookimpl",

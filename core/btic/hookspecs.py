@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         AppContext,
         Backup,
         Delivery,
+        Placement,
         Recording,
         Refusal,
         StoredItem,
@@ -146,7 +147,7 @@ def on_flush(destination: str) -> Iterable[Refusal] | None:
 
 
 @hookspec(firstresult=True)
-def on_locate(session: Session, ctx: TransferContext) -> str | None:
+def on_locate(session: Session, ctx: TransferContext) -> Placement | None:
     """Say where ``on_session_xml`` would put this session report; write nothing.
 
     Called by ``btic transfer --dry-run`` for each session report the run
@@ -156,8 +157,12 @@ def on_locate(session: Session, ctx: TransferContext) -> str | None:
 
     :param session: the parsed report.
     :param ctx: site, destination, data type and run, as for ``on_session_xml``.
-    :return: the location the report would get (as ``Delivery.location``
-        would say it), or None when the destination cannot tell in advance.
+    :return: a :class:`btic.Placement`: the location the report would get (as
+        ``Delivery.location`` would say it) and, when the name is another item's,
+        a note saying what the delivery would do; None when the destination
+        cannot tell in advance.
+    :raises btic.DestinationError: when the delivery would be refused (a name
+        outside the destination); the dry run shows the reason for that report.
     """
 
 

@@ -30,6 +30,22 @@ if TYPE_CHECKING:
     from btic.appliance.model import Session
     from btic.types import Backup, Recording
 
+#: The helpers plugins may use (the plugin API): names from templates, kept inside a
+#: directory. The rest of this module is btic's own.
+__all__ = [
+    "ConfigWarning",
+    "backup_patterns",
+    "backup_values",
+    "inside",
+    "recording_values",
+    "render",
+    "sanitize_value",
+    "session_values",
+    "template_for",
+    "validate_general_template",
+    "validate_per_type_templates",
+]
+
 TOKENS = frozenset(
     {
         "LSEQ",

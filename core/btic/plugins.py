@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from btic.types import (
         Backup,
         Delivery,
+        Placement,
         Recording,
         Refusal,
         StoredItem,
@@ -228,6 +229,7 @@ class PluginManager:
         hooks = sorted(caller.name for caller in probe.get_hookcallers(plugin_class) or [])
         if not hooks:
             raise PluginLoadError(f"{plugin_class.__qualname__} implements no btic hook")
+        _check_api_version(plugin_class)
         return tuple(hooks)
 
     def _warn(self, message: str) -> None:
@@ -358,11 +360,15 @@ class PluginManager:
         refusals = self._call(destination, "on_flush", destination=destination)
         return list(cast("Iterable[Refusal]", refusals or ()))
 
-    def on_locate(self, destination: str, *, session: Session, ctx: TransferContext) -> str | None:
+    def on_locate(
+        self, destination: str, *, session: Session, ctx: TransferContext
+    ) -> Placement | None:
         """Where the destination would put ``session``; None when it cannot say."""
         if "on_locate" not in self._destinations[destination].plugin.hooks:
             return None
-        return cast("str | None", self._call(destination, "on_locate", session=session, ctx=ctx))
+        return cast(
+            "Placement | None", self._call(destination, "on_locate", session=session, ctx=ctx)
+        )
 
     def on_verify(
         self, destination: str, *, items: Iterable[StoredItem]
@@ -408,3 +414,31 @@ def _describe_ep(ep: importlib.metadata.EntryPoint) -> str:
     if dist is None:
         return ep.value
     return f"{dist.name} {dist.version} ({ep.value})"
+
+
+def _check_api_version(plugin_class: type) -> None:
+    """Refuse a plugin written for a later major version of the plugin API.
+
+    A plugin says which version it was written for with ``api_version = (1, 0)``
+    on its class; one that says nothing is taken to be written for this one.
+    """
+    import btic  # the package's __init__, done by the time a plugin loads
+
+    declared = getattr(plugin_class, "api_version", None)
+    if declared is None:
+        return
+    if not (
+        isinstance(declared, tuple)
+        and len(declared) == 2
+        and all(isinstance(part, int) for part in declared)
+    ):
+        raise PluginLoadError(
+            f"{plugin_class.__qualname__}.api_version must be (major, minor), as (1, 0); "
+            f"not {declared!r}"
+        )
+    major, minor = btic.PLUGIN_API_VERSION
+    if declared[0] > major or (declared[0] == major and declared[1] > minor):
+        raise PluginLoadError(
+            f"written for btic's plugin API {declared[0]}.{declared[1]}; this btic "
+            f"{btic.__version__} has {major}.{minor}: upgrade btic"
+        )

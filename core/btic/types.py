@@ -176,6 +176,22 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class Placement:
+    """Where a session report would go (``on_locate``, for a dry run).
+
+    :ivar location: as ``Delivery.location`` would say it.
+    :ivar note: why it would not land under exactly that name, when so (the name
+        is another item's: ``AppendNumber`` numbers it).
+    """
+
+    location: str
+    note: str | None = None
+
+    def __str__(self) -> str:
+        return self.location if self.note is None else f"{self.location} ({self.note})"
+
+
+@dataclass(frozen=True)
 class Refusal:
     """An item of a flushed batch that the destination could not store.
 

@@ -51,7 +51,6 @@ from btic.appliance.site import (
     SiteSettings,
     read_api_info,
 )
-from btic.appliance.xmlnames import children
 from btic.types import RecordingKind
 
 if TYPE_CHECKING:
@@ -114,8 +113,6 @@ class ApplianceClient:
         self._product: Product | None = None if site.product == "auto" else site.product
         self._api_info: ApiInfo | None = None
         self._command_api: bool | None = None
-        #: why the Command API could not be used, when it could not
-        self.command_api_problem: str | None = None
         #: where the clock and the product were last read from, for ``btic check``
         self.clock_source = "get_api_info"
         self.product_source = "the configuration"
@@ -174,11 +171,10 @@ class ApplianceClient:
         (learned on the first refusal; a refusal after answers is a failure)."""
         try:
             info = self.api_info(refresh=refresh)
-        except (PermissionDenied, ReportError) as exc:
+        except (PermissionDenied, ReportError):
             if self._command_api:
                 raise  # it answered before: this is a failure, not a missing permission
             self._command_api = False
-            self.command_api_problem = str(exc)
             return None
         self._command_api = True
         return info
@@ -204,13 +200,6 @@ class ApplianceClient:
         moment, received = date
         self.clock_source = "the HTTP Date header"
         return moment + timedelta(seconds=time.monotonic() - received)
-
-    def check_health(self) -> dict[str, str]:
-        body = self.connection.call(
-            "GET", "/api/command", params={"action": "check_health"}, label="check_health"
-        )
-        root = self._document(body, "check_health")
-        return {name: (child.text or "").strip() for name, child in children(root)}
 
     @property
     def product(self) -> Product:

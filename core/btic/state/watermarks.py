@@ -4,6 +4,7 @@ incremental run asks the appliance only for what ended since."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -19,10 +20,8 @@ class Watermarks:
 
     engine: Engine
     _write_lock: threading.Lock
-
-    def flush_records(self) -> None:
-        """Commit the ledger's waiting outcomes (the store's own; see batches.py)."""
-        raise NotImplementedError
+    #: commits the ledger's waiting outcomes first (the store's own; see batches.py)
+    flush_records: Callable[[], None]
 
     def watermark(self, site: str, data_type: str, destination: str) -> datetime | None:
         self.flush_records()

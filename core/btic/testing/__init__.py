@@ -21,7 +21,23 @@ And a conformance suite to subclass::
         def stored_items(self, options): ...
 """
 
+from btic.sim import FrozenClock, SimulatedAppliance
 from btic.testing.conformance import DestinationConformance
-from btic.testing.helpers import ConfiguredDestination, TransferResult, sample_session
+from btic.testing.helpers import (
+    ConfiguredDestination,
+    TransferResult,
+    make_recording,
+    sample_session,
+    spool_file,
+)
 
-__all__ = ["ConfiguredDestination", "DestinationConformance", "TransferResult", "sample_session"]
+__all__ = [
+    "ConfiguredDestination",
+    "DestinationConformance",
+    "FrozenClock",
+    "SimulatedAppliance",
+    "TransferResult",
+    "make_recording",
+    "sample_session",
+    "spool_file",
+]

@@ -25,7 +25,15 @@ from btic.errors import DestinationError
 from btic.plugins import PluginManager
 from btic.state import DELIVERED, FAILED, MAX_ATTEMPTS, NO_RECORDING, SKIPPED, StateStore
 from btic.transfer.summary import Reporter, Summary
-from btic.types import Backup, DataType, Delivery, Recording, SiteInfo, TransferContext
+from btic.types import (
+    Backup,
+    DataType,
+    Delivery,
+    Placement,
+    Recording,
+    SiteInfo,
+    TransferContext,
+)
 
 #: Failures in a row, with one cause, after which a destination is left alone for the run.
 DOWN_AFTER = 3
@@ -378,9 +386,13 @@ class Deliverer:
 
     def locate(
         self, *, destination: str, data_type: DataType, site: SiteInfo, session: Session
-    ) -> str | None:
+    ) -> Placement | None:
         """Where ``destination`` would put a session report (a dry run); None when its
-        plugin cannot say. Nothing is written or recorded."""
+        plugin cannot say. Nothing is written or recorded.
+
+        :raises DestinationError: the destination would refuse it, or its plugin
+            failed to say (a bug: described with its type).
+        """
         ctx = TransferContext(
             site=site,
             destination=destination,
@@ -390,11 +402,16 @@ class Deliverer:
             item_key=(site.host, data_type.value, session.lsid),
         )
         try:
-            return self.plugins.on_locate(destination, session=session, ctx=ctx)
-        except DestinationError as exc:
-            return f"(cannot tell: {exc})"
-        except Exception as exc:  # noqa: BLE001 - a plugin bug must not stop a dry run
-            return f"(cannot tell: {_described(exc)})"
+            placement = self.plugins.on_locate(destination, session=session, ctx=ctx)
+        except DestinationError:
+            raise
+        except Exception as exc:
+            raise DestinationError(_described(exc)) from exc
+        if placement is not None and not isinstance(placement, Placement):
+            raise DestinationError(
+                f"its on_locate returned a {type(placement).__name__}, not a btic.Placement"
+            )
+        return placement
 
 
 def _described(exc: BaseException) -> str:

@@ -20,7 +20,13 @@ from btic.appliance.client import ApplianceClient
 from btic.appliance.model import ReportKind, Session
 from btic.appliance.reports import DateWindow, ListingEntry, RelativeWindow, Window
 from btic.config import parse_duration
-from btic.errors import ApplianceError, MalformedReport, ReportTooLarge, SpoolError
+from btic.errors import (
+    ApplianceError,
+    DestinationError,
+    MalformedReport,
+    ReportTooLarge,
+    SpoolError,
+)
 from btic.state import FAILED
 from btic.transfer.delivery import DEFERRED, SessionDocument
 from btic.transfer.engine import Engine, TransferRequest
@@ -305,10 +311,17 @@ class SessionRun:
     def _plan_session(self, session: Session) -> None:
         for data_type, destination in self.pending.pairs_owed(session.lsid):
             if data_type in SESSION_TYPES:
-                where = self.engine.deliverer.locate(
-                    destination=destination, data_type=data_type, site=self.site, session=session
-                )
-                item = f"{session.lsid} -> {where}" if where else session.lsid
+                try:
+                    where = self.engine.deliverer.locate(
+                        destination=destination,
+                        data_type=data_type,
+                        site=self.site,
+                        session=session,
+                    )
+                except DestinationError as exc:
+                    item = f"{session.lsid} -> cannot tell: {exc}"
+                else:
+                    item = f"{session.lsid} -> {where}" if where else session.lsid
                 self.summary.plan(destination, data_type.value, [item])
             else:
                 links = recording_links(session, data_type)

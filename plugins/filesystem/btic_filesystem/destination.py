@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import IO
 
 import btic
-from btic import naming
-from btic.types import DataType
+from btic import DataType, naming
 from btic_filesystem import files, verification
 from btic_filesystem.options import FileSystemOptions
 from btic_filesystem.retention import apply_retention
@@ -21,6 +20,9 @@ from btic_filesystem.retention import apply_retention
 
 class FileSystemDestination:
     """Writes sessions, recordings and backups as files under one directory."""
+
+    #: the plugin API this plugin is written for (btic refuses a later one it lacks)
+    api_version = (1, 0)
 
     Options = FileSystemOptions
 
@@ -98,16 +100,19 @@ class FileSystemDestination:
         return delivery
 
     @btic.hookimpl
-    def on_locate(self, session: btic.Session, ctx: btic.TransferContext) -> str:
+    def on_locate(self, session: btic.Session, ctx: btic.TransferContext) -> btic.Placement:
         relative = self._name(ctx.data_type, naming.session_values(session, extension="xml"))
         try:
             where = naming.inside(self.root, relative)
         except ValueError as exc:
-            return f"(refused: a file name outside the destination: {exc})"
+            raise btic.DestinationError(
+                f"{self.root}: refused a file name outside the destination: {exc}",
+                permanent=True,
+            ) from None
         # AppendNumber numbers a name another item holds; a dry run only says so.
         if where.exists() and files.item_of(where) != "/".join(ctx.item_key):
-            return f"{where} (taken: {self.options.conflict})"
-        return str(where)
+            return btic.Placement(str(where), note=f"taken: {self.options.conflict}")
+        return btic.Placement(str(where))
 
     @btic.hookimpl
     def on_recording(

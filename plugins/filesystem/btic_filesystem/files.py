@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO
 
 import btic
-from btic.processes import process_alive
+from btic.plugin import process_alive
 
 _CHUNK = 1024 * 1024
 #: The extended attribute naming the item a file holds (its item key).

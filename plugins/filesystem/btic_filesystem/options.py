@@ -9,9 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from btic import naming
-from btic.naming import ConfigWarning
-from btic.types import DataType
+from btic import ConfigWarning, DataType, naming
 
 RECEIVES = frozenset(DataType)
 

@@ -7,8 +7,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import btic
-from btic import naming
-from btic.types import DataType
+from btic import DataType, naming
 from btic_filesystem import files
 from btic_filesystem.retention import backups_of_site
 

@@ -11,8 +11,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
 import btic
-from btic import naming
-from btic.types import DataType
+from btic import DataType, naming
 from btic_s3 import retention
 from btic_s3.options import S3Options
 from btic_s3.service import described, error_code, is_missing, make_client
@@ -23,6 +22,9 @@ MIB = 1024 * 1024
 
 class S3Destination:
     """Puts sessions, recordings and backups as objects in one bucket."""
+
+    #: the plugin API this plugin is written for (btic refuses a later one it lacks)
+    api_version = (1, 0)
 
     Options = S3Options
 
@@ -177,8 +179,10 @@ class S3Destination:
         )
 
     @btic.hookimpl
-    def on_locate(self, session: btic.Session, ctx: btic.TransferContext) -> str:
-        return self._location(self._key(ctx.data_type, naming.session_values(session)))
+    def on_locate(self, session: btic.Session, ctx: btic.TransferContext) -> btic.Placement:
+        return btic.Placement(
+            self._location(self._key(ctx.data_type, naming.session_values(session)))
+        )
 
     @btic.hookimpl
     def on_verify(self, items: Iterable[btic.StoredItem]) -> Iterator[btic.VerifyFinding]:

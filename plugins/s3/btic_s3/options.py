@@ -7,9 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from btic import naming
-from btic.secrets import Secret
-from btic.types import DataType
+from btic import DataType, Secret, naming
 
 RECEIVES = frozenset(DataType)
 

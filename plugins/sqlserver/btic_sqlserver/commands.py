@@ -8,9 +8,8 @@ from typing import Any
 import click
 
 import btic
-from btic.cli.base import Runtime, config_option
-from btic.errors import UsageError
-from btic.secrets import DatabaseUrl, resolve_secret
+from btic import DatabaseUrl, UsageError
+from btic.plugin import Runtime, config_option, resolve_secret
 from btic_sqlserver import schema
 from btic_sqlserver.options import SqlServerOptions
 

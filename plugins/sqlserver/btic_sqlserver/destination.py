@@ -23,6 +23,9 @@ from btic_sqlserver.writer import SchemaMismatch, Writer
 class SqlServerDestination:
     """Stores each session report as rows of the Integration Client's tables."""
 
+    #: the plugin API this plugin is written for (btic refuses a later one it lacks)
+    api_version = (1, 0)
+
     Options = SqlServerOptions
 
     def __init__(self) -> None:

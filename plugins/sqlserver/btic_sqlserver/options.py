@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from btic.secrets import DatabaseUrl, Secret
+from btic import DatabaseUrl, Secret
 
 
 class SqlServerOptions(BaseModel):

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from lxml import etree
 
 import btic
-from btic.appliance.model import Customer, Event, Representative, Session, SystemInfoCategory
+from btic import Customer, Event, Representative, Session, SystemInfoCategory
 from btic_sqlserver import schema
 
 Row = dict[str, Any]
