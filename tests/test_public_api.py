@@ -87,10 +87,14 @@ def test_a_plugin_written_for_a_later_api_is_refused_in_one_line(distributions, 
     if loads:
         assert listing["later"]["error"] is None
         return
-    assert listing["later"]["error"] == (
+    said = (
         f"written for btic's plugin API {declared[0]}.{declared[1]}; this btic "
         f"{btic.__version__} has 1.0: upgrade btic"
     )
+    assert listing["later"]["error"] == f"PluginLoadError: {said}"
+    [line] = [line for line in result.stderr.splitlines() if "later" in line]
+    assert line.startswith("warning: plugin later (btic-later 3.0) failed to load and is skipped")
+    assert f"written for btic's plugin API {declared[0]}.{declared[1]}" in line
     strict = run_btic("plugins", pythonpath=[site], env={"BTIC_STRICT_PLUGINS": "1"})
     assert strict.returncode != 0
 
