@@ -152,10 +152,16 @@ def test_state_defaults_beside_the_config_file(tmp_path, plugins):
 
 
 def problems_of(tmp_path: Path, plugins, text: str, environ=None) -> dict[str, str]:
+    """Every problem of a configuration: those loading it raises, or else those of the
+    secrets it holds (read when a command needs them, and reported then)."""
     path = write(tmp_path / "btic.toml", text)
-    with pytest.raises(ConfigError) as info:
-        load_config(path, plugins, environ=environ or ENV)
-    return {p.path: p.message for p in info.value.problems}
+    try:
+        config = load_config(path, plugins, environ=environ or ENV)
+    except ConfigError as exc:
+        return {p.path: p.message for p in exc.problems}
+    problems = config.secret_problems()
+    assert problems, "the configuration loaded without a problem"
+    return {p.path: p.message for p in problems}
 
 
 SITE = """
@@ -281,7 +287,7 @@ def test_each_class_of_schedule_error_has_its_path_and_message(
         (
             '[destinations.d]\nplugin = "filesystem"\ndirectory = "/x"\ndirectroy = "/y"',
             "destinations.d.directroy",
-            "unknown setting; allowed: conflict, directory, download_format",
+            "unknown setting; allowed: conflict, directory, directory_mode, download_format",
         ),
         (
             '[destinations.d]\nplugin = "nosuch"',
