@@ -114,6 +114,11 @@ class Runtime:
         #: the command promised one JSON document on stdout and has not printed it
         self.json_owed = False
 
+    def close(self) -> None:
+        """The command is done: every destination it made is closed (``on_close``)."""
+        if self._plugins is not None:
+            self._plugins.close()
+
     @property
     def plugins(self) -> PluginManager:
         if self._plugins is None:
@@ -151,4 +156,5 @@ def warn(message: str) -> None:
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """Archive BeyondTrust session reports, recordings and backups."""
-    ctx.obj = Runtime()
+    runtime = ctx.obj = Runtime()
+    ctx.call_on_close(runtime.close)

@@ -245,5 +245,6 @@ def run_transfer(
         )
     finally:
         engine.close()
+        plugins.close()
     state.finish_run(run_id, "failed" if summary.failed else "ok")
     return TransferResult(summary, state, config)
