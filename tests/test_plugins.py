@@ -330,5 +330,8 @@ def test_on_close_comes_once_after_the_last_flush(distributions, tmp_path):
     assert journal.read_text().splitlines() == [
         "configure", "session a", "session b", "flush", "close",
     ]  # fmt: skip
-    assert "destination b: on_close failed: RuntimeError" in result.stderr
+    assert (
+        "warning: destination b: on_close failed: RuntimeError: a plugin's bug at the end is "
+        "only a warning" in result.stderr.splitlines()
+    )
     assert "Traceback" not in result.output

@@ -116,8 +116,14 @@ class Runtime:
 
     def close(self) -> None:
         """The command is done: every destination it made is closed (``on_close``)."""
-        if self._plugins is not None:
+        if self._plugins is None:
+            return
+        with warnings.catch_warnings(record=True) as caught:
+            # Said as plain lines, like the plugins' load warnings.
+            warnings.simplefilter("always", PluginWarning)
             self._plugins.close()
+        for message in caught:
+            warn(str(message.message))
 
     @property
     def plugins(self) -> PluginManager:
