@@ -268,3 +268,70 @@ def test_check_offline_runs_on_configure_and_reports_its_refusal(distributions, 
     config.write_text('[destinations.p]\nplugin = "picky"\nlow = 1\nhigh = 2\n' + work)
     fixed = run_btic("check", "--offline", "--config", str(config), pythonpath=[site])
     assert fixed.returncode == 0, fixed.output
+
+
+JOURNALING_PLUGIN = """
+import os
+import btic
+from pydantic import BaseModel, ConfigDict
+
+def note(what):
+    with open(os.environ["JOURNAL"], "a") as journal:
+        journal.write(what + "\\n")
+
+class Batching:
+    class Options(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+    @btic.hookimpl
+    def on_configure(self, destination, options, app):
+        note("configure")
+
+    @btic.hookimpl
+    def on_session_xml(self, session, xml, ctx):
+        note("session " + session.lsid)
+        return btic.Delivery(location=session.lsid, deferred=True)
+
+    @btic.hookimpl
+    def on_flush(self, destination):
+        note("flush")
+        return []
+
+    @btic.hookimpl
+    def on_close(self, destination):
+        note("close")
+        raise RuntimeError("a plugin's bug at the end is only a warning")
+"""
+
+
+def test_on_close_comes_once_after_the_last_flush(distributions, tmp_path):
+    from hostile import report, session_xml
+
+    site = distributions.make(
+        "btic-batching", "1.0", {"batching": "batching_mod:Batching"},
+        {"batching_mod": JOURNALING_PLUGIN},
+    )  # fmt: skip
+    config = tmp_path / "btic.toml"
+    config.write_text(
+        '[destinations.b]\nplugin = "batching"\n'
+        '[sites.s]\nhost = "h"\nclient_id = "a"\nclient_secret = "x"\n'
+        '[schedules.n]\nevery = "1d"\n[[schedules.n.transfers]]\nsite = "s"\n'
+        'destinations = ["b"]\ndata = ["session"]\n'
+    )
+    config.chmod(0o600)
+    saved = tmp_path / "saved.xml"
+    saved.write_bytes(report(session_xml("a"), session_xml("b")))
+    journal = tmp_path / "journal"
+    result = run_btic(
+        "import-xml", str(saved), "--dest", "b", "--host", "h2", "--config", str(config),
+        pythonpath=[site], env={"JOURNAL": str(journal)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.output
+    assert journal.read_text().splitlines() == [
+        "configure", "session a", "session b", "flush", "close",
+    ]  # fmt: skip
+    assert (
+        "warning: destination b: on_close failed: RuntimeError: a plugin's bug at the end is "
+        "only a warning" in result.stderr.splitlines()
+    )
+    assert "Traceback" not in result.output

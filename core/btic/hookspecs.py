@@ -147,6 +147,21 @@ def on_flush(destination: str) -> Iterable[Refusal] | None:
 
 
 @hookspec(firstresult=True)
+def on_close(destination: str) -> None:
+    """Let go of what the destination holds: connections, open files, threads.
+
+    Called once per instance, when btic is done with it: at the end of a
+    command, when ``btic run`` or ``btic worker`` stops, and when a reloaded
+    configuration replaces the destination. It comes after the core's last
+    ``on_flush``: an item still in a batch then was never recorded, and is offered
+    again by the next run. Optional. Its errors are logged, never raised to the
+    user: the work is done by then.
+
+    :param destination: the destination's name.
+    """
+
+
+@hookspec(firstresult=True)
 def on_locate(session: Session, ctx: TransferContext) -> Placement | None:
     """Say where ``on_session_xml`` would put this session report; write nothing.
 

@@ -291,7 +291,7 @@ class PluginManager:
         try:
             self._call(name, "on_configure", destination=name, options=options, app=app)
         except ConfigError as exc:
-            self.remove_destination(name)
+            self._retire(name, close=False)  # never configured: nothing to close
             raise ConfigError(
                 [
                     ConfigProblem(
@@ -302,10 +302,26 @@ class PluginManager:
             ) from None
 
     def remove_destination(self, name: str) -> None:
-        destination = self._destinations.pop(name, None)
-        if destination is not None:
-            self._hooks.unregister(destination.instance)
-            self._forget_callers()
+        """Retire destination ``name``'s instance (its ``on_close`` first)."""
+        self._retire(name, close=True)
+
+    def _retire(self, name: str, *, close: bool) -> None:
+        destination = self._destinations.get(name)
+        if destination is None:
+            return
+        if close and "on_close" in destination.plugin.hooks:
+            try:
+                self._call(name, "on_close", destination=name)
+            except Exception as exc:  # noqa: BLE001 - the work is done; a plugin's bug is logged
+                self._warn(f"destination {name}: on_close failed: {type(exc).__name__}: {exc}")
+        del self._destinations[name]
+        self._hooks.unregister(destination.instance)
+        self._forget_callers()
+
+    def close(self) -> None:
+        """Retire every destination (``on_close`` of each): the process is done with them."""
+        for name in list(self._destinations):
+            self.remove_destination(name)
 
     def _forget_callers(self) -> None:
         # A cached subset caller excludes the destinations that existed when

@@ -114,6 +114,17 @@ class Runtime:
         #: the command promised one JSON document on stdout and has not printed it
         self.json_owed = False
 
+    def close(self) -> None:
+        """The command is done: every destination it made is closed (``on_close``)."""
+        if self._plugins is None:
+            return
+        with warnings.catch_warnings(record=True) as caught:
+            # Said as plain lines, like the plugins' load warnings.
+            warnings.simplefilter("always", PluginWarning)
+            self._plugins.close()
+        for message in caught:
+            warn(str(message.message))
+
     @property
     def plugins(self) -> PluginManager:
         if self._plugins is None:
@@ -151,4 +162,5 @@ def warn(message: str) -> None:
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """Archive BeyondTrust session reports, recordings and backups."""
-    ctx.obj = Runtime()
+    runtime = ctx.obj = Runtime()
+    ctx.call_on_close(runtime.close)

@@ -24,6 +24,7 @@ And a conformance suite to subclass::
 from btic.sim import FrozenClock, SimulatedAppliance
 from btic.testing.conformance import DestinationConformance
 from btic.testing.helpers import (
+    BatchOutcome,
     ConfiguredDestination,
     TransferResult,
     make_recording,
@@ -32,6 +33,7 @@ from btic.testing.helpers import (
 )
 
 __all__ = [
+    "BatchOutcome",
     "ConfiguredDestination",
     "DestinationConformance",
     "FrozenClock",

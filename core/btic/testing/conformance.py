@@ -253,6 +253,27 @@ class DestinationConformance:
             [None] * len(first),
         )
 
+    def test_a_batch_is_stored_or_refused_item_by_item(
+        self, destination_options: dict[str, Any], tmp_path: Path
+    ) -> None:
+        # The core hands a batching destination many items, then flushes once; every
+        # item must come out of the flush stored or refused alone, never lost between.
+        destination = self._destination(destination_options, tmp_path)
+        ordinary = [sample_session(f"batch-{index:02d}") for index in range(5)]
+        awkward = sample_session("x" * 300)  # one a destination may refuse, for good
+        outcome = destination.batch([*ordinary, awkward])
+        assert set(outcome.delivered) | set(outcome.refused) == {
+            s.lsid for s in [*ordinary, awkward]
+        }, "an item of the batch was neither stored nor refused"
+        assert not set(outcome.delivered) & set(outcome.refused)
+        assert set(outcome.refused) <= {awkward.lsid}, (
+            f"ordinary sessions were refused: {sorted(outcome.refused)}"
+        )
+        for lsid, error in outcome.refused.items():
+            assert error.permanent, f"{lsid[:20]}...: refused, but not as permanent: {error}"
+        stored = self.stored_items(destination_options)
+        assert {d.location for d in outcome.delivered.values()} <= set(stored)
+
     def test_large_files_stream_with_bounded_memory(
         self, destination_options: dict[str, Any], tmp_path: Path
     ) -> None:

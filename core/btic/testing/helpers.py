@@ -6,7 +6,7 @@ import hashlib
 import os
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -83,9 +83,12 @@ class ConfiguredDestination:
         )
 
     def ctx(
-        self, data_type: DataType, item: Item | None = None, *, force: bool = False
+        self, data_type: DataType, item: Item | Session | None = None, *, force: bool = False
     ) -> TransferContext:
-        """The context the core would pass with ``item`` (its ``item_key`` filled)."""
+        """The context the core would pass with ``item`` (its ``item_key`` filled); a
+        ``Session`` stands for its report."""
+        if isinstance(item, Session):
+            item = SessionDocument(item, session_xml(item))
         site = SITE if item is None else item_site(item)
         return TransferContext(
             site=site,
@@ -124,6 +127,34 @@ class ConfiguredDestination:
                     raise refusal.error
         return delivery
 
+    def batch(self, sessions: Iterable[Session], *, force: bool = False) -> BatchOutcome:
+        """Hand several session reports over as the core does, then flush once: what a
+        batching destination (one that returns ``deferred`` deliveries and implements
+        ``on_flush``) made durable, and what it refused, item by item. A destination
+        that does not batch stores each at once, and nothing is refused at the flush."""
+        outcome = BatchOutcome()
+        keys: dict[tuple[str, ...], str] = {}
+        for session in sessions:
+            document = SessionDocument(session, session_xml(session))
+            ctx = self.ctx(DataType.SESSION, document, force=force)
+            try:
+                delivery = self.plugins.on_session_xml(
+                    self.name, session=session, xml=document.xml, ctx=ctx
+                )
+            except btic.DestinationError as exc:
+                outcome.refused[session.lsid] = exc
+                continue
+            if delivery is not None:
+                outcome.delivered[session.lsid] = delivery
+                keys[tuple(ctx.item_key)] = session.lsid
+        for refusal in self.plugins.on_flush(self.name):
+            lsid = keys.get(tuple(refusal.item_key))
+            if lsid is None:
+                raise AssertionError(f"on_flush refused {refusal.item_key}, not in its batch")
+            outcome.refused[lsid] = refusal.error
+            del outcome.delivered[lsid]
+        return outcome
+
     def recording(self, recording: Recording, *, force: bool = False) -> Delivery | None:
         ctx = self.ctx(recording.data_type, recording, force=force)
         delivery = self.plugins.on_recording(self.name, recording=recording, ctx=ctx)
@@ -132,6 +163,15 @@ class ConfiguredDestination:
     def backup(self, backup: Backup, *, force: bool = False) -> Delivery | None:
         ctx = self.ctx(DataType.BACKUP, backup, force=force)
         return self._flushed(self.plugins.on_backup(self.name, backup=backup, ctx=ctx), ctx)
+
+
+@dataclass
+class BatchOutcome:
+    """What :meth:`ConfiguredDestination.batch` came to, by lsid: the deliveries made
+    durable, and the items refused (at hand-over or at the flush) with the error."""
+
+    delivered: dict[str, Delivery] = field(default_factory=dict)
+    refused: dict[str, btic.DestinationError] = field(default_factory=dict)
 
 
 def item_site(item: Item) -> SiteInfo:
@@ -245,5 +285,6 @@ def run_transfer(
         )
     finally:
         engine.close()
+        plugins.close()
     state.finish_run(run_id, "failed" if summary.failed else "ok")
     return TransferResult(summary, state, config)

@@ -31,8 +31,9 @@ Where each part lives:
 * :mod:`btic.transfer.spool` — where downloads wait for every destination.
 """
 
+from btic.transfer.context import RunContext, TransferRequest
 from btic.transfer.delivery import Deliverer, SessionDocument
-from btic.transfer.engine import Engine, TransferRequest
+from btic.transfer.engine import Engine
 from btic.transfer.imports import import_reports
 from btic.transfer.sessions import SessionRun
 from btic.transfer.summary import Reporter, Reporters, SilentReporter, Summary, Tally
@@ -42,6 +43,7 @@ __all__ = [
     "Engine",
     "Reporter",
     "Reporters",
+    "RunContext",
     "SessionDocument",
     "SessionRun",
     "SilentReporter",

@@ -15,7 +15,7 @@ import tempfile
 import threading
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import structlog
@@ -26,14 +26,16 @@ from btic.appliance.client import ApplianceClient
 from btic.appliance.downloads import spool_writes
 from btic.appliance.model import ReportKind
 from btic.appliance.pool import ClientPool
-from btic.appliance.reports import DateWindow, RelativeWindow, Window, session_report_kind
+from btic.appliance.reports import session_report_kind
 from btic.config import Config
 from btic.encryption import EncryptionError
 from btic.errors import ApplianceError, SpoolError
 from btic.leases import Leases, lease_name
 from btic.plugins import PluginManager
 from btic.state import StateStore
+from btic.transfer.context import RunContext, TransferRequest
 from btic.transfer.delivery import Deliverer
+from btic.transfer.sessions import SessionRun
 from btic.transfer.spool import RunSpool, spool_parent
 from btic.transfer.summary import Reporter, SilentReporter, Summary
 from btic.types import (
@@ -42,27 +44,6 @@ from btic.types import (
     DataType,
     SiteInfo,
 )
-
-
-@dataclass(frozen=True)
-class TransferRequest:
-    """One transfer: a site, destinations, data types, and what to select.
-
-    With ``incremental`` the window comes from the watermarks and moves them
-    (``btic sync``); otherwise ``window`` or ``lsids`` select the sessions and
-    no watermark moves (``btic transfer``).
-    """
-
-    site: str
-    destinations: tuple[str, ...]
-    data_types: tuple[DataType, ...]
-    incremental: bool = False
-    window: Window | DateWindow | RelativeWindow | None = None
-    lsids: tuple[str, ...] = ()
-    force: bool = False
-    dry_run: bool = False
-    #: ``txt``: command shells as their text output (PA's ``format=txt``)
-    command_shell_format: str = "flv"
 
 
 def _encrypted(backup: Backup, passphrase: str) -> Backup:
@@ -129,6 +110,15 @@ class Engine:
         )
         #: set to stop after the items in hand (SIGINT, SIGTERM)
         self.stop = stop or threading.Event()
+        #: what a session run uses of the engine
+        self.context = RunContext(
+            config=config,
+            state=state,
+            deliverer=self.deliverer,
+            stop=self.stop,
+            spool=self.spool,
+            concurrency=concurrency,
+        )
 
     def client(self, site: str) -> ApplianceClient:
         """The client of ``site``, shared by every transfer and thread of the run, so
@@ -209,8 +199,6 @@ class Engine:
         return summary
 
     def _run(self, request: TransferRequest, summary: Summary) -> None:
-        from btic.transfer.sessions import SessionRun
-
         client = self.client(request.site)
         try:
             appliance_now = client.appliance_now()
@@ -239,7 +227,14 @@ class Engine:
             if self.stop.is_set():
                 return
             run = SessionRun(
-                self, client, site, request, report, tuple(data_types), appliance_now, summary
+                self.context,
+                client,
+                site,
+                request,
+                report,
+                tuple(data_types),
+                appliance_now,
+                summary,
             )
             try:
                 run.execute()

@@ -18,7 +18,8 @@ from btic.appliance.model import PRODUCT_NAMES, Product, ReportKind, Session
 from btic.appliance.parse import Unreadable, detect_product, iter_sessions
 from btic.appliance.reports import session_report_kind
 from btic.errors import ApplianceError
-from btic.transfer.engine import Engine, TransferRequest
+from btic.transfer.context import TransferRequest
+from btic.transfer.engine import Engine
 from btic.transfer.sessions import SessionRun
 from btic.transfer.summary import Summary
 from btic.types import RECORDING_KINDS, DataType, SiteInfo
@@ -187,7 +188,7 @@ class _Importer:
         run = self.runs.get((product, report))
         if run is None:
             run = self.runs[(product, report)] = SessionRun(
-                self.engine,
+                self.engine.context,
                 self.client,
                 SiteInfo(self.site, self.host, product),
                 self.request,

@@ -21,8 +21,8 @@ from btic.appliance.client import ApplianceClient
 from btic.appliance.model import Session
 from btic.errors import ApplianceError, RecordingExpired, RecordingUnavailable, SpoolError
 from btic.state import DELIVERED, EXPIRED, FAILED, NO_RECORDING
+from btic.transfer.context import RunContext, TransferRequest
 from btic.transfer.delivery import DEFERRED
-from btic.transfer.engine import Engine, TransferRequest
 from btic.transfer.pending import Pending
 from btic.transfer.summary import Summary
 from btic.types import RECORDING_KINDS, DataType, Recording, SiteInfo
@@ -46,7 +46,7 @@ class SessionRecordings:
 
     def __init__(
         self,
-        engine: Engine,
+        context: RunContext,
         client: ApplianceClient | None,
         site: SiteInfo,
         request: TransferRequest,
@@ -54,13 +54,13 @@ class SessionRecordings:
         summary: Summary,
         pending: Pending,
     ):
-        self.engine = engine
+        self.context = context
         self.client = client
         self.site = site
         self.request = request
         self.summary = summary
         self.pending = pending
-        self.state = engine.state
+        self.state = context.state
         self.types = [dt for dt in data_types if dt in RECORDING_KINDS]
         # The site's download slots while recordings are fetched in a pool; None
         # while they are fetched one at a time in the caller's thread.
@@ -80,7 +80,7 @@ class SessionRecordings:
         hand it to each of them; a session leaves ``pending`` when all of its
         recordings are settled for a destination."""
         for data_type in self.types:
-            if self.engine.stop.is_set():
+            if self.context.stop.is_set():
                 return  # the session's recordings stay pending for the next run
             destinations = [
                 d
@@ -121,7 +121,7 @@ class SessionRecordings:
                     continue
                 if data_type in NUMBERED_RECORDINGS:
                     # Several per session: a marker under the lsid says the session is done.
-                    self.engine.deliverer.mark_session_done(
+                    self.context.deliverer.mark_session_done(
                         destination=destination,
                         data_type=data_type,
                         site=self.site,
@@ -132,7 +132,7 @@ class SessionRecordings:
 
     def settle_without(self, destination: str, data_type: DataType, lsid: str) -> None:
         """A session with no recording of this kind: settled, with nothing to fetch."""
-        self.engine.deliverer.mark(
+        self.context.deliverer.mark(
             destination=destination,
             data_type=data_type,
             key=lsid,
@@ -159,7 +159,7 @@ class SessionRecordings:
         spool: Path | None = None
         try:
             try:
-                spool = self.engine.spool()
+                spool = self.context.spool()
                 with self._download_slots or nullcontext():
                     download = self.appliance.download_recording(
                         kind,
@@ -184,7 +184,7 @@ class SessionRecordings:
                         f"{api_instance})"
                     )
                 for destination in destinations:
-                    self.engine.deliverer.mark(
+                    self.context.deliverer.mark(
                         destination=destination,
                         data_type=data_type,
                         key=key,
@@ -211,7 +211,7 @@ class SessionRecordings:
                 session=session,
             )
             return {
-                destination: self.engine.deliverer.deliver(
+                destination: self.context.deliverer.deliver(
                     destination=destination,
                     data_type=data_type,
                     key=key,

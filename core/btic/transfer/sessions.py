@@ -28,8 +28,8 @@ from btic.errors import (
     SpoolError,
 )
 from btic.state import FAILED
+from btic.transfer.context import RunContext, TransferRequest
 from btic.transfer.delivery import DEFERRED, SessionDocument
-from btic.transfer.engine import Engine, TransferRequest
 from btic.transfer.pending import Pending
 from btic.transfer.recordings import (
     SessionRecordings,
@@ -54,7 +54,7 @@ class SessionRun:
 
     def __init__(
         self,
-        engine: Engine,
+        context: RunContext,
         client: ApplianceClient | None,
         site: SiteInfo,
         request: TransferRequest,
@@ -63,7 +63,7 @@ class SessionRun:
         appliance_now: datetime,
         summary: Summary,
     ):
-        self.engine = engine
+        self.context = context
         self.client = client
         self.site = site
         self.request = request
@@ -71,7 +71,7 @@ class SessionRun:
         self.data_types = data_types
         self.appliance_now = appliance_now
         self.summary = summary
-        self.state = engine.state
+        self.state = context.state
         #: (data type, destination) -> lsids still to settle
         self.pending = Pending()
         #: lsid -> end time, for the sessions fetched
@@ -81,9 +81,9 @@ class SessionRun:
         self.unreadable: set[str] = set()
         #: (data type, destination, lsid) of reports a batching destination holds unflushed
         self.deferred: set[tuple[DataType, str, str]] = set()
-        self.settings = engine.config.sites.get(site.name)
+        self.settings = context.config.sites.get(site.name)
         self.recordings = SessionRecordings(
-            engine, client, site, request, data_types, summary, self.pending
+            context, client, site, request, data_types, summary, self.pending
         )
 
     @property
@@ -195,7 +195,7 @@ class SessionRun:
         """Fetch reports in batches and deliver; False if a batch could not be fetched."""
         assert self.settings is not None
         all_fetched = True
-        downloads = self.engine.concurrency or self.settings.download_concurrency
+        downloads = self.context.concurrency or self.settings.download_concurrency
         self.recordings.share_downloads(downloads)
         # Twice the threads of the download slots: a thread handing a downloaded
         # recording to the destinations (fsync, placement, the ledger) has given its
@@ -211,7 +211,7 @@ class SessionRun:
                 for start in range(0, len(lsids), LSIDS_PER_REQUEST)
             )
             while batches:
-                if self.engine.stop.is_set():
+                if self.context.stop.is_set():
                     all_fetched = False  # what was not reached stays before the watermark
                     break
                 batch = batches.popleft()
@@ -221,7 +221,7 @@ class SessionRun:
                         self.report, lsids=batch, on_unreadable=self._unreadable, max_bytes=limit
                     ):
                         answered.add(session.lsid)
-                        if self.engine.stop.is_set():
+                        if self.context.stop.is_set():
                             all_fetched = False
                             break
                         if session.end_time is None:
@@ -249,7 +249,7 @@ class SessionRun:
                     self.summary.problem(str(exc))
                     all_fetched = False
                     continue
-                if self.engine.stop.is_set():
+                if self.context.stop.is_set():
                     break
                 for lsid in batch:
                     if lsid not in answered and lsid not in self.unreadable:
@@ -312,7 +312,7 @@ class SessionRun:
         for data_type, destination in self.pending.pairs_owed(session.lsid):
             if data_type in SESSION_TYPES:
                 try:
-                    where = self.engine.deliverer.locate(
+                    where = self.context.deliverer.locate(
                         destination=destination,
                         data_type=data_type,
                         site=self.site,
@@ -340,7 +340,7 @@ class SessionRun:
         for data_type in self.data_types:
             for destination in self.request.destinations:
                 if self.pending.owes(data_type, destination, lsid):
-                    self.engine.deliverer.mark(
+                    self.context.deliverer.mark(
                         destination=destination,
                         data_type=data_type,
                         key=lsid,
@@ -386,7 +386,7 @@ class SessionRun:
                 continue
             for destination in self.request.destinations:
                 if self.pending.owes(data_type, destination, session.lsid):
-                    status = self.engine.deliverer.deliver(
+                    status = self.context.deliverer.deliver(
                         destination=destination,
                         data_type=data_type,
                         key=session.lsid,
@@ -406,7 +406,7 @@ class SessionRun:
         no longer pending (the watermark may pass them)."""
         if not self.deferred:
             return
-        self.engine.deliverer.flush()
+        self.context.deliverer.flush()
         held: dict[tuple[DataType, str], list[str]] = {}
         for data_type, destination, lsid in self.deferred:
             held.setdefault((data_type, destination), []).append(lsid)
