@@ -433,7 +433,8 @@ def _describe_ep(ep: importlib.metadata.EntryPoint) -> str:
 
 
 def _check_api_version(plugin_class: type) -> None:
-    """Refuse a plugin written for a later major version of the plugin API.
+    """Refuse a plugin written for a later version of the plugin API (major or minor:
+    a later minor one may use hooks this btic lacks).
 
     A plugin says which version it was written for with ``api_version = (1, 0)``
     on its class; one that says nothing is taken to be written for this one.
