@@ -119,16 +119,18 @@ def test_sigterm_and_sigint_stop_after_the_item_in_hand(tmp_path):
             directory.mkdir()
             config = write_config(directory, sim, data=["session", "recording"])
             log = directory / "run.log"
-            with log.open("w") as out:
+            # The signal comes while btic surely has work left: a recording waits at
+            # the appliance's hold, and is let go only once the signal is sent.
+            with log.open("w") as out, sim.holding_files(after=1):
                 proc = subprocess.Popen(
                     [BTIC, "sync", "--all", "-v", "--config", str(config)],
                     stdout=out,
                     stderr=out,
                     env=env,
                 )
-                _wait_for_deliveries(log, 1, proc, 60)
+                assert sim.wait_for_held(1, timeout=60), log.read_text()
                 proc.send_signal(signum)
-                assert proc.wait(timeout=60) == code, log.read_text()
+            assert proc.wait(timeout=60) == code, log.read_text()
             output = log.read_text()
             assert f"interrupted by {signum.name} after the items in hand" in output
             assert "destination  type" in output  # the partial summary

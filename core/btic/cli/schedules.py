@@ -74,13 +74,18 @@ def sync_command(
         total.merge(outcome.summary)
     for line in [o.account() for o in outcomes] + notes:
         total.note(line)
-    if received:
+    # What was recorded decides: a signal that came after every run had recorded its
+    # outcome interrupted nothing, and the exit code must agree with the record.
+    interrupted = received and any(o.status == "interrupted" for o in outcomes)
+    if interrupted:
         total.note(
             f"interrupted by {received[0].name} after the items in hand; the next run "
             "transfers the rest"
         )
+    elif received:
+        total.note(f"{received[0].name} came after the work was done; nothing was interrupted")
     output.summary(total, loud=bool(received))
-    if received:
+    if interrupted:
         raise interruption(received[0])
     if total.failed:
         raise WorkFailed("the run had failures")

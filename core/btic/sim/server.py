@@ -13,7 +13,8 @@ import tempfile
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
@@ -155,6 +156,11 @@ class SimulatedAppliance:
         self.files_sent = 0
         self.most_files_at_once = 0
         self._files_lock = threading.Lock()
+        self._files_moved = threading.Condition(self._files_lock)
+        #: files still let through before the next ones are held (None: no hold)
+        self._files_before_hold: int | None = None
+        #: files waiting at the hold now
+        self.files_held = 0
         self.backups_served: list[tuple[int, int, str]] = []
         self._state_dir = state_dir
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
@@ -255,8 +261,15 @@ class SimulatedAppliance:
         return content_sha256(recording_key(self.seed, lsid, kind, instance), size)
 
     def file_started(self) -> None:
-        """A recording or backup starts going out."""
-        with self._files_lock:
+        """A recording or backup starts going out (after the hold, while there is one)."""
+        with self._files_moved:
+            if self._files_before_hold is not None and self._files_before_hold <= 0:
+                self.files_held += 1
+                self._files_moved.notify_all()
+                self._files_moved.wait_for(lambda: self._files_before_hold is None)
+                self.files_held -= 1
+            elif self._files_before_hold is not None:
+                self._files_before_hold -= 1
             self.files_in_flight += 1
             self.most_files_at_once = max(self.most_files_at_once, self.files_in_flight)
 
@@ -264,6 +277,25 @@ class SimulatedAppliance:
         with self._files_lock:
             self.files_in_flight -= 1
             self.files_sent += complete
+
+    @contextmanager
+    def holding_files(self, after: int = 0) -> Iterator[None]:
+        """Let ``after`` more recordings or backups go out, then hold the next ones
+        before their first byte until the block ends: a moment at which a client is
+        certainly in the middle of a run (see :meth:`wait_for_held`)."""
+        with self._files_moved:
+            self._files_before_hold = after
+        try:
+            yield
+        finally:
+            with self._files_moved:
+                self._files_before_hold = None
+                self._files_moved.notify_all()
+
+    def wait_for_held(self, count: int = 1, timeout: float = 60) -> bool:
+        """Wait until ``count`` files wait at the hold; False after ``timeout`` seconds."""
+        with self._files_moved:
+            return self._files_moved.wait_for(lambda: self.files_held >= count, timeout)
 
     def revoke_tokens(self) -> None:
         self.tokens.revoke_all()
