@@ -293,12 +293,12 @@ class Batching:
         return btic.Delivery(location=session.lsid, deferred=True)
 
     @btic.hookimpl
-    def on_flush(self, destination):
+    def on_flush(self):
         note("flush")
         return []
 
     @btic.hookimpl
-    def on_close(self, destination):
+    def on_close(self):
         note("close")
         raise RuntimeError("a plugin's bug at the end is only a warning")
 """

@@ -10,11 +10,18 @@ Which data types a destination can receive follows from the hooks it
 implements: ``on_session_xml`` for ``session`` and ``presentation``,
 ``on_recording`` for the four recording types, ``on_backup`` for ``backup``.
 
-Dispatch is not pytest's broadcast. pluggy would call a hook on every
-registered plugin and stop at the first exception; btic calls one destination
-at a time (:class:`btic.plugins.PluginManager` has one typed method per hook,
-taking the destination's name), so one destination's failure never hides
-another's, and ``firstresult`` only means "this destination's answer".
+The shape, and why. pluggy was made for pytest, where every plugin answers
+every hook call. A btic destination is one configured instance, called for its
+own items only. So each destination's instance sits alone in a pluggy manager
+of its own (:class:`btic.plugins.PluginManager` keeps one per destination):
+pluggy still checks every implementation's arguments against these specs when
+the plugin loads, and a misspelled hook still fails then; but there is no
+broadcast, no cache of subset callers, and one destination's failure never
+hides another's. ``firstresult`` only means "this destination's answer".
+
+``on_configure`` hands the instance its options and name once; the other hooks
+take only what changes from call to call (an item and its context), never the
+destination's name again.
 """
 
 from __future__ import annotations
@@ -64,7 +71,7 @@ def on_configure(destination: str, options: BaseModel, app: AppContext) -> None:
 
 
 @hookspec(firstresult=True)
-def on_check(destination: str) -> str | None:
+def on_check() -> str | None:
     """Test that the destination can be reached and written, writing nothing
     that stays.
 
@@ -72,7 +79,6 @@ def on_check(destination: str) -> str | None:
     destination writes and removes a probe file; a database opens a
     connection; a bucket checks it can put objects.
 
-    :param destination: the destination's name.
     :return: one line on what was checked ("/srv/archive writable, 120 GiB
         free"), or None.
     :raises btic.DestinationError: with what failed and how to fix it.
@@ -124,7 +130,7 @@ def on_backup(backup: Backup, ctx: TransferContext) -> Delivery | None:
 
 
 @hookspec(firstresult=True)
-def on_flush(destination: str) -> Iterable[Refusal] | None:
+def on_flush() -> Iterable[Refusal] | None:
     """Make durable every item this destination took into its batch since the
     last flush (each answered with ``Delivery(deferred=True)``).
 
@@ -136,7 +142,6 @@ def on_flush(destination: str) -> Iterable[Refusal] | None:
     :data:`~btic.transfer.delivery.FLUSH_AFTER_SECONDS` seconds, and at the end
     of every transfer, never while one of this destination's hooks runs.
 
-    :param destination: the destination's name.
     :return: a :class:`btic.Refusal` for each item of the batch that could not
         be stored while the rest were (an item the destination refuses), or
         None when every item is durable.
@@ -147,7 +152,7 @@ def on_flush(destination: str) -> Iterable[Refusal] | None:
 
 
 @hookspec(firstresult=True)
-def on_close(destination: str) -> None:
+def on_close() -> None:
     """Let go of what the destination holds: connections, open files, threads.
 
     Called once per instance, when btic is done with it: at the end of a
@@ -156,8 +161,6 @@ def on_close(destination: str) -> None:
     ``on_flush``: an item still in a batch then was never recorded, and is offered
     again by the next run. Optional. Its errors are logged, never raised to the
     user: the work is done by then.
-
-    :param destination: the destination's name.
     """
 
 
@@ -182,7 +185,7 @@ def on_locate(session: Session, ctx: TransferContext) -> Placement | None:
 
 
 @hookspec(firstresult=True)
-def on_verify(destination: str, items: Iterable[StoredItem]) -> Iterator[VerifyFinding] | None:
+def on_verify(items: Iterable[StoredItem]) -> Iterator[VerifyFinding] | None:
     """Check that the destination still holds what the ledger says it delivered.
 
     Called by ``btic verify``. ``items`` is a stream (a million items must not
@@ -191,7 +194,6 @@ def on_verify(destination: str, items: Iterable[StoredItem]) -> Iterator[VerifyF
     kind ``missing`` or ``changed`` for each item that is not intact. Yield
     nothing for intact items.
 
-    :param destination: the destination's name.
     :param items: what the ledger says was delivered there.
     :return: an iterator of findings.
     :raises btic.DestinationError: when the destination cannot be read at all.
@@ -199,14 +201,13 @@ def on_verify(destination: str, items: Iterable[StoredItem]) -> Iterator[VerifyF
 
 
 @hookspec(firstresult=True)
-def on_list(destination: str) -> Iterator[str] | None:
+def on_list() -> Iterator[str] | None:
     """Every location the destination holds, so ``btic verify`` can report what
     the ledger does not know (``unexpected``).
 
     Optional. Yield locations exactly as your ``Delivery.location`` reports
     them, streaming; leave out what you keep beside items on purpose.
 
-    :param destination: the destination's name.
     :return: an iterator of locations.
     :raises btic.DestinationError: when the destination cannot be read.
     """

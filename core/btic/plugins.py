@@ -9,9 +9,10 @@ point in group ``btic``" and "destination ``archive`` received a session":
   their code is imported; ``BTIC_STRICT_PLUGINS=1`` re-raises load errors;
 * each plugin class is checked against the hook specs when it is loaded, so a
   misspelled hook fails loudly instead of silently never being called;
-* one instance per configured destination is registered with pluggy under the
-  destination's name, and one typed method per hook (:meth:`PluginManager.on_recording`...)
-  calls exactly that one.
+* one instance per configured destination, registered alone in a pluggy
+  manager of its own (pluggy still checks every call's arguments), and one
+  typed method per hook (:meth:`PluginManager.on_recording`...) that calls
+  exactly that destination.
 
 Nothing is loaded at import time: the CLI calls :meth:`PluginManager.discover`.
 """
@@ -22,7 +23,7 @@ import importlib.metadata
 import os
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import pluggy
@@ -109,11 +110,13 @@ class PluginInfo:
 
 @dataclass
 class _Destination:
+    """A configured destination: its plugin's instance, alone in its own pluggy manager."""
+
     name: str
     plugin: PluginInfo
     instance: object
     options: BaseModel
-    callers: dict[str, Any] = field(default_factory=dict)
+    hooks: pluggy.PluginManager
 
 
 class PluginManager:
@@ -138,7 +141,6 @@ class PluginManager:
         self.plugins: dict[str, PluginInfo] = {}
         self.warnings: list[str] = []
         self._discovered = False
-        self._hooks = self._new_pluggy_manager()
         self._destinations: dict[str, _Destination] = {}
 
     @classmethod
@@ -284,10 +286,9 @@ class PluginManager:
         self.remove_destination(name)  # configuring anew replaces the instance
         assert info.plugin_class is not None  # get() returns loaded plugins only
         instance = info.plugin_class()
-        self._hooks.register(instance, name=name)
-        self._hooks.check_pending()
-        self._destinations[name] = _Destination(name, info, instance, options)
-        self._forget_callers()
+        hooks = self._new_pluggy_manager()
+        hooks.register(instance, name=name)
+        self._destinations[name] = _Destination(name, info, instance, options, hooks)
         try:
             self._call(name, "on_configure", destination=name, options=options, app=app)
         except ConfigError as exc:
@@ -311,38 +312,29 @@ class PluginManager:
             return
         if close and "on_close" in destination.plugin.hooks:
             try:
-                self._call(name, "on_close", destination=name)
+                self._call(name, "on_close")
             except Exception as exc:  # noqa: BLE001 - the work is done; a plugin's bug is logged
                 self._warn(f"destination {name}: on_close failed: {type(exc).__name__}: {exc}")
         del self._destinations[name]
-        self._hooks.unregister(destination.instance)
-        self._forget_callers()
 
     def close(self) -> None:
         """Retire every destination (``on_close`` of each): the process is done with them."""
         for name in list(self._destinations):
             self.remove_destination(name)
 
-    def _forget_callers(self) -> None:
-        # A cached subset caller excludes the destinations that existed when
-        # it was made; any change to the set invalidates all of them.
-        for destination in self._destinations.values():
-            destination.callers.clear()
-
     def can_receive(self, destination: str, data_type: DataType) -> bool:
         return data_type in self._destinations[destination].plugin.data_types
 
     # -- the hooks, one typed method each --------------------------------------
     #
-    # pluggy broadcasts a hook to every registered plugin; btic calls exactly one
-    # destination per call (see hookspecs), so each method names it and returns
-    # that destination's answer.
+    # Each destination has a pluggy manager of its own (see hookspecs), so each
+    # method names the destination and returns its answer.
 
     def on_check(self, destination: str) -> str | None:
         """What ``on_check`` tested; None when the plugin has no such hook."""
         if "on_check" not in self._destinations[destination].plugin.hooks:
             return None
-        return cast("str | None", self._call(destination, "on_check", destination=destination))
+        return cast("str | None", self._call(destination, "on_check"))
 
     def on_session_xml(
         self, destination: str, *, session: Session, xml: bytes, ctx: TransferContext
@@ -373,7 +365,7 @@ class PluginManager:
         """
         if not self.can_flush(destination):
             return []
-        refusals = self._call(destination, "on_flush", destination=destination)
+        refusals = self._call(destination, "on_flush")
         return list(cast("Iterable[Refusal]", refusals or ()))
 
     def on_locate(
@@ -395,29 +387,19 @@ class PluginManager:
         """
         if "on_verify" not in self._destinations[destination].plugin.hooks:
             raise LookupError(destination)
-        findings = self._call(destination, "on_verify", destination=destination, items=items)
+        findings = self._call(destination, "on_verify", items=items)
         return iter(cast("Iterable[VerifyFinding]", findings or ()))
 
     def on_list(self, destination: str) -> Iterator[str] | None:
         """Every location the destination holds; None when its plugin cannot list."""
         if "on_list" not in self._destinations[destination].plugin.hooks:
             return None
-        listed = self._call(destination, "on_list", destination=destination)
+        listed = self._call(destination, "on_list")
         return iter(cast("Iterable[str]", listed or ()))
 
     def _call(self, destination: str, hook: str, /, **kwargs: Any) -> Any:
-        """Call ``hook`` on one destination only and return its result.
-
-        pluggy stops a hook call at the first exception, so the core calls
-        each destination separately and isolates their failures.
-        """
-        target = self._destinations[destination]
-        caller = target.callers.get(hook)
-        if caller is None:
-            others = [d.instance for d in self._destinations.values() if d is not target]
-            caller = self._hooks.subset_hook_caller(hook, remove_plugins=others)
-            target.callers[hook] = caller
-        return caller(**kwargs)
+        """Call ``hook`` on one destination and return its result."""
+        return getattr(self._destinations[destination].hooks.hook, hook)(**kwargs)
 
 
 def _dist_name(ep: importlib.metadata.EntryPoint) -> str:
