@@ -196,7 +196,11 @@ class Recorder:
     manager.add_destination("a", "recorder", model(label="A"), app)
     manager.add_destination("b", "recorder", model(label="B"), app)
     ctx = TransferContext(
-        site=SiteInfo("s", "h", "rs"), destination="b", data_type=DataType.SESSION, run_id="r"
+        site=SiteInfo("s", "h", "rs"),
+        destination="b",
+        data_type=DataType.SESSION,
+        run_id="r",
+        item_key=btic.ItemKey("h", DataType.SESSION, "x"),
     )
     delivery = manager.on_session_xml("b", session=None, xml=b"<x/>", ctx=ctx)
     assert delivery == btic.Delivery(location="B")

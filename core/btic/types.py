@@ -8,11 +8,13 @@ Plugins never receive raw dicts: a session arrives as
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
+from functools import cached_property
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Literal
+from typing import IO, TYPE_CHECKING, Literal, Protocol
 
 import structlog
 from structlog.typing import FilteringBoundLogger
@@ -72,6 +74,117 @@ RECORDING_KINDS: dict[DataType, RecordingKind] = {
     DataType.SHOW_MY_SCREEN_RECORDING: "show_my_screen",
 }
 _DATA_TYPE_OF_KIND: dict[RecordingKind, DataType] = {k: dt for dt, k in RECORDING_KINDS.items()}
+
+
+#: Data types whose items are numbered within a session (the report's instance).
+NUMBERED_DATA_TYPES = frozenset(
+    {DataType.COMMAND_SHELL_RECORDING, DataType.SHOW_MY_SCREEN_RECORDING}
+)
+
+
+@dataclass(frozen=True)
+class ItemKey:
+    """What makes an item "the same item" across runs, processes and workers; a
+    destination de-duplicates on it, and every hook that names an item uses it.
+
+    ``str(key)`` is ``host/data_type/id`` (``/instance`` for a numbered recording),
+    stable across btic versions, so a destination may store it;
+    :meth:`parse` reads it back.
+
+    :ivar host: the appliance's host name (the site's ``host``).
+    :ivar data_type: the item's data type.
+    :ivar id: the session's lsid, or a backup's appliance time as ``YYYYMMDDTHHMMSSZ``.
+    :ivar instance: a command shell or Show My Screen recording's instance, as the
+        session report numbers it; None for every other item.
+    """
+
+    host: str
+    data_type: DataType
+    id: str
+    instance: int | None = None
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """The key's parts, as ``str()`` joins them."""
+        instance = () if self.instance is None else (str(self.instance),)
+        return (self.host, self.data_type.value, self.id, *instance)
+
+    @property
+    def ledger_key(self) -> str:
+        """The key within its site, destination and data type, as the ledger stores it
+        (``lsid``, ``lsid#instance`` or a backup's time)."""
+        return self.id if self.instance is None else f"{self.id}#{self.instance}"
+
+    def __str__(self) -> str:
+        return "/".join(self.parts)
+
+    @classmethod
+    def parse(cls, text: str) -> ItemKey:
+        """The key ``str()`` wrote.
+
+        :raises ValueError: when ``text`` is not one.
+        """
+        host, _, rest = text.partition("/")
+        kind, _, ident = rest.partition("/")
+        try:
+            data_type = DataType(kind)
+        except ValueError:
+            raise ValueError(f"not an item key: {text!r}") from None
+        if not host or not ident:
+            raise ValueError(f"not an item key: {text!r}")
+        if data_type in NUMBERED_DATA_TYPES:
+            lsid, _, number = ident.rpartition("/")
+            if lsid and number.isdigit():
+                return cls(host, data_type, lsid, int(number))
+        return cls(host, data_type, ident)
+
+    @classmethod
+    def from_ledger(cls, host: str, data_type: DataType, ledger_key: str) -> ItemKey:
+        """The key of a ledger row (see :attr:`ledger_key`)."""
+        if data_type in NUMBERED_DATA_TYPES:
+            lsid, _, number = ledger_key.rpartition("#")
+            if lsid and number.isdigit():
+                return cls(host, data_type, lsid, int(number))
+        return cls(host, data_type, ledger_key)
+
+
+class DestinationState(Protocol):
+    """A destination's own small store of text values by item key, kept in btic's
+    state database beside the ledger (so Celery workers on other machines share it):
+    a sent-log for a service that cannot de-duplicate, an acknowledgement id to
+    confirm later. A value is written at once, in its own transaction, whatever
+    becomes of the item's delivery: it says what the service holds, the ledger what
+    btic recorded.
+    """
+
+    def get(self, key: ItemKey) -> str | None:
+        """The value stored for ``key``, or None."""
+
+    def put(self, key: ItemKey, value: str) -> None:
+        """Store ``value`` for ``key``, replacing any."""
+
+    def delete(self, key: ItemKey) -> None:
+        """Forget ``key`` (nothing happens when it has no value)."""
+
+
+class MemoryState:
+    """A :class:`DestinationState` in memory, for tests: forgotten with the object."""
+
+    def __init__(self) -> None:
+        self._values: dict[ItemKey, str] = {}
+
+    def get(self, key: ItemKey) -> str | None:
+        return self._values.get(key)
+
+    def put(self, key: ItemKey, value: str) -> None:
+        self._values[key] = value
+
+    def delete(self, key: ItemKey) -> None:
+        self._values.pop(key, None)
+
+
+def _nothing_recorded() -> str | None:
+    return None
 
 
 def data_types_for_hooks(hooks: set[str] | frozenset[str]) -> frozenset[DataType]:
@@ -200,7 +313,7 @@ class Refusal:
         alone (``permanent`` when retrying cannot help).
     """
 
-    item_key: tuple[str, ...]
+    item_key: ItemKey
     error: DestinationError
 
 
@@ -230,22 +343,32 @@ class TransferContext:
     :ivar force: True when the user asked to re-deliver items the ledger
         already has (``btic transfer --force``).
     :ivar log: a structlog logger bound to site, destination and run.
-    :ivar item_key: what makes this item "the same item" across runs,
-        processes and workers; a destination de-duplicates on it:
-        ``(site host, data type, lsid)`` for session reports,
-        ``(site host, data type, lsid, instance)`` for command shell and Show
-        My Screen recordings (the instance as the report numbers it),
-        ``(site host, data type, lsid)`` for the other recordings and
-        ``(site host, "backup", appliance time as YYYYMMDDTHHMMSSZ)`` for backups.
+    :ivar item_key: what makes this item "the same item" across runs, processes
+        and workers (:class:`ItemKey`); a destination de-duplicates on it.
+    :ivar state: the destination's own store of values by item key
+        (:class:`DestinationState`), shared by every process using the state database.
     """
 
     site: SiteInfo
     destination: str
     data_type: DataType
     run_id: str
+    item_key: ItemKey
     force: bool = False
     log: FilteringBoundLogger = field(default_factory=default_logger, compare=False)
-    item_key: tuple[str, ...] = ()
+    state: DestinationState = field(default_factory=MemoryState, compare=False, repr=False)
+    #: reads the sha256 the ledger last recorded (see :attr:`last_sha256`)
+    recorded_sha256: Callable[[], str | None] = field(
+        default=_nothing_recorded, compare=False, repr=False
+    )
+
+    @cached_property
+    def last_sha256(self) -> str | None:
+        """The sha256 the ledger last recorded for this item at this destination (what
+        an earlier delivery returned), or None: an identical redelivery (``force``, a
+        lost ledger's replay) can be recognised by it. Read from the ledger on first use.
+        """
+        return self.recorded_sha256()
 
 
 @dataclass(frozen=True)
@@ -253,7 +376,7 @@ class StoredItem:
     """What the ledger says one destination holds: one item, for ``on_verify``.
 
     :ivar site: the appliance the item came from (its name and host).
-    :ivar item_key: the ledger's key (the lsid, ``lsid#instance``, or a backup's time).
+    :ivar item_key: the item's key, as ``ctx.item_key`` was when it was delivered.
     :ivar location: where the destination said it put the item.
     :ivar size: bytes, when the destination said.
     :ivar sha256: of what was delivered, when the destination said.
@@ -262,7 +385,7 @@ class StoredItem:
 
     site: SiteInfo
     data_type: DataType
-    item_key: str
+    item_key: ItemKey
     location: str
     size: int | None
     sha256: str | None
@@ -278,10 +401,10 @@ class VerifyFinding:
         (the destination holds it, the ledger does not know it).
     :ivar location: where.
     :ivar detail: what differs, for the user.
-    :ivar item_key: the ledger's key, for missing and changed items.
+    :ivar item_key: the item's key, for missing and changed items.
     """
 
     kind: Literal["missing", "changed", "unexpected"]
     location: str
     detail: str = ""
-    item_key: str | None = None
+    item_key: ItemKey | None = None

@@ -21,8 +21,7 @@ from btic.config import Config
 from btic.errors import ConfigError, DestinationError
 from btic.plugins import PluginManager
 from btic.state import DELIVERED, StateStore
-from btic.transfer.recordings import NUMBERED_RECORDINGS
-from btic.types import DataType, SiteInfo, StoredItem, VerifyFinding
+from btic.types import NUMBERED_DATA_TYPES, DataType, ItemKey, SiteInfo, StoredItem, VerifyFinding
 
 
 @dataclass
@@ -96,10 +95,11 @@ def _stored_items(
             host = configured.host if configured is not None else entry.site
             product = configured.product if configured is not None else "auto"
             sites[entry.site] = SiteInfo(entry.site, host, "pa" if product == "pa" else "rs")
+        data_type = DataType(entry.data_type)
         yield StoredItem(
             site=sites[entry.site],
-            data_type=DataType(entry.data_type),
-            item_key=entry.item_key,
+            data_type=data_type,
+            item_key=ItemKey.from_ledger(sites[entry.site].host, data_type, entry.item_key),
             location=entry.location,
             size=entry.size,
             sha256=entry.sha256,
@@ -107,7 +107,7 @@ def _stored_items(
         )
 
 
-_NUMBERED = frozenset(dt.value for dt in NUMBERED_RECORDINGS)
+_NUMBERED = frozenset(dt.value for dt in NUMBERED_DATA_TYPES)
 
 
 def _is_session_marker(data_type: str, item_key: str) -> bool:

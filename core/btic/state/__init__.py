@@ -4,7 +4,8 @@
 * :mod:`btic.state.store` — :class:`StateStore`, the one way to read and write them:
   the ledger itself (its group commit in :mod:`btic.state.batches`), watermarks
   through :mod:`btic.state.watermarks`, runs, schedules and leases through
-  :mod:`btic.state.records`, Celery tasks through :mod:`btic.state.tasks`;
+  :mod:`btic.state.records`, Celery tasks through :mod:`btic.state.tasks`,
+  destinations' own values through :mod:`btic.state.destination_values`;
   :mod:`btic.state.values` — times and keys as stored.
 """
 

@@ -129,6 +129,17 @@ tasks = Table(
     Column("finished_at", DateTime(timezone=True)),
 )
 
+#: Each destination's own values by item key (``ctx.state``, see btic.types.DestinationState).
+#: Added without a schema version change: older btic versions ignore the table.
+destination_values = Table(
+    "btic_destination_values",
+    metadata,
+    Column("destination", String(64), primary_key=True),
+    Column("item_key", String(ITEM_KEY_LENGTH), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 #: A task's statuses: waiting in the broker, being run, put back because its site
 #: had its fill of tasks, and how it ended (``ok``, ``failed``, ``interrupted``,
 #: ``error`` as runs end).

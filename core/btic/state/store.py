@@ -40,6 +40,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from btic.errors import BticError
 from btic.state import batches
+from btic.state.destination_values import DestinationValues
 from btic.state.records import RunRecords
 from btic.state.schema import (
     FAILED,
@@ -81,7 +82,7 @@ class LedgerEntry:
     item_time: datetime | None = None
 
 
-class StateStore(Watermarks, RunRecords, TaskRecords):
+class StateStore(Watermarks, RunRecords, TaskRecords, DestinationValues):
     """Access to one state database.
 
     :param url: any SQLAlchemy URL; SQLite files get WAL and full sync so a
@@ -231,6 +232,8 @@ class StateStore(Watermarks, RunRecords, TaskRecords):
         }
         if item_time is not None:
             values["item_time"] = item_time
+        if sha256 is None and status == FAILED:
+            del values["sha256"]  # a failure keeps what the last delivery recorded
         if soon and status in SETTLED and item_time is not None:
             if self._pending.add((site, destination, data_type, item_key), values):
                 self.flush_records()
@@ -284,6 +287,22 @@ class StateStore(Watermarks, RunRecords, TaskRecords):
                     except IntegrityError:
                         continue  # another writer inserted it first: update instead
         raise StateError(f"could not record {data_type} {item_key} for {destination}")
+
+    def recorded_sha256(
+        self, *, site: str, destination: str, data_type: str, item_key: str
+    ) -> str | None:
+        """The sha256 the ledger last recorded for one item at one destination."""
+        self.flush_records()
+        with self.engine.connect() as connection:
+            value = connection.execute(
+                select(deliveries.c.sha256).where(
+                    (deliveries.c.site == site)
+                    & (deliveries.c.destination == destination)
+                    & (deliveries.c.data_type == data_type)
+                    & (deliveries.c.item_key == stored_key(item_key))
+                )
+            ).scalar()
+        return None if value is None else str(value)
 
     def flush_records(self) -> None:
         """Commit the outcomes waiting for their group commit, in one transaction.

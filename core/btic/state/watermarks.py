@@ -40,7 +40,6 @@ class Watermarks:
     ) -> tuple[datetime, datetime] | None:
         """(position, when it was last moved, by this machine's clock) or None."""
         self.flush_records()
-        self.flush_records()
         with self.engine.connect() as connection:
             row = connection.execute(
                 select(watermarks.c.position, watermarks.c.updated_at).where(

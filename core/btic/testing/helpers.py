@@ -24,6 +24,8 @@ from btic.types import (
     Backup,
     DataType,
     Delivery,
+    ItemKey,
+    MemoryState,
     Recording,
     RecordingKind,
     SiteInfo,
@@ -81,22 +83,30 @@ class ConfiguredDestination:
         self.plugins.add_destination(
             name, plugin, self.options, AppContext(config_dir=config_dir, version=btic.__version__)
         )
+        #: the destination's own values (``ctx.state``), kept in memory
+        self.state = MemoryState()
+        #: the sha256 each delivery returned, by item key: the ledger's part
+        self.recorded: dict[ItemKey, str] = {}
 
     def ctx(
-        self, data_type: DataType, item: Item | Session | None = None, *, force: bool = False
+        self, data_type: DataType, item: Item | Session, *, force: bool = False
     ) -> TransferContext:
-        """The context the core would pass with ``item`` (its ``item_key`` filled); a
-        ``Session`` stands for its report."""
+        """The context the core would pass with ``item``: its ``item_key``, this
+        destination's :attr:`state`, and as ``last_sha256`` what an earlier delivery of
+        it through this object returned. A ``Session`` stands for its report."""
         if isinstance(item, Session):
             item = SessionDocument(item, session_xml(item))
-        site = SITE if item is None else item_site(item)
+        site = item_site(item)
+        key = item_key(site, data_type, item)
         return TransferContext(
             site=site,
             destination=self.name,
             data_type=data_type,
             run_id="test",
+            item_key=key,
             force=force,
-            item_key=() if item is None else item_key(site, data_type, item),
+            state=self.state,
+            recorded_sha256=lambda: self.recorded.get(key),
         )
 
     def check(self) -> str | None:
@@ -123,9 +133,14 @@ class ConfiguredDestination:
         the destination's refusal of this item raised as its error."""
         if delivery is not None and delivery.deferred:
             for refusal in self.plugins.on_flush(self.name):
-                if tuple(refusal.item_key) == ctx.item_key:
+                if refusal.item_key == ctx.item_key:
                     raise refusal.error
+        self._record(ctx.item_key, delivery)
         return delivery
+
+    def _record(self, key: ItemKey, delivery: Delivery | None) -> None:
+        if delivery is not None and delivery.sha256 is not None:
+            self.recorded[key] = delivery.sha256
 
     def batch(self, sessions: Iterable[Session], *, force: bool = False) -> BatchOutcome:
         """Hand several session reports over as the core does, then flush once: what a
@@ -133,7 +148,7 @@ class ConfiguredDestination:
         ``on_flush``) made durable, and what it refused, item by item. A destination
         that does not batch stores each at once, and nothing is refused at the flush."""
         outcome = BatchOutcome()
-        keys: dict[tuple[str, ...], str] = {}
+        keys: dict[ItemKey, str] = {}
         for session in sessions:
             document = SessionDocument(session, session_xml(session))
             ctx = self.ctx(DataType.SESSION, document, force=force)
@@ -146,13 +161,15 @@ class ConfiguredDestination:
                 continue
             if delivery is not None:
                 outcome.delivered[session.lsid] = delivery
-                keys[tuple(ctx.item_key)] = session.lsid
+                keys[ctx.item_key] = session.lsid
         for refusal in self.plugins.on_flush(self.name):
-            lsid = keys.get(tuple(refusal.item_key))
+            lsid = keys.pop(refusal.item_key, None)
             if lsid is None:
                 raise AssertionError(f"on_flush refused {refusal.item_key}, not in its batch")
             outcome.refused[lsid] = refusal.error
             del outcome.delivered[lsid]
+        for key, lsid in keys.items():
+            self._record(key, outcome.delivered[lsid])
         return outcome
 
     def recording(self, recording: Recording, *, force: bool = False) -> Delivery | None:

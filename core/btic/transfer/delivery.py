@@ -29,6 +29,7 @@ from btic.types import (
     Backup,
     DataType,
     Delivery,
+    ItemKey,
     Placement,
     Recording,
     SiteInfo,
@@ -58,14 +59,18 @@ class SessionDocument:
 Item = SessionDocument | Recording | Backup
 
 
-def item_key(site: SiteInfo, data_type: DataType, item: Item) -> tuple[str, ...]:
-    """The key a destination de-duplicates on (see :class:`btic.types.TransferContext`)."""
+def item_key(site: SiteInfo, data_type: DataType, item: Item) -> ItemKey:
+    """The key a destination de-duplicates on (see :class:`btic.types.ItemKey`)."""
     if isinstance(item, Backup):
-        return (site.host, data_type.value, item.time.strftime("%Y%m%dT%H%M%SZ"))
+        return ItemKey(site.host, data_type, backup_id(item.time))
     if isinstance(item, Recording):
-        instance = () if item.instance is None else (str(item.instance),)
-        return (site.host, data_type.value, item.lsid, *instance)
-    return (site.host, data_type.value, item.session.lsid)
+        return ItemKey(site.host, data_type, item.lsid, item.instance)
+    return ItemKey(site.host, data_type, item.session.lsid)
+
+
+def backup_id(moment: datetime) -> str:
+    """A backup's id within its site: the appliance's time as ``YYYYMMDDTHHMMSSZ``."""
+    return moment.strftime("%Y%m%dT%H%M%SZ")
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,6 @@ class _Deferred:
     """An item a destination holds in a batch, to be recorded when it is flushed."""
 
     ctx: TransferContext
-    key: str
     delivery: Delivery
     item_time: datetime | None
     summary: Summary
@@ -124,7 +128,6 @@ class Deliverer:
         *,
         destination: str,
         data_type: DataType,
-        key: str,
         site: SiteInfo,
         item: Item,
         force: bool,
@@ -137,29 +140,46 @@ class Deliverer:
             # Left alone for the rest of the run: the item stays pending, unrecorded.
             summary.count(destination, data_type.value, FAILED)
             return FAILED
-        ctx = TransferContext(
-            site=site,
-            destination=destination,
-            data_type=data_type,
-            run_id=self.run_id,
-            force=force,
-            log=self.log,
-            item_key=item_key(site, data_type, item),
-        )
+        ctx = self._context(destination, data_type, site, item_key(site, data_type, item), force)
         with self._batch_lock(destination):
             try:
                 result = self._hand_over(destination, item, ctx)
             except DestinationError as exc:
-                return self._settle(
-                    ctx, key, summary, item_time, error=str(exc), give_up=exc.permanent
-                )
+                return self._settle(ctx, summary, item_time, error=str(exc), give_up=exc.permanent)
             except Exception as exc:  # noqa: BLE001 - a plugin bug must not stop the others
-                self._log_plugin_bug(ctx, key)
-                return self._settle(ctx, key, summary, item_time, error=_described(exc))
+                self._log_plugin_bug(ctx, ctx.item_key.ledger_key)
+                return self._settle(ctx, summary, item_time, error=_described(exc))
             if result is not None and getattr(result, "deferred", False):
-                self._defer(_Deferred(ctx, key, result, item_time, summary))
+                self._defer(_Deferred(ctx, result, item_time, summary))
                 return DEFERRED
-            return self._settle(ctx, key, summary, item_time, result=result)
+            return self._settle(ctx, summary, item_time, result=result)
+
+    def _context(
+        self, destination: str, data_type: DataType, site: SiteInfo, key: ItemKey, force: bool
+    ) -> TransferContext:
+        """The context handed with one item: its key, the destination's own values,
+        and a reader of the sha256 the ledger last recorded for it."""
+        state = self.state
+
+        def recorded_sha256() -> str | None:
+            return state.recorded_sha256(
+                site=site.name,
+                destination=destination,
+                data_type=data_type.value,
+                item_key=key.ledger_key,
+            )
+
+        return TransferContext(
+            site=site,
+            destination=destination,
+            data_type=data_type,
+            run_id=self.run_id,
+            item_key=key,
+            force=force,
+            log=self.log,
+            state=state.destination_state(destination),
+            recorded_sha256=recorded_sha256,
+        )
 
     def _hand_over(self, destination: str, item: Item, ctx: TransferContext) -> Delivery | None:
         if isinstance(item, Recording):
@@ -214,16 +234,14 @@ class Deliverer:
                 self._log_plugin_bug(batch[0].ctx, f"a batch of {len(batch)}")
             self._batch_failed(destination, batch, exc)
             return
-        refused = {tuple(refusal.item_key): refusal.error for refusal in refusals}
+        refused = {refusal.item_key: refusal.error for refusal in refusals}
         for entry in batch:
             error = refused.get(entry.ctx.item_key)
             if error is None:
-                self._settle(
-                    entry.ctx, entry.key, entry.summary, entry.item_time, result=entry.delivery
-                )
+                self._settle(entry.ctx, entry.summary, entry.item_time, result=entry.delivery)
             else:
                 self._settle(
-                    entry.ctx, entry.key, entry.summary, entry.item_time,
+                    entry.ctx, entry.summary, entry.item_time,
                     error=str(error), give_up=error.permanent,
                 )  # fmt: skip
 
@@ -233,9 +251,7 @@ class Deliverer:
         reported once, and the destination is left alone for the rest of the run."""
         error = self.scrub(str(exc) if isinstance(exc, DestinationError) else _described(exc))
         for entry in batch:
-            self._settle(
-                entry.ctx, entry.key, entry.summary, entry.item_time, error=error, quiet=True
-            )
+            self._settle(entry.ctx, entry.summary, entry.item_time, error=error, quiet=True)
         with self._streak_lock:
             self._down[destination] = error
         batch[0].summary.problem(
@@ -248,7 +264,6 @@ class Deliverer:
     def _settle(
         self,
         ctx: TransferContext,
-        key: str,
         summary: Summary,
         item_time: datetime | None,
         *,
@@ -261,7 +276,7 @@ class Deliverer:
 
         :param quiet: a failure the caller reports once for many items.
         """
-        destination, data_type = ctx.destination, ctx.data_type
+        destination, data_type, key = ctx.destination, ctx.data_type, ctx.item_key.ledger_key
         status = FAILED if error is not None else DELIVERED if result is not None else SKIPPED
         error = None if error is None else self.scrub(error)
         # A plugin may return any object with these attributes; read them defensively.
@@ -398,8 +413,8 @@ class Deliverer:
             destination=destination,
             data_type=data_type,
             run_id=self.run_id,
+            item_key=ItemKey(site.host, data_type, session.lsid),
             log=self.log,
-            item_key=(site.host, data_type.value, session.lsid),
         )
         try:
             placement = self.plugins.on_locate(destination, session=session, ctx=ctx)
@@ -426,5 +441,6 @@ __all__ = [
     "Deliverer",
     "Item",
     "SessionDocument",
+    "backup_id",
     "item_key",
 ]

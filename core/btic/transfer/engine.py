@@ -276,12 +276,10 @@ class Engine:
                 except EncryptionError as exc:
                     summary.problem(f"site {site.name}: backup: {exc}")
                     return
-            key = moment.strftime("%Y%m%dT%H%M%SZ")
             for destination in request.destinations:
                 self.deliverer.deliver(
                     destination=destination,
                     data_type=DataType.BACKUP,
-                    key=key,
                     site=site,
                     item=backup,
                     force=request.force,

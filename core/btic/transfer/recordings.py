@@ -25,14 +25,14 @@ from btic.transfer.context import RunContext, TransferRequest
 from btic.transfer.delivery import DEFERRED
 from btic.transfer.pending import Pending
 from btic.transfer.summary import Summary
-from btic.types import RECORDING_KINDS, DataType, Recording, SiteInfo
+from btic.types import NUMBERED_DATA_TYPES, RECORDING_KINDS, DataType, Recording, SiteInfo
 
 #: A recording's outcome when the spool could not take it: not tried against any
 #: destination, so nothing is recorded and its session stays pending.
 NOT_FETCHED = "not fetched"
 
 #: Recordings that come several to a session, numbered by instance.
-NUMBERED_RECORDINGS = (DataType.COMMAND_SHELL_RECORDING, DataType.SHOW_MY_SCREEN_RECORDING)
+NUMBERED_RECORDINGS = NUMBERED_DATA_TYPES
 
 
 class SessionRecordings:
@@ -214,7 +214,6 @@ class SessionRecordings:
                 destination: self.context.deliverer.deliver(
                     destination=destination,
                     data_type=data_type,
-                    key=key,
                     site=self.site,
                     item=recording,
                     force=self.request.force,

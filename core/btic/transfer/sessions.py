@@ -389,7 +389,6 @@ class SessionRun:
                     status = self.context.deliverer.deliver(
                         destination=destination,
                         data_type=data_type,
-                        key=session.lsid,
                         site=self.site,
                         item=document,
                         force=self.request.force,

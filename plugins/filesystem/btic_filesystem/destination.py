@@ -110,7 +110,7 @@ class FileSystemDestination:
                 permanent=True,
             ) from None
         # AppendNumber numbers a name another item holds; a dry run only says so.
-        if where.exists() and files.item_of(where) != "/".join(ctx.item_key):
+        if where.exists() and files.item_of(where) != str(ctx.item_key):
             return btic.Placement(str(where), note=f"taken: {self.options.conflict}")
         return btic.Placement(str(where))
 
@@ -214,7 +214,7 @@ class FileSystemDestination:
         earlier file is replaced rather than numbered (``AppendNumber``) when its
         bytes changed; a forced redelivery never replaces anything.
         """
-        item = "/".join((*ctx.item_key, item_suffix) if item_suffix else ctx.item_key) or None
+        item = "/".join((*ctx.item_key.parts, item_suffix)) if item_suffix else str(ctx.item_key)
         root = self._root()
         try:
             final = naming.inside(root, relative)

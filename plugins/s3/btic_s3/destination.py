@@ -234,7 +234,7 @@ class S3Destination:
         client, uploader = self._service()
         # First, once a run: a crashed run's unfinished uploads are aborted.
         uploader.sweep()
-        item = "/".join(ctx.item_key)
+        item = str(ctx.item_key)
         conflict = self.options.conflict
         target = key
         existing = self._head(client, key)
@@ -280,10 +280,10 @@ class S3Destination:
         """Metadata, tags, storage class, encryption and object lock of a new object."""
         key = ctx.item_key
         metadata = {
-            "item": "/".join(key),
+            "item": str(key),
             "site-host": ctx.site.host,
             "data-type": ctx.data_type.value,
-            "lsid": key[2] if len(key) > 2 and ctx.data_type != DataType.BACKUP else "",
+            "lsid": key.id if ctx.data_type != DataType.BACKUP else "",
             "sha256": body.sha256,
             "size": str(body.size),
         }

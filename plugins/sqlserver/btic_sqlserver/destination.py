@@ -35,7 +35,7 @@ class SqlServerDestination:
         self._writer: Writer | None = None
         self._lock = threading.Lock()
         # (item key, rows) of the sessions taken since the last on_flush
-        self._batch: list[tuple[tuple[str, ...], SessionRows]] = []
+        self._batch: list[tuple[btic.ItemKey, SessionRows]] = []
 
     @btic.hookimpl
     def on_configure(self, options: SqlServerOptions, app: btic.AppContext) -> None:
@@ -114,7 +114,7 @@ class SqlServerDestination:
         return []
 
     def _one_by_one(
-        self, writer: Writer, batch: list[tuple[tuple[str, ...], SessionRows]]
+        self, writer: Writer, batch: list[tuple[btic.ItemKey, SessionRows]]
     ) -> list[btic.Refusal]:
         refusals = []
         for key, rows in batch:

@@ -26,17 +26,17 @@ def findings(
     """A finding for each item missing from the tables or whose rows changed."""
     with engine.connect() as connection:
         for item in items:
-            lsid, host = storable(item.item_key), storable(item.site.host)
+            lsid, host = storable(item.item_key.id), storable(item.site.host)
             found = stored_digest(connection, host, lsid)
             place = f"{where} {location(host, lsid)}"
             if found is None:
-                yield btic.VerifyFinding("missing", place, "no session row", item_key=lsid)
+                yield btic.VerifyFinding("missing", place, "no session row", item_key=item.item_key)
             elif item.sha256 is not None and found != item.sha256:
                 yield btic.VerifyFinding(
                     "changed",
                     place,
                     "its rows differ from those delivered (sha256 of the values)",
-                    item_key=lsid,
+                    item_key=item.item_key,
                 )
 
 
