@@ -34,7 +34,7 @@ from btic.appliance.model import (
     Team,
     TransferredFile,
 )
-from btic.errors import ConfigError, ConfigProblem, DestinationError, UsageError
+from btic.errors import ConfigError, ConfigProblem, DestinationBusy, DestinationError, UsageError
 from btic.hookspecs import hookimpl
 from btic.naming import ConfigWarning
 from btic.secrets import DatabaseUrl, Secret
@@ -43,6 +43,7 @@ from btic.types import (
     Backup,
     DataType,
     Delivery,
+    DeliveryLimits,
     DestinationState,
     ItemKey,
     MemoryState,
@@ -80,6 +81,8 @@ __all__ = [
     "DataType",
     "DatabaseUrl",
     "Delivery",
+    "DeliveryLimits",
+    "DestinationBusy",
     "DestinationError",
     "DestinationState",
     "Entity",

@@ -159,6 +159,25 @@ class DestinationError(BticError):
         self.permanent = permanent
 
 
+class DestinationBusy(DestinationError):
+    """The destination's service is busy and said when to come back (HTTP 429 or
+    503 with ``Retry-After``, a throttled API).
+
+    Raised by plugins instead of sleeping inside a hook. The core pauses every
+    delivery to this destination for ``retry_after`` seconds and offers the same
+    item again; items stay pending meanwhile, and nothing is recorded as failed.
+    Should the destination stay busy for longer than the run's patience, it is
+    left alone for the rest of the run, its items pending for the next.
+
+    :param message: what the service said, for the user.
+    :param retry_after: seconds to wait before the next delivery to it.
+    """
+
+    def __init__(self, message: str, *, retry_after: float):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class NotificationError(BticError):
     """An e-mail notification could not be sent (the SMTP server's words, and the fix)."""
 

@@ -137,14 +137,16 @@ def on_flush() -> Iterable[Refusal] | None:
     A destination that writes in batches (rows in one transaction) implements
     it; the core records a deferred item in the ledger only after this hook
     has returned, so a crash before then leaves the item pending and it is
-    delivered again. The core calls it at least every
-    :data:`~btic.transfer.delivery.FLUSH_AFTER_ITEMS` deferred items or
-    :data:`~btic.transfer.delivery.FLUSH_AFTER_SECONDS` seconds, and at the end
-    of every transfer, never while one of this destination's hooks runs.
+    delivered again. The core calls it as the plugin's
+    :class:`btic.DeliveryLimits` say (every 500 deferred items or 2 seconds by
+    default, before a byte budget would be passed), and at the end of every
+    transfer, never while one of this destination's hooks runs.
 
     :return: a :class:`btic.Refusal` for each item of the batch that could not
         be stored while the rest were (an item the destination refuses), or
         None when every item is durable.
+    :raises btic.DestinationBusy: when the service asks to wait: keep the batch,
+        the core calls ``on_flush`` again after the pause.
     :raises btic.DestinationError: when the batch could not be stored at all
         (the database is down): every item of it fails with this reason and
         stays pending.

@@ -31,7 +31,7 @@ from pydantic import BaseModel
 
 from btic import hookspecs
 from btic.errors import ConfigError, ConfigProblem, PluginLoadError
-from btic.types import AppContext, DataType, data_types_for_hooks
+from btic.types import AppContext, DataType, DeliveryLimits, data_types_for_hooks
 
 if TYPE_CHECKING:
     from btic.appliance.model import Session
@@ -231,6 +231,11 @@ class PluginManager:
         hooks = sorted(caller.name for caller in probe.get_hookcallers(plugin_class) or [])
         if not hooks:
             raise PluginLoadError(f"{plugin_class.__qualname__} implements no btic hook")
+        limits = getattr(plugin_class, "limits", None)
+        if limits is not None and not isinstance(limits, DeliveryLimits):
+            raise PluginLoadError(
+                f"{plugin_class.__qualname__}.limits must be a btic.DeliveryLimits, not {limits!r}"
+            )
         _check_api_version(plugin_class)
         return tuple(hooks)
 
@@ -321,6 +326,22 @@ class PluginManager:
         """Retire every destination (``on_close`` of each): the process is done with them."""
         for name in list(self._destinations):
             self.remove_destination(name)
+
+    def limits(self, destination: str) -> DeliveryLimits:
+        """How ``destination`` wants its items handed over: its instance's ``limits``
+        (set in ``on_configure``), else its class's, else the defaults.
+
+        :raises PluginLoadError: when the instance set something else.
+        """
+        limits = getattr(self._destinations[destination].instance, "limits", None)
+        if limits is None:
+            return DeliveryLimits()
+        if not isinstance(limits, DeliveryLimits):
+            raise PluginLoadError(
+                f"destination {destination}: its plugin's limits must be a "
+                f"btic.DeliveryLimits, not {limits!r}"
+            )
+        return limits
 
     def can_receive(self, destination: str, data_type: DataType) -> bool:
         return data_type in self._destinations[destination].plugin.data_types

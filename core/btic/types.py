@@ -318,6 +318,35 @@ class Refusal:
 
 
 @dataclass(frozen=True)
+class DeliveryLimits:
+    """How a destination wants its items handed over: a plugin sets ``limits`` on
+    its class, or on its instance in ``on_configure`` (from its options).
+
+    :ivar concurrency: at most this many of its hooks run at once (None: as many
+        as the core's download threads; a batching destination's are one at a time).
+    :ivar batch_items: a batching destination is flushed when it holds this many
+        deferred items.
+    :ivar batch_bytes: ... or before an item would take its batch past this many
+        bytes (a session's XML, a recording's or backup's size); None: no budget.
+        An item larger than the budget alone goes in a batch of its own.
+    :ivar batch_seconds: ... or when its batch is this old.
+    """
+
+    concurrency: int | None = None
+    batch_items: int = 500
+    batch_bytes: int | None = None
+    batch_seconds: float = 2.0
+
+    def __post_init__(self) -> None:
+        for name in ("concurrency", "batch_items", "batch_bytes"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"DeliveryLimits.{name} must be a positive integer, not {value!r}")
+        if not self.batch_seconds > 0:
+            raise ValueError("DeliveryLimits.batch_seconds must be positive")
+
+
+@dataclass(frozen=True)
 class AppContext:
     """What the core tells a destination when it is configured.
 

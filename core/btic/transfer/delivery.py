@@ -5,7 +5,8 @@ in the ledger.
 one destination and records what happened: at once, or, for a destination that
 batches (``Delivery(deferred=True)``), when its batch is flushed and durable. It
 also keeps the run's judgement of each destination: one that fails the same way
-:data:`DOWN_AFTER` times in a row is left alone for the rest of the run.
+:data:`DOWN_AFTER` times in a row is left alone for the rest of the run, and so
+is one that stays busy past its patience (:mod:`btic.transfer.pacing`).
 """
 
 from __future__ import annotations
@@ -14,21 +15,23 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 
 from structlog.typing import FilteringBoundLogger
 
 from btic.appliance.model import Session
-from btic.errors import DestinationError
+from btic.errors import DestinationBusy, DestinationError
 from btic.plugins import PluginManager
 from btic.state import DELIVERED, FAILED, MAX_ATTEMPTS, NO_RECORDING, SKIPPED, StateStore
+from btic.transfer.pacing import Pacing
 from btic.transfer.summary import Reporter, Summary
 from btic.types import (
     Backup,
     DataType,
     Delivery,
+    DeliveryLimits,
     ItemKey,
     Placement,
     Recording,
@@ -40,11 +43,12 @@ from btic.types import (
 DOWN_AFTER = 3
 #: The outcome of an item a destination took into a batch: recorded when it is flushed.
 DEFERRED = "deferred"
-#: A batching destination is flushed at least this often (items, seconds), and at
-#: the end of every transfer: its memory stays bounded and its items reach the
-#: ledger soon after they are durable.
-FLUSH_AFTER_ITEMS = 500
-FLUSH_AFTER_SECONDS = 2.0
+#: A batching destination is flushed at least this often (items, seconds) unless its
+#: plugin's :class:`~btic.types.DeliveryLimits` say otherwise, and at the end of every
+#: transfer: its memory stays bounded and its items reach the ledger soon after
+#: they are durable.
+FLUSH_AFTER_ITEMS = DeliveryLimits.batch_items
+FLUSH_AFTER_SECONDS = DeliveryLimits.batch_seconds
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,12 @@ class _Deferred:
     delivery: Delivery
     item_time: datetime | None
     summary: Summary
+    size: int
+
+
+def _size_of(item: Item) -> int:
+    """An item's bytes, as a batch budget counts them."""
+    return len(item.xml) if isinstance(item, SessionDocument) else item.size
 
 
 class Deliverer:
@@ -100,8 +110,11 @@ class Deliverer:
         reporter: Reporter,
         log: FilteringBoundLogger,
         scrub: Callable[[str], str] = str,
+        stop: threading.Event | None = None,
     ):
         self.plugins = plugins
+        #: set when the run stops after the items in hand: no more waiting on a busy one
+        self.stop = stop or threading.Event()
         # A plugin's error may quote a secret of its options (a password in a message):
         # every error is scrubbed before the ledger, the summary or a notification has it.
         self.scrub = scrub
@@ -120,6 +133,9 @@ class Deliverer:
         # flush's failures name exactly the items the core holds for it.
         self._batch_locks: dict[str, threading.RLock] = {}
         self._batch_locks_lock = threading.Lock()
+        self._batch_bytes: dict[str, int] = {}
+        #: each destination's limits, and its pauses while it is busy
+        self.pacing = Pacing(plugins.limits, self.stop, log=log)
 
     # -- handing over ------------------------------------------------------------------
 
@@ -141,16 +157,31 @@ class Deliverer:
             summary.count(destination, data_type.value, FAILED)
             return FAILED
         ctx = self._context(destination, data_type, site, item_key(site, data_type, item), force)
-        with self._batch_lock(destination):
-            try:
-                result = self._hand_over(destination, item, ctx)
-            except DestinationError as exc:
-                return self._settle(ctx, summary, item_time, error=str(exc), give_up=exc.permanent)
-            except Exception as exc:  # noqa: BLE001 - a plugin bug must not stop the others
-                self._log_plugin_bug(ctx, ctx.item_key.ledger_key)
-                return self._settle(ctx, summary, item_time, error=_described(exc))
+        size = _size_of(item)
+        with ExitStack() as held:
+            held.enter_context(self.pacing.gate(destination))
+            held.enter_context(self._batch_lock(destination))
+            self._make_room(destination, size)
+            while True:
+                if not self._ready(destination, summary):
+                    # Busy past the run's patience, or the run stops: the item stays pending.
+                    summary.count(destination, data_type.value, FAILED)
+                    return FAILED
+                try:
+                    result = self._hand_over(destination, item, ctx)
+                except DestinationBusy as exc:
+                    self.pacing.pause(destination, exc.retry_after, self.scrub(str(exc)))
+                    continue
+                except DestinationError as exc:
+                    return self._settle(
+                        ctx, summary, item_time, error=str(exc), give_up=exc.permanent
+                    )
+                except Exception as exc:  # noqa: BLE001 - a plugin bug must not stop the others
+                    self._log_plugin_bug(ctx, ctx.item_key.ledger_key)
+                    return self._settle(ctx, summary, item_time, error=_described(exc))
+                break
             if result is not None and getattr(result, "deferred", False):
-                self._defer(_Deferred(ctx, result, item_time, summary))
+                self._defer(_Deferred(ctx, result, item_time, summary, size))
                 return DEFERRED
             return self._settle(ctx, summary, item_time, result=result)
 
@@ -181,6 +212,26 @@ class Deliverer:
             recorded_sha256=recorded_sha256,
         )
 
+    def _ready(self, destination: str, summary: Summary) -> bool:
+        """Whether an item may go to ``destination`` now (after any pause it asked
+        for): False when it is left alone for the run, or the run stops."""
+        if destination in self._down:
+            return False
+        waited = self.pacing.wait(destination)
+        if waited is None:
+            return True
+        if not self.stop.is_set():
+            with self._streak_lock:
+                first = destination not in self._down
+                self._down[destination] = "busy"
+            if first:
+                summary.problem(
+                    f"{destination}: still busy after {waited:.0f} s of waiting in this run; "
+                    "no more items are offered to it in this run, and they stay pending "
+                    "for the next"
+                )
+        return False
+
     def _hand_over(self, destination: str, item: Item, ctx: TransferContext) -> Delivery | None:
         if isinstance(item, Recording):
             return self.plugins.on_recording(destination, recording=item, ctx=ctx)
@@ -205,14 +256,29 @@ class Deliverer:
 
     # -- batches ------------------------------------------------------------------------
 
+    def _make_room(self, destination: str, size: int) -> None:
+        """Flush a batch that ``size`` more bytes would take past its budget."""
+        budget = self.pacing.limits(destination).batch_bytes
+        if (
+            budget is not None
+            and self._deferred.get(destination)
+            and self._batch_bytes.get(destination, 0) + size > budget
+        ):
+            self.flush(destination)
+
     def _defer(self, entry: _Deferred) -> None:
         destination = entry.ctx.destination
+        limits = self.pacing.limits(destination)
         batch = self._deferred.setdefault(destination, [])
         if not batch:
             self._batch_began[destination] = time.monotonic()
+            self._batch_bytes[destination] = 0
         batch.append(entry)
+        self._batch_bytes[destination] += entry.size
         age = time.monotonic() - self._batch_began[destination]
-        if len(batch) >= FLUSH_AFTER_ITEMS or age >= FLUSH_AFTER_SECONDS:
+        held = self._batch_bytes[destination]
+        full = limits.batch_bytes is not None and held >= limits.batch_bytes
+        if len(batch) >= limits.batch_items or age >= limits.batch_seconds or full:
             self.flush(destination)
 
     def flush(self, destination: str | None = None) -> None:
@@ -227,13 +293,26 @@ class Deliverer:
                     self._flush_batch(name, batch)
 
     def _flush_batch(self, destination: str, batch: list[_Deferred]) -> None:
-        try:
-            refusals = self.plugins.on_flush(destination)
-        except Exception as exc:  # noqa: BLE001 - a plugin bug must not stop the others
-            if not isinstance(exc, DestinationError):
-                self._log_plugin_bug(batch[0].ctx, f"a batch of {len(batch)}")
-            self._batch_failed(destination, batch, exc)
-            return
+        while True:
+            if self.pacing.wait(destination) is not None:
+                # Busy past the run's patience, or the run stops: the batch was never
+                # stored, so its items stay pending, unrecorded.
+                self._ready(destination, batch[0].summary)
+                for entry in batch:
+                    entry.summary.count(destination, entry.ctx.data_type.value, FAILED)
+                return
+            try:
+                refusals = self.plugins.on_flush(destination)
+            except DestinationBusy as exc:
+                # The plugin keeps its batch; the same flush is asked for again.
+                self.pacing.pause(destination, exc.retry_after, self.scrub(str(exc)))
+                continue
+            except Exception as exc:  # noqa: BLE001 - a plugin bug must not stop the others
+                if not isinstance(exc, DestinationError):
+                    self._log_plugin_bug(batch[0].ctx, f"a batch of {len(batch)}")
+                self._batch_failed(destination, batch, exc)
+                return
+            break
         refused = {refusal.item_key: refusal.error for refusal in refusals}
         for entry in batch:
             error = refused.get(entry.ctx.item_key)

@@ -107,9 +107,10 @@ class Engine:
             reporter=self.reporter,
             log=self.log,
             scrub=logs.scrubbing(config),
+            stop=stop,
         )
         #: set to stop after the items in hand (SIGINT, SIGTERM)
-        self.stop = stop or threading.Event()
+        self.stop = self.deliverer.stop
         #: what a session run uses of the engine
         self.context = RunContext(
             config=config,
