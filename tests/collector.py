@@ -12,7 +12,7 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-PLUGIN = '''
+PLUGIN = """
 import hashlib
 import json
 import urllib.error
@@ -80,7 +80,7 @@ class Collector:
             for key, state, digest, _event in self.batch:
                 state.put(key, digest)
             self.batch = []
-'''
+"""
 
 
 class CollectorService:
@@ -99,7 +99,7 @@ class CollectorService:
         service = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the standard library's name
+            def do_POST(self) -> None:
                 with service._lock:
                     service.requests += 1
                     service.in_flight += 1
@@ -123,7 +123,7 @@ class CollectorService:
                     with service._lock:
                         service.in_flight -= 1
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -56,7 +56,9 @@ def test_a_busy_collector_gets_every_item_once_and_nothing_is_given_up(distribut
                     "where item_key not like '%#%' or data_type = 'command_shell_recording'"
                 )
             )
-            sent_log = {key for (key,) in db.execute("select item_key from btic_destination_values")}
+            sent_log = {
+                key for (key,) in db.execute("select item_key from btic_destination_values")
+            }
         assert set(ledger.values()) <= {"delivered", "no_recording"}, ledger
         sessions = [k for k in keys if "/session/" in k]
         assert len(sessions) == 8
