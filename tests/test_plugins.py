@@ -39,6 +39,7 @@ def test_btic_plugins_lists_the_shipped_plugins_with_versions_and_hooks():
         "on_list",
         "on_session_xml",
         "on_verify",
+        "register_commands",
     ]
     assert listing["sqlserver"]["data_types"] == ["presentation", "session"]
     assert "backup" in listing["s3"]["data_types"]
@@ -339,3 +340,80 @@ def test_on_close_comes_once_after_the_last_flush(distributions, tmp_path):
         "only a warning" in result.stderr.splitlines()
     )
     assert "Traceback" not in result.output
+
+
+COMMANDS_PLUGIN = """
+import click
+import btic
+from pydantic import BaseModel, ConfigDict
+
+class Greeter:
+    class Options(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+    @btic.hookimpl
+    def on_session_xml(self, session, xml, ctx):
+        return None
+
+    @btic.hookimpl
+    def register_commands(self, cli):
+        @cli.command("hello")
+        def hello():
+            '''Say hello.'''
+            click.echo("hello from a plugin")
+
+        @cli.command("sync")
+        def sync():
+            click.echo("a plugin's sync")
+"""
+
+BROKEN_COMMANDS_PLUGIN = """
+import btic
+from pydantic import BaseModel, ConfigDict
+
+class Broken:
+    class Options(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+    @btic.hookimpl
+    def on_session_xml(self, session, xml, ctx):
+        return None
+
+    @btic.hookimpl
+    def register_commands(self, cli):
+        raise RuntimeError("no commands today")
+"""
+
+
+def test_plugin_commands_come_through_the_register_commands_hook(distributions):
+    site = distributions.make(
+        "btic-greeter", "1.0", {"greeter": "greeter_mod:Greeter"}, {"greeter_mod": COMMANDS_PLUGIN}
+    )
+    distributions.make(
+        "btic-broken-commands", "1.0", {"brokencmd": "brokencmd_mod:Broken"},
+        {"brokencmd_mod": BROKEN_COMMANDS_PLUGIN},
+    )  # fmt: skip
+    hello = run_btic("hello", pythonpath=[site])
+    assert hello.returncode == 0, hello.output
+    assert hello.stdout == "hello from a plugin\n"
+    assert (
+        "warning: plugin greeter (btic-greeter 1.0): command 'sync' is btic's already; not added"
+        in hello.stderr.splitlines()
+    )
+    assert any(
+        line.startswith("warning: plugin brokencmd (btic-broken-commands 1.0): register_commands "
+                        "failed, its commands are left out: RuntimeError: no commands today")
+        for line in hello.stderr.splitlines()
+    ), hello.stderr  # fmt: skip
+    listing = run_btic("--help", pythonpath=[site])
+    assert "  hello " in listing.stdout
+    # btic's own sync stays btic's
+    own = run_btic("sync", "--help", pythonpath=[site])
+    assert "Run the schedules that are due" in own.stdout
+    # a disabled plugin's commands are not there; a strict run shows the broken hook's error
+    disabled = run_btic("hello", pythonpath=[site], env={"BTIC_DISABLE_PLUGINS": "greeter"})
+    assert disabled.returncode == 2
+    assert "No such command 'hello'" in disabled.stderr
+    strict = run_btic("hello", pythonpath=[site], env={"BTIC_STRICT_PLUGINS": "1"})
+    assert strict.returncode != 0
+    assert "RuntimeError: no commands today" in strict.stderr

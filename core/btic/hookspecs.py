@@ -21,7 +21,9 @@ hides another's. ``firstresult`` only means "this destination's answer".
 
 ``on_configure`` hands the instance its options and name once; the other hooks
 take only what changes from call to call (an item and its context), never the
-destination's name again.
+destination's name again. ``register_commands`` is the plugin's, not a
+destination's: it is called once per installed plugin, on an instance that is
+never configured.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import pluggy
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
+    import click
     from pydantic import BaseModel
 
     from btic.appliance.model import Session
@@ -212,4 +215,20 @@ def on_list() -> Iterator[str] | None:
 
     :return: an iterator of locations.
     :raises btic.DestinationError: when the destination cannot be read.
+    """
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Add the plugin's own commands to ``btic`` (``btic sql`` of the SQL plugin).
+
+    Called once per installed plugin, on an instance made for the purpose (never
+    configured, never given items), when ``btic`` looks for a command it does not
+    have itself or lists its commands (``btic --help``). Add ``click`` commands or
+    groups with ``cli.add_command(...)``; import what they need inside them, so
+    that listing stays fast. A command named like one of btic's own, or like
+    another plugin's, is not added (the user is told). To read the configuration,
+    use :data:`btic.plugin.config_option` and :class:`btic.plugin.Runtime`.
+
+    :param cli: the group to add the commands to.
     """

@@ -343,6 +343,46 @@ class PluginManager:
             )
         return limits
 
+    # -- the plugins' own commands ----------------------------------------------
+
+    def commands(self, taken: Iterable[str] = ()) -> dict[str, Any]:
+        """The ``click`` commands the installed plugins add (``register_commands``),
+        by name. A name in ``taken`` (btic's own) or added by an earlier plugin is
+        refused with a warning, and so is a plugin whose hook fails (re-raised when
+        strict)."""
+        import click
+
+        found: dict[str, Any] = {}
+        owners: dict[str, str] = {}
+        for info in self.plugins.values():
+            if not info.loaded or "register_commands" not in info.hooks:
+                continue
+            assert info.plugin_class is not None
+            group = click.Group()
+            hooks = self._new_pluggy_manager()
+            hooks.register(info.plugin_class(), name=info.name)
+            try:
+                hooks.hook.register_commands(cli=group)
+            except Exception as exc:
+                if self.strict:
+                    raise
+                self._warn(
+                    f"plugin {info.describe()}: register_commands failed, its commands are "
+                    f"left out: {type(exc).__name__}: {exc}"
+                )
+                continue
+            for name, command in group.commands.items():
+                if name in taken or name in found:
+                    owner = "btic" if name in taken else f"plugin {owners[name]}"
+                    self._warn(
+                        f"plugin {info.describe()}: command {name!r} is {owner}'s already; "
+                        "not added"
+                    )
+                    continue
+                found[name] = command
+                owners[name] = info.name
+        return found
+
     def can_receive(self, destination: str, data_type: DataType) -> bool:
         return data_type in self._destinations[destination].plugin.data_types
 

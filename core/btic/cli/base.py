@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,31 +24,23 @@ config_option = click.option(
 )
 
 
-#: Entry-point group through which an installed plugin adds commands (``btic sql``).
-COMMANDS_GROUP = "btic.commands"
-
-
 class Commands(click.Group):
     """Reports a :class:`BticError` from any command as ``error:`` lines and its exit
-    code, and offers the commands installed plugins add (loaded only when named or
-    listed, never at import)."""
+    code, and offers the commands installed plugins add through their
+    ``register_commands`` hook (plugins are loaded only when such a command is named
+    or the commands are listed, never at import)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *_plugin_commands()})
+        own = super().list_commands(ctx)
+        return sorted({*own, *ctx.ensure_object(Runtime).plugin_commands(own)})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
         if command is not None:
             return command
-        entry = _plugin_commands().get(cmd_name)
-        if entry is None:
-            return None
-        try:
-            loaded = entry.load()
-        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break btic
-            warn(f"command {cmd_name} of plugin {entry.value} failed to load: {exc}")
-            return None
-        return loaded if isinstance(loaded, click.Command) else None
+        own = super().list_commands(ctx)
+        found = ctx.ensure_object(Runtime).plugin_commands(own).get(cmd_name)
+        return found if isinstance(found, click.Command) else None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -86,19 +78,6 @@ def echo_json(document: object) -> None:
         runtime.json_owed = False
 
 
-def _plugin_commands() -> dict[str, importlib.metadata.EntryPoint]:
-    import os
-
-    from btic.plugins import DISABLE_ENV
-
-    disabled = {n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()}
-    return {
-        ep.name: ep
-        for ep in importlib.metadata.entry_points(group=COMMANDS_GROUP)
-        if ep.name not in disabled
-    }
-
-
 def report(exc: BticError) -> None:
     for line in exc.lines():
         click.echo(f"error: {line}", err=True)
@@ -111,8 +90,19 @@ class Runtime:
 
     def __init__(self) -> None:
         self._plugins: PluginManager | None = None
+        self._commands: dict[str, Any] | None = None
         #: the command promised one JSON document on stdout and has not printed it
         self.json_owed = False
+
+    def plugin_commands(self, own: Iterable[str]) -> dict[str, Any]:
+        """The commands installed plugins add, by name (none may take one of ``own``)."""
+        if self._commands is None:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", PluginWarning)
+                self._commands = self.plugins.commands(taken=own)
+            for message in caught:
+                warn(str(message.message))
+        return self._commands
 
     def close(self) -> None:
         """The command is done: every destination it made is closed (``on_close``)."""
@@ -162,5 +152,6 @@ def warn(message: str) -> None:
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """Archive BeyondTrust session reports, recordings and backups."""
-    runtime = ctx.obj = Runtime()
+    # Made already when a plugin's command was looked for.
+    runtime = ctx.ensure_object(Runtime)
     ctx.call_on_close(runtime.close)

@@ -1,5 +1,5 @@
-"""``btic sql``: the storage database's commands (found through the
-``btic.commands`` entry point)."""
+"""``btic sql``: the storage database's commands (added by the plugin's
+``register_commands`` hook)."""
 
 from __future__ import annotations
 

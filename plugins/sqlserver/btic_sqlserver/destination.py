@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from sqlalchemy import exc as sa_exc
 
@@ -18,6 +19,9 @@ from btic_sqlserver.connection import cause, database_of, is_connection_problem,
 from btic_sqlserver.options import SqlServerOptions
 from btic_sqlserver.rows import SessionRows, digest_of, session_rows
 from btic_sqlserver.writer import SchemaMismatch, Writer
+
+if TYPE_CHECKING:
+    import click
 
 
 class SqlServerDestination:
@@ -36,6 +40,12 @@ class SqlServerDestination:
         self._lock = threading.Lock()
         # (item key, rows) of the sessions taken since the last on_flush
         self._batch: list[tuple[btic.ItemKey, SessionRows]] = []
+
+    @btic.hookimpl
+    def register_commands(self, cli: click.Group) -> None:
+        from btic_sqlserver.commands import sql_group  # loaded for the command alone
+
+        cli.add_command(sql_group)
 
     @btic.hookimpl
     def on_configure(self, options: SqlServerOptions, app: btic.AppContext) -> None:
