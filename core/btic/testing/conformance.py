@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tracemalloc
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
@@ -97,6 +98,10 @@ class DestinationConformance:
     * ``hostile_options`` (fixture, optional): options whose name template
       includes ``%EXTERNAL_KEY%``; defaults to ``destination_options``.
     * ``broken_options`` (fixture): options with which every delivery fails.
+    * ``outage(options)``: a context manager inside which the destination that
+      ``options`` configure is out of service, as in production (its directory
+      gone, its database refusing connections, its bucket missing, its service
+      answering 503), and back in service after.
     * ``stored_items(options)``: every item the destination holds, as
       ``{location: bytes}``; ``location`` as your ``Delivery`` reports it, and
       the bytes as stored (a destination of rows, not files, gives bytes that
@@ -114,6 +119,12 @@ class DestinationConformance:
 
     def is_inside(self, location: str, options: dict[str, Any]) -> bool:
         return True
+
+    def outage(self, options: dict[str, Any]) -> AbstractContextManager[object]:
+        raise NotImplementedError(
+            "declare an outage: a context manager inside which the destination that "
+            "these options configure is out of service (see DestinationConformance)"
+        )
 
     @pytest.fixture
     def hostile_options(self, destination_options: dict[str, Any]) -> dict[str, Any]:
@@ -292,6 +303,37 @@ class DestinationConformance:
         assert delivery is not None
         assert delivery.sha256 in (None, recording.sha256)
         assert len(self.stored_items(destination_options)[delivery.location]) == recording.size
+
+    def test_an_outage_fails_every_delivery_and_records_nothing(
+        self,
+        btic_transfer: Callable[..., TransferResult],
+        destination_options: dict[str, Any],
+        tmp_path: Path,
+    ) -> None:
+        data = [
+            d
+            for d in ("session", "recording", "command_shell_recording")
+            if self._receives(DataType(d))
+        ]
+        with self.outage(destination_options):
+            destination = self._destination(destination_options, tmp_path)
+            with pytest.raises(btic.DestinationError) as info:
+                destination.session(sample_session("during-an-outage"))
+            assert not info.value.permanent, (
+                "an outage is not a property of the item: it must not be given up"
+            )
+            during = btic_transfer(plugin=self.plugin, options=destination_options, data=data)
+            assert not [t for t in during.summary.tallies.values() if t.delivered], (
+                "items were reported delivered while the destination was out of service"
+            )
+            assert during.summary.failed, "the transfer during the outage reported no failure"
+        assert not self.stored_items(destination_options), "the outage left items behind"
+        after = btic_transfer(plugin=self.plugin, options=destination_options, data=data)
+        assert not after.summary.failed, after.summary.problems
+        assert sum(t.delivered for t in after.summary.tallies.values()) > 0, (
+            "the items failed in the outage were not delivered once it ended"
+        )
+        assert self.stored_items(destination_options)
 
     def test_failures_raise_destination_error(
         self, broken_options: dict[str, Any], tmp_path: Path

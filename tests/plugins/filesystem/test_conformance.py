@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,21 @@ class TestFileSystemConformance(DestinationConformance):
         blocker = tmp_path / "not-a-directory"
         blocker.write_text("x")
         return {"directory": str(blocker / "archive")}
+
+    @contextmanager
+    def outage(self, options):
+        # The share is gone and something else sits at its path: nothing can be written.
+        root = Path(options["directory"])
+        away = root.with_name(root.name + ".away")
+        if root.exists():
+            root.rename(away)
+        root.write_text("not the archive")
+        try:
+            yield
+        finally:
+            root.unlink()
+            if away.exists():
+                away.rename(root)
 
     def stored_items(self, options):
         root = Path(options["directory"])

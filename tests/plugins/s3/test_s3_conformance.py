@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from itertools import count
 from pathlib import Path
 
@@ -45,6 +46,21 @@ class TestS3Conformance(DestinationConformance):
     @pytest.fixture
     def broken_options(self, s3):
         return s3.options("no-such-bucket-at-all")
+
+    @contextmanager
+    def outage(self, options):
+        # The bucket is gone (emptied and deleted), then made again.
+        from s3_server import S3Server
+
+        server = S3Server(options["endpoint_url"])
+        client, bucket = server.client(), options["bucket"]
+        for key in server.objects(bucket):
+            client.delete_object(Bucket=bucket, Key=key)
+        client.delete_bucket(Bucket=bucket)
+        try:
+            yield
+        finally:
+            client.create_bucket(Bucket=bucket)
 
     def stored_items(self, options):
         from s3_server import S3Server

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,38 @@ class TestSqlConformance(DestinationConformance):
         blocker = tmp_path / "not-a-directory"
         blocker.write_text("x")
         return {"url": f"sqlite:///{blocker / 'reports.db'}"}
+
+    @contextmanager
+    def outage(self, options):
+        url = options["url"]
+        if url.startswith("sqlite:///"):
+            # The database file's place is taken by a directory: it cannot be opened.
+            path = Path(url.removeprefix("sqlite:///"))
+            away = path.with_name(path.name + ".away")
+            if path.exists():
+                path.rename(away)
+            path.mkdir()
+            try:
+                yield
+            finally:
+                path.rmdir()
+                if away.exists():
+                    away.rename(path)
+            return
+        # PostgreSQL refuses every connection to the database, and drops those open.
+        import psycopg
+
+        server, name = url.replace("postgresql+psycopg://", "postgresql://").rsplit("/", 1)
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+            admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+            try:
+                yield
+            finally:
+                admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
 
     def stored_items(self, options):
         from btic_sqlserver.verification import location, stored_digest
