@@ -41,6 +41,7 @@ from btic.scheduler import (
     utc_now,
 )
 from btic.state import StateStore
+from btic.statuses import RunStatus
 from btic.transfer import Reporter, Tally
 
 if TYPE_CHECKING:
@@ -236,7 +237,7 @@ class Daemon:
             seconds=round((outcome.finished_at - outcome.started_at).total_seconds(), 3),
             **asdict(totals),
         )
-        if outcome.status == "failed":
+        if outcome.status == RunStatus.FAILED:
             self._failed.append(outcome.name)
 
     def _sleep(self, waiting: list[tuple[str, datetime]]) -> None:

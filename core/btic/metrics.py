@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from btic.errors import UsageError
+from btic.statuses import RunStatus
 
 if TYPE_CHECKING:
     from btic.executor.dispatch import TaskSnapshot
@@ -144,7 +145,7 @@ class Metrics:
         self.schedule_runs.labels(outcome.name, outcome.status).inc()
         finished = outcome.finished_at.timestamp()
         self.last_run.labels(outcome.name).set(finished)
-        if outcome.status == "ok":
+        if outcome.status == RunStatus.OK:
             self.last_success.labels(outcome.name).set(finished)
 
 

@@ -24,6 +24,7 @@ from btic.config import Config, EmailConfig
 from btic.errors import NotificationError
 from btic.logs import config_secrets, scrub_text, secret_values
 from btic.scheduler import ScheduleOutcome
+from btic.statuses import RunStatus
 
 
 class Notifier:
@@ -54,7 +55,7 @@ class Notifier:
         if problems:
             subject = f"schedule {outcome.name}: {len(problems)} error(s)"
             body = self._errors_body(outcome, problems)
-        elif outcome.status == "ok" and outcome.previous_status == "failed":
+        elif outcome.status == RunStatus.OK and outcome.previous_status == RunStatus.FAILED:
             subject = f"schedule {outcome.name}: recovered"
             body = (
                 f"Schedule {outcome.name} ran without errors at "

@@ -28,6 +28,7 @@ from btic.plugins import PluginManager
 from btic.processes import process_alive
 from btic.progress import LogReporter
 from btic.state import StateStore, failures_reported
+from btic.statuses import RunStatus
 from btic.transfer import Engine, Reporter, Reporters, Summary, TransferRequest
 
 
@@ -126,13 +127,19 @@ class CommandRun:
             return Summary()
         return self.engine.run(request)
 
-    def record(self, summary: Summary, record: str, *, interrupted: bool = False) -> str:
+    def record(self, summary: Summary, record: str, *, interrupted: bool = False) -> RunStatus:
         """Record how the run went (``record`` is the summary's text) and close the
         state database; return the status: ``ok``, ``failed`` or ``interrupted``.
 
         :raises ~btic.state.StateError: when the record cannot be written.
         """
-        status = "interrupted" if interrupted else "failed" if summary.failed else "ok"
+        status = (
+            RunStatus.INTERRUPTED
+            if interrupted
+            else RunStatus.FAILED
+            if summary.failed
+            else RunStatus.OK
+        )
         try:
             with failures_reported(self.config.state_url):
                 self.state.flush_records()  # the run's outcomes before the run's record
@@ -145,7 +152,7 @@ class CommandRun:
         """Record that btic itself failed during the run (``error``), if the state
         database still answers; the caller reports the failure."""
         with contextlib.suppress(BticError), failures_reported(self.config.state_url):
-            self.state.finish_run(self.run_id, "error", f"btic failed: {error}")
+            self.state.finish_run(self.run_id, RunStatus.ERROR, f"btic failed: {error}")
         self.state.close()
 
     def finish(

@@ -43,6 +43,7 @@ from btic.plugins import PluginManager
 from btic.runs import CommandRun
 from btic.state import StateStore
 from btic.state.records import ScheduleTimes
+from btic.statuses import RunStatus
 from btic.transfer import Reporter, SilentReporter, Summary, TransferRequest
 from btic.transfer.spool import RunSpool, spool_parent
 
@@ -67,7 +68,7 @@ class ScheduleOutcome:
 
     name: str
     slot: datetime
-    status: str
+    status: RunStatus
     run_id: str
     summary: Summary
     started_at: datetime
@@ -78,17 +79,17 @@ class ScheduleOutcome:
 
     def account(self) -> str:
         """One line on how the run went, for the run's notes."""
-        if self.status == "ok":
+        if self.status == RunStatus.OK:
             return f"schedule {self.name}: ran"
-        if self.status == "failed" and not self.summary.tallies:
+        if self.status == RunStatus.FAILED and not self.summary.tallies:
             # Nothing was even listed: every site (or the state database) failed.
             return (
                 f"schedule {self.name}: did not run: no site of it could be read (the errors "
                 "say why); it runs again at its next slot"
             )
-        if self.status == "failed":
+        if self.status == RunStatus.FAILED:
             return f"schedule {self.name}: ran, with failures (the errors say which)"
-        if self.status == "interrupted":
+        if self.status == RunStatus.INTERRUPTED:
             return f"schedule {self.name}: interrupted; its next run transfers the rest"
         return f"schedule {self.name}: did not run: btic failed (the errors say why)"
 
@@ -260,7 +261,7 @@ class Scheduler:
             summary.problem(f"schedule {name}: btic failed: {error}")
             if run is not None:
                 run.record_failure(error)
-            self._tell(self._outcome(name, slot, "error", run, summary, started, previous))
+            self._tell(self._outcome(name, slot, RunStatus.ERROR, run, summary, started, previous))
             raise
         finally:
             self.leases.release([schedule_lease(name)])
@@ -276,11 +277,11 @@ class Scheduler:
         try:
             previous = self.state.schedule_status(name)
             tasks = dispatcher.enqueue(self.config, name, slot)
-            self.state.record_schedule_run(name, slot, "queued", started)
+            self.state.record_schedule_run(name, slot, RunStatus.QUEUED, started)
         except Exception as exc:
             error = own_failure(exc)
             summary.problem(f"schedule {name}: btic failed: {error}")
-            self._tell(self._outcome(name, slot, "error", None, summary, started, previous))
+            self._tell(self._outcome(name, slot, RunStatus.ERROR, None, summary, started, previous))
             raise
         finally:
             self.leases.release([schedule_lease(name)])
@@ -288,7 +289,7 @@ class Scheduler:
             f"schedule {name}: {len(tasks)} task(s) enqueued: "
             + "; ".join(f"{task.label} ({task.task_id})" for task in tasks)
         )
-        outcome = self._outcome(name, slot, "queued", None, summary, started, previous)
+        outcome = self._outcome(name, slot, RunStatus.QUEUED, None, summary, started, previous)
         self._tell(outcome)
         return outcome
 
@@ -296,7 +297,7 @@ class Scheduler:
         self,
         name: str,
         slot: datetime,
-        status: str,
+        status: RunStatus,
         run: CommandRun | None,
         summary: Summary,
         started: datetime,

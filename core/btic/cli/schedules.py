@@ -11,6 +11,7 @@ from btic.cli.base import Runtime, config_option, echo_json, promise_json
 from btic.cli.transfers import Output, output_options, stopping_on_signals, verbosity_of
 from btic.errors import WorkFailed, interruption
 from btic.notify import notifiers
+from btic.statuses import RunStatus
 from btic.transfer import Summary
 
 
@@ -76,7 +77,7 @@ def sync_command(
         total.note(line)
     # What was recorded decides: a signal that came after every run had recorded its
     # outcome interrupted nothing, and the exit code must agree with the record.
-    interrupted = received and any(o.status == "interrupted" for o in outcomes)
+    interrupted = received and any(o.status == RunStatus.INTERRUPTED for o in outcomes)
     if interrupted:
         total.note(
             f"interrupted by {received[0].name} after the items in hand; the next run "

@@ -12,6 +12,7 @@ from btic.executor.app import TASK_NAME, celery_app
 from btic.executor.spec import TransferTask
 from btic.state import StateStore, TaskCounts
 from btic.state.tasks import TaskLatency
+from btic.statuses import RunStatus
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class Dispatcher:
                 )
             except (OperationalError, OSError) as exc:
                 detail = f"the broker did not take the task: {type(exc).__name__}: {exc}"
-                self.state.task_finished(task.task_id, "error", detail)
+                self.state.task_finished(task.task_id, RunStatus.ERROR, detail)
                 raise BrokerError(
                     f"schedule {schedule}: {detail}; check executor.broker_url and that the "
                     "broker runs"

@@ -39,6 +39,7 @@ from btic.plugins import PluginManager
 from btic.runs import CommandRun
 from btic.scheduler import ScheduleObserver, ScheduleOutcome, tell, utc_now
 from btic.state import LOCK_NAME_LENGTH, TASK_QUEUED, StateStore, fit_column, heartbeat_lease
+from btic.statuses import RunStatus
 from btic.transfer import SilentReporter, Summary
 from btic.transfer.spool import RunSpool, spool_parent
 
@@ -93,7 +94,7 @@ class Worker:
         # lease's time once it dies, so `btic status` calls its tasks lost.
         self.leases.acquire(heartbeat_lease(self.name))
 
-    def run(self, task: TransferTask, *, retry_held: bool = True) -> str:
+    def run(self, task: TransferTask, *, retry_held: bool = True) -> RunStatus:
         """Run ``task``: ``ok`` or ``failed`` as a sync run ends.
 
         :param retry_held: when another run held part of the transfer, raise
@@ -109,7 +110,7 @@ class Worker:
             self.config.require(sites=[task.site], destinations=task.destinations)
         except UsageError as exc:
             self.state.task_finished(
-                task.task_id, "error", f"this worker's configuration lacks it: {exc}"
+                task.task_id, RunStatus.ERROR, f"this worker's configuration lacks it: {exc}"
             )
             raise
         slot = self._take_site_slot(task.site)
@@ -144,7 +145,7 @@ class Worker:
             if run is not None:
                 run.record_failure(error)
             with contextlib.suppress(Exception):  # the state database may be what failed
-                self.state.task_finished(task.task_id, "error", error)
+                self.state.task_finished(task.task_id, RunStatus.ERROR, error)
             raise
         finally:
             self.leases.release([slot])
@@ -176,7 +177,12 @@ class Worker:
         return None
 
     def _tell(
-        self, task: TransferTask, status: str, run_id: str, summary: Summary, started: datetime
+        self,
+        task: TransferTask,
+        status: RunStatus,
+        run_id: str,
+        summary: Summary,
+        started: datetime,
     ) -> None:
         outcome = ScheduleOutcome(
             name=task.schedule,
@@ -213,7 +219,7 @@ def register(app: Celery, worker: Worker) -> None:
             raise Reject("the worker is stopping", requeue=True) from None
         except BticError as exc:
             worker.log.error(f"task {spec.task_id} ({spec.label}) failed: {exc}")
-            return "error"
+            return RunStatus.ERROR
 
     app.task(
         name=TASK_NAME,

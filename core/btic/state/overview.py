@@ -14,6 +14,7 @@ from btic.state.schema import FAILED, GIVEN_UP, deliveries, locks, runs, schedul
 from btic.state.store import StateStore
 from btic.state.tasks import TaskCounts
 from btic.state.values import as_utc
+from btic.statuses import RunStatus
 
 #: Items listed per (site, destination, data type) and kind (given up, failing).
 SHOWN_ITEMS = 5
@@ -128,7 +129,7 @@ def read_overview(store: StateStore) -> Overview:
         running = [
             RunInProgress(row.id, row.kind, row.schedule, as_utc(row.started_at), row.host, row.pid)
             for row in connection.execute(
-                select(runs).where(runs.c.status == "running").order_by(runs.c.started_at)
+                select(runs).where(runs.c.status == RunStatus.RUNNING).order_by(runs.c.started_at)
             )
         ]
         held = [

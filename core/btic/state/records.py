@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from btic.state.schema import locks, runs, schedules
 from btic.state.values import as_utc, now
+from btic.statuses import RunStatus
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class RunRecords:
                 last[name] = (as_utc(finished), status)
             for name, finished in connection.execute(
                 select(runs.c.schedule, func.max(runs.c.finished_at))
-                .where(runs.c.schedule.in_(wanted) & (runs.c.status == "ok"))
+                .where(runs.c.schedule.in_(wanted) & (runs.c.status == RunStatus.OK))
                 .group_by(runs.c.schedule)
             ):
                 if finished is not None:
@@ -72,7 +73,7 @@ class RunRecords:
         for name in wanted:
             finished, status = last.get(name, (None, None))
             success = succeeded.get(name)
-            if finished is not None and status == "ok":
+            if finished is not None and status == RunStatus.OK:
                 success = finished if success is None else max(success, finished)
             found[name] = ScheduleTimes(finished, success)
         return found
@@ -86,7 +87,7 @@ class RunRecords:
         return None if status is None else str(status)
 
     def record_schedule_run(
-        self, name: str, slot: datetime, status: str, started_at: datetime
+        self, name: str, slot: datetime, status: RunStatus, started_at: datetime
     ) -> None:
         """Remember that schedule ``name`` ran for ``slot`` (never moving it back)."""
         values = {
@@ -116,7 +117,7 @@ class RunRecords:
                     kind=kind,
                     schedule=schedule,
                     started_at=now(),
-                    status="running",
+                    status=RunStatus.RUNNING,
                     host=socket.gethostname(),
                     pid=os.getpid(),
                 )
@@ -129,19 +130,19 @@ class RunRecords:
         with self._write_lock, self.engine.begin() as connection:
             rows = connection.execute(
                 select(runs.c.id, runs.c.pid).where(
-                    (runs.c.status == "running") & (runs.c.host == host)
+                    (runs.c.status == RunStatus.RUNNING) & (runs.c.host == host)
                 )
             ).all()
             dead = [row.id for row in rows if row.pid is not None and not alive(row.pid)]
             if dead:
                 connection.execute(
                     update(runs)
-                    .where(runs.c.id.in_(dead) & (runs.c.status == "running"))
-                    .values(status="interrupted", finished_at=now())
+                    .where(runs.c.id.in_(dead) & (runs.c.status == RunStatus.RUNNING))
+                    .values(status=RunStatus.INTERRUPTED, finished_at=now())
                 )
         return len(dead)
 
-    def finish_run(self, run_id: str, status: str, summary: str | None = None) -> None:
+    def finish_run(self, run_id: str, status: RunStatus, summary: str | None = None) -> None:
         with self._write_lock, self.engine.begin() as connection:
             connection.execute(
                 update(runs)

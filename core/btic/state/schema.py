@@ -11,21 +11,36 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
+
+from btic.statuses import LedgerStatus, RunStatus
 
 #: 2: btic_deliveries.size is a BIGINT (recordings over 2 GiB).
 SCHEMA_VERSION = 2
 #: An appliance that answers "no such item" this many runs in a row is believed.
 MAX_ATTEMPTS = 5
 
-DELIVERED, SKIPPED, FAILED, EXPIRED = "delivered", "skipped", "failed", "expired"
-#: A failure that retrying cannot mend: the item itself is refused (a destination's
-#: permanent error) or absent (the appliance, run after run). Never an outage.
-GIVEN_UP = "given_up"
-#: A session with no recording of a kind: nothing to fetch, nothing stored. Not
-#: SKIPPED, which is a destination's choice not to store an item it was offered.
-NO_RECORDING = "no_recording"
+
+class StatusText(TypeDecorator[str]):
+    """A status column: binds a :class:`Status` as its text (some drivers, psycopg
+    among them, would otherwise store an enum's name)."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def process_bind_param(self, value: object, dialect: object) -> str | None:
+        return None if value is None else str(value)
+
+
+DELIVERED, SKIPPED, FAILED, EXPIRED = (
+    LedgerStatus.DELIVERED,
+    LedgerStatus.SKIPPED,
+    LedgerStatus.FAILED,
+    LedgerStatus.EXPIRED,
+)
+GIVEN_UP, NO_RECORDING = LedgerStatus.GIVEN_UP, LedgerStatus.NO_RECORDING
 #: Statuses that settle an item: it is not fetched again unless forced.
 SETTLED = (DELIVERED, SKIPPED, EXPIRED, NO_RECORDING)
 
@@ -51,7 +66,7 @@ deliveries = Table(
     Column("destination", String(64), nullable=False),
     Column("data_type", String(32), nullable=False),
     Column("item_key", String(ITEM_KEY_LENGTH), nullable=False),
-    Column("status", String(16), nullable=False),
+    Column("status", StatusText(), nullable=False),
     Column("location", Text),
     Column("size", BigInteger),
     Column("sha256", String(64)),
@@ -82,7 +97,7 @@ runs = Table(
     Column("schedule", String(64)),
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True)),
-    Column("status", String(16), nullable=False),
+    Column("status", StatusText(), nullable=False),
     Column("host", String(255)),
     Column("pid", Integer),
     Column("summary", Text),
@@ -96,7 +111,7 @@ schedules = Table(
     Column("last_slot", DateTime(timezone=True), nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True), nullable=False),
-    Column("status", String(16), nullable=False),
+    Column("status", StatusText(), nullable=False),
 )
 
 locks = Table(
@@ -119,7 +134,7 @@ tasks = Table(
     Column("slot", DateTime(timezone=True), nullable=False),
     Column("site", String(64), nullable=False),
     Column("transfer", String(255), nullable=False),
-    Column("status", String(16), nullable=False),
+    Column("status", StatusText(), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("worker", String(255)),
     Column("run_id", String(36)),
@@ -143,4 +158,4 @@ destination_values = Table(
 #: A task's statuses: waiting in the broker, being run, put back because its site
 #: had its fill of tasks, and how it ended (``ok``, ``failed``, ``interrupted``,
 #: ``error`` as runs end).
-TASK_QUEUED, TASK_RUNNING, TASK_RETRIED = "queued", "running", "retried"
+TASK_QUEUED, TASK_RUNNING, TASK_RETRIED = RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.RETRIED

@@ -55,6 +55,7 @@ from btic.state.schema import (
 from btic.state.tasks import TaskRecords
 from btic.state.values import as_utc, aware, now, stored_key
 from btic.state.watermarks import Watermarks
+from btic.statuses import LedgerStatus
 
 #: Tries at creating the schema when other processes create it at the same moment.
 _PREPARE_TRIES = 8
@@ -196,7 +197,7 @@ class StateStore(Watermarks, RunRecords, TaskRecords, DestinationValues):
         destination: str,
         data_type: str,
         item_key: str,
-        status: str,
+        status: LedgerStatus,
         run_id: str,
         location: str | None = None,
         size: int | None = None,

@@ -23,6 +23,7 @@ from btic.state.schema import (
     tasks,
 )
 from btic.state.values import as_utc, fit_column, now
+from btic.statuses import RunStatus
 
 #: Finished tasks' rows are kept this long (``btic status`` shows recent ones).
 TASK_HISTORY = timedelta(days=7)
@@ -119,10 +120,12 @@ class TaskRecords:
         """The task went back to the broker to wait (its site had its fill)."""
         self._set_task(task_id, TASK_RETRIED, detail, finished=False)
 
-    def task_finished(self, task_id: str, status: str, detail: str | None = None) -> None:
+    def task_finished(self, task_id: str, status: RunStatus, detail: str | None = None) -> None:
         self._set_task(task_id, status, detail, finished=True)
 
-    def _set_task(self, task_id: str, status: str, detail: str | None, *, finished: bool) -> None:
+    def _set_task(
+        self, task_id: str, status: RunStatus, detail: str | None, *, finished: bool
+    ) -> None:
         with self._write_lock, self.engine.begin() as connection:
             connection.execute(
                 update(tasks)

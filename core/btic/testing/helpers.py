@@ -17,6 +17,7 @@ from btic.config import Config, build_config
 from btic.naming import ConfigWarning
 from btic.plugins import PluginManager
 from btic.state import StateStore
+from btic.statuses import RunStatus
 from btic.transfer import Engine, SessionDocument, Summary, TransferRequest
 from btic.transfer.delivery import Item, item_key
 from btic.types import (
@@ -303,5 +304,5 @@ def run_transfer(
     finally:
         engine.close()
         plugins.close()
-    state.finish_run(run_id, "failed" if summary.failed else "ok")
+    state.finish_run(run_id, RunStatus.FAILED if summary.failed else RunStatus.OK)
     return TransferResult(summary, state, config)

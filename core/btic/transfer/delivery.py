@@ -25,6 +25,7 @@ from btic.appliance.model import Session
 from btic.errors import DestinationBusy, DestinationError
 from btic.plugins import PluginManager
 from btic.state import DELIVERED, FAILED, MAX_ATTEMPTS, NO_RECORDING, SKIPPED, StateStore
+from btic.statuses import LedgerStatus, Transient
 from btic.transfer.pacing import Pacing
 from btic.transfer.summary import Reporter, Summary
 from btic.types import (
@@ -42,7 +43,7 @@ from btic.types import (
 #: Failures in a row, with one cause, after which a destination is left alone for the run.
 DOWN_AFTER = 3
 #: The outcome of an item a destination took into a batch: recorded when it is flushed.
-DEFERRED = "deferred"
+DEFERRED = Transient.DEFERRED
 #: A batching destination is flushed at least this often (items, seconds) unless its
 #: plugin's :class:`~btic.types.DeliveryLimits` say otherwise, and at the end of every
 #: transfer: its memory stays bounded and its items reach the ledger soon after
@@ -58,6 +59,9 @@ class SessionDocument:
     session: Session
     xml: bytes
 
+
+#: What became of an item handed over: its ledger status, or why none is recorded yet.
+Outcome = LedgerStatus | Transient
 
 #: What :meth:`Deliverer.deliver` hands to a destination.
 Item = SessionDocument | Recording | Backup
@@ -149,7 +153,7 @@ class Deliverer:
         force: bool,
         summary: Summary,
         item_time: datetime | None = None,
-    ) -> str:
+    ) -> Outcome:
         """Hand one item to one destination; record the outcome at once, or when the
         destination's batch is flushed (then :data:`DEFERRED` is returned)."""
         if destination in self._down:
@@ -350,13 +354,15 @@ class Deliverer:
         error: str | None = None,
         give_up: bool = False,
         quiet: bool = False,
-    ) -> str:
+    ) -> Outcome:
         """Record one item's outcome in the ledger, the summary and the progress.
 
         :param quiet: a failure the caller reports once for many items.
         """
         destination, data_type, key = ctx.destination, ctx.data_type, ctx.item_key.ledger_key
-        status = FAILED if error is not None else DELIVERED if result is not None else SKIPPED
+        status: LedgerStatus = (
+            FAILED if error is not None else DELIVERED if result is not None else SKIPPED
+        )
         error = None if error is None else self.scrub(error)
         # A plugin may return any object with these attributes; read them defensively.
         location = getattr(result, "location", None)
@@ -397,7 +403,7 @@ class Deliverer:
         return status
 
     def _note_streak(
-        self, destination: str, status: str, error: str | None, summary: Summary
+        self, destination: str, status: LedgerStatus, error: str | None, summary: Summary
     ) -> None:
         """Leave a destination alone for the rest of the run once it has failed the
         same way (the same cause: "No space left on device", "Permission denied")
@@ -425,7 +431,7 @@ class Deliverer:
         data_type: DataType,
         key: str,
         site: SiteInfo,
-        status: str,
+        status: LedgerStatus,
         detail: str,
         summary: Summary,
         count: bool = True,

@@ -21,15 +21,16 @@ from btic.appliance.client import ApplianceClient
 from btic.appliance.model import Session
 from btic.errors import ApplianceError, RecordingExpired, RecordingUnavailable, SpoolError
 from btic.state import DELIVERED, EXPIRED, FAILED, NO_RECORDING
+from btic.statuses import Transient
 from btic.transfer.context import RunContext, TransferRequest
-from btic.transfer.delivery import DEFERRED
+from btic.transfer.delivery import DEFERRED, Outcome
 from btic.transfer.pending import Pending
 from btic.transfer.summary import Summary
 from btic.types import NUMBERED_DATA_TYPES, RECORDING_KINDS, DataType, Recording, SiteInfo
 
 #: A recording's outcome when the spool could not take it: not tried against any
 #: destination, so nothing is recorded and its session stays pending.
-NOT_FETCHED = "not fetched"
+NOT_FETCHED = Transient.NOT_FETCHED
 
 #: Recordings that come several to a session, numbered by instance.
 NUMBERED_RECORDINGS = NUMBERED_DATA_TYPES
@@ -94,7 +95,7 @@ class SessionRecordings:
                 for destination in destinations:
                     self.settle_without(destination, data_type, session.lsid)
                 continue
-            outcomes: dict[str, list[str]] = {d: [] for d in destinations}
+            outcomes: dict[str, list[Outcome]] = {d: [] for d in destinations}
             for report_instance, api_instance in links:
                 key = recording_key(session.lsid, report_instance)
                 need = (
@@ -152,7 +153,7 @@ class SessionRecordings:
         report_instance: int | None,
         api_instance: int | None,
         destinations: list[str],
-    ) -> dict[str, str]:
+    ) -> dict[str, Outcome]:
         """Download one recording, holding a download slot only while it downloads,
         and hand it to each of ``destinations``; the outcome for each."""
         kind = RECORDING_KINDS[data_type]
