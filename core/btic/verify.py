@@ -21,7 +21,8 @@ from btic.config import Config
 from btic.errors import ConfigError, DestinationError
 from btic.plugins import PluginManager
 from btic.state import DELIVERED, StateStore
-from btic.types import NUMBERED_DATA_TYPES, DataType, ItemKey, SiteInfo, StoredItem, VerifyFinding
+from btic.state.store import is_session_marker
+from btic.types import DataType, ItemKey, SiteInfo, StoredItem, VerifyFinding
 
 
 @dataclass
@@ -85,7 +86,7 @@ def _stored_items(
 ) -> Iterator[StoredItem]:
     sites: dict[str, SiteInfo] = {}
     for entry in state.entries(destination=destination, site=site, status=DELIVERED):
-        if entry.location is None or _is_session_marker(entry.data_type, entry.item_key):
+        if entry.location is None or is_session_marker(entry.data_type, entry.item_key):
             continue
         if since is not None and entry.item_time is not None and entry.item_time < since:
             continue
@@ -105,14 +106,6 @@ def _stored_items(
             sha256=entry.sha256,
             item_time=entry.item_time,
         )
-
-
-_NUMBERED = frozenset(dt.value for dt in NUMBERED_DATA_TYPES)
-
-
-def _is_session_marker(data_type: str, item_key: str) -> bool:
-    # "Every numbered recording of this session is delivered": a ledger row, not a file.
-    return data_type in _NUMBERED and "#" not in item_key
 
 
 def _counted(

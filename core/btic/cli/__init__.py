@@ -11,13 +11,14 @@ One module per area: :mod:`~btic.cli.setup` (plugins, check, init),
 :mod:`~btic.cli.service` (run, the daemon; worker), :mod:`~btic.cli.notify` (notify test),
 :mod:`~btic.cli.status` (status, retry),
 :mod:`~btic.cli.simulated` (demo, sim), :mod:`~btic.cli.backups` (backup decrypt) and
-:mod:`~btic.cli.verify` (verify).
+:mod:`~btic.cli.verify` (verify) and :mod:`~btic.cli.find` (find).
 """
 
 from __future__ import annotations
 
 from btic.cli import (
     backups,
+    find,
     notify,
     schedules,
     service,
@@ -44,6 +45,7 @@ for command in (
     simulated.sim_command,
     backups.backup_group,
     verify.verify_command,
+    find.find_command,
     notify.notify_group,
 ):
     main.add_command(command)

@@ -6,6 +6,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Index,
     Integer,
     MetaData,
     String,
@@ -14,6 +15,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.dialects import mysql, postgresql
 
 from btic.statuses import LedgerStatus, RunStatus
 
@@ -142,6 +144,70 @@ tasks = Table(
     Column("enqueued_at", DateTime(timezone=True), nullable=False),
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
+)
+
+#: Finding a session's items, and the items retention is due for: the ledger's
+#: unique key leads with the destination, which these questions do not know or
+#: narrow by time. Created on existing databases too (see StateStore._prepare).
+ledger_indexes = (
+    Index("ix_btic_deliveries_item", deliveries.c.site, deliveries.c.item_key),
+    Index(
+        "ix_btic_deliveries_age",
+        deliveries.c.destination,
+        deliveries.c.status,
+        deliveries.c.item_time,
+    ),
+)
+
+_BINARY_TERM = (
+    String(200)
+    .with_variant(postgresql.VARCHAR(200, collation="C"), "postgresql")
+    .with_variant(mysql.VARCHAR(200, collation="utf8mb4_bin"), "mysql", "mariadb")
+)
+
+#: The sessions btic archived, for ``btic find`` (see btic.summaries): one row each,
+#: and their search terms. Added without a schema version change: older btic
+#: versions ignore the tables.
+sessions_index = Table(
+    "btic_sessions",
+    metadata,
+    Column("site", String(64), primary_key=True),
+    Column("lsid", String(255), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("product", String(8), nullable=False),
+    Column("start_time", DateTime(timezone=True)),
+    Column("end_time", DateTime(timezone=True)),
+    Column("external_key", String(255)),
+    Column("people", Text),
+    Column("customers", Text),
+    #: the ledger keys of its items: the lsid, and ``lsid#instance`` of each numbered
+    #: recording its report lists, one per line
+    Column("item_keys", Text),
+    Index("ix_btic_sessions_end", "end_time"),
+    Index("ix_btic_sessions_key", "external_key"),
+    Index("ix_btic_sessions_lsid", "lsid"),
+)
+
+session_terms = Table(
+    "btic_session_terms",
+    metadata,
+    Column("kind", String(16), primary_key=True),
+    # Compared in code-point order on every database, so a prefix is a range.
+    Column("term", _BINARY_TERM, primary_key=True),
+    Column("site", String(64), primary_key=True),
+    Column("lsid", String(255), primary_key=True),
+    Index("ix_btic_session_terms_session", "site", "lsid"),
+)
+
+#: Legal holds: a held session's items are deleted by no retention rule.
+holds = Table(
+    "btic_holds",
+    metadata,
+    Column("site", String(64), primary_key=True),
+    Column("lsid", String(255), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("held_by", String(255), nullable=False),
+    Column("held_at", DateTime(timezone=True), nullable=False),
 )
 
 #: Each destination's own values by item key (``ctx.state``, see btic.types.DestinationState).

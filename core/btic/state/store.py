@@ -48,10 +48,12 @@ from btic.state.schema import (
     SCHEMA_VERSION,
     SETTLED,
     deliveries,
+    ledger_indexes,
     meta_table,
     metadata,
     watermarks,
 )
+from btic.state.session_index import SessionIndex
 from btic.state.tasks import TaskRecords
 from btic.state.values import as_utc, aware, now, stored_key
 from btic.state.watermarks import Watermarks
@@ -61,6 +63,16 @@ from btic.statuses import LedgerStatus
 _PREPARE_TRIES = 8
 #: The PostgreSQL advisory lock that serialises schema creation ("btic" in ASCII).
 _SCHEMA_LOCK_KEY = 0x62746963
+
+
+#: The data types whose items are numbered within a session (``lsid#instance``).
+_NUMBERED = frozenset({"command_shell_recording", "show_my_screen_recording"})
+
+
+def is_session_marker(data_type: str, item_key: str) -> bool:
+    """Whether a ledger row only says "every numbered recording of this session is
+    delivered" (its key is the bare lsid): a row of the ledger, not an item."""
+    return data_type in _NUMBERED and "#" not in item_key
 
 
 class StateError(BticError):
@@ -83,7 +95,7 @@ class LedgerEntry:
     item_time: datetime | None = None
 
 
-class StateStore(Watermarks, RunRecords, TaskRecords, DestinationValues):
+class StateStore(Watermarks, RunRecords, TaskRecords, DestinationValues, SessionIndex):
     """Access to one state database.
 
     :param url: any SQLAlchemy URL; SQLite files get WAL and full sync so a
@@ -101,10 +113,12 @@ class StateStore(Watermarks, RunRecords, TaskRecords, DestinationValues):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._write_lock = threading.Lock()
         self._pending = batches.PendingRecords()
+        self._summaries = {}
         self._prepare()
 
     def close(self) -> None:
         self.flush_records()
+        self.flush_index()
         self.engine.dispose()
 
     def _prepare(self) -> None:
@@ -133,6 +147,8 @@ class StateStore(Watermarks, RunRecords, TaskRecords, DestinationValues):
 
     def _create_or_check(self, connection: Connection) -> None:
         metadata.create_all(connection)
+        for index in ledger_indexes:
+            index.create(connection, checkfirst=True)
         version = connection.execute(
             select(meta_table.c.value).where(meta_table.c.key == "schema_version")
         ).scalar()
@@ -338,6 +354,22 @@ class StateStore(Watermarks, RunRecords, TaskRecords, DestinationValues):
         with self.engine.connect().execution_options(yield_per=1000) as connection:
             for row in connection.execute(query):
                 yield _entry(row)
+
+    def items_of_session(self, site: str, item_keys: Iterable[str]) -> list[LedgerEntry]:
+        """Every ledger row of one session's items at every destination, by their
+        ledger keys (the lsid; ``lsid#instance`` of its numbered recordings), by
+        destination and type. The rows that only mark a session's numbered
+        recordings as all delivered are left out (see :func:`is_session_marker`)."""
+        self.flush_records()
+        keys = [stored_key(key) for key in item_keys]
+        query = (
+            select(deliveries)
+            .where((deliveries.c.site == site) & deliveries.c.item_key.in_(keys))
+            .order_by(deliveries.c.destination, deliveries.c.data_type, deliveries.c.item_key)
+        )
+        with self.engine.connect() as connection:
+            entries = [_entry(row) for row in connection.execute(query)]
+        return [e for e in entries if not is_session_marker(e.data_type, e.item_key)]
 
     def requeue_given_up(
         self, *, site: str | None = None, destination: str | None = None

@@ -26,6 +26,7 @@ from btic.errors import DestinationBusy, DestinationError
 from btic.plugins import PluginManager
 from btic.state import DELIVERED, FAILED, MAX_ATTEMPTS, NO_RECORDING, SKIPPED, StateStore
 from btic.statuses import LedgerStatus, Transient
+from btic.summaries import summarize
 from btic.transfer.pacing import Pacing
 from btic.transfer.summary import Reporter, Summary
 from btic.types import (
@@ -481,6 +482,11 @@ class Deliverer:
             location=f"{recordings} recording(s)",
             item_time=session.end_time,
         )
+
+    def index(self, site: SiteInfo, session: Session) -> None:
+        """Keep the session's summary for ``btic find`` (once a session is read, whatever
+        its deliveries come to: its items' rows say that)."""
+        self.state.index_session(site.name, summarize(session))
 
     # -- a dry run ------------------------------------------------------------------------
 

@@ -381,6 +381,7 @@ class SessionRun:
                 "the session's XML, empty in its fields"
             )
         document = SessionDocument(session, xml)
+        self.context.deliverer.index(self.site, session)
         for data_type in self.data_types:
             if data_type not in SESSION_TYPES:
                 continue
