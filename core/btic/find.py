@@ -55,11 +55,14 @@ def find(
     ``destinations``, only sessions that have such an item, and only those items."""
     wanted_types = {dt.value for dt in data_types}
     wanted_destinations = set(destinations)
+    sessions = state.find_sessions(query)
+    ledger = state.items_by_key((s.site, key) for s in sessions for key in s.item_keys)
     found = []
-    for session in state.find_sessions(query):
+    for session in sessions:
         items = tuple(
             item
-            for item in state.items_of_session(session.site, session.item_keys)
+            for key in session.item_keys
+            for item in ledger.get((session.site, key), ())
             if (not wanted_types or item.data_type in wanted_types)
             and (not wanted_destinations or item.destination in wanted_destinations)
         )

@@ -65,6 +65,8 @@ _PREPARE_TRIES = 8
 _SCHEMA_LOCK_KEY = 0x62746963
 
 
+#: Keys per statement when items are looked up by key.
+_ITEMS_CHUNK = 500
 #: The data types whose items are numbered within a session (``lsid#instance``).
 _NUMBERED = frozenset({"command_shell_recording", "show_my_screen_recording"})
 
@@ -355,21 +357,32 @@ class StateStore(Watermarks, RunRecords, TaskRecords, DestinationValues, Session
             for row in connection.execute(query):
                 yield _entry(row)
 
-    def items_of_session(self, site: str, item_keys: Iterable[str]) -> list[LedgerEntry]:
-        """Every ledger row of one session's items at every destination, by their
-        ledger keys (the lsid; ``lsid#instance`` of its numbered recordings), by
-        destination and type. The rows that only mark a session's numbered
-        recordings as all delivered are left out (see :func:`is_session_marker`)."""
+    def items_by_key(
+        self, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[LedgerEntry]]:
+        """The ledger's rows of the given items at every destination, by (site, ledger
+        key): a session's report and recordings are its lsid and ``lsid#instance``.
+        The rows that only mark a session's numbered recordings as all delivered are
+        left out (see :func:`is_session_marker`). A few statements for any number."""
         self.flush_records()
-        keys = [stored_key(key) for key in item_keys]
-        query = (
-            select(deliveries)
-            .where((deliveries.c.site == site) & deliveries.c.item_key.in_(keys))
-            .order_by(deliveries.c.destination, deliveries.c.data_type, deliveries.c.item_key)
-        )
+        by_site: dict[str, list[str]] = {}
+        for site, key in keys:
+            by_site.setdefault(site, []).append(stored_key(key))
+        found: dict[tuple[str, str], list[LedgerEntry]] = {}
         with self.engine.connect() as connection:
-            entries = [_entry(row) for row in connection.execute(query)]
-        return [e for e in entries if not is_session_marker(e.data_type, e.item_key)]
+            for site, wanted in by_site.items():
+                for start in range(0, len(wanted), _ITEMS_CHUNK):
+                    chunk = wanted[start : start + _ITEMS_CHUNK]
+                    query = (
+                        select(deliveries)
+                        .where((deliveries.c.site == site) & deliveries.c.item_key.in_(chunk))
+                        .order_by(deliveries.c.destination, deliveries.c.data_type)
+                    )
+                    for row in connection.execute(query):
+                        entry = _entry(row)
+                        if not is_session_marker(entry.data_type, entry.item_key):
+                            found.setdefault((site, entry.item_key), []).append(entry)
+        return found
 
     def requeue_given_up(
         self, *, site: str | None = None, destination: str | None = None
