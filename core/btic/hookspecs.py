@@ -218,6 +218,24 @@ def on_list() -> Iterator[str] | None:
     """
 
 
+@hookspec(firstresult=True)
+def on_remove(item: StoredItem) -> None:
+    """Delete one item a retention rule says is past its time (``retention = {...}``
+    of the destination).
+
+    Called after a run, for each item older than its data type's period, never for
+    a session under a legal hold. Delete what ``item.location`` names: the file,
+    the object, the session's rows in every table; and what you keep beside it for
+    that item (a JSON copy). An item already gone is not an error: return. The core
+    records the removal in the ledger once this hook has returned.
+
+    :param item: what the ledger says was delivered there.
+    :raises btic.DestinationError: when it could not be deleted (an object lock
+        still holds it, the share is down); the item stays, and the next run tries
+        again.
+    """
+
+
 @hookspec
 def register_commands(cli: click.Group) -> None:
     """Add the plugin's own commands to ``btic`` (``btic sql`` of the SQL plugin).

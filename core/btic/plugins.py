@@ -451,6 +451,19 @@ class PluginManager:
         findings = self._call(destination, "on_verify", items=items)
         return iter(cast("Iterable[VerifyFinding]", findings or ()))
 
+    def can_remove(self, destination: str) -> bool:
+        """Whether the destination can delete items (its plugin implements ``on_remove``)."""
+        return "on_remove" in self._destinations[destination].plugin.hooks
+
+    def on_remove(self, destination: str, *, item: StoredItem) -> None:
+        """Delete ``item`` from ``destination``.
+
+        :raises LookupError: when its plugin has no ``on_remove``.
+        """
+        if not self.can_remove(destination):
+            raise LookupError(destination)
+        self._call(destination, "on_remove", item=item)
+
     def on_list(self, destination: str) -> Iterator[str] | None:
         """Every location the destination holds; None when its plugin cannot list."""
         if "on_list" not in self._destinations[destination].plugin.hooks:

@@ -27,6 +27,7 @@ from btic.logs import CONSOLE_KEY
 from btic.plugins import PluginManager
 from btic.processes import process_alive
 from btic.progress import LogReporter
+from btic.retention import Retention
 from btic.state import StateStore, failures_reported
 from btic.statuses import RunStatus
 from btic.transfer import Engine, Reporter, Reporters, Summary, TransferRequest
@@ -110,16 +111,22 @@ class CommandRun:
         """Run ``requests`` at the same time, as the guide's schedules do ("if you
         wish the transfers to occur simultaneously"); stop early when
         :attr:`Engine.stop` is set. Transfers that share a site, destination and
-        data type are kept apart by the engine's leases."""
+        data type are kept apart by the engine's leases. Then, unless stopped or a
+        dry run, the destinations' retention rules are applied."""
         total = Summary()
         for request in requests:
             self.engine.configure(request.destinations)
         if len(requests) == 1:
             total.merge(self.engine.run(requests[0]))
-            return total
-        with ThreadPoolExecutor(len(requests), thread_name_prefix="btic-transfer") as pool:
-            for summary in pool.map(self._one, requests):
-                total.merge(summary)
+        else:
+            with ThreadPoolExecutor(len(requests), thread_name_prefix="btic-transfer") as pool:
+                for summary in pool.map(self._one, requests):
+                    total.merge(summary)
+        if not self.engine.stop.is_set() and not any(r.dry_run for r in requests):
+            # After the run, what it wrote to is kept as long as its rules say.
+            Retention(
+                self.config, self.engine.plugins, self.state, run_id=self.run_id, log=self.log
+            ).apply([d for r in requests for d in r.destinations], total)
         return total
 
     def _one(self, request: TransferRequest) -> Summary:

@@ -34,6 +34,9 @@ class LedgerStatus(Status):
     #: A session with no recording of a kind: nothing to fetch, nothing stored. Not
     #: SKIPPED, which is a destination's choice not to store an item it was offered.
     NO_RECORDING = "no_recording"
+    #: Deleted from the destination by a retention rule (``btic_removals`` says which,
+    #: and when): never fetched again, and not missing.
+    REMOVED = "removed"
 
 
 class RunStatus(Status):

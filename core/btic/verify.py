@@ -91,11 +91,7 @@ def _stored_items(
         if since is not None and entry.item_time is not None and entry.item_time < since:
             continue
         if entry.site not in sites:
-            configured = config.sites.get(entry.site)
-            # Imported reports of an unconfigured appliance are ledgered under its host.
-            host = configured.host if configured is not None else entry.site
-            product = configured.product if configured is not None else "auto"
-            sites[entry.site] = SiteInfo(entry.site, host, "pa" if product == "pa" else "rs")
+            sites[entry.site] = config.site_info(entry.site)
         data_type = DataType(entry.data_type)
         yield StoredItem(
             site=sites[entry.site],

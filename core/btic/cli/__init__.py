@@ -11,7 +11,8 @@ One module per area: :mod:`~btic.cli.setup` (plugins, check, init),
 :mod:`~btic.cli.service` (run, the daemon; worker), :mod:`~btic.cli.notify` (notify test),
 :mod:`~btic.cli.status` (status, retry),
 :mod:`~btic.cli.simulated` (demo, sim), :mod:`~btic.cli.backups` (backup decrypt) and
-:mod:`~btic.cli.verify` (verify) and :mod:`~btic.cli.find` (find).
+:mod:`~btic.cli.verify` (verify), :mod:`~btic.cli.find` (find) and
+:mod:`~btic.cli.retention` (retention, hold).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from btic.cli import (
     backups,
     find,
     notify,
+    retention,
     schedules,
     service,
     setup,
@@ -46,6 +48,8 @@ for command in (
     backups.backup_group,
     verify.verify_command,
     find.find_command,
+    retention.retention_command,
+    retention.hold_group,
     notify.notify_group,
 ):
     main.add_command(command)

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from btic.find import FoundSession
 
 
-def _moment(value: str | None, option: str) -> datetime | None:
+def moment(value: str | None, option: str) -> datetime | None:
     from btic.cli.transfers import parse_moment
 
     if value is None:
@@ -113,8 +113,8 @@ def find_command(
         site=site,
         lsid=lsid,
         external_key=external_key,
-        since=_moment(since, "--since"),
-        until=_moment(until, "--until"),
+        since=moment(since, "--since"),
+        until=moment(until, "--until"),
         terms=terms,
         limit=limit,
     )

@@ -15,6 +15,7 @@ import sys
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +40,13 @@ from btic.config.sections import (
     SiteConfig,
     StateConfig,
     format_duration,
+    parse_duration,
 )
 from btic.errors import ConfigError, ConfigProblem, UsageError
 from btic.naming import ConfigWarning
 from btic.plugins import PluginManager
 from btic.secrets import Secret
-from btic.types import AppContext, DataType, default_logger
+from btic.types import AppContext, DataType, SiteInfo, default_logger
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -64,6 +66,8 @@ class DestinationConfig:
     plugin: str
     options: BaseModel
     warnings: tuple[str, ...] = ()
+    #: how long items of each data type are kept there (``retention = {...}``)
+    retention: Mapping[DataType, timedelta] = field(default_factory=dict)
 
 
 @dataclass
@@ -169,6 +173,15 @@ class Config:
                     f"no {kind} named {', '.join(map(repr, missing))}; defined: "
                     f"{', '.join(defined) or 'none'}"
                 )
+
+    def site_info(self, name: str) -> SiteInfo:
+        """What a plugin may know of site ``name``; a name the configuration does not
+        have (reports imported from an unconfigured appliance are ledgered under its
+        host) stands for itself, as an RS appliance."""
+        configured = self.sites.get(name)
+        if configured is None:
+            return SiteInfo(name, name, "rs")
+        return SiteInfo(name, configured.host, "pa" if configured.product == "pa" else "rs")
 
     def configure_destination(
         self, plugins: PluginManager, name: str, log: FilteringBoundLogger | None = None
@@ -293,7 +306,9 @@ def build_config(
 
     destinations: dict[str, DestinationConfig] = {}
     for name, section in parsed.destinations.items():
-        destination = _validate_destination(name, section, plugins, context, problems)
+        destination = _validate_destination(
+            name, section, plugins, context, problems, floor=parsed.retention.floor
+        )
         if destination is not None:
             destinations[name] = destination
 
@@ -334,6 +349,8 @@ def _validate_destination(
     plugins: PluginManager,
     context: dict[str, Any],
     problems: list[ConfigProblem],
+    *,
+    floor: timedelta,
 ) -> DestinationConfig | None:
     where = f"destinations.{name}"
     if not isinstance(section, Mapping):
@@ -341,6 +358,7 @@ def _validate_destination(
         return None
     options = dict(section)
     plugin_name = options.pop("plugin", None)
+    retention = _retention(where, options.pop("retention", {}), floor, problems)
     if not isinstance(plugin_name, str) or not plugin_name:
         installed = ", ".join(plugins.loaded_names()) or "none installed"
         problems.append(ConfigProblem(f"{where}.plugin", f"is required; one of: {installed}"))
@@ -350,6 +368,14 @@ def _validate_destination(
     except ConfigError as exc:
         problems.append(ConfigProblem(f"{where}.plugin", str(exc)))
         return None
+    if retention and "on_remove" not in info.hooks:
+        problems.append(
+            ConfigProblem(
+                f"{where}.retention",
+                f"plugin {plugin_name} cannot delete items (it has no on_remove hook); "
+                "remove the rules, or keep this archive by other means",
+            )
+        )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConfigWarning)
         try:
@@ -363,8 +389,48 @@ def _validate_destination(
         )
     )
     return DestinationConfig(
-        name=name, plugin=plugin_name, options=validated, warnings=tuple(notes)
+        name=name,
+        plugin=plugin_name,
+        options=validated,
+        warnings=tuple(notes),
+        retention=retention,
     )
+
+
+def _retention(
+    where: str, rules: object, floor: timedelta, problems: list[ConfigProblem]
+) -> dict[DataType, timedelta]:
+    """A destination's ``retention = { session = "7y", ... }``: a period per data type,
+    none shorter than ``[retention] floor``."""
+    if not isinstance(rules, Mapping):
+        problems.append(
+            ConfigProblem(f"{where}.retention", 'must be a table: { session = "7y", ... }')
+        )
+        return {}
+    parsed: dict[DataType, timedelta] = {}
+    for kind, period in rules.items():
+        path = f"{where}.retention.{kind}"
+        try:
+            data_type = DataType(kind)
+        except ValueError:
+            names = ", ".join(dt.value for dt in DataType)
+            problems.append(ConfigProblem(path, f"is not a data type; one of: {names}"))
+            continue
+        try:
+            parsed[data_type] = parse_duration(period)
+        except ValueError as exc:
+            problems.append(ConfigProblem(path, str(exc)))
+            continue
+        if parsed[data_type] < floor:
+            problems.append(
+                ConfigProblem(
+                    path,
+                    f"{period} is shorter than the retention floor {format_duration(floor)} "
+                    "([retention] floor): a mistake would delete the archive; lower the "
+                    "floor first if this is meant",
+                )
+            )
+    return parsed
 
 
 def _file_permission_warnings(path: Path, config: Config) -> list[str]:

@@ -18,18 +18,22 @@ MIN_PERIOD = timedelta(minutes=1)
 MAX_PERIOD = timedelta(days=7)
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhdwy])\s*$")
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+#: A year, for periods of retention: 365 days (what ``7y`` means, leap days aside).
+_YEAR = timedelta(days=365)
 
 
 def parse_duration(value: Any) -> timedelta:
-    """``"15m"``, ``"2h"``, ``"1d"``, ``"30s"``, ``"1w"`` -> timedelta."""
+    """``"15m"``, ``"2h"``, ``"1d"``, ``"30s"``, ``"1w"``, ``"7y"`` -> timedelta."""
     if isinstance(value, timedelta):
         return value
     match = _DURATION_RE.match(value) if isinstance(value, str) else None
     if not match:
-        raise ValueError("must be a period such as 30s, 15m, 2h, 1d or 1w")
+        raise ValueError("must be a period such as 30s, 15m, 2h, 1d, 1w or 7y")
     number, unit = match.groups()
+    if unit == "y":
+        return int(number) * _YEAR
     return timedelta(**{_DURATION_UNITS[unit]: int(number)})
 
 
@@ -265,6 +269,15 @@ class ExecutorConfig(_Section):
         return within(value, timedelta(seconds=1), timedelta(hours=1), "1s .. 1h")
 
 
+class RetentionConfig(_Section):
+    """``[retention]``: what every destination's ``retention`` rules must respect."""
+
+    floor: Duration = Field(
+        default=timedelta(days=1),
+        description="the shortest retention period a rule may have (a typo's guard)",
+    )
+
+
 class ConfigFile(_Section):
     state: StateConfig = StateConfig()
     sites: dict[str, SiteConfig] = {}
@@ -274,3 +287,4 @@ class ConfigFile(_Section):
     logging: LoggingConfig = LoggingConfig()
     notifications: NotificationsConfig = NotificationsConfig()
     executor: ExecutorConfig = ExecutorConfig()
+    retention: RetentionConfig = RetentionConfig()

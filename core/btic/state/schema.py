@@ -43,8 +43,9 @@ DELIVERED, SKIPPED, FAILED, EXPIRED = (
     LedgerStatus.EXPIRED,
 )
 GIVEN_UP, NO_RECORDING = LedgerStatus.GIVEN_UP, LedgerStatus.NO_RECORDING
+REMOVED = LedgerStatus.REMOVED
 #: Statuses that settle an item: it is not fetched again unless forced.
-SETTLED = (DELIVERED, SKIPPED, EXPIRED, NO_RECORDING)
+SETTLED = (DELIVERED, SKIPPED, EXPIRED, NO_RECORDING, REMOVED)
 
 #: The width of btic_deliveries.item_key; longer keys are stored hashed.
 ITEM_KEY_LENGTH = 255
@@ -197,6 +198,24 @@ session_terms = Table(
     Column("site", String(64), primary_key=True),
     Column("lsid", String(255), primary_key=True),
     Index("ix_btic_session_terms_session", "site", "lsid"),
+)
+
+#: Each item a retention rule removed: when, by which rule, in which run (its ledger
+#: row says ``removed``).
+removals = Table(
+    "btic_removals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("site", String(64), nullable=False),
+    Column("destination", String(64), nullable=False),
+    Column("data_type", String(32), nullable=False),
+    Column("item_key", String(ITEM_KEY_LENGTH), nullable=False),
+    Column("location", Text),
+    Column("sha256", String(64)),
+    Column("rule", String(255), nullable=False),
+    Column("run_id", String(36)),
+    Column("removed_at", DateTime(timezone=True), nullable=False),
+    Index("ix_btic_removals_item", "site", "item_key"),
 )
 
 #: Legal holds: a held session's items are deleted by no retention rule.

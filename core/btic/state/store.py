@@ -42,6 +42,7 @@ from btic.errors import BticError
 from btic.state import batches
 from btic.state.destination_values import DestinationValues
 from btic.state.records import RunRecords
+from btic.state.retention import RetentionRecords
 from btic.state.schema import (
     FAILED,
     GIVEN_UP,
@@ -97,7 +98,9 @@ class LedgerEntry:
     item_time: datetime | None = None
 
 
-class StateStore(Watermarks, RunRecords, TaskRecords, DestinationValues, SessionIndex):
+class StateStore(
+    Watermarks, RunRecords, TaskRecords, DestinationValues, SessionIndex, RetentionRecords
+):
     """Access to one state database.
 
     :param url: any SQLAlchemy URL; SQLite files get WAL and full sync so a

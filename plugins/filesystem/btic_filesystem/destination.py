@@ -293,6 +293,27 @@ class FileSystemDestination:
         )
 
     @btic.hookimpl
+    def on_remove(self, item: btic.StoredItem) -> None:
+        root = self.root
+        try:
+            target = naming.inside(root, Path(item.location).relative_to(root).as_posix())
+        except ValueError:
+            # Never delete outside the destination, whatever the ledger says.
+            raise btic.DestinationError(
+                f"{item.location}: not inside {root}; not removed", permanent=True
+            ) from None
+        copies = [target]
+        if item.data_type in (DataType.SESSION, DataType.PRESENTATION):
+            copies.append(target.with_suffix(".json"))  # the xml+json copy, if any
+        for path in copies:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise btic.DestinationError(f"{path}: cannot remove: {files.cause(exc)}") from None
+
+    @btic.hookimpl
     def on_list(self) -> Iterator[str]:
         return verification.locations(
             self._root(), json_beside_xml=self.options.download_format == "xml+json"

@@ -207,6 +207,23 @@ class S3Destination:
                 yield btic.VerifyFinding("changed", item.location, "sha256 differs", item.item_key)
 
     @btic.hookimpl
+    def on_remove(self, item: btic.StoredItem) -> None:
+        start = f"s3://{self.options.bucket}/"
+        if not item.location.startswith(start):
+            raise btic.DestinationError(
+                f"{item.location}: not in bucket {self.options.bucket}; not removed",
+                permanent=True,
+            )
+        key = item.location.removeprefix(start)
+        client, _ = self._service()
+        try:
+            # An object lock refuses this until its retention ends: the item stays.
+            client.delete_object(Bucket=self.options.bucket, Key=key)
+        except Exception as exc:  # noqa: BLE001 - described for the user
+            if not is_missing(exc):
+                raise described(exc, item.location) from None
+
+    @btic.hookimpl
     def on_list(self) -> Iterator[str]:
         client, _ = self._service()
         options = self.options

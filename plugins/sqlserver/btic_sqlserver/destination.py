@@ -17,7 +17,7 @@ import btic
 from btic_sqlserver import verification
 from btic_sqlserver.connection import cause, database_of, is_connection_problem, make_engine
 from btic_sqlserver.options import SqlServerOptions
-from btic_sqlserver.rows import SessionRows, digest_of, session_rows
+from btic_sqlserver.rows import SessionRows, digest_of, session_rows, storable
 from btic_sqlserver.writer import SchemaMismatch, Writer
 
 if TYPE_CHECKING:
@@ -143,6 +143,14 @@ class SqlServerDestination:
     def on_verify(self, items: Iterable[btic.StoredItem]) -> Iterator[btic.VerifyFinding]:
         writer = self._ready_writer()
         return verification.findings(writer.engine, items, self._where)
+
+    @btic.hookimpl
+    def on_remove(self, item: btic.StoredItem) -> None:
+        writer = self._ready_writer()
+        try:
+            writer.remove(storable(item.site.host), storable(item.item_key.id))
+        except sa_exc.SQLAlchemyError as exc:
+            raise self._failure(f"session {item.item_key.id}", exc) from None
 
     @btic.hookimpl
     def on_list(self) -> Iterator[str]:

@@ -120,6 +120,11 @@ class Writer:
                 # Apart, so two writers that collided do not collide again.
                 time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
 
+    def remove(self, host_name: str, lsid: str) -> None:
+        """Delete a session's rows from every table, in one transaction (none: nothing)."""
+        with self.engine.begin() as connection:
+            self._delete(connection, self._ids(connection, [(host_name, lsid)]))
+
     def _ids(self, connection: sa.Connection, keys: list[tuple[str, str]]) -> dict[Any, Any]:
         """(host_name, lsid) -> session id, of the sessions the tables hold."""
         session = schema.session
