@@ -223,7 +223,7 @@ url = "sqlite:///r.db"
         (
             'every = "soon"\n[[schedules.s.transfers]]\nsite = "support"\ndestinations = ["archive"]\ndata = ["session"]',
             "schedules.s.every",
-            "must be a period such as 30s, 15m, 2h, 1d or 1w",
+            "must be a period such as 30s, 15m, 2h, 1d, 1w or 7y",
         ),
         (
             'every = "6h"\nat = "02:00"\n[[schedules.s.transfers]]\nsite = "support"\ndestinations = ["archive"]\ndata = ["session"]',

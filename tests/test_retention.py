@@ -115,9 +115,9 @@ def test_retention_removes_what_is_past_its_time_and_keeps_what_is_held(kind, tm
         assert left and left < before
         if kind == "sqlserver":
             assert left == {f"session/{sim.host}/{kept.lsid}"}
-        rows = dict(
-            ((e.data_type, e.item_key), e.status) for e in state.entries(destination="under-test")
-        )
+        rows = {
+            (e.data_type, e.item_key): e.status for e in state.entries(destination="under-test")
+        }
         for removal in removed:
             assert rows[(removal.data_type.value, removal.item_key)] == REMOVED
         # Removed items are settled: a second transfer fetches nothing again.
@@ -171,9 +171,9 @@ def test_retention_and_holds_from_the_command_line(tmp_path):
     listing = run_btic("hold", "list", "--json", "--config", str(config))
     import json
 
-    assert [(h["lsid"], h["reason"], h["held_by"]) for h in json.loads(listing.stdout)["holds"]] == [
-        ("old-2", "case 7", "dpo")
-    ]
+    assert [
+        (h["lsid"], h["reason"], h["held_by"]) for h in json.loads(listing.stdout)["holds"]
+    ] == [("old-2", "case 7", "dpo")]
     dry = run_btic("retention", "--dry-run", "--json", "--config", str(config))
     assert dry.returncode == 0, dry.output
     assert [r["item_key"] for r in json.loads(dry.stdout)["removed"]] == ["old-1"]
