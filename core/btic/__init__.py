@@ -36,6 +36,7 @@ from btic.appliance.model import (
 )
 from btic.errors import ConfigError, ConfigProblem, DestinationBusy, DestinationError, UsageError
 from btic.hookspecs import hookimpl
+from btic.integrity import DIGEST_DIRECTORY, Digest, read_digests
 from btic.naming import ConfigWarning
 from btic.secrets import DatabaseUrl, Secret
 from btic.types import (
@@ -69,6 +70,7 @@ except PackageNotFoundError:  # running from a source tree without install
     __version__ = "0+unknown"
 
 __all__ = [
+    "DIGEST_DIRECTORY",
     "PLUGIN_API_VERSION",
     "AppContext",
     "Backup",
@@ -85,6 +87,7 @@ __all__ = [
     "DestinationBusy",
     "DestinationError",
     "DestinationState",
+    "Digest",
     "Entity",
     "Event",
     "EventValue",
@@ -112,4 +115,5 @@ __all__ = [
     "VerifyFinding",
     "__version__",
     "hookimpl",
+    "read_digests",
 ]

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from btic.appliance.model import Session
+    from btic.integrity import Digest
     from btic.types import (
         AppContext,
         Backup,
@@ -233,6 +234,33 @@ def on_remove(item: StoredItem) -> None:
     :raises btic.DestinationError: when it could not be deleted (an object lock
         still holds it, the share is down); the item stays, and the next run tries
         again.
+    """
+
+
+@hookspec(firstresult=True)
+def on_digest(digest: Digest) -> str | None:
+    """Store a signed digest of what a run wrote to this destination and removed
+    from it, beside the items (see docs/plugin-hooks.md, "Tamper evidence").
+
+    Called after a run, when ``[integrity] signing_key`` is set. Keep
+    ``digest.body`` as ``NAME.json`` and ``digest.signature`` beside it, durably,
+    where ``on_digests`` finds them again and ``on_list`` does not list them
+    (the file system and S3 keep them under ``.btic-digests/``). Never replace a
+    digest of the same name with other bytes. Optional: a destination without it
+    gets no digests, and ``btic verify`` says so.
+
+    :param digest: ``name``, ``body`` (canonical JSON) and ``signature`` (Ed25519).
+    :return: where it went.
+    :raises btic.DestinationError: when it could not be stored.
+    """
+
+
+@hookspec(firstresult=True)
+def on_digests() -> Iterator[Digest] | None:
+    """Every digest this destination holds, in any order, for ``btic verify``.
+
+    :return: an iterator of :class:`btic.Digest`, read back as stored.
+    :raises btic.DestinationError: when they cannot be read.
     """
 
 

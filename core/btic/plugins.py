@@ -35,6 +35,7 @@ from btic.types import AppContext, DataType, DeliveryLimits, data_types_for_hook
 
 if TYPE_CHECKING:
     from btic.appliance.model import Session
+    from btic.integrity import Digest
     from btic.types import (
         Backup,
         Delivery,
@@ -463,6 +464,17 @@ class PluginManager:
         if not self.can_remove(destination):
             raise LookupError(destination)
         self._call(destination, "on_remove", item=item)
+
+    def can_digest(self, destination: str) -> bool:
+        """Whether the destination keeps digests (``on_digest`` and ``on_digests``)."""
+        hooks = self._destinations[destination].plugin.hooks
+        return "on_digest" in hooks and "on_digests" in hooks
+
+    def on_digest(self, destination: str, *, digest: Digest) -> str | None:
+        return cast("str | None", self._call(destination, "on_digest", digest=digest))
+
+    def on_digests(self, destination: str) -> Iterator[Digest]:
+        return iter(cast("Iterable[Digest]", self._call(destination, "on_digests") or ()))
 
     def on_list(self, destination: str) -> Iterator[str] | None:
         """Every location the destination holds; None when its plugin cannot list."""

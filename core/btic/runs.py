@@ -22,6 +22,7 @@ from structlog.typing import FilteringBoundLogger
 
 from btic.appliance.pool import ClientPool
 from btic.config import Config
+from btic.digests import write_digests
 from btic.errors import BticError, WorkFailed, interruption
 from btic.logs import CONSOLE_KEY
 from btic.plugins import PluginManager
@@ -122,11 +123,24 @@ class CommandRun:
             with ThreadPoolExecutor(len(requests), thread_name_prefix="btic-transfer") as pool:
                 for summary in pool.map(self._one, requests):
                     total.merge(summary)
-        if not self.engine.stop.is_set() and not any(r.dry_run for r in requests):
+        if any(r.dry_run for r in requests):
+            return total
+        written = [d for r in requests for d in r.destinations]
+        if not self.engine.stop.is_set():
             # After the run, what it wrote to is kept as long as its rules say.
             Retention(
                 self.config, self.engine.plugins, self.state, run_id=self.run_id, log=self.log
-            ).apply([d for r in requests for d in r.destinations], total)
+            ).apply(written, total)
+        # Even after a stop: what the run did write is what its digest proves.
+        write_digests(
+            self.config,
+            self.engine.plugins,
+            self.state,
+            run_id=self.run_id,
+            destinations=written,
+            summary=total,
+            log=self.log,
+        )
         return total
 
     def _one(self, request: TransferRequest) -> Summary:

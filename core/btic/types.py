@@ -426,14 +426,16 @@ class VerifyFinding:
     """Something ``btic verify`` found wrong at a destination.
 
     :ivar kind: ``missing`` (the ledger has it, the destination not),
-        ``changed`` (present, but not the bytes delivered) or ``unexpected``
-        (the destination holds it, the ledger does not know it).
+        ``changed`` (present, but not the bytes delivered), ``unexpected``
+        (the destination holds it, the ledger does not know it); the core adds
+        ``tampered`` (an item or a digest that differs from the signed digests,
+        however the ledger reads).
     :ivar location: where.
     :ivar detail: what differs, for the user.
     :ivar item_key: the item's key, for missing and changed items.
     """
 
-    kind: Literal["missing", "changed", "unexpected"]
+    kind: Literal["missing", "changed", "unexpected", "tampered"]
     location: str
     detail: str = ""
     item_key: ItemKey | None = None

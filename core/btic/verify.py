@@ -16,13 +16,18 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from btic.config import Config
+from btic.digests import check_digests, public_key_of
 from btic.errors import ConfigError, DestinationError
 from btic.plugins import PluginManager
 from btic.state import DELIVERED, StateStore
 from btic.state.store import is_session_marker
 from btic.types import DataType, ItemKey, SiteInfo, StoredItem, VerifyFinding
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 
 @dataclass
@@ -32,7 +37,7 @@ class DestinationReport:
     destination: str
     checked: int = 0
     findings: dict[str, int] = field(
-        default_factory=lambda: {"missing": 0, "changed": 0, "unexpected": 0}
+        default_factory=lambda: {"missing": 0, "changed": 0, "unexpected": 0, "tampered": 0}
     )
     #: why the destination could not be verified (wholly or the unexpected part)
     notes: list[str] = field(default_factory=list)
@@ -55,6 +60,7 @@ def verify(
     on_item: Callable[[], None] = lambda: None,
 ) -> list[DestinationReport]:
     """Verify each destination; ``on_finding(destination, finding)`` hears every finding."""
+    public_key = public_key_of(config)
     reports = []
     for name in destinations:
         report = DestinationReport(name)
@@ -63,9 +69,11 @@ def verify(
         try:
             config.configure_destination(plugins, name)
             items = _counted(_stored_items(config, state, name, site, since), report, on_item)
+            reported: set[str] = set()
             try:
                 for finding in plugins.on_verify(name, items=items):
                     report.findings[finding.kind] += 1
+                    reported.add(finding.location)
                     on_finding(name, finding)
             except LookupError:
                 report.error = (
@@ -76,6 +84,11 @@ def verify(
             for finding in _unexpected(plugins, state, name, report):
                 report.findings["unexpected"] += 1
                 on_finding(name, finding)
+            if public_key is not None and site is None and since is None:
+                for finding in _against_digests(config, plugins, state, name, public_key, report):
+                    if finding.location not in reported:
+                        report.findings["tampered"] += 1
+                        on_finding(name, finding)
         except (DestinationError, ConfigError) as exc:
             report.error = str(exc)
     return reports
@@ -101,6 +114,32 @@ def _stored_items(
             size=entry.size,
             sha256=entry.sha256,
             item_time=entry.item_time,
+        )
+
+
+def _against_digests(
+    config: Config,
+    plugins: PluginManager,
+    state: StateStore,
+    destination: str,
+    public_key: Ed25519PublicKey,
+    report: DestinationReport,
+) -> Iterator[VerifyFinding]:
+    """The destination against its own signed digests, not the ledger: a broken
+    signature or link, and each item that differs from what its digest says."""
+    checked = check_digests(config, plugins, state, destination, public_key)
+    if checked.error is not None:
+        report.notes.append(f"digests not checked: {checked.error}")
+        return
+    report.notes.append(f"{checked.digests} signed digest(s) checked")
+    for problem in checked.chain or ():
+        yield VerifyFinding("tampered", f"digest {problem.digest}", problem.detail)
+    for finding in checked.items or ():
+        yield VerifyFinding(
+            "tampered",
+            finding.location,
+            f"{finding.kind} against its signed digest: {finding.detail}",
+            finding.item_key,
         )
 
 

@@ -12,7 +12,7 @@ One module per area: :mod:`~btic.cli.setup` (plugins, check, init),
 :mod:`~btic.cli.status` (status, retry),
 :mod:`~btic.cli.simulated` (demo, sim), :mod:`~btic.cli.backups` (backup decrypt) and
 :mod:`~btic.cli.verify` (verify), :mod:`~btic.cli.find` (find) and
-:mod:`~btic.cli.retention` (retention, hold).
+:mod:`~btic.cli.retention` (retention, hold), :mod:`~btic.cli.integrity` (integrity).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from __future__ import annotations
 from btic.cli import (
     backups,
     find,
+    integrity,
     notify,
     retention,
     schedules,
@@ -50,6 +51,7 @@ for command in (
     find.find_command,
     retention.retention_command,
     retention.hold_group,
+    integrity.integrity_group,
     notify.notify_group,
 ):
     main.add_command(command)

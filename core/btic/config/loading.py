@@ -34,6 +34,7 @@ from btic.config.problems import problems_from, salvage
 from btic.config.sections import (
     ConfigFile,
     ExecutorConfig,
+    IntegrityConfig,
     LoggingConfig,
     NotificationsConfig,
     ScheduleConfig,
@@ -89,6 +90,7 @@ class Config:
     logging: LoggingConfig
     notifications: NotificationsConfig
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    integrity: IntegrityConfig = field(default_factory=IntegrityConfig)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -322,6 +324,7 @@ def build_config(
         logging=parsed.logging,
         notifications=parsed.notifications,
         executor=parsed.executor,
+        integrity=parsed.integrity,
     )
     declared = {
         section: set(data[section]) if isinstance(data.get(section), Mapping) else set()
@@ -476,4 +479,5 @@ def iter_secrets(config: Config) -> list[tuple[str, Secret]]:
         walk(destination.options, f"destinations.{name}")
     walk(config.notifications, "notifications")
     walk(config.executor, "executor")
+    walk(config.integrity, "integrity")
     return found

@@ -278,6 +278,19 @@ class RetentionConfig(_Section):
     )
 
 
+class IntegrityConfig(_Section):
+    """``[integrity]``: signed digests written into each destination after each run."""
+
+    signing_key: Secret | None = Field(
+        default=None,
+        description='the Ed25519 private key, PEM, by reference: "file:/etc/btic/btic-signing.key"',
+    )
+    public_key: Path | None = Field(
+        default=None,
+        description="the public key btic verify checks digests with; default: the signing key's",
+    )
+
+
 class ConfigFile(_Section):
     state: StateConfig = StateConfig()
     sites: dict[str, SiteConfig] = {}
@@ -288,3 +301,4 @@ class ConfigFile(_Section):
     notifications: NotificationsConfig = NotificationsConfig()
     executor: ExecutorConfig = ExecutorConfig()
     retention: RetentionConfig = RetentionConfig()
+    integrity: IntegrityConfig = IntegrityConfig()

@@ -218,6 +218,19 @@ removals = Table(
     Index("ix_btic_removals_item", "site", "item_key"),
 )
 
+#: Each signed digest written into a destination (btic.integrity): the chain's end
+#: for the next digest, and what ``btic verify`` expects to find there.
+digests = Table(
+    "btic_digests",
+    metadata,
+    Column("destination", String(64), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("sha256", String(64), nullable=False),
+    Column("run_id", String(36), nullable=False),
+    Column("location", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
 #: Legal holds: a held session's items are deleted by no retention rule.
 holds = Table(
     "btic_holds",

@@ -41,6 +41,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from btic.errors import BticError
 from btic.state import batches
 from btic.state.destination_values import DestinationValues
+from btic.state.digests import DigestRecords
 from btic.state.records import RunRecords
 from btic.state.retention import RetentionRecords
 from btic.state.schema import (
@@ -99,7 +100,13 @@ class LedgerEntry:
 
 
 class StateStore(
-    Watermarks, RunRecords, TaskRecords, DestinationValues, SessionIndex, RetentionRecords
+    Watermarks,
+    RunRecords,
+    TaskRecords,
+    DestinationValues,
+    SessionIndex,
+    RetentionRecords,
+    DigestRecords,
 ):
     """Access to one state database.
 

@@ -314,6 +314,30 @@ class FileSystemDestination:
                 raise btic.DestinationError(f"{path}: cannot remove: {files.cause(exc)}") from None
 
     @btic.hookimpl
+    def on_digest(self, digest: btic.Digest) -> str:
+        directory = self._root() / btic.DIGEST_DIRECTORY
+        try:
+            if not directory.is_dir():
+                self._make_directories(directory, directory.parent)
+            target = directory / f"{digest.name}.json"
+            for path, data in (
+                (directory / f"{digest.name}.json.sig", digest.signature_file()),
+                (target, digest.body),
+            ):
+                files.write_new(path, data, self.options.file_permissions, self._group)
+            files.fsync_directory(directory)
+        except OSError as exc:
+            raise btic.DestinationError(f"{directory}: {files.cause(exc)}") from None
+        return str(target)
+
+    @btic.hookimpl
+    def on_digests(self) -> Iterator[btic.Digest]:
+        directory = self.root / btic.DIGEST_DIRECTORY
+        if not directory.is_dir():
+            return iter(())
+        return btic.read_digests(directory)
+
+    @btic.hookimpl
     def on_list(self) -> Iterator[str]:
         return verification.locations(
             self._root(), json_beside_xml=self.options.download_format == "xml+json"

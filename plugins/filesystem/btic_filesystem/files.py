@@ -221,3 +221,21 @@ def cause(exc: OSError) -> str:
     if exc.errno == errno.ENOSPC:
         return "No space left on device"
     return exc.strerror or str(exc)
+
+
+def write_new(path: Path, data: bytes, mode: int, group: int | None) -> None:
+    """Write a file that must not exist yet (or exist with exactly ``data``): a
+    temporary file, fsynced, then linked into place, which never replaces."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with temp.open("wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    restrict(temp, mode, group)
+    try:
+        os.link(temp, path)
+    except FileExistsError:
+        if path.read_bytes() != data:
+            raise
+    finally:
+        temp.unlink(missing_ok=True)

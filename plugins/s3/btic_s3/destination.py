@@ -227,14 +227,59 @@ class S3Destination:
     def on_list(self) -> Iterator[str]:
         client, _ = self._service()
         options = self.options
-        markers = f"{options.prefix}{MARKERS}"
+        kept_beside = (f"{options.prefix}{MARKERS}", f"{options.prefix}{btic.DIGEST_DIRECTORY}/")
         pages = client.get_paginator("list_objects_v2").paginate(
             Bucket=options.bucket, Prefix=options.prefix
         )
         for page in pages:
             for entry in page.get("Contents", ()):
-                if not entry["Key"].startswith(markers):
+                if not entry["Key"].startswith(kept_beside):
                     yield self._location(entry["Key"])
+
+    @btic.hookimpl
+    def on_digest(self, digest: btic.Digest) -> str:
+        client, _ = self._service()
+        key = f"{self.options.prefix}{btic.DIGEST_DIRECTORY}/{digest.name}.json"
+        for name, data in ((key + ".sig", digest.signature_file()), (key, digest.body)):
+            try:
+                # Only if absent: a digest is never replaced (object lock keeps it too).
+                client.put_object(
+                    Bucket=self.options.bucket,
+                    Key=name,
+                    Body=data,
+                    ChecksumAlgorithm="SHA256",
+                    IfNoneMatch="*",
+                )
+            except Exception as exc:  # noqa: BLE001 - described for the user
+                if error_code(exc) == "PreconditionFailed" and self._body(client, name) == data:
+                    continue  # the same digest, stored by an earlier try
+                raise described(exc, self._location(name)) from None
+        return self._location(key)
+
+    @btic.hookimpl
+    def on_digests(self) -> Iterator[btic.Digest]:
+        client, _ = self._service()
+        prefix = f"{self.options.prefix}{btic.DIGEST_DIRECTORY}/"
+        try:
+            pages = client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.options.bucket, Prefix=prefix
+            )
+            keys = [e["Key"] for page in pages for e in page.get("Contents", ())]
+        except Exception as exc:  # noqa: BLE001 - described for the user
+            raise described(exc, self._location(prefix)) from None
+        present = set(keys)
+        for key in sorted(k for k in keys if k.endswith(".json")):
+            signature = self._body(client, key + ".sig") if key + ".sig" in present else b""
+            body = self._body(client, key) or b""
+            yield btic.Digest.read(key[len(prefix) : -len(".json")], body, signature or b"")
+
+    def _body(self, client: Any, key: str) -> bytes | None:
+        try:
+            return bytes(client.get_object(Bucket=self.options.bucket, Key=key)["Body"].read())
+        except Exception as exc:  # noqa: BLE001
+            if is_missing(exc):
+                return None
+            raise described(exc, self._location(key)) from None
 
     # -- storing, with the conflict modes -----------------------------------------------
 

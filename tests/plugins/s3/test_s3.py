@@ -233,3 +233,19 @@ def test_an_unreachable_service_fails_once_and_the_items_stay_pending(tmp_path, 
     finished = run_btic("sync", "--all", "--config", str(config))
     assert finished.returncode == 0, finished.output
     assert len(s3.objects(bucket)) == len(expected_files(rs_sim, data=["session"]))
+
+
+def test_digests_are_kept_beside_the_objects_and_never_replaced(s3, bucket, tmp_path):
+    destination = ConfiguredDestination("s3", s3.options(bucket, prefix="archive/"), tmp_path)
+    first = btic.Digest("20261207T000000000000Z-run1", b'{"format":"btic-digest/1"}', b"sig1")
+    location = destination.plugins.on_digest(destination.name, digest=first)
+    assert location == f"s3://{bucket}/archive/.btic-digests/{first.name}.json"
+    # the same digest again (a retried run) is fine; other bytes under its name are not
+    assert destination.plugins.on_digest(destination.name, digest=first) == location
+    forged = btic.Digest(first.name, b'{"format":"btic-digest/1","x":1}', b"sig1")
+    with pytest.raises(btic.DestinationError):
+        destination.plugins.on_digest(destination.name, digest=forged)
+    assert list(destination.plugins.on_digests(destination.name)) == [first]
+    destination.session(sample_session("digest-neighbour"))
+    listed = list(destination.plugins.on_list(destination.name) or ())
+    assert listed and not any(".btic-digests" in location for location in listed)
