@@ -34,6 +34,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
+    from typing import IO
 
     import click
     from pydantic import BaseModel
@@ -234,6 +235,20 @@ def on_remove(item: StoredItem) -> None:
     :raises btic.DestinationError: when it could not be deleted (an object lock
         still holds it, the share is down); the item stays, and the next run tries
         again.
+    """
+
+
+@hookspec(firstresult=True)
+def on_open(item: StoredItem) -> IO[bytes] | None:
+    """Open one stored item for reading, for ``btic export``: its bytes as stored
+    (the file, the object), streamed; the caller closes it.
+
+    Optional: the items of a destination without it are listed in an export's
+    manifest with their location, not copied.
+
+    :param item: what the ledger says was delivered there.
+    :return: a binary file object read in chunks.
+    :raises btic.DestinationError: when it cannot be read (gone, unreachable).
     """
 
 

@@ -24,7 +24,7 @@ import os
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import pluggy
 from pydantic import BaseModel
@@ -464,6 +464,18 @@ class PluginManager:
         if not self.can_remove(destination):
             raise LookupError(destination)
         self._call(destination, "on_remove", item=item)
+
+    def can_open(self, destination: str) -> bool:
+        return "on_open" in self._destinations[destination].plugin.hooks
+
+    def on_open(self, destination: str, *, item: StoredItem) -> IO[bytes]:
+        """``item``'s bytes as ``destination`` stored them.
+
+        :raises LookupError: when its plugin has no ``on_open``.
+        """
+        if not self.can_open(destination):
+            raise LookupError(destination)
+        return cast("IO[bytes]", self._call(destination, "on_open", item=item))
 
     def can_digest(self, destination: str) -> bool:
         """Whether the destination keeps digests (``on_digest`` and ``on_digests``)."""

@@ -11,7 +11,7 @@ One module per area: :mod:`~btic.cli.setup` (plugins, check, init),
 :mod:`~btic.cli.service` (run, the daemon; worker), :mod:`~btic.cli.notify` (notify test),
 :mod:`~btic.cli.status` (status, retry),
 :mod:`~btic.cli.simulated` (demo, sim), :mod:`~btic.cli.backups` (backup decrypt) and
-:mod:`~btic.cli.verify` (verify), :mod:`~btic.cli.find` (find) and
+:mod:`~btic.cli.verify` (verify), :mod:`~btic.cli.find` (find, export) and
 :mod:`~btic.cli.retention` (retention, hold), :mod:`~btic.cli.integrity` (integrity).
 """
 
@@ -49,6 +49,7 @@ for command in (
     backups.backup_group,
     verify.verify_command,
     find.find_command,
+    find.export_command,
     retention.retention_command,
     retention.hold_group,
     integrity.integrity_group,

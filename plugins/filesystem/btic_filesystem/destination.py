@@ -314,6 +314,17 @@ class FileSystemDestination:
                 raise btic.DestinationError(f"{path}: cannot remove: {files.cause(exc)}") from None
 
     @btic.hookimpl
+    def on_open(self, item: btic.StoredItem) -> IO[bytes]:
+        try:
+            path = naming.inside(self.root, Path(item.location).relative_to(self.root).as_posix())
+        except ValueError:
+            raise btic.DestinationError(f"{item.location}: not inside {self.root}") from None
+        try:
+            return path.open("rb")
+        except OSError as exc:
+            raise btic.DestinationError(f"{path}: {files.cause(exc)}") from None
+
+    @btic.hookimpl
     def on_digest(self, digest: btic.Digest) -> str:
         directory = self._root() / btic.DIGEST_DIRECTORY
         try:

@@ -237,6 +237,20 @@ class S3Destination:
                     yield self._location(entry["Key"])
 
     @btic.hookimpl
+    def on_open(self, item: btic.StoredItem) -> Any:
+        start = f"s3://{self.options.bucket}/"
+        if not item.location.startswith(start):
+            raise btic.DestinationError(f"{item.location}: not in bucket {self.options.bucket}")
+        client, _ = self._service()
+        try:
+            answer = client.get_object(
+                Bucket=self.options.bucket, Key=item.location.removeprefix(start)
+            )
+        except Exception as exc:  # noqa: BLE001 - described for the user
+            raise described(exc, item.location) from None
+        return answer["Body"]  # a stream, read in chunks
+
+    @btic.hookimpl
     def on_digest(self, digest: btic.Digest) -> str:
         client, _ = self._service()
         key = f"{self.options.prefix}{btic.DIGEST_DIRECTORY}/{digest.name}.json"
