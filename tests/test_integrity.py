@@ -210,3 +210,36 @@ def test_an_export_carries_its_proof(tmp_path):
     # An export never overwrites: the same --out again is refused.
     again = run_btic("export", "--lsid", one["lsid"], "--out", str(out), "--config", str(config))
     assert again.returncode == 2 and "exists" in again.stderr
+
+
+def test_the_sql_destination_keeps_its_digests_in_the_storage_database(tmp_path):
+    from hostile import report, session_xml
+
+    keys = tmp_path / "keys"
+    assert run_btic("integrity", "keygen", "--dir", str(keys)).returncode == 0
+    config = tmp_path / "btic.toml"
+    config.write_text(
+        f'[destinations.sql]\nplugin = "sqlserver"\nurl = "sqlite:///{tmp_path / "reports.db"}"\n'
+        f'[state]\nurl = "sqlite:///{tmp_path / "state.db"}"\n'
+        f'[integrity]\nsigning_key = "file:{keys / "btic-signing.key"}"\n'
+    )
+    config.chmod(0o600)
+    saved = tmp_path / "saved.xml"
+    saved.write_bytes(report(session_xml("s-1"), session_xml("s-2"), session_xml("s-3")))
+    imported = run_btic("import-xml", str(saved), "--dest", "sql", "--host", "h",
+                        "--config", str(config))  # fmt: skip
+    assert imported.returncode == 0, imported.output
+    with sqlite3.connect(tmp_path / "reports.db") as db:
+        assert db.execute("select count(*) from btic_digest").fetchone()[0] == 1
+    clean = run_btic("verify", "--config", str(config))
+    assert clean.returncode == 0, clean.output
+    assert "1 signed digest(s) checked" in clean.stderr
+    # a session's rows deleted, and the ledger made to say it was removed
+    with sqlite3.connect(tmp_path / "reports.db") as db:
+        db.execute("delete from session where lsid = 's-2'")
+    with sqlite3.connect(tmp_path / "state.db") as db:
+        db.execute("update btic_deliveries set status = 'removed' where item_key = 's-2'")
+    caught = run_btic("verify", "--config", str(config))
+    assert caught.returncode == 1
+    lines = _tampered(caught)
+    assert len(lines) == 1 and "s-2" in lines[0] and "missing against its signed digest" in lines[0]

@@ -161,10 +161,12 @@ def test_retention_and_holds_from_the_command_line(tmp_path):
     old, new = 1_600_000_000, int(datetime.now(timezone.utc).timestamp()) - 3600
     saved.write_bytes(report(session_xml("old-1", end=old), session_xml("old-2", end=old),
                              session_xml("new-1", end=new)))  # fmt: skip
-    config.write_text(base + '[destinations.archive.retention]\nsession = "30d"\n')
+    # Imported before the rule exists (a run applies the rules it has, imports too).
+    config.write_text(base)
     imported = run_btic("import-xml", str(saved), "--dest", "archive", "--host", "h",
                         "--config", str(config))  # fmt: skip
     assert imported.returncode == 0, imported.output
+    config.write_text(base + '[destinations.archive.retention]\nsession = "30d"\n')
     held = run_btic("hold", "add", "--site", "h", "--lsid", "old-2", "--reason", "case 7",
                     "--by", "dpo", "--config", str(config))  # fmt: skip
     assert held.returncode == 0, held.output

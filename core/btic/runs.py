@@ -123,25 +123,27 @@ class CommandRun:
             with ThreadPoolExecutor(len(requests), thread_name_prefix="btic-transfer") as pool:
                 for summary in pool.map(self._one, requests):
                     total.merge(summary)
-        if any(r.dry_run for r in requests):
-            return total
-        written = [d for r in requests for d in r.destinations]
+        if not any(r.dry_run for r in requests):
+            self.conclude([d for r in requests for d in r.destinations], total)
+        return total
+
+    def conclude(self, destinations: Sequence[str], summary: Summary) -> None:
+        """After the work of a run that wrote to ``destinations`` (configured): their
+        retention rules (unless the run was stopped), then its signed digests."""
         if not self.engine.stop.is_set():
-            # After the run, what it wrote to is kept as long as its rules say.
             Retention(
                 self.config, self.engine.plugins, self.state, run_id=self.run_id, log=self.log
-            ).apply(written, total)
+            ).apply(destinations, summary)
         # Even after a stop: what the run did write is what its digest proves.
         write_digests(
             self.config,
             self.engine.plugins,
             self.state,
             run_id=self.run_id,
-            destinations=written,
-            summary=total,
+            destinations=destinations,
+            summary=summary,
             log=self.log,
         )
-        return total
 
     def _one(self, request: TransferRequest) -> Summary:
         if self.engine.stop.is_set():

@@ -474,6 +474,7 @@ def import_xml_command(
             data_types=data_types,
             force=force,
         )
+        run.conclude(destinations, summary)
         if site is not None:
             run.note_given_up(summary, [site])
     run.finish(summary, output.summary(summary))

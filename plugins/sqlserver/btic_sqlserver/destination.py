@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import exc as sa_exc
 
 import btic
-from btic_sqlserver import verification
+from btic_sqlserver import digests, verification
 from btic_sqlserver.connection import cause, database_of, is_connection_problem, make_engine
 from btic_sqlserver.options import SqlServerOptions
 from btic_sqlserver.rows import SessionRows, digest_of, session_rows, storable
@@ -151,6 +151,23 @@ class SqlServerDestination:
             writer.remove(storable(item.site.host), storable(item.item_key.id))
         except sa_exc.SQLAlchemyError as exc:
             raise self._failure(f"session {item.item_key.id}", exc) from None
+
+    @btic.hookimpl
+    def on_digest(self, digest: btic.Digest) -> str:
+        writer = self._ready_writer()
+        try:
+            digests.store(writer.engine, digest)
+        except sa_exc.SQLAlchemyError as exc:
+            raise self._failure(f"digest {digest.name}", exc) from None
+        return f"{digests.digest_table.name}/{digest.name}"
+
+    @btic.hookimpl
+    def on_digests(self) -> Iterator[btic.Digest]:
+        writer = self._ready_writer()
+        try:
+            return iter(list(digests.read(writer.engine)))
+        except sa_exc.SQLAlchemyError as exc:
+            raise self._failure("reading the digests", exc) from None
 
     @btic.hookimpl
     def on_list(self) -> Iterator[str]:
