@@ -22,8 +22,9 @@ from btic.integrity import (
 from btic.plugins import PluginManager
 from btic.state import StateStore
 from btic.state.values import now
+from btic.stored import stored_item
 from btic.transfer.summary import Summary
-from btic.types import DataType, ItemKey, StoredItem, VerifyFinding
+from btic.types import DataType, StoredItem, VerifyFinding
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -147,14 +148,12 @@ def check_digests(
 
 
 def _stored(config: Config, entry: dict[str, object]) -> StoredItem:
-    site = config.site_info(str(entry["site"]))
-    data_type = DataType(str(entry["data_type"]))
-    size = entry.get("size")
-    sha256 = entry.get("sha256")
-    return StoredItem(
-        site=site,
-        data_type=data_type,
-        item_key=ItemKey.from_ledger(site.host, data_type, str(entry["item_key"])),
+    size, sha256 = entry.get("size"), entry.get("sha256")
+    return stored_item(
+        config,
+        site=str(entry["site"]),
+        data_type=DataType(str(entry["data_type"])),
+        ledger_key=str(entry["item_key"]),
         location=str(entry["location"]),
         size=size if isinstance(size, int) else None,
         sha256=sha256 if isinstance(sha256, str) else None,

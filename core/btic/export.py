@@ -28,7 +28,8 @@ from btic.integrity import DIGEST_DIRECTORY
 from btic.plugins import PluginManager
 from btic.state.store import LedgerEntry
 from btic.statuses import LedgerStatus
-from btic.types import DataType, ItemKey, StoredItem
+from btic.stored import stored_item
+from btic.types import DataType
 
 CHUNK = 1 << 20
 
@@ -148,7 +149,16 @@ def _export_item(
         entry.note = "its destination cannot be read back by btic: see its location"
         return entry
     name = _package_name(item)
-    stored = _stored(config, item)
+    stored = stored_item(
+        config,
+        site=item.site,
+        data_type=DataType(item.data_type),
+        ledger_key=item.item_key,
+        location=item.location,
+        size=item.size,
+        sha256=item.sha256,
+        item_time=item.item_time,
+    )
     try:
         with plugins.on_open(item.destination, item=stored) as source:
             entry.size, entry.sha256 = package.write(name, _chunks(source))
@@ -166,20 +176,6 @@ def _package_name(item: LedgerEntry) -> str:
     parts = [naming.sanitize_value(part) for part in (item.destination, item.site, item.data_type)]
     key = naming.sanitize_value(item.item_key.replace("#", "-"))
     return "/".join(["items", *parts, key + suffix])
-
-
-def _stored(config: Config, item: LedgerEntry) -> StoredItem:
-    site = config.site_info(item.site)
-    data_type = DataType(item.data_type)
-    return StoredItem(
-        site=site,
-        data_type=data_type,
-        item_key=ItemKey.from_ledger(site.host, data_type, item.item_key),
-        location=item.location or "",
-        size=item.size,
-        sha256=item.sha256,
-        item_time=item.item_time,
-    )
 
 
 def _chunks(source: IO[bytes]) -> Iterator[bytes]:

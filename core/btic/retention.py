@@ -24,8 +24,9 @@ from btic.plugins import PluginManager
 from btic.state import StateStore
 from btic.state.store import is_session_marker
 from btic.state.values import now
+from btic.stored import stored_item
 from btic.transfer.summary import Summary
-from btic.types import DataType, ItemKey, StoredItem
+from btic.types import DataType, StoredItem
 
 #: Failures in a row after which a destination's removals stop for the run.
 STOP_AFTER = 3
@@ -125,12 +126,12 @@ class Retention:
         for due in self.state.due_for_removal(destination, data_type.value, moment - period):
             if is_session_marker(data_type.value, due.item_key):
                 continue  # a row of the ledger, not an item
-            site = self.config.site_info(due.site)
-            item = StoredItem(
-                site=site,
+            item = stored_item(
+                self.config,
+                site=due.site,
                 data_type=data_type,
-                item_key=ItemKey.from_ledger(site.host, data_type, due.item_key),
-                location=due.location or "",
+                ledger_key=due.item_key,
+                location=due.location,
                 size=due.size,
                 sha256=due.sha256,
                 item_time=due.item_time,

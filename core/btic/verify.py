@@ -24,7 +24,8 @@ from btic.errors import ConfigError, DestinationError
 from btic.plugins import PluginManager
 from btic.state import DELIVERED, StateStore
 from btic.state.store import is_session_marker
-from btic.types import DataType, ItemKey, SiteInfo, StoredItem, VerifyFinding
+from btic.stored import stored_item
+from btic.types import DataType, StoredItem, VerifyFinding
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -97,19 +98,16 @@ def verify(
 def _stored_items(
     config: Config, state: StateStore, destination: str, site: str | None, since: datetime | None
 ) -> Iterator[StoredItem]:
-    sites: dict[str, SiteInfo] = {}
     for entry in state.entries(destination=destination, site=site, status=DELIVERED):
         if entry.location is None or is_session_marker(entry.data_type, entry.item_key):
             continue
         if since is not None and entry.item_time is not None and entry.item_time < since:
             continue
-        if entry.site not in sites:
-            sites[entry.site] = config.site_info(entry.site)
-        data_type = DataType(entry.data_type)
-        yield StoredItem(
-            site=sites[entry.site],
-            data_type=data_type,
-            item_key=ItemKey.from_ledger(sites[entry.site].host, data_type, entry.item_key),
+        yield stored_item(
+            config,
+            site=entry.site,
+            data_type=DataType(entry.data_type),
+            ledger_key=entry.item_key,
             location=entry.location,
             size=entry.size,
             sha256=entry.sha256,

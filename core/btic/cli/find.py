@@ -151,19 +151,15 @@ def find_command(
     Answers from the state database (the ledger and the summaries recorded when
     each session was delivered), whatever the destinations are; the latest first.
     """
-    from btic.state import StateStore, failures_reported
+    from btic.state import opened_state
 
     if as_json and as_csv:
         raise click.UsageError("give --json or --csv, not both")
     promise_json(as_json)
     config = runtime.load_config(config_path, secrets=False)
     limit = search.limit
-    with failures_reported(config.state_url):
-        state = StateStore(config.state_url)
-        try:
-            found = search.find(state)
-        finally:
-            state.close()
+    with opened_state(config.state_url) as state:
+        found = search.find(state)
     if as_json:
         echo_json(
             {
@@ -250,18 +246,14 @@ def export_command(
     from btic.digests import public_key_of
     from btic.errors import WorkFailed
     from btic.export import Package, export, summary_of
-    from btic.state import StateStore, failures_reported
+    from btic.state import opened_state
 
     promise_json(as_json)
     if out.exists():
         raise click.BadParameter(f"{out} exists; an export is always a new one", param_hint="--out")
     config = runtime.load_config(config_path, secrets=False)
-    with failures_reported(config.state_url):
-        state = StateStore(config.state_url)
-        try:
-            found = search.find(state)
-        finally:
-            state.close()
+    with opened_state(config.state_url) as state:
+        found = search.find(state)
     if not found:
         raise WorkFailed("no session matches; nothing exported")
     for name in sorted({item.destination for session in found for item in session.items}):

@@ -31,7 +31,7 @@ def retention_command(
     """
     from btic.errors import WorkFailed
     from btic.retention import Retention
-    from btic.state import StateStore, failures_reported
+    from btic.state import opened_state
     from btic.transfer.summary import Summary
     from btic.types import default_logger
 
@@ -39,20 +39,16 @@ def retention_command(
     config = runtime.load_config(config_path, secrets=not dry_run)
     config.require(destinations=destinations)
     names = list(destinations) or list(config.destinations)
-    with failures_reported(config.state_url):
-        state = StateStore(config.state_url)
-        try:
-            retention = Retention(
-                config, runtime.plugins, state, run_id="retention", log=default_logger()
-            )
-            chosen = retention.destinations_with_rules(names)
-            if not dry_run:
-                for name in chosen:
-                    config.configure_destination(runtime.plugins, name)
-            summary = Summary()
-            removals = retention.apply(chosen, summary, dry_run=dry_run)
-        finally:
-            state.close()
+    with opened_state(config.state_url) as state:
+        retention = Retention(
+            config, runtime.plugins, state, run_id="retention", log=default_logger()
+        )
+        chosen = retention.destinations_with_rules(names)
+        if not dry_run:
+            for name in chosen:
+                config.configure_destination(runtime.plugins, name)
+        summary = Summary()
+        removals = retention.apply(chosen, summary, dry_run=dry_run)
     if as_json:
         echo_json(
             {
@@ -109,7 +105,7 @@ def hold_add_command(
 ) -> None:
     """Hold sessions: by lsid, or every archived session a search finds."""
     from btic.cli.find import moment
-    from btic.state import StateStore, failures_reported
+    from btic.state import opened_state
     from btic.state.session_index import SessionQuery, TermFilter
     from btic.summaries import TermKind
 
@@ -118,24 +114,20 @@ def hold_add_command(
     if not reason.strip():
         raise click.BadParameter("must say why", param_hint="--reason")
     config = runtime.load_config(config_path, secrets=False)
-    with failures_reported(config.state_url):
-        state = StateStore(config.state_url)
-        try:
-            chosen = list(lsids)
-            if people or since is not None or until is not None:
-                query = SessionQuery(
-                    site=site,
-                    since=moment(since, "--since"),
-                    until=moment(until, "--until"),
-                    terms=tuple(TermFilter.parse(TermKind.PERSON, p) for p in people),
-                    limit=1_000_000,
-                )
-                chosen += [s.lsid for s in state.find_sessions(query)]
-            added = state.add_holds(
-                site, chosen, reason=reason.strip(), held_by=held_by or getpass.getuser()
+    with opened_state(config.state_url) as state:
+        chosen = list(lsids)
+        if people or since is not None or until is not None:
+            query = SessionQuery(
+                site=site,
+                since=moment(since, "--since"),
+                until=moment(until, "--until"),
+                terms=tuple(TermFilter.parse(TermKind.PERSON, p) for p in people),
+                limit=1_000_000,
             )
-        finally:
-            state.close()
+            chosen += [s.lsid for s in state.find_sessions(query)]
+        added = state.add_holds(
+            site, chosen, reason=reason.strip(), held_by=held_by or getpass.getuser()
+        )
     click.echo(f"{added} session(s) of {site} held ({len(set(chosen)) - added} held already)")
 
 
@@ -148,15 +140,11 @@ def hold_remove_command(
     runtime: Runtime, config_path: Path | None, site: str, lsids: tuple[str, ...]
 ) -> None:
     """Lift the holds of these sessions: retention applies to them again."""
-    from btic.state import StateStore, failures_reported
+    from btic.state import opened_state
 
     config = runtime.load_config(config_path, secrets=False)
-    with failures_reported(config.state_url):
-        state = StateStore(config.state_url)
-        try:
-            removed = state.remove_holds(site, lsids)
-        finally:
-            state.close()
+    with opened_state(config.state_url) as state:
+        removed = state.remove_holds(site, lsids)
     click.echo(f"{removed} hold(s) lifted")
 
 
@@ -169,16 +157,12 @@ def hold_list_command(
     runtime: Runtime, config_path: Path | None, site: str | None, as_json: bool
 ) -> None:
     """Every hold: site, lsid, reason, who set it and when."""
-    from btic.state import StateStore, failures_reported
+    from btic.state import opened_state
 
     promise_json(as_json)
     config = runtime.load_config(config_path, secrets=False)
-    with failures_reported(config.state_url):
-        state = StateStore(config.state_url)
-        try:
-            held = state.holds(site)
-        finally:
-            state.close()
+    with opened_state(config.state_url) as state:
+        held = state.holds(site)
     if as_json:
         echo_json({"ok": True, "holds": [hold.as_json() for hold in held]})
         return

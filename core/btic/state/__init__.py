@@ -37,6 +37,7 @@ from btic.state.store import (
     StateError,
     StateStore,
     failures_reported,
+    opened_state,
     safe_url,
 )
 from btic.state.tasks import TaskCounts, heartbeat_lease
@@ -70,6 +71,7 @@ __all__ = [
     "meta_table",
     "metadata",
     "now",
+    "opened_state",
     "runs",
     "safe_url",
     "tasks",

@@ -510,6 +510,18 @@ def _given_up(
 
 
 @contextmanager
+def opened_state(url: str) -> Iterator[StateStore]:
+    """The state database at ``url``, open for the block and closed after it; its
+    failures reported as :func:`failures_reported` does."""
+    with failures_reported(url):
+        state = StateStore(url)
+        try:
+            yield state
+        finally:
+            state.close()
+
+
+@contextmanager
 def failures_reported(url: str) -> Iterator[None]:
     """Turn a failure of the state database into a :class:`StateError` naming it.
 
