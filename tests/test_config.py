@@ -342,7 +342,7 @@ def test_each_class_of_schedule_error_has_its_path_and_message(
         (
             '[sitez.x]\nhost = "h"',
             "sitez",
-            "unknown setting; allowed: destinations, executor, logging, notifications",
+            "unknown setting; allowed: destinations, executor, integrity, logging, notifications",
         ),
         (
             '[logging]\nlevel = "loud"',
