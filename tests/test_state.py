@@ -162,3 +162,17 @@ def test_a_version_1_ledger_is_migrated_and_holds_sizes_over_2_gib(state_url):
     migrated.close()
     assert sizes == {"old": 1000, "big": big}
     assert version == "2"
+
+
+def test_statuses_read_as_their_text_in_logs_json_rows_and_lookups():
+    import json
+
+    from btic.statuses import LedgerStatus, RunStatus
+
+    # A log line renders values with repr(): it must say status='delivered', as before.
+    assert repr(LedgerStatus.DELIVERED) == "'delivered'"
+    assert json.dumps([RunStatus.OK, LedgerStatus.GIVEN_UP]) == '["ok", "given_up"]'
+    assert f"{RunStatus.FAILED:>8}" == "  failed"
+    # A row's plain text is the status, in comparisons and in hashed lookups alike.
+    assert LedgerStatus.DELIVERED == "delivered" and {"delivered": 1}[LedgerStatus.DELIVERED] == 1
+    assert LedgerStatus("removed") is LedgerStatus.REMOVED

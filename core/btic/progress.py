@@ -44,7 +44,7 @@ class LogReporter:
     ) -> None:
         method = self.log.warning if status == "failed" else self.log.info
         method(
-            status,
+            str(status),
             site=site,
             destination=destination,
             data_type=data_type,

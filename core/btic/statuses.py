@@ -20,6 +20,10 @@ class Status(str, Enum):
     def __hash__(self) -> int:
         return hash(str(self.value))
 
+    def __repr__(self) -> str:
+        # Logs render values with repr(): a line says status='ok', as it always has.
+        return repr(str(self.value))
+
 
 class LedgerStatus(Status):
     """What the ledger says became of an item at a destination."""
