@@ -868,7 +868,9 @@ def test_a_full_spool_is_named_with_its_fix_and_loses_nothing(tmp_path, room, ar
 
     from conftest import small_tmpfs
 
-    with small_tmpfs(tmp_path / "btic-spool", "4m") as spool:
+    # Room, once freed, for every recording a run may hold at once (a download slot
+    # each, and as many being delivered: 8 of 1 MB), whatever the timing.
+    with small_tmpfs(tmp_path / "btic-spool", "16m") as spool:
         spool.chmod(0o700)
         filler = spool / "filler"
         subprocess.run(
@@ -877,7 +879,7 @@ def test_a_full_spool_is_named_with_its_fix_and_loses_nothing(tmp_path, room, ar
                 "if=/dev/zero",
                 f"of={filler}",
                 "bs=64k",
-                f"count={(4 * 2**20 - room) // 2**16}",
+                f"count={(16 * 2**20 - room) // 2**16}",
             ],
             capture_output=True,
             check=True,
