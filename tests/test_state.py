@@ -134,7 +134,7 @@ def test_an_unreachable_database_is_one_clear_error():
     assert "hunter2" not in str(info.value)
 
 
-def test_a_version_1_ledger_is_migrated_and_holds_sizes_over_2_gib(state_url):
+def test_a_version_1_ledger_is_migrated_holds_sizes_over_2_gib_and_plaintext_hashes(state_url):
     """Version 1 kept sizes in a 32-bit INTEGER on PostgreSQL: a recording over 2 GiB
     could not be recorded. Opening such a database migrates it (and keeps its rows)."""
     from sqlalchemy import text
@@ -143,6 +143,8 @@ def test_a_version_1_ledger_is_migrated_and_holds_sizes_over_2_gib(state_url):
     with store.engine.begin() as connection:
         if store.engine.dialect.name == "postgresql":
             connection.execute(text("ALTER TABLE btic_deliveries ALTER COLUMN size TYPE INTEGER"))
+        # Version 3 added plain_sha256 (sealed items).
+        connection.execute(text("ALTER TABLE btic_deliveries DROP COLUMN plain_sha256"))
         connection.execute(
             update(meta_table).where(meta_table.c.key == "schema_version").values(value="1")
         )
@@ -153,15 +155,18 @@ def test_a_version_1_ledger_is_migrated_and_holds_sizes_over_2_gib(state_url):
     migrated = StateStore(state_url)
     big = 3 * 2**30
     migrated.record(site="s", destination="d", data_type="recording", item_key="big",
-                    status="delivered", run_id="r", size=big, item_time=moment)  # fmt: skip
+                    status="delivered", run_id="r", size=big, item_time=moment,
+                    sha256="b" * 64, plain_sha256="a" * 64)  # fmt: skip
     sizes = {entry.item_key: entry.size for entry in migrated.entries()}
+    plain = {entry.item_key: entry.plain_sha256 for entry in migrated.entries()}
     with migrated.engine.connect() as connection:
         version = connection.execute(
             text("select value from btic_meta where key = 'schema_version'")
         ).scalar()
     migrated.close()
     assert sizes == {"old": 1000, "big": big}
-    assert version == "2"
+    assert plain == {"old": None, "big": "a" * 64}
+    assert version == "3"
 
 
 def test_statuses_read_as_their_text_in_logs_json_rows_and_lookups():

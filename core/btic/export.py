@@ -85,6 +85,9 @@ class ManifestEntry:
     ledger_sha256: str | None
     recorded_at: str
     note: str | None = None
+    #: sealed to age recipients: ``sha256`` is the age file's, ``plain_sha256`` its content's
+    encrypted: bool = False
+    plain_sha256: str | None = None
 
 
 def export(
@@ -141,6 +144,8 @@ def _export_item(
         sha256=None,
         ledger_sha256=item.sha256,
         recorded_at=item.updated_at.isoformat().replace("+00:00", "Z"),
+        encrypted=item.plain_sha256 is not None,
+        plain_sha256=item.plain_sha256,
     )
     if item.status != LedgerStatus.DELIVERED or not item.location:
         entry.note = f"not in the archive ({item.status})"
@@ -172,7 +177,9 @@ def _export_item(
 
 
 def _package_name(item: LedgerEntry) -> str:
-    suffix = PurePosixPath(item.location or "").suffix
+    suffixes = PurePosixPath(item.location or "").suffixes
+    # A sealed item keeps what it is and that it is sealed: .xml.age, .flv.age.
+    suffix = "".join(suffixes[-2:] if suffixes[-1:] == [".age"] else suffixes[-1:])
     parts = [naming.sanitize_value(part) for part in (item.destination, item.site, item.data_type)]
     key = naming.sanitize_value(item.item_key.replace("#", "-"))
     return "/".join(["items", *parts, key + suffix])

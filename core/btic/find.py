@@ -81,6 +81,10 @@ def _item_json(item: LedgerEntry) -> dict[str, Any]:
         "location": item.location,
         "size": item.size,
         "sha256": item.sha256,
+        # Sealed to the destination's age recipients: sha256 is the stored file's,
+        # plain_sha256 what its decrypted bytes hash to.
+        "encrypted": item.plain_sha256 is not None,
+        "plain_sha256": item.plain_sha256,
         "recorded_at": _iso(item.updated_at),
     }
 

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 #: The helpers plugins may use (the plugin API): names from templates, kept inside a
 #: directory. The rest of this module is btic's own.
 __all__ = [
+    "SEALED_EXTENSION",
     "ConfigWarning",
     "backup_patterns",
     "backup_values",
@@ -40,6 +41,7 @@ __all__ = [
     "recording_values",
     "render",
     "sanitize_value",
+    "session_extension",
     "session_values",
     "template_for",
     "validate_general_template",
@@ -255,6 +257,16 @@ def _time_values(moment: datetime | None) -> dict[str, str]:
         "MONTH": moment.strftime("%m"),
         "DAY": moment.strftime("%d"),
     }
+
+
+#: What a sealed item's name ends with (after its own extension): an age file.
+SEALED_EXTENSION = "age"
+
+
+def session_extension(sealed: bool = False) -> str:
+    """The extension of a session report's file: ``xml``, or ``xml.age`` when the
+    report is sealed to the destination's recipients (``ctx.sealed``)."""
+    return f"xml.{SEALED_EXTENSION}" if sealed else "xml"
 
 
 def session_values(

@@ -86,6 +86,13 @@ class PluginInfo:
         return data_types_for_hooks(frozenset(self.hooks))
 
     @property
+    def accepts_sealed(self) -> bool:
+        """Whether the plugin stores items encrypted to age recipients as it is given
+        them (its class sets ``accepts_sealed = True``): only then may its
+        destinations ``encrypt``."""
+        return bool(getattr(self.plugin_class, "accepts_sealed", False))
+
+    @property
     def options_model(self) -> type[BaseModel]:
         assert self.options is not None, "only a loaded plugin has options"
         return self.options
@@ -236,6 +243,11 @@ class PluginManager:
         if limits is not None and not isinstance(limits, DeliveryLimits):
             raise PluginLoadError(
                 f"{plugin_class.__qualname__}.limits must be a btic.DeliveryLimits, not {limits!r}"
+            )
+        sealed = getattr(plugin_class, "accepts_sealed", False)
+        if not isinstance(sealed, bool):
+            raise PluginLoadError(
+                f"{plugin_class.__qualname__}.accepts_sealed must be True or False, not {sealed!r}"
             )
         _check_api_version(plugin_class)
         return tuple(hooks)

@@ -376,6 +376,13 @@ class TransferContext:
         and workers (:class:`ItemKey`); a destination de-duplicates on it.
     :ivar state: the destination's own store of values by item key
         (:class:`DestinationState`), shared by every process using the state database.
+    :ivar sealed: True when the item's bytes are an age file encrypted to the
+        destination's recipients (its ``encrypt`` rule): the ``xml`` of a session,
+        the file of a recording or backup. Store them as given, under a name ending
+        in ``.age`` (a recording's or backup's ``extension`` already ends so; a
+        session's is :func:`btic.naming.session_extension`), and write nothing
+        derived from the session's content beside them. Only plugins whose class
+        sets ``accepts_sealed = True`` are given sealed items.
     """
 
     site: SiteInfo
@@ -384,6 +391,7 @@ class TransferContext:
     run_id: str
     item_key: ItemKey
     force: bool = False
+    sealed: bool = False
     log: FilteringBoundLogger = field(default_factory=default_logger, compare=False)
     state: DestinationState = field(default_factory=MemoryState, compare=False, repr=False)
     #: reads the sha256 the ledger last recorded (see :attr:`last_sha256`)

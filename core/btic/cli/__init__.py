@@ -10,7 +10,8 @@ One module per area: :mod:`~btic.cli.setup` (plugins, check, init),
 :mod:`~btic.cli.transfers` (transfer, import-xml), :mod:`~btic.cli.schedules` (sync),
 :mod:`~btic.cli.service` (run, the daemon; worker), :mod:`~btic.cli.notify` (notify test),
 :mod:`~btic.cli.status` (status, retry),
-:mod:`~btic.cli.simulated` (demo, sim), :mod:`~btic.cli.backups` (backup decrypt) and
+:mod:`~btic.cli.simulated` (demo, sim), :mod:`~btic.cli.backups` (backup decrypt),
+:mod:`~btic.cli.decrypt` (decrypt),
 :mod:`~btic.cli.verify` (verify), :mod:`~btic.cli.find` (find, export) and
 :mod:`~btic.cli.retention` (retention, hold), :mod:`~btic.cli.integrity` (integrity).
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from btic.cli import (
     backups,
+    decrypt,
     find,
     integrity,
     notify,
@@ -47,6 +49,7 @@ for command in (
     simulated.demo_command,
     simulated.sim_command,
     backups.backup_group,
+    decrypt.decrypt_command,
     verify.verify_command,
     find.find_command,
     find.export_command,

@@ -179,7 +179,7 @@ def find_command(
 _CSV_FIELDS = [
     "site", "lsid", "start_time", "end_time", "external_key", "people", "customers",
     "destination", "data_type", "item_key", "status", "location", "size", "sha256",
-    "recorded_at",
+    "encrypted", "plain_sha256", "recorded_at",
 ]  # fmt: skip
 
 
@@ -204,7 +204,10 @@ def _print_lines(found: list[FoundSession], limit: int) -> None:
         s = session.session
         places: dict[str, list[str]] = {}
         for item in session.items:
-            places.setdefault(item.destination, []).append(f"{item.data_type} {item.status}")
+            sealed = " (encrypted)" if item.plain_sha256 is not None else ""
+            places.setdefault(item.destination, []).append(
+                f"{item.data_type} {item.status}{sealed}"
+            )
         ended = "in progress" if s.end_time is None else f"{s.end_time:%Y-%m-%d %H:%M:%S}Z"
         click.echo(f"{ended}  {_shown(s.site)}  {_shown(s.lsid)}")
         click.echo(

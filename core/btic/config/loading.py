@@ -31,6 +31,7 @@ from btic.config.consistency import (
     site_warnings,
 )
 from btic.config.problems import problems_from, salvage
+from btic.config.rules import Sealing, retention_rules, sealing_rule
 from btic.config.sections import (
     ConfigFile,
     ExecutorConfig,
@@ -41,7 +42,6 @@ from btic.config.sections import (
     SiteConfig,
     StateConfig,
     format_duration,
-    parse_duration,
 )
 from btic.errors import ConfigError, ConfigProblem, UsageError
 from btic.naming import ConfigWarning
@@ -69,6 +69,8 @@ class DestinationConfig:
     warnings: tuple[str, ...] = ()
     #: how long items of each data type are kept there (``retention = {...}``)
     retention: Mapping[DataType, timedelta] = field(default_factory=dict)
+    #: which items are encrypted to age recipients before the plugin sees them (``encrypt = {...}``)
+    sealing: Sealing | None = None
 
 
 @dataclass
@@ -361,7 +363,8 @@ def _validate_destination(
         return None
     options = dict(section)
     plugin_name = options.pop("plugin", None)
-    retention = _retention(where, options.pop("retention", {}), floor, problems)
+    retention = retention_rules(where, options.pop("retention", {}), floor, problems)
+    sealing = sealing_rule(where, options.pop("encrypt", None), context["base_dir"], problems)
     if not isinstance(plugin_name, str) or not plugin_name:
         installed = ", ".join(plugins.loaded_names()) or "none installed"
         problems.append(ConfigProblem(f"{where}.plugin", f"is required; one of: {installed}"))
@@ -377,6 +380,15 @@ def _validate_destination(
                 f"{where}.retention",
                 f"plugin {plugin_name} cannot delete items (it has no on_remove hook); "
                 "remove the rules, or keep this archive by other means",
+            )
+        )
+    if sealing is not None and not info.accepts_sealed:
+        problems.append(
+            ConfigProblem(
+                f"{where}.encrypt",
+                f"plugin {plugin_name} does not store encrypted items (it keeps what it is "
+                "given in its own form, rows or events, not as files); remove encrypt, or "
+                "encrypt in a file system or S3 destination",
             )
         )
     with warnings.catch_warnings(record=True) as caught:
@@ -397,43 +409,8 @@ def _validate_destination(
         options=validated,
         warnings=tuple(notes),
         retention=retention,
+        sealing=sealing,
     )
-
-
-def _retention(
-    where: str, rules: object, floor: timedelta, problems: list[ConfigProblem]
-) -> dict[DataType, timedelta]:
-    """A destination's ``retention = { session = "7y", ... }``: a period per data type,
-    none shorter than ``[retention] floor``."""
-    if not isinstance(rules, Mapping):
-        problems.append(
-            ConfigProblem(f"{where}.retention", 'must be a table: { session = "7y", ... }')
-        )
-        return {}
-    parsed: dict[DataType, timedelta] = {}
-    for kind, period in rules.items():
-        path = f"{where}.retention.{kind}"
-        try:
-            data_type = DataType(kind)
-        except ValueError:
-            names = ", ".join(dt.value for dt in DataType)
-            problems.append(ConfigProblem(path, f"is not a data type; one of: {names}"))
-            continue
-        try:
-            parsed[data_type] = parse_duration(period)
-        except ValueError as exc:
-            problems.append(ConfigProblem(path, str(exc)))
-            continue
-        if parsed[data_type] < floor:
-            problems.append(
-                ConfigProblem(
-                    path,
-                    f"{period} is shorter than the retention floor {format_duration(floor)} "
-                    "([retention] floor): a mistake would delete the archive; lower the "
-                    "floor first if this is meant",
-                )
-            )
-    return parsed
 
 
 def _file_permission_warnings(path: Path, config: Config) -> list[str]:

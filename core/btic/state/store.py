@@ -24,6 +24,7 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    inspect,
     select,
     text,
     update,
@@ -97,6 +98,8 @@ class LedgerEntry:
     error: str | None
     updated_at: datetime
     item_time: datetime | None = None
+    #: a sealed item's plaintext sha256 (None: stored as it came)
+    plain_sha256: str | None = None
 
 
 class StateStore(
@@ -230,6 +233,7 @@ class StateStore(
         location: str | None = None,
         size: int | None = None,
         sha256: str | None = None,
+        plain_sha256: str | None = None,
         error: str | None = None,
         item_time: datetime | None = None,
         give_up: bool = False,
@@ -255,6 +259,7 @@ class StateStore(
             "location": location,
             "size": size,
             "sha256": sha256,
+            "plain_sha256": plain_sha256,
             "error": error,
             "run_id": run_id,
             "updated_at": moment,
@@ -262,7 +267,8 @@ class StateStore(
         if item_time is not None:
             values["item_time"] = item_time
         if sha256 is None and status == FAILED:
-            del values["sha256"]  # a failure keeps what the last delivery recorded
+            # A failure keeps what the last delivery recorded.
+            del values["sha256"], values["plain_sha256"]
         if soon and status in SETTLED and item_time is not None:
             if self._pending.add((site, destination, data_type, item_key), values):
                 self.flush_records()
@@ -477,8 +483,17 @@ def _size_as_bigint(connection: Connection) -> None:
         connection.execute(text(statement))
 
 
+def _plain_sha256(connection: Connection) -> None:
+    """2 -> 3: ``btic_deliveries.plain_sha256``, for items sealed to age recipients."""
+    columns = {column["name"] for column in inspect(connection).get_columns("btic_deliveries")}
+    if "plain_sha256" in columns:
+        return
+    add = "ADD" if connection.dialect.name == "mssql" else "ADD COLUMN"
+    connection.execute(text(f"ALTER TABLE btic_deliveries {add} plain_sha256 VARCHAR(64)"))
+
+
 #: The step from each schema version to the next.
-_MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _size_as_bigint}
+_MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _size_as_bigint, 2: _plain_sha256}
 
 
 def _entry(row: Any) -> LedgerEntry:
@@ -495,6 +510,7 @@ def _entry(row: Any) -> LedgerEntry:
         row.error,
         as_utc(row.updated_at),
         aware(row.item_time),
+        row.plain_sha256,
     )
 
 

@@ -11,6 +11,7 @@ is one that stays busy past its patience (:mod:`btic.transfer.pacing`).
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 import traceback
@@ -22,12 +23,15 @@ from datetime import datetime
 from structlog.typing import FilteringBoundLogger
 
 from btic.appliance.model import Session
-from btic.errors import DestinationBusy, DestinationError
+from btic.encryption import EncryptionError
+from btic.errors import DestinationBusy, DestinationError, SpoolError
 from btic.plugins import PluginManager
 from btic.state import DELIVERED, FAILED, MAX_ATTEMPTS, NO_RECORDING, SKIPPED, StateStore
 from btic.statuses import LedgerStatus, Transient
 from btic.summaries import summarize
+from btic.transfer.items import Item, SessionDocument
 from btic.transfer.pacing import Pacing
+from btic.transfer.sealing import Sealed, Sealer
 from btic.transfer.summary import Reporter, Summary
 from btic.types import (
     Backup,
@@ -53,19 +57,8 @@ FLUSH_AFTER_ITEMS = DeliveryLimits.batch_items
 FLUSH_AFTER_SECONDS = DeliveryLimits.batch_seconds
 
 
-@dataclass(frozen=True)
-class SessionDocument:
-    """A session report as ``on_session_xml`` receives it: parsed, and as sent."""
-
-    session: Session
-    xml: bytes
-
-
 #: What became of an item handed over: its ledger status, or why none is recorded yet.
 Outcome = LedgerStatus | Transient
-
-#: What :meth:`Deliverer.deliver` hands to a destination.
-Item = SessionDocument | Recording | Backup
 
 
 def item_key(site: SiteInfo, data_type: DataType, item: Item) -> ItemKey:
@@ -91,6 +84,8 @@ class _Deferred:
     item_time: datetime | None
     summary: Summary
     size: int
+    #: as handed over: sealed or not
+    handed: Sealed
 
 
 def _size_of(item: Item) -> int:
@@ -116,8 +111,11 @@ class Deliverer:
         log: FilteringBoundLogger,
         scrub: Callable[[str], str] = str,
         stop: threading.Event | None = None,
+        sealer: Sealer | None = None,
     ):
         self.plugins = plugins
+        #: seals items for destinations that encrypt them (``encrypt = {...}``)
+        self.sealer = sealer or Sealer({})
         #: set when the run stops after the items in hand: no more waiting on a busy one
         self.stop = stop or threading.Event()
         # A plugin's error may quote a secret of its options (a password in a message):
@@ -161,11 +159,21 @@ class Deliverer:
             # Left alone for the rest of the run: the item stays pending, unrecorded.
             summary.count(destination, data_type.value, FAILED)
             return FAILED
-        ctx = self._context(destination, data_type, site, item_key(site, data_type, item), force)
-        size = _size_of(item)
+        key = item_key(site, data_type, item)
+        sealed = self.sealer.seals(destination, data_type)
+        ctx = self._context(destination, data_type, site, key, force, sealed=sealed)
         with ExitStack() as held:
             held.enter_context(self.pacing.gate(destination))
             held.enter_context(self._batch_lock(destination))
+            try:
+                handed = held.enter_context(self.sealer.handed(destination, data_type, item))
+            except (SpoolError, EncryptionError) as exc:
+                # This machine's disk or its age install, not the item: nothing is
+                # recorded, and the item stays pending.
+                summary.problem(f"{destination}: {data_type.value} {key.ledger_key}: {exc}")
+                summary.count(destination, data_type.value, FAILED)
+                return FAILED
+            size = _size_of(handed.item)
             self._make_room(destination, size)
             while True:
                 if not self._ready(destination, summary):
@@ -173,7 +181,7 @@ class Deliverer:
                     summary.count(destination, data_type.value, FAILED)
                     return FAILED
                 try:
-                    result = self._hand_over(destination, item, ctx)
+                    result = self._hand_over(destination, handed.item, ctx)
                 except DestinationBusy as exc:
                     self.pacing.pause(destination, exc.retry_after, self.scrub(str(exc)))
                     continue
@@ -186,12 +194,19 @@ class Deliverer:
                     return self._settle(ctx, summary, item_time, error=_described(exc))
                 break
             if result is not None and getattr(result, "deferred", False):
-                self._defer(_Deferred(ctx, result, item_time, summary, size))
+                self._defer(_Deferred(ctx, result, item_time, summary, size, handed))
                 return DEFERRED
-            return self._settle(ctx, summary, item_time, result=result)
+            return self._settle(ctx, summary, item_time, result=result, handed=handed)
 
     def _context(
-        self, destination: str, data_type: DataType, site: SiteInfo, key: ItemKey, force: bool
+        self,
+        destination: str,
+        data_type: DataType,
+        site: SiteInfo,
+        key: ItemKey,
+        force: bool,
+        *,
+        sealed: bool,
     ) -> TransferContext:
         """The context handed with one item: its key, the destination's own values,
         and a reader of the sha256 the ledger last recorded for it."""
@@ -212,6 +227,7 @@ class Deliverer:
             run_id=self.run_id,
             item_key=key,
             force=force,
+            sealed=sealed,
             log=self.log,
             state=state.destination_state(destination),
             recorded_sha256=recorded_sha256,
@@ -322,7 +338,10 @@ class Deliverer:
         for entry in batch:
             error = refused.get(entry.ctx.item_key)
             if error is None:
-                self._settle(entry.ctx, entry.summary, entry.item_time, result=entry.delivery)
+                self._settle(
+                    entry.ctx, entry.summary, entry.item_time,
+                    result=entry.delivery, handed=entry.handed,
+                )  # fmt: skip
             else:
                 self._settle(
                     entry.ctx, entry.summary, entry.item_time,
@@ -355,10 +374,13 @@ class Deliverer:
         error: str | None = None,
         give_up: bool = False,
         quiet: bool = False,
+        handed: Sealed | None = None,
     ) -> Outcome:
         """Record one item's outcome in the ledger, the summary and the progress.
 
         :param quiet: a failure the caller reports once for many items.
+        :param handed: the item as the destination was given it, when delivered:
+            a sealed one's plaintext sha256 is recorded beside what was stored.
         """
         destination, data_type, key = ctx.destination, ctx.data_type, ctx.item_key.ledger_key
         status: LedgerStatus = (
@@ -368,6 +390,12 @@ class Deliverer:
         # A plugin may return any object with these attributes; read them defensively.
         location = getattr(result, "location", None)
         size = getattr(result, "size", None)
+        sha256 = getattr(result, "sha256", None)
+        plain_sha256 = None
+        if handed is not None and handed.sealed and result is not None:
+            plain_sha256 = handed.plain_sha256
+            # What was stored is the sealed copy the core made: its sha256 is known.
+            sha256 = sha256 or _sha256_of(handed.item)
         # A destination's failure is retried until it ends, however long (a full disk,
         # a database down): only the plugin can say an item itself is unacceptable.
         self.state.record(
@@ -379,7 +407,8 @@ class Deliverer:
             run_id=self.run_id,
             location=location,
             size=size,
-            sha256=getattr(result, "sha256", None),
+            sha256=sha256,
+            plain_sha256=plain_sha256,
             error=error,
             item_time=item_time,
             give_up=give_up,
@@ -505,6 +534,7 @@ class Deliverer:
             data_type=data_type,
             run_id=self.run_id,
             item_key=ItemKey(site.host, data_type, session.lsid),
+            sealed=self.sealer.seals(destination, data_type),
             log=self.log,
         )
         try:
@@ -518,6 +548,12 @@ class Deliverer:
                 f"its on_locate returned a {type(placement).__name__}, not a btic.Placement"
             )
         return placement
+
+
+def _sha256_of(item: Item) -> str:
+    if isinstance(item, SessionDocument):
+        return hashlib.sha256(item.xml).hexdigest()
+    return item.sha256
 
 
 def _described(exc: BaseException) -> str:

@@ -35,6 +35,7 @@ from btic.plugins import PluginManager
 from btic.state import StateStore
 from btic.transfer.context import RunContext, TransferRequest
 from btic.transfer.delivery import Deliverer
+from btic.transfer.sealing import Sealer
 from btic.transfer.sessions import SessionRun
 from btic.transfer.spool import RunSpool, spool_parent
 from btic.transfer.summary import Reporter, SilentReporter, Summary
@@ -108,6 +109,13 @@ class Engine:
             log=self.log,
             scrub=logs.scrubbing(config),
             stop=stop,
+            sealer=Sealer(
+                {
+                    name: destination.sealing
+                    for name, destination in config.destinations.items()
+                    if destination.sealing is not None
+                }
+            ),
         )
         #: set to stop after the items in hand (SIGINT, SIGTERM)
         self.stop = self.deliverer.stop

@@ -23,6 +23,8 @@ class FileSystemDestination:
 
     #: the plugin API this plugin is written for (btic refuses a later one it lacks)
     api_version = (1, 0)
+    #: items sealed to age recipients (``encrypt``) are files like any other
+    accepts_sealed = True
 
     Options = FileSystemOptions
 
@@ -76,12 +78,13 @@ class FileSystemDestination:
     def on_session_xml(
         self, session: btic.Session, xml: bytes, ctx: btic.TransferContext
     ) -> btic.Delivery | None:
-        values = naming.session_values(session, extension="xml")
+        values = naming.session_values(session, extension=naming.session_extension(ctx.sealed))
         relative = self._name(ctx.data_type, values)
         delivery = self._write(
             relative, lambda out: out.write(xml), files.sha256_bytes(xml), len(xml), ctx=ctx
         )
-        if self.options.download_format == "xml+json":
+        # A sealed report gets no JSON copy: it would be the report in the clear.
+        if self.options.download_format == "xml+json" and not ctx.sealed:
             document = session.model_dump_json(indent=2).encode("utf-8")
             json_name = naming.render(
                 naming.template_for(
@@ -101,7 +104,8 @@ class FileSystemDestination:
 
     @btic.hookimpl
     def on_locate(self, session: btic.Session, ctx: btic.TransferContext) -> btic.Placement:
-        relative = self._name(ctx.data_type, naming.session_values(session, extension="xml"))
+        values = naming.session_values(session, extension=naming.session_extension(ctx.sealed))
+        relative = self._name(ctx.data_type, values)
         try:
             where = naming.inside(self.root, relative)
         except ValueError as exc:

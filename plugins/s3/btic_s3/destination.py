@@ -25,6 +25,8 @@ class S3Destination:
 
     #: the plugin API this plugin is written for (btic refuses a later one it lacks)
     api_version = (1, 0)
+    #: items sealed to age recipients (``encrypt``) are objects like any other
+    accepts_sealed = True
 
     Options = S3Options
 
@@ -138,9 +140,12 @@ class S3Destination:
     def on_session_xml(
         self, session: btic.Session, xml: bytes, ctx: btic.TransferContext
     ) -> btic.Delivery | None:
-        key = self._key(ctx.data_type, naming.session_values(session, extension="xml"))
+        extension = naming.session_extension(ctx.sealed)
+        key = self._key(ctx.data_type, naming.session_values(session, extension=extension))
         body = Body(lambda: io.BytesIO(xml), len(xml), hashlib.sha256(xml).hexdigest())
-        return self._store(key, body, ctx, "application/xml")
+        return self._store(
+            key, body, ctx, "application/octet-stream" if ctx.sealed else "application/xml"
+        )
 
     @btic.hookimpl
     def on_recording(
@@ -180,8 +185,11 @@ class S3Destination:
 
     @btic.hookimpl
     def on_locate(self, session: btic.Session, ctx: btic.TransferContext) -> btic.Placement:
+        extension = naming.session_extension(ctx.sealed)
         return btic.Placement(
-            self._location(self._key(ctx.data_type, naming.session_values(session)))
+            self._location(
+                self._key(ctx.data_type, naming.session_values(session, extension=extension))
+            )
         )
 
     @btic.hookimpl
