@@ -140,6 +140,9 @@ def test_a_version_1_ledger_is_migrated_holds_sizes_over_2_gib_and_plaintext_has
     from sqlalchemy import text
 
     store = StateStore(state_url)
+    moment = datetime(2026, 11, 23, tzinfo=timezone.utc)
+    store.record(site="s", destination="d", data_type="recording", item_key="old", status="delivered",
+                 run_id="r", size=1000, item_time=moment)  # fmt: skip
     with store.engine.begin() as connection:
         if store.engine.dialect.name == "postgresql":
             connection.execute(text("ALTER TABLE btic_deliveries ALTER COLUMN size TYPE INTEGER"))
@@ -148,9 +151,6 @@ def test_a_version_1_ledger_is_migrated_holds_sizes_over_2_gib_and_plaintext_has
         connection.execute(
             update(meta_table).where(meta_table.c.key == "schema_version").values(value="1")
         )
-    moment = datetime(2026, 11, 23, tzinfo=timezone.utc)
-    store.record(site="s", destination="d", data_type="recording", item_key="old", status="delivered",
-                 run_id="r", size=1000, item_time=moment)  # fmt: skip
     store.close()
     migrated = StateStore(state_url)
     big = 3 * 2**30

@@ -249,3 +249,32 @@ def test_digests_are_kept_beside_the_objects_and_never_replaced(s3, bucket, tmp_
     destination.session(sample_session("digest-neighbour"))
     listed = list(destination.plugins.on_list(destination.name) or ())
     assert listed and not any(".btic-digests" in location for location in listed)
+
+
+def test_sealed_objects_open_with_the_identity_to_the_appliance_bytes(tmp_path, rs_sim, s3, bucket):
+    """encrypt on S3: every object an age file named .age, its checksum and metadata
+    those of what was stored, and the identity gives back the appliance's bytes."""
+    import pyrage
+    from pyrage import x25519
+
+    identity = x25519.Identity.generate()
+    extra = f'encrypt = {{ recipients = ["{identity.to_public()}"] }}\n'
+    config = s3_config(tmp_path, rs_sim, s3, bucket, data=ALL_TYPES, extra=extra)
+    synced = run_btic("sync", "--all", "--config", str(config))
+    assert synced.returncode == 0, synced.output
+    stored = s3.objects(bucket)
+    items = {key: body for key, body in stored.items() if not key.startswith(".btic")}
+    expected = expected_files(rs_sim)
+    assert set(items) == {f"{key}.age" for key in expected}
+    client = s3.client()
+    for key, body in items.items():
+        plain = pyrage.decrypt(body, [identity])
+        sha = expected[key.removesuffix(".age")]
+        if sha:
+            assert hashlib.sha256(plain).hexdigest() == sha, key
+        else:
+            assert plain.startswith(b"<?xml") and b"<lsid>" not in body, key
+        head = client.head_object(Bucket=bucket, Key=key)
+        assert head["ContentType"] == "application/octet-stream"
+        assert head["Metadata"]["sha256"] == hashlib.sha256(body).hexdigest()
+    assert run_btic("verify", "--config", str(config)).returncode == 0
