@@ -46,11 +46,13 @@ def peak_and_time(command: list[str]) -> tuple[float, float]:
     wrapped = [
         PYTHON,
         "-c",
-        "import os, subprocess, sys\n"
-        "child = subprocess.Popen(sys.argv[1:])\n"
-        "_, status, usage = os.wait4(child.pid, 0)\n"
-        "print(usage.ru_maxrss, flush=True)\n"
-        "sys.exit(os.waitstatus_to_exitcode(status))\n",
+        (
+            "import os, subprocess, sys\n"
+            "child = subprocess.Popen(sys.argv[1:])\n"
+            "_, status, usage = os.wait4(child.pid, 0)\n"
+            "print(usage.ru_maxrss, flush=True)\n"
+            "sys.exit(os.waitstatus_to_exitcode(status))\n"
+        ),
         *command,
     ]
     began = time.perf_counter()
@@ -84,10 +86,25 @@ def main() -> None:
         commands = {
             ("seal", "btic"): [PYTHON, "-c", SEAL, str(source), str(sealed), recipient],
             ("seal", "age"): ["age", "-r", recipient, "-o", str(sealed), str(source)],
-            ("open", "btic"): [BTIC, "decrypt", str(sealed), "-i", str(identity), "--out",
-                               str(work / "opened"), "--force"],  # fmt: skip
-            ("open", "age"): ["age", "-d", "-i", str(identity), "-o",
-                              str(work / "opened-by-age"), str(sealed)],  # fmt: skip
+            ("open", "btic"): [
+                BTIC,
+                "decrypt",
+                str(sealed),
+                "-i",
+                str(identity),
+                "--out",
+                str(work / "opened"),
+                "--force",
+            ],
+            ("open", "age"): [
+                "age",
+                "-d",
+                "-i",
+                str(identity),
+                "-o",
+                str(work / "opened-by-age"),
+                str(sealed),
+            ],
         }
         results: dict[tuple[str, str], list[tuple[float, float]]] = {k: [] for k in commands}
         for _ in range(args.repeat):
