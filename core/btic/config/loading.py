@@ -394,7 +394,11 @@ def _validate_destination(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConfigWarning)
         try:
-            validated = info.options_model.model_validate(options, context=context)
+            # An option may contradict the destination's rules (an S3 object lock
+            # longer than retention): its validators see them in the context.
+            validated = info.options_model.model_validate(
+                options, context={**context, "retention": retention}
+            )
         except ValidationError as exc:
             problems.extend(problems_from(exc, info.options_model, prefix=where))
             return None

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import warnings
+from datetime import timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from btic import DataType, Secret, naming
+from btic import ConfigWarning, DataType, Secret, naming
 
 RECEIVES = frozenset(DataType)
 
@@ -140,5 +142,31 @@ class S3Options(BaseModel):
             raise ValueError(
                 "retention_count deletes old backups, which object lock (object_lock_mode, "
                 "legal_hold) forbids; keep them with a bucket lifecycle rule instead"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _lock_against_retention(self, info: ValidationInfo) -> S3Options:
+        """Said once, when the configuration loads: retention cannot delete an object
+        before its lock runs out (it tries again each run until then)."""
+        rules: dict[DataType, timedelta] = (info.context or {}).get("retention") or {}
+        if self.legal_hold and rules:
+            warnings.warn(
+                "legal_hold = true puts every object under a legal hold, so the retention "
+                "rules delete nothing until the hold is lifted object by object",
+                ConfigWarning,
+                stacklevel=2,
+            )
+        if not self.object_lock_retain_days:
+            return self
+        locked = timedelta(days=self.object_lock_retain_days)
+        shorter = sorted(dt.value for dt, period in rules.items() if period < locked)
+        if shorter:
+            warnings.warn(
+                f"object_lock_retain_days = {self.object_lock_retain_days} outlasts the "
+                f"retention rule of {', '.join(shorter)}: those items are deleted only once "
+                "their lock runs out (each run tries again), not when the rule says",
+                ConfigWarning,
+                stacklevel=2,
             )
         return self

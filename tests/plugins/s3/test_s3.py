@@ -179,6 +179,19 @@ def test_retention_is_refused_with_object_lock(tmp_path, rs_sim, s3, bucket):
     assert "retention_count deletes old backups, which object lock" in checked.stderr
 
 
+def test_an_object_lock_longer_than_a_retention_rule_is_said_once(tmp_path, rs_sim, s3, bucket):
+    config = s3_config(
+        tmp_path, rs_sim, s3, bucket, data=["session", "recording"],
+        extra='object_lock_mode = "GOVERNANCE"\nobject_lock_retain_days = 30\n'
+        'retention = { session = "7d", recording = "400d" }\n',
+    )  # fmt: skip
+    checked = run_btic("check", "--offline", "--config", str(config))
+    assert checked.returncode == 0, checked.output
+    said = [line for line in checked.output.splitlines() if "outlasts the retention" in line]
+    assert len(said) == 1, checked.output
+    assert "destinations.archive" in said[0] and "rule of session:" in said[0]
+
+
 def test_a_wrong_checksum_is_refused_and_nothing_is_stored(tmp_path, s3, bucket):
     destination = ConfiguredDestination("s3", s3.options(bucket, part_size_mb=5), tmp_path)
     for size in (1000, 12 * 1024 * 1024):  # whole, and in parts
