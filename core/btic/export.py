@@ -26,7 +26,7 @@ from btic.errors import DestinationError
 from btic.find import FoundSession
 from btic.integrity import DIGEST_DIRECTORY
 from btic.plugins import PluginManager
-from btic.state.store import LedgerEntry
+from btic.state.entries import LedgerEntry
 from btic.statuses import LedgerStatus
 from btic.stored import stored_item
 from btic.types import DataType

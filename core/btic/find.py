@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from btic.state import StateStore
+from btic.state.entries import LedgerEntry
 from btic.state.session_index import IndexedSession, SessionQuery
-from btic.state.store import LedgerEntry
 from btic.types import DataType
 
 #: The data types of a session (a backup belongs to no session).

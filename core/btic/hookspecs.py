@@ -239,6 +239,26 @@ def on_remove(item: StoredItem) -> None:
 
 
 @hookspec(firstresult=True)
+def on_hold(item: StoredItem, held: bool) -> bool | None:
+    """Place (``held`` True) or lift a legal hold on one delivered item in the
+    destination's own terms, for ``btic hold add`` and ``btic hold remove``: S3's
+    object legal hold, a WORM store's hold flag.
+
+    Optional. btic's own hold (in its state database) already keeps the item from
+    every retention rule; this keeps it from anyone else who can delete there.
+    Placing a hold the item has already is not an error.
+
+    :param item: what the ledger says was delivered there.
+    :param held: True to place the hold, False to lift it.
+    :return: True when the destination holds (or no longer holds) the item so;
+        False or None when it keeps no holds of its own for it (an S3 bucket
+        without object lock): btic's hold alone protects it, and the command says so.
+    :raises btic.DestinationError: when it could not (the service is down, the
+        credentials may not); the command names the items, and btic's hold stands.
+    """
+
+
+@hookspec(firstresult=True)
 def on_open(item: StoredItem) -> IO[bytes] | None:
     """Open one stored item for reading, for ``btic export``: its bytes as stored
     (the file, the object), streamed; the caller closes it.

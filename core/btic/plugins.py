@@ -477,6 +477,19 @@ class PluginManager:
             raise LookupError(destination)
         self._call(destination, "on_remove", item=item)
 
+    def can_hold(self, destination: str) -> bool:
+        """Whether the destination keeps legal holds of its own (``on_hold``)."""
+        return "on_hold" in self._destinations[destination].plugin.hooks
+
+    def on_hold(self, destination: str, *, item: StoredItem, held: bool) -> bool:
+        """Place or lift ``item``'s hold at ``destination``; False when it keeps none.
+
+        :raises LookupError: when its plugin has no ``on_hold``.
+        """
+        if not self.can_hold(destination):
+            raise LookupError(destination)
+        return bool(self._call(destination, "on_hold", item=item, held=held))
+
     def can_open(self, destination: str) -> bool:
         return "on_open" in self._destinations[destination].plugin.hooks
 

@@ -22,7 +22,7 @@ from btic.config.sections import format_duration
 from btic.errors import DestinationError
 from btic.plugins import PluginManager
 from btic.state import StateStore
-from btic.state.store import is_session_marker
+from btic.state.entries import is_session_marker
 from btic.state.values import now
 from btic.stored import stored_item
 from btic.transfer.summary import Summary

@@ -23,7 +23,7 @@ from btic.digests import check_digests, public_key_of
 from btic.errors import ConfigError, DestinationError
 from btic.plugins import PluginManager
 from btic.state import DELIVERED, StateStore
-from btic.state.store import is_session_marker
+from btic.state.entries import is_session_marker
 from btic.stored import stored_item
 from btic.types import DataType, StoredItem, VerifyFinding
 

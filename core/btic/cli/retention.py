@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import getpass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from btic.cli.base import Runtime, config_option, echo_json, promise_json
+
+if TYPE_CHECKING:
+    from btic.holds import PassedOn
 
 
 @click.command("retention")
@@ -105,6 +109,7 @@ def hold_add_command(
 ) -> None:
     """Hold sessions: by lsid, or every archived session a search finds."""
     from btic.cli.find import moment
+    from btic.holds import pass_on
     from btic.state import opened_state
     from btic.state.session_index import SessionQuery, TermFilter
     from btic.summaries import TermKind
@@ -128,7 +133,8 @@ def hold_add_command(
         added = state.add_holds(
             site, chosen, reason=reason.strip(), held_by=held_by or getpass.getuser()
         )
-    click.echo(f"{added} session(s) of {site} held ({len(set(chosen)) - added} held already)")
+        click.echo(f"{added} session(s) of {site} held ({len(set(chosen)) - added} held already)")
+        _report(pass_on(config, runtime.plugins, state, site, chosen, held=True), held=True)
 
 
 @hold_group.command("remove")
@@ -140,12 +146,38 @@ def hold_remove_command(
     runtime: Runtime, config_path: Path | None, site: str, lsids: tuple[str, ...]
 ) -> None:
     """Lift the holds of these sessions: retention applies to them again."""
+    from btic.holds import pass_on
     from btic.state import opened_state
 
     config = runtime.load_config(config_path, secrets=False)
     with opened_state(config.state_url) as state:
         removed = state.remove_holds(site, lsids)
-    click.echo(f"{removed} hold(s) lifted")
+        click.echo(f"{removed} hold(s) lifted")
+        _report(pass_on(config, runtime.plugins, state, site, lsids, held=False), held=False)
+
+
+def _report(results: list[PassedOn], *, held: bool) -> None:
+    """One line per destination; each item it could not hold (or release) on its own
+    line, and exit 1 then: btic's own hold stands either way."""
+    from btic.errors import WorkFailed
+
+    failed = False
+    for result in results:
+        done = "under the destination's legal hold" if held else "released by the destination"
+        parts = [f"{result.done} item(s) {done}"] if result.done else []
+        if result.kept_by_btic_only:
+            parts.append(
+                f"{result.kept_by_btic_only} item(s) where it keeps no holds of its own "
+                "(btic's hold keeps them from retention)"
+            )
+        if result.failures:
+            parts.append(f"{len(result.failures)} item(s) it could not take the change for")
+        click.echo(f"{result.destination}: {'; '.join(parts)}")
+        for failure in result.failures:
+            failed = True
+            click.echo(f"  {failure}", err=True)
+    if failed:
+        raise WorkFailed()
 
 
 @hold_group.command("list")

@@ -9,6 +9,7 @@
   :mod:`btic.state.values` — times and keys as stored.
 """
 
+from btic.state.entries import LedgerEntry
 from btic.state.schema import (
     DELIVERED,
     EXPIRED,
@@ -33,7 +34,6 @@ from btic.state.schema import (
     watermarks,
 )
 from btic.state.store import (
-    LedgerEntry,
     StateError,
     StateStore,
     failures_reported,

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from btic.state.entries import LedgerEntry, is_session_marker, ledger_entry
 from btic.state.schema import REMOVED, deliveries, holds, removals
 from btic.state.values import as_utc, fit_column, now, stored_key
 from btic.statuses import LedgerStatus
@@ -99,6 +100,31 @@ class RetentionRecords:
                 Hold(row.site, row.lsid, row.reason, row.held_by, as_utc(row.held_at))
                 for row in connection.execute(query)
             ]
+
+    def delivered_items_of(self, site: str, lsids: Iterable[str]) -> list[LedgerEntry]:
+        """The items of these sessions (reports and recordings) delivered anywhere."""
+        self.flush_records()
+        wanted = sorted(set(lsids))
+        found: list[LedgerEntry] = []
+        with self.engine.connect() as connection:
+            for start in range(0, len(wanted), 100):
+                chunk = wanted[start : start + 100]
+                key = deliveries.c.item_key
+                keys = or_(
+                    key.in_(chunk),
+                    *(key.startswith(f"{lsid}#", autoescape=True) for lsid in chunk),
+                )
+                query = select(deliveries).where(
+                    (deliveries.c.site == site)
+                    & (deliveries.c.status == LedgerStatus.DELIVERED)
+                    & keys
+                )
+                found += [
+                    entry
+                    for entry in map(ledger_entry, connection.execute(query))
+                    if not is_session_marker(entry.data_type, entry.item_key)
+                ]
+        return found
 
     def due_for_removal(
         self, destination: str, data_type: str, before: datetime

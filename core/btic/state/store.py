@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -43,6 +42,7 @@ from btic.errors import BticError
 from btic.state import batches
 from btic.state.destination_values import DestinationValues
 from btic.state.digests import DigestRecords
+from btic.state.entries import LedgerEntry, is_session_marker, ledger_entry
 from btic.state.records import RunRecords
 from btic.state.retention import RetentionRecords
 from btic.state.schema import (
@@ -58,7 +58,7 @@ from btic.state.schema import (
 )
 from btic.state.session_index import SessionIndex
 from btic.state.tasks import TaskRecords
-from btic.state.values import as_utc, aware, now, stored_key
+from btic.state.values import now, stored_key
 from btic.state.watermarks import Watermarks
 from btic.statuses import LedgerStatus
 
@@ -70,36 +70,10 @@ _SCHEMA_LOCK_KEY = 0x62746963
 
 #: Keys per statement when items are looked up by key.
 _ITEMS_CHUNK = 500
-#: The data types whose items are numbered within a session (``lsid#instance``).
-_NUMBERED = frozenset({"command_shell_recording", "show_my_screen_recording"})
-
-
-def is_session_marker(data_type: str, item_key: str) -> bool:
-    """Whether a ledger row only says "every numbered recording of this session is
-    delivered" (its key is the bare lsid): a row of the ledger, not an item."""
-    return data_type in _NUMBERED and "#" not in item_key
 
 
 class StateError(BticError):
     """The state database cannot be used."""
-
-
-@dataclass(frozen=True)
-class LedgerEntry:
-    site: str
-    destination: str
-    data_type: str
-    item_key: str
-    status: str
-    location: str | None
-    size: int | None
-    sha256: str | None
-    attempts: int
-    error: str | None
-    updated_at: datetime
-    item_time: datetime | None = None
-    #: a sealed item's plaintext sha256 (None: stored as it came)
-    plain_sha256: str | None = None
 
 
 class StateStore(
@@ -371,7 +345,7 @@ class StateStore(
         # Streamed in chunks: a ledger of a million rows must not sit in memory.
         with self.engine.connect().execution_options(yield_per=1000) as connection:
             for row in connection.execute(query):
-                yield _entry(row)
+                yield ledger_entry(row)
 
     def items_by_key(
         self, keys: Iterable[tuple[str, str]]
@@ -395,7 +369,7 @@ class StateStore(
                         .order_by(deliveries.c.destination, deliveries.c.data_type)
                     )
                     for row in connection.execute(query):
-                        entry = _entry(row)
+                        entry = ledger_entry(row)
                         if not is_session_marker(entry.data_type, entry.item_key):
                             found.setdefault((site, entry.item_key), []).append(entry)
         return found
@@ -426,7 +400,7 @@ class StateStore(
             earliest: dict[tuple[str, str, str], datetime] = {}
             ids = []
             for row in connection.execute(query).all():
-                entry = _entry(row)
+                entry = ledger_entry(row)
                 if entry.item_time is None or entry.data_type == "backup":
                     left.append(entry)
                     continue
@@ -494,24 +468,6 @@ def _plain_sha256(connection: Connection) -> None:
 
 #: The step from each schema version to the next.
 _MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _size_as_bigint, 2: _plain_sha256}
-
-
-def _entry(row: Any) -> LedgerEntry:
-    return LedgerEntry(
-        row.site,
-        row.destination,
-        row.data_type,
-        row.item_key,
-        row.status,
-        row.location,
-        row.size,
-        row.sha256,
-        row.attempts,
-        row.error,
-        as_utc(row.updated_at),
-        aware(row.item_time),
-        row.plain_sha256,
-    )
 
 
 def _given_up(

@@ -35,6 +35,8 @@ class S3Destination:
         self._client: Any = None
         self._uploader: Uploader | None = None
         self._lock = threading.Lock()
+        #: whether the bucket has object lock, once asked
+        self._locks: bool | None = None
 
     @btic.hookimpl
     def on_configure(self, options: S3Options) -> None:
@@ -92,14 +94,7 @@ class S3Destination:
             )
         said = [f"{bucket} ({region}) writable"]
         if options.object_lock_mode or options.legal_hold:
-            try:
-                lock = client.get_object_lock_configuration(Bucket=options.bucket)
-                enabled = lock.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled")
-            except Exception as exc:  # noqa: BLE001
-                if "ObjectLockConfigurationNotFound" not in str(exc):
-                    raise described(exc, bucket) from None
-                enabled = None
-            if enabled != "Enabled":
+            if not self._bucket_locks(client):
                 raise btic.DestinationError(
                     f"{bucket}: object lock is not enabled on the bucket (it can only be "
                     "turned on when a bucket is created); remove object_lock_mode and "
@@ -230,6 +225,38 @@ class S3Destination:
         except Exception as exc:  # noqa: BLE001 - described for the user
             if not is_missing(exc):
                 raise described(exc, item.location) from None
+
+    @btic.hookimpl
+    def on_hold(self, item: btic.StoredItem, held: bool) -> bool:
+        start = f"s3://{self.options.bucket}/"
+        if not item.location.startswith(start):
+            raise btic.DestinationError(f"{item.location}: not in bucket {self.options.bucket}")
+        client, _ = self._service()
+        if not self._bucket_locks(client):
+            return False  # a legal hold needs object lock, which a bucket has from birth
+        try:
+            client.put_object_legal_hold(
+                Bucket=self.options.bucket,
+                Key=item.location.removeprefix(start),
+                LegalHold={"Status": "ON" if held else "OFF"},
+            )
+        except Exception as exc:  # noqa: BLE001 - described for the user
+            raise described(exc, item.location) from None
+        return True
+
+    def _bucket_locks(self, client: Any) -> bool:
+        """Whether the bucket has object lock (asked once: it is set when a bucket is
+        created, and never turned off)."""
+        if self._locks is None:
+            try:
+                lock = client.get_object_lock_configuration(Bucket=self.options.bucket)
+                enabled = lock.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled")
+            except Exception as exc:  # noqa: BLE001
+                if "ObjectLockConfigurationNotFound" not in str(exc):
+                    raise described(exc, f"s3://{self.options.bucket}") from None
+                enabled = None
+            self._locks = enabled == "Enabled"
+        return self._locks
 
     @btic.hookimpl
     def on_list(self) -> Iterator[str]:

@@ -291,3 +291,51 @@ def test_sealed_objects_open_with_the_identity_to_the_appliance_bytes(tmp_path, 
         assert head["ContentType"] == "application/octet-stream"
         assert head["Metadata"]["sha256"] == hashlib.sha256(body).hexdigest()
     assert run_btic("verify", "--config", str(config)).returncode == 0
+
+
+def test_a_hold_is_passed_on_as_the_objects_legal_hold(tmp_path, rs_sim, s3, bucket):
+    """btic hold add/remove set and lift S3's legal hold on every object of the
+    session; a bucket without object lock is said to keep no holds of its own."""
+    locked = s3.bucket(f"btic-held-{next(_made)}", lock=True)
+    options = "".join(f'{key} = "{value}"\n' for key, value in s3.options(locked).items())
+    plain = "".join(f'{key} = "{value}"\n' for key, value in s3.options(bucket).items())
+    from transfer_helpers import write_config
+
+    config = write_config(
+        tmp_path, rs_sim, data=["session", "recording"], dest_names=("locked", "plain"),
+        destinations=f'[destinations.locked]\nplugin = "s3"\n{options}'
+        f'[destinations.plain]\nplugin = "s3"\n{plain}',
+    )  # fmt: skip
+    assert run_btic("sync", "--all", "--config", str(config)).returncode == 0
+    found = json.loads(run_btic("find", "--json", "--config", str(config)).stdout)
+    session = next(s for s in found["sessions"] if len(s["items"]) >= 4)
+    mine = {
+        i["location"].removeprefix(f"s3://{locked}/")
+        for i in session["items"]
+        if i["destination"] == "locked" and i["status"] == "delivered"
+    }
+    client = s3.client()
+
+    def holds() -> dict[str, str]:
+        status = {}
+        for key in s3.objects(locked):
+            if key.startswith(".btic"):
+                continue
+            try:
+                answer = client.get_object_legal_hold(Bucket=locked, Key=key)
+                status[key] = answer["LegalHold"].get("Status", "OFF")
+            except client.exceptions.ClientError:
+                status[key] = "OFF"
+        return status
+
+    held = run_btic("hold", "add", "--site", "sim", "--lsid", session["lsid"], "--reason",
+                    "case 9", "--config", str(config))  # fmt: skip
+    assert held.returncode == 0, held.output
+    assert f"locked: {len(mine)} item(s) under the destination's legal hold" in held.stdout
+    assert "plain: " in held.stdout and "keeps no holds of its own" in held.stdout
+    assert {key for key, status in holds().items() if status == "ON"} == mine
+    lifted = run_btic("hold", "remove", "--site", "sim", "--lsid", session["lsid"],
+                      "--config", str(config))  # fmt: skip
+    assert lifted.returncode == 0, lifted.output
+    assert f"locked: {len(mine)} item(s) released by the destination" in lifted.stdout
+    assert set(holds().values()) == {"OFF"}
