@@ -3,14 +3,15 @@ needs only the public key and the archive."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from btic.cli.base import echo_json, promise_json
+from btic.cli.base import Runtime, echo_json, promise_json
+
+if TYPE_CHECKING:
+    from btic.archive_check import DestinationArchive
 
 
 @click.group("integrity")
@@ -37,7 +38,7 @@ def keygen_command(directory: Path) -> None:
 
 
 @integrity_group.command("verify")
-@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("target")
 @click.option(
     "--public-key",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -46,79 +47,73 @@ def keygen_command(directory: Path) -> None:
 )
 @click.option(
     "--root",
-    help="The directory the archive had when its digests were written, when DIRECTORY "
+    help="The directory the archive had when its digests were written, when TARGET "
     "is a copy of it elsewhere: locations are read relative to it.",
 )
+@click.option("--endpoint-url", help="s3://: an S3-compatible store's URL (MinIO, Ceph...).")
+@click.option("--region", help="s3://: the bucket's region.")
+@click.option("--profile", help="s3://: a profile of the AWS shared config files.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document.")
-def verify_command(directory: Path, public_key: Path, root: str | None, as_json: bool) -> None:
-    """Check a file-system archive, a copy of one, or an unpacked btic export against
-    its signed digests alone: every signature, every link of the chain, every file's
-    sha256. No state database or configuration is read. Exit 1 when anything is found."""
+@click.pass_obj
+def verify_command(
+    runtime: Runtime,
+    target: str,
+    public_key: Path,
+    root: str | None,
+    endpoint_url: str | None,
+    region: str | None,
+    profile: str | None,
+    as_json: bool,
+) -> None:
+    """Check an archive against its signed digests alone: a file-system archive, a
+    copy of one, an unpacked btic export (TARGET a directory), or an S3 bucket
+    (TARGET s3://BUCKET/PREFIX, credentials from the environment or --profile, read
+    through the S3 plugin). Every signature, every link of the chain, every item's
+    sha256. No state database or configuration is read. Exit 1 when anything is found.
+    """
+    from btic.archive_check import Archive, DirectoryArchive, check_archive
     from btic.errors import WorkFailed
-    from btic.integrity import (
-        DIGEST_DIRECTORY,
-        check_chain,
-        latest_entries,
-        load_public_key,
-        read_digests,
-    )
+    from btic.integrity import load_public_key
 
     promise_json(as_json)
     key = load_public_key(public_key.read_bytes(), str(public_key))
-    top = directory / DIGEST_DIRECTORY
-    manifest = directory / "manifest.json"
-    if manifest.exists():
-        # An export: a chain per destination, and the items where the manifest put them.
-        chains = {d.name: list(read_digests(d)) for d in sorted(top.iterdir()) if d.is_dir()}
-        items = json.loads(manifest.read_bytes())["items"]
-        exported = {i["location"]: directory / i["path"] for i in items if i.get("path")}
+    archive: Archive
+    if target.startswith("s3://"):
+        s3 = {"endpoint_url": endpoint_url, "region": region, "profile": profile}
+        archive = _bucket(runtime, target, {k: v for k, v in s3.items() if v})
     else:
-        chains = {"": list(read_digests(top))}
-        exported = None
-    findings: list[str] = []
-    checked = digests = 0
-    for chain in chains.values():
-        digests += len(chain)
-        problems, documents = check_chain(chain, key)
-        findings += [problem.line() for problem in problems]
-        for entry in latest_entries(documents):
-            location = str(entry.get("location") or "")
-            if entry.get("action") != "delivered" or not location:
-                continue
-            if exported is not None:
-                if location not in exported:
-                    continue  # not part of this export
-                path = exported[location]
-            elif root is None:
-                path = Path(location)
-            else:
-                path = directory / os.path.relpath(location, root)
-            checked += 1
-            finding = _against(path, entry)
-            if finding is not None:
-                findings.append(finding)
+        directory = Path(target)
+        if not directory.is_dir():
+            raise click.BadParameter(
+                f"{target} is not a directory (or s3://BUCKET/PREFIX)", param_hint="TARGET"
+            )
+        archive = DirectoryArchive(directory, root)
+    report = check_archive(archive, key)
     if as_json:
-        echo_json({"ok": not findings, "digests": digests, "files": checked, "findings": findings})
+        echo_json(report.as_json())
     else:
-        for line in findings:
+        for line in report.findings:
             click.echo(line)
         click.echo(
-            f"{digests} digest(s), {checked} file(s) checked; {len(findings)} finding(s)",
+            f"{report.digests} digest(s), {report.files} item(s) checked; "
+            f"{len(report.findings)} finding(s)",
             err=True,
         )
-    if findings:
+    if report.findings:
         raise WorkFailed("the archive does not match its digests")
 
 
-def _against(path: Path, entry: dict[str, object]) -> str | None:
-    """What is wrong with the file at ``path`` against its digest's entry, if anything."""
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as source:
-            for chunk in iter(lambda: source.read(1 << 20), b""):
-                digest.update(chunk)
-    except OSError:
-        return f"missing: {path} ({entry.get('item_key')})"
-    if entry.get("sha256") and digest.hexdigest() != entry["sha256"]:
-        return f"changed: {path} ({entry.get('item_key')}): sha256 differs from its digest"
-    return None
+def _bucket(runtime: Runtime, target: str, options: dict[str, str]) -> DestinationArchive:
+    """The bucket of ``s3://BUCKET/PREFIX``, through the S3 plugin."""
+    from btic import __version__
+    from btic.archive_check import DestinationArchive
+    from btic.types import AppContext
+
+    bucket, _, prefix = target.removeprefix("s3://").partition("/")
+    if not bucket:
+        raise click.BadParameter("s3:// needs a bucket: s3://BUCKET/PREFIX", param_hint="TARGET")
+    info = runtime.plugins.get("s3")  # a ConfigError says it is not installed
+    validated = info.options_model.model_validate({"bucket": bucket, "prefix": prefix, **options})
+    app = AppContext(config_dir=Path.cwd(), version=__version__)
+    runtime.plugins.add_destination(target, "s3", validated, app)
+    return DestinationArchive(runtime.plugins, target)

@@ -339,3 +339,39 @@ def test_a_hold_is_passed_on_as_the_objects_legal_hold(tmp_path, rs_sim, s3, buc
     assert lifted.returncode == 0, lifted.output
     assert f"locked: {len(mine)} item(s) released by the destination" in lifted.stdout
     assert set(holds().values()) == {"OFF"}
+
+
+def test_the_auditors_verifier_reads_a_bucket_with_the_public_key_alone(tmp_path, rs_sim, s3, bucket):
+    """btic integrity verify s3://: no state database, no configuration; a changed
+    object and a deleted one are each named, and the chain of the bucket holds."""
+    keys = tmp_path / "keys"
+    assert run_btic("integrity", "keygen", "--dir", str(keys)).returncode == 0
+    extra = f'prefix = "archive/"\n[integrity]\nsigning_key = "file:{keys / "btic-signing.key"}"\n'
+    config = s3_config(tmp_path, rs_sim, s3, bucket, data=["session", "recording"], extra=extra)
+    assert run_btic("sync", "--all", "--config", str(config)).returncode == 0
+    (tmp_path / "btic-state.db").unlink()  # the auditor has none of it
+    config.unlink()
+    from s3_server import KEYS
+
+    def audit(*more: str):
+        return run_btic(
+            "integrity", "verify", f"s3://{bucket}/archive/", "--public-key",
+            str(keys / "btic-signing.pub"), "--endpoint-url", s3.url, "--region", "us-east-1",
+            *more, env=KEYS,
+        )  # fmt: skip
+
+    clean = audit("--json")
+    assert clean.returncode == 0, clean.output
+    report = json.loads(clean.stdout)
+    stored = {k: v for k, v in s3.objects(bucket).items() if ".btic" not in k}
+    assert report["digests"] == 1 and report["files"] == len(stored) > 0
+    changed, deleted = sorted(stored)[:2]
+    client = s3.client()
+    client.put_object(Bucket=bucket, Key=changed, Body=stored[changed] + b" ")
+    client.delete_object(Bucket=bucket, Key=deleted)
+    found = audit()
+    assert found.returncode == 1
+    lines = found.stdout.splitlines()
+    assert f"changed: s3://{bucket}/{changed}" in "\n".join(lines)
+    assert any(line.startswith(f"missing: s3://{bucket}/{deleted}") for line in lines)
+    assert len(lines) == 2
