@@ -341,7 +341,9 @@ def test_a_hold_is_passed_on_as_the_objects_legal_hold(tmp_path, rs_sim, s3, buc
     assert set(holds().values()) == {"OFF"}
 
 
-def test_the_auditors_verifier_reads_a_bucket_with_the_public_key_alone(tmp_path, rs_sim, s3, bucket):
+def test_the_auditors_verifier_reads_a_bucket_with_the_public_key_alone(
+    tmp_path, rs_sim, s3, bucket
+):
     """btic integrity verify s3://: no state database, no configuration; a changed
     object and a deleted one are each named, and the chain of the bucket holds."""
     keys = tmp_path / "keys"
