@@ -512,3 +512,50 @@ def test_a_restarted_daemon_shows_the_last_runs_before_it_runs_anything(tmp_path
     for gauge in ("last_success", "last_run"):
         name = f"btic_schedule_{gauge}_timestamp_seconds"
         assert samples[(name, (("schedule", "often"),))] == pytest.approx(expected, abs=1)
+
+
+def test_an_idle_daemon_writes_an_hourly_digest_into_each_destination(tmp_path):
+    """With [integrity], a destination no run wrote to still gets a digest every hour,
+    chained and signed: the auditor's verifier accepts the chain, and its times show
+    that btic watched the archive."""
+    keys = tmp_path / "keys"
+    made = subprocess.run([BTIC, "integrity", "keygen", "--dir", str(keys)], capture_output=True)
+    assert made.returncode == 0, made.stderr
+    with SimulatedAppliance("rs", sessions=0, live_sessions=0, presentations=0) as sim:
+        path = write_config(tmp_path, sim, data=["session"])
+        with path.open("a") as more:
+            more.write(f'[integrity]\nsigning_key = "file:{keys / "btic-signing.key"}"\n')
+        plugins = PluginManager.from_environment().discover()
+        start = datetime.now(timezone.utc)
+        clock = Clock(start)
+
+        def wait(seconds: float) -> None:
+            daemon.join_runs()
+            clock.now += timedelta(seconds=seconds)
+            if clock.now >= start + timedelta(minutes=150):
+                daemon.request_stop()
+
+        daemon = Daemon(
+            lambda: load_config(path, plugins),
+            plugins,
+            config_path=path,
+            log_for=logs.for_config,
+            clock=clock,
+            wait=wait,
+        )
+        stopped = daemon.run()
+    assert stopped.failed == ()
+    with sqlite3.connect(tmp_path / "btic-state.db") as db:
+        written = db.execute(
+            "select run_id, created_at from btic_digests order by name"
+        ).fetchall()
+    # at 0, past 60 and past 120 simulated minutes: not one a tick
+    assert [run for run, _ in written] == ["idle"] * 3
+    digests = sorted((tmp_path / "archive" / ".btic-digests").glob("*.json"))
+    assert len(digests) == 3
+    audited = subprocess.run(
+        [BTIC, "integrity", "verify", str(tmp_path / "archive"), "--public-key",
+         str(keys / "btic-signing.pub"), "--json"], capture_output=True, text=True,
+    )  # fmt: skip
+    assert audited.returncode == 0, audited.stderr
+    assert json.loads(audited.stdout)["digests"] == 3

@@ -30,6 +30,7 @@ from structlog.typing import FilteringBoundLogger
 
 from btic.appliance.connection import CallObserver
 from btic.config import Config
+from btic.digests import write_heartbeats
 from btic.errors import BticError, ConfigError
 from btic.notify import notifiers
 from btic.plugins import PluginManager
@@ -51,6 +52,8 @@ if TYPE_CHECKING:
 TICK = timedelta(minutes=1)
 #: How long a stop request waits for the runs in hand before abandoning them.
 STOP_TIMEOUT = timedelta(seconds=30)
+#: How often, at most, the daemon looks for destinations owed their hourly digest.
+HEARTBEAT_CHECK = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,7 @@ class Daemon:
         self.log = log_for(self.config)
         self.scheduler: Scheduler | None = None
         self.state: StateStore | None = None
+        self._heartbeat_due = clock()
 
     # -- requests from outside (signal handlers) -----------------------------------------
 
@@ -172,6 +176,7 @@ class Daemon:
                 if self.once:
                     self.join_runs()
                     break
+                self._heartbeat(state)
                 self._sleep(waiting)
             abandoned = self._finish_runs()
         finally:
@@ -180,6 +185,15 @@ class Daemon:
                 state.close()
         self.log.info("btic run stopped", abandoned=list(abandoned))
         return Stopped(tuple(abandoned), tuple(self._failed))
+
+    def _heartbeat(self, state: StateStore) -> None:
+        """Between runs, and every few minutes at most (a destination this process
+        cannot reach is not retried each tick): each destination's chain gets its
+        hourly digest."""
+        if self._running() or self.clock() < self._heartbeat_due:
+            return
+        self._heartbeat_due = self.clock() + HEARTBEAT_CHECK
+        write_heartbeats(self.config, self.plugins, state, log=self.log, clock=self.clock)
 
     def _start_due(self) -> list[tuple[str, datetime]]:
         """Start the due schedules; return the others with when they come due."""

@@ -3,8 +3,11 @@ policy around :mod:`btic.integrity` (which is the format and the cryptography)."
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from structlog.typing import FilteringBoundLogger
@@ -13,21 +16,35 @@ from btic.config import Config
 from btic.errors import BticError, DestinationError
 from btic.integrity import (
     ChainFinding,
+    DigestEntry,
     check_chain,
     latest_entries,
     load_private_key,
     load_public_key,
     make_digest,
 )
+from btic.leases import Leases
 from btic.plugins import PluginManager
-from btic.state import StateStore
+from btic.state import LOCK_NAME_LENGTH, StateStore, fit_column
 from btic.state.values import now
 from btic.stored import stored_item
 from btic.transfer.summary import Summary
 from btic.types import DataType, StoredItem, VerifyFinding
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
+
+#: With ``[integrity]``, the daemon writes a digest into each destination at least
+#: this often, an empty one when no run wrote there: a gap in a chain's times is a
+#: gap in btic's watch (AWS CloudTrail writes its digest files hourly for this).
+HEARTBEAT = timedelta(hours=1)
+#: The run id of such a digest.
+IDLE_RUN = "idle"
+#: How long a run waits for another's digest to be written into the same destination.
+LEASE_WAIT = 30.0
 
 
 def signing_enabled(config: Config) -> bool:
@@ -62,29 +79,111 @@ def write_digests(
         if not plugins.can_digest(destination):
             summary.note(f"{destination}: its plugin keeps no digests (no on_digest)")
             continue
-        created = now()
-        digest = make_digest(
-            key=key,
-            destination=destination,
-            run_id=run_id,
-            created_at=created,
-            previous=state.last_digest(destination),
-            entries=entries,
-        )
-        try:
-            location = plugins.on_digest(destination, digest=digest)
-        except DestinationError as exc:
-            summary.problem(f"{destination}: the run's digest could not be stored: {exc}")
+        with _chain_of(state, destination, run_id, wait=LEASE_WAIT) as held:
+            if not held:
+                summary.problem(
+                    f"{destination}: the run's digest was not written: another run kept its "
+                    f"chain for {LEASE_WAIT:.0f} s"
+                )
+                continue
+            try:
+                _write_one(plugins, state, key, destination, run_id, entries, now(), log)
+            except DestinationError as exc:
+                summary.problem(f"{destination}: the run's digest could not be stored: {exc}")
+
+
+def write_heartbeats(
+    config: Config,
+    plugins: PluginManager,
+    state: StateStore,
+    *,
+    log: FilteringBoundLogger,
+    clock: Callable[[], datetime] = now,
+) -> list[str]:
+    """Write an empty digest into each destination whose last digest is older than
+    :data:`HEARTBEAT` (the daemon calls it between runs): its chain then shows that
+    btic watched the destination every hour, and a gap shows when it did not.
+    Returns the destinations written to; a failure is logged and tried next time."""
+    secret = config.integrity.signing_key
+    if secret is None:
+        return []
+    written = []
+    key = None
+    for destination in config.destinations:
+        last = state.last_digest_time(destination)
+        moment = clock()
+        if last is not None and moment - last < HEARTBEAT:
             continue
-        state.record_digest(
-            destination=destination,
-            name=digest.name,
-            sha256=digest.sha256,
-            run_id=run_id,
-            location=location,
-            created_at=created,
-        )
-        log.info("digest written", destination=destination, name=digest.name, items=len(entries))
+        try:
+            if key is None:
+                key = load_private_key(secret.get_secret_value().encode(), "integrity.signing_key")
+            config.configure_destination(plugins, destination)
+            if not plugins.can_digest(destination):
+                continue
+            with _chain_of(state, destination, IDLE_RUN, wait=0) as held:
+                if not held:
+                    continue  # a run writes there now: its digest will do
+                last = state.last_digest_time(destination)
+                if last is not None and moment - last < HEARTBEAT:
+                    continue
+                _write_one(plugins, state, key, destination, IDLE_RUN, [], moment, log)
+        except BticError as exc:
+            log.error(f"{destination}: the hourly digest could not be stored: {exc}")
+            continue
+        written.append(destination)
+    return written
+
+
+@contextmanager
+def _chain_of(state: StateStore, destination: str, run_id: str, *, wait: float) -> Iterator[bool]:
+    """Hold the lease of ``destination``'s chain (True), waiting up to ``wait``
+    seconds for another run's: two writers reading the same last digest would fork
+    the chain, and the fork would read as tampering."""
+    leases = Leases(state, run_id)
+    name = fit_column(f"digests/{destination}", LOCK_NAME_LENGTH)
+    deadline = time.monotonic() + wait
+    try:
+        held = leases.acquire(name) is None
+        while not held and time.monotonic() < deadline:
+            time.sleep(0.2)
+            held = leases.acquire(name) is None
+        yield held
+    finally:
+        leases.close()
+
+
+def _write_one(
+    plugins: PluginManager,
+    state: StateStore,
+    key: Ed25519PrivateKey,
+    destination: str,
+    run_id: str,
+    entries: list[DigestEntry],
+    created: datetime,
+    log: FilteringBoundLogger,
+) -> None:
+    """Sign one digest chained to the destination's last, store it there, record it.
+
+    :raises DestinationError: the destination could not store it.
+    """
+    digest = make_digest(
+        key=key,
+        destination=destination,
+        run_id=run_id,
+        created_at=created,
+        previous=state.last_digest(destination),
+        entries=entries,
+    )
+    location = plugins.on_digest(destination, digest=digest)
+    state.record_digest(
+        destination=destination,
+        name=digest.name,
+        sha256=digest.sha256,
+        run_id=run_id,
+        location=location,
+        created_at=created,
+    )
+    log.info("digest written", destination=destination, name=digest.name, items=len(entries))
 
 
 def public_key_of(config: Config) -> Ed25519PublicKey | None:
@@ -161,4 +260,12 @@ def _stored(config: Config, entry: dict[str, object]) -> StoredItem:
     )
 
 
-__all__ = ["DigestReport", "check_digests", "public_key_of", "signing_enabled", "write_digests"]
+__all__ = [
+    "HEARTBEAT",
+    "DigestReport",
+    "check_digests",
+    "public_key_of",
+    "signing_enabled",
+    "write_digests",
+    "write_heartbeats",
+]

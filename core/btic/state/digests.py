@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 
 from btic.integrity import DigestEntry
 from btic.state.schema import deliveries, digests, removals
+from btic.state.values import aware
 from btic.statuses import LedgerStatus
 
 
@@ -57,6 +58,17 @@ class DigestRecords:
                 .limit(1)
             ).first()
         return None if row is None else (row.name, row.sha256)
+
+    def last_digest_time(self, destination: str) -> datetime | None:
+        """When the destination's latest digest was written."""
+        with self.engine.connect() as connection:
+            moment = connection.execute(
+                select(digests.c.created_at)
+                .where(digests.c.destination == destination)
+                .order_by(digests.c.name.desc())
+                .limit(1)
+            ).scalar()
+        return aware(moment)
 
     def digest_names(self, destination: str) -> list[str]:
         with self.engine.connect() as connection:
