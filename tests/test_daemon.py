@@ -546,9 +546,7 @@ def test_an_idle_daemon_writes_an_hourly_digest_into_each_destination(tmp_path):
         stopped = daemon.run()
     assert stopped.failed == ()
     with sqlite3.connect(tmp_path / "btic-state.db") as db:
-        written = db.execute(
-            "select run_id, created_at from btic_digests order by name"
-        ).fetchall()
+        written = db.execute("select run_id, created_at from btic_digests order by name").fetchall()
     # at 0, past 60 and past 120 simulated minutes: not one a tick
     assert [run for run, _ in written] == ["idle"] * 3
     digests = sorted((tmp_path / "archive" / ".btic-digests").glob("*.json"))
