@@ -86,6 +86,7 @@ def main() -> None:
         for _ in range(args.repeat):
             for form, tool in commands:
                 shutil.rmtree(out, ignore_errors=True)
+                out.unlink(missing_ok=True)  # cp made it a file
                 Path(f"{out}.zip").unlink(missing_ok=True)
                 results[(form, tool)].append(peak_and_time(commands[(form, tool)]))
         print(f"one session, a {size / 2**30:g} GiB recording, {args.repeat} runs each")

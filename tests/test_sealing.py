@@ -70,6 +70,13 @@ def test_sealed_items_are_opened_by_age_byte_for_byte_and_found_without_the_key(
         )
         synced = run_btic("sync", "--all", "--config", str(config))
         assert synced.returncode == 0, synced.output
+        # Delivered again (--force): a new sealed copy shares no byte with the first,
+        # and is still the same content: no numbered second copy.
+        forced = run_btic(
+            "transfer", "--site", "sim", "--dest", "vault", "--since", "3650d", "--force",
+            "--type", "session,recording,command_shell_recording", "--config", str(config),
+        )  # fmt: skip
+        assert forced.returncode == 0, forced.output
 
     plain_files = {p.name: p for p in (tmp_path / "plain").rglob("*") if p.is_file()}
     vault_files = {p.name: p for p in (tmp_path / "vault").rglob("*") if p.is_file()}

@@ -383,6 +383,10 @@ class TransferContext:
         session's is :func:`btic.naming.session_extension`), and write nothing
         derived from the session's content beside them. Only plugins whose class
         sets ``accepts_sealed = True`` are given sealed items.
+    :ivar plain_sha256: when ``sealed``, the sha256 of the item before it was
+        sealed. Two sealed copies of one item differ in every byte (age's file key
+        is random), so recognise a copy you hold by this (keep it beside the stored
+        item), and answer for it with the stored copy's location, size and sha256.
     """
 
     site: SiteInfo
@@ -392,6 +396,7 @@ class TransferContext:
     item_key: ItemKey
     force: bool = False
     sealed: bool = False
+    plain_sha256: str | None = None
     log: FilteringBoundLogger = field(default_factory=default_logger, compare=False)
     state: DestinationState = field(default_factory=MemoryState, compare=False, repr=False)
     #: reads the sha256 the ledger last recorded (see :attr:`last_sha256`)

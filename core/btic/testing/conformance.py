@@ -171,6 +171,28 @@ class DestinationConformance:
             "delivering the same items again changed what the destination holds"
         )
 
+    def test_sealed_items_are_stored_as_given(
+        self,
+        btic_transfer: Callable[..., TransferResult],
+        destination_options: dict[str, Any],
+    ) -> None:
+        """A plugin that sets ``accepts_sealed`` stores what a destination's ``encrypt``
+        sealed as it was given: age files named ``.age``, that the identity opens."""
+        if not PluginManager().discover().get(self.plugin).accepts_sealed:
+            pytest.skip(f"plugin {self.plugin} does not accept sealed items")
+        pyrage = pytest.importorskip("pyrage")
+        identity = pyrage.x25519.Identity.generate()
+        data = [d for d in ("session", "recording") if self._receives(DataType(d))]
+        sealed = {**destination_options, "encrypt": {"recipients": [str(identity.to_public())]}}
+        result = btic_transfer(plugin=self.plugin, options=sealed, data=data)
+        assert not result.summary.failed, result.summary.problems
+        stored = self.stored_items(destination_options)
+        assert stored, "the transfer stored nothing"
+        for location, body in stored.items():
+            assert location.endswith(".age"), f"{location}: a sealed item's name ends in .age"
+            assert body.startswith(b"age-encryption.org/v1\n"), f"{location}: not as given"
+            assert pyrage.decrypt(body, [identity]), f"{location}: the identity opens nothing"
+
     def test_a_crash_mid_delivery_leaves_no_partial_item(
         self, destination_options: dict[str, Any], tmp_path: Path
     ) -> None:

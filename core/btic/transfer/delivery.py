@@ -160,8 +160,8 @@ class Deliverer:
             summary.count(destination, data_type.value, FAILED)
             return FAILED
         key = item_key(site, data_type, item)
-        sealed = self.sealer.seals(destination, data_type)
-        ctx = self._context(destination, data_type, site, key, force, sealed=sealed)
+        plain = _sha256_of(item) if self.sealer.seals(destination, data_type) else None
+        ctx = self._context(destination, data_type, site, key, force, plain_sha256=plain)
         with ExitStack() as held:
             held.enter_context(self.pacing.gate(destination))
             held.enter_context(self._batch_lock(destination))
@@ -206,7 +206,7 @@ class Deliverer:
         key: ItemKey,
         force: bool,
         *,
-        sealed: bool,
+        plain_sha256: str | None,
     ) -> TransferContext:
         """The context handed with one item: its key, the destination's own values,
         and a reader of the sha256 the ledger last recorded for it."""
@@ -227,7 +227,8 @@ class Deliverer:
             run_id=self.run_id,
             item_key=key,
             force=force,
-            sealed=sealed,
+            sealed=plain_sha256 is not None,
+            plain_sha256=plain_sha256,
             log=self.log,
             state=state.destination_state(destination),
             recorded_sha256=recorded_sha256,

@@ -240,6 +240,14 @@ class FileSystemDestination:
                 self._warn_collision(ctx, final, owner, item)
             own = None
             if conflict == "AppendNumber":
+                if ctx.plain_sha256 is not None:
+                    held = files.same_plain_content(final, ctx.plain_sha256, item)
+                    if held is not None:  # this content, sealed before: the copy held
+                        return btic.Delivery(
+                            location=str(held),
+                            size=held.stat().st_size,
+                            sha256=files.sha256_file(held),
+                        )
                 existing = files.same_content(final, sha256, size, item)
                 if existing is not None:
                     return btic.Delivery(location=str(existing), size=size, sha256=sha256)
@@ -256,7 +264,7 @@ class FileSystemDestination:
                         os.fsync(out.fileno())
                 # One rule for every file, written or linked from the spool.
                 files.restrict(temp, self.options.file_permissions, self._group)
-                files.tag(temp, item)
+                files.tag(temp, item, ctx.plain_sha256)
                 if own is not None:
                     # This item's own file, written before its delivery was recorded
                     # (a crash) and fetched again with other bytes: replace, not number.

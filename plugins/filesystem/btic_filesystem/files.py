@@ -25,6 +25,8 @@ from btic.plugin import process_alive
 _CHUNK = 1024 * 1024
 #: The extended attribute naming the item a file holds (its item key).
 ITEM_ATTRIBUTE = "user.btic.item"
+#: The extended attribute with a sealed file's plaintext sha256.
+PLAIN_ATTRIBUTE = "user.btic.plain_sha256"
 _TEMP = re.compile(r"^\.(?P<name>.+)\.btic-(?P<pid>\d+)-[0-9a-f]+\.tmp$")
 
 
@@ -146,6 +148,19 @@ def same_content(final: Path, sha256: str, size: int, item: str | None) -> Path 
     return None
 
 
+def same_plain_content(final: Path, plain_sha256: str, item: str | None) -> Path | None:
+    """The existing sealed file (``final`` or a numbered sibling) of this very
+    content: tagged with its plaintext's sha256, and not another item's. Two sealed
+    copies of one item share no byte, so only the tag tells them apart."""
+    for candidate in _name_and_siblings(final):
+        owner = item_of(candidate)
+        if owner is not None and owner != item:
+            continue
+        if _attribute(candidate, PLAIN_ATTRIBUTE) == plain_sha256:
+            return candidate
+    return None
+
+
 def own_file(final: Path, item: str | None) -> Path | None:
     """The file (``final`` or a numbered sibling) tagged as ``item``'s, if any: an
     earlier delivery of this very item, perhaps of bytes that have changed since."""
@@ -163,19 +178,26 @@ def _name_and_siblings(final: Path) -> Iterator[Path]:
         candidate = _numbered(final, number)
 
 
-def tag(path: Path, item: str | None) -> None:
-    """Mark ``path`` as holding ``item`` (an extended attribute), where the file system
-    keeps them; without, names are told apart by content alone."""
-    if item is None:
-        return
+def tag(path: Path, item: str | None, plain_sha256: str | None = None) -> None:
+    """Mark ``path`` as holding ``item`` (an extended attribute), and a sealed file
+    with its plaintext's sha256, where the file system keeps them; without, names
+    are told apart by content alone (and a forced redelivery of a sealed item is
+    numbered: its bytes differ each time)."""
     with contextlib.suppress(OSError, AttributeError):  # no xattrs here (or on this OS)
-        os.setxattr(path, ITEM_ATTRIBUTE, item.encode("utf-8", "surrogatepass"))
+        if item is not None:
+            os.setxattr(path, ITEM_ATTRIBUTE, item.encode("utf-8", "surrogatepass"))
+        if plain_sha256 is not None:
+            os.setxattr(path, PLAIN_ATTRIBUTE, plain_sha256.encode("ascii"))
 
 
 def item_of(path: Path) -> str | None:
     """The item ``path`` was written for, when it was tagged."""
+    return _attribute(path, ITEM_ATTRIBUTE)
+
+
+def _attribute(path: Path, name: str) -> str | None:
     try:
-        return os.getxattr(path, ITEM_ATTRIBUTE).decode("utf-8", "surrogatepass")
+        return os.getxattr(path, name).decode("utf-8", "surrogatepass")
     except (OSError, AttributeError):
         return None
 

@@ -366,6 +366,17 @@ class S3Destination:
                 meta = _metadata(existing)
                 if meta.get("sha256") == body.sha256 and existing["ContentLength"] == body.size:
                     return self._delivered(target, body)
+                if (
+                    ctx.plain_sha256 is not None
+                    and meta.get("plain-sha256") == ctx.plain_sha256
+                    and meta.get("item") in (None, item)
+                ):
+                    # This content, sealed before (a sealed copy differs each time).
+                    return btic.Delivery(
+                        location=self._location(target),
+                        size=int(existing["ContentLength"]),
+                        sha256=meta.get("sha256"),
+                    )
                 if meta.get("item") == item and not ctx.force:
                     break  # this item's own unrecorded object: replaced
                 number += 1
@@ -397,6 +408,7 @@ class S3Destination:
             "lsid": key.id if ctx.data_type != DataType.BACKUP else "",
             "sha256": body.sha256,
             "size": str(body.size),
+            "plain-sha256": ctx.plain_sha256 or "",
         }
         arguments: dict[str, Any] = {
             "ContentType": content_type,

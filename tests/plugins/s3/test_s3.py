@@ -275,6 +275,10 @@ def test_sealed_objects_open_with_the_identity_to_the_appliance_bytes(tmp_path, 
     config = s3_config(tmp_path, rs_sim, s3, bucket, data=ALL_TYPES, extra=extra)
     synced = run_btic("sync", "--all", "--config", str(config))
     assert synced.returncode == 0, synced.output
+    # Again, forced: the same content sealed anew is recognised, never numbered.
+    forced = run_btic("transfer", "--site", "sim", "--dest", "archive", "--since", "3650d",
+                      "--force", "--type", ",".join(ALL_TYPES), "--config", str(config))  # fmt: skip
+    assert forced.returncode == 0, forced.output
     stored = s3.objects(bucket)
     items = {key: body for key, body in stored.items() if not key.startswith(".btic")}
     expected = expected_files(rs_sim)
