@@ -28,8 +28,7 @@ from btic.integrity import DIGEST_DIRECTORY
 from btic.plugins import PluginManager
 from btic.state.entries import LedgerEntry
 from btic.statuses import LedgerStatus
-from btic.stored import stored_item
-from btic.types import DataType
+from btic.stored import stored_item_of
 
 CHUNK = 1 << 20
 
@@ -154,16 +153,7 @@ def _export_item(
         entry.note = "its destination cannot be read back by btic: see its location"
         return entry
     name = _package_name(item)
-    stored = stored_item(
-        config,
-        site=item.site,
-        data_type=DataType(item.data_type),
-        ledger_key=item.item_key,
-        location=item.location,
-        size=item.size,
-        sha256=item.sha256,
-        item_time=item.item_time,
-    )
+    stored = stored_item_of(config, item)
     try:
         with plugins.on_open(item.destination, item=stored) as source:
             entry.size, entry.sha256 = package.write(name, _chunks(source))

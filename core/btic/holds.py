@@ -15,8 +15,7 @@ from btic.config import Config
 from btic.errors import DestinationError
 from btic.plugins import PluginManager
 from btic.state import StateStore
-from btic.stored import stored_item
-from btic.types import DataType
+from btic.stored import stored_item_of
 
 
 @dataclass
@@ -57,16 +56,7 @@ def pass_on(
         if not plugins.can_hold(destination):
             result.kept_by_btic_only += 1
             continue
-        item = stored_item(
-            config,
-            site=entry.site,
-            data_type=DataType(entry.data_type),
-            ledger_key=entry.item_key,
-            location=entry.location,
-            size=entry.size,
-            sha256=entry.sha256,
-            item_time=entry.item_time,
-        )
+        item = stored_item_of(config, entry)
         try:
             if plugins.on_hold(destination, item=item, held=held):
                 result.done += 1

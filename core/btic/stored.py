@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from btic.config import Config
+from btic.state.entries import LedgerEntry
 from btic.types import DataType, ItemKey, StoredItem
 
 
@@ -30,4 +31,18 @@ def stored_item(
         size=size,
         sha256=sha256,
         item_time=item_time,
+    )
+
+
+def stored_item_of(config: Config, entry: LedgerEntry) -> StoredItem:
+    """The :class:`~btic.types.StoredItem` a ledger row describes."""
+    return stored_item(
+        config,
+        site=entry.site,
+        data_type=DataType(entry.data_type),
+        ledger_key=entry.item_key,
+        location=entry.location,
+        size=entry.size,
+        sha256=entry.sha256,
+        item_time=entry.item_time,
     )

@@ -24,8 +24,8 @@ from btic.errors import ConfigError, DestinationError
 from btic.plugins import PluginManager
 from btic.state import DELIVERED, StateStore
 from btic.state.entries import is_session_marker
-from btic.stored import stored_item
-from btic.types import DataType, StoredItem, VerifyFinding
+from btic.stored import stored_item_of
+from btic.types import StoredItem, VerifyFinding
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -103,16 +103,7 @@ def _stored_items(
             continue
         if since is not None and entry.item_time is not None and entry.item_time < since:
             continue
-        yield stored_item(
-            config,
-            site=entry.site,
-            data_type=DataType(entry.data_type),
-            ledger_key=entry.item_key,
-            location=entry.location,
-            size=entry.size,
-            sha256=entry.sha256,
-            item_time=entry.item_time,
-        )
+        yield stored_item_of(config, entry)
 
 
 def _against_digests(

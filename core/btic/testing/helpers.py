@@ -19,7 +19,7 @@ from btic.plugins import PluginManager
 from btic.state import StateStore
 from btic.statuses import RunStatus
 from btic.transfer import Engine, SessionDocument, Summary, TransferRequest
-from btic.transfer.delivery import Item, item_key
+from btic.transfer.items import Item, item_key
 from btic.types import (
     AppContext,
     Backup,

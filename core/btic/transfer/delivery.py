@@ -11,13 +11,10 @@ is one that stays busy past its patience (:mod:`btic.transfer.pacing`).
 
 from __future__ import annotations
 
-import hashlib
 import threading
-import time
 import traceback
 from collections.abc import Callable
-from contextlib import ExitStack, nullcontext
-from dataclasses import dataclass
+from contextlib import ExitStack
 from datetime import datetime
 
 from structlog.typing import FilteringBoundLogger
@@ -29,7 +26,8 @@ from btic.plugins import PluginManager
 from btic.state import DELIVERED, FAILED, MAX_ATTEMPTS, NO_RECORDING, SKIPPED, StateStore
 from btic.statuses import LedgerStatus, Transient
 from btic.summaries import summarize
-from btic.transfer.items import Item, SessionDocument
+from btic.transfer.batches import Batches, Deferred
+from btic.transfer.items import Item, SessionDocument, item_key, sha256_of, size_of
 from btic.transfer.pacing import Pacing
 from btic.transfer.sealing import Sealed, Sealer
 from btic.transfer.summary import Reporter, Summary
@@ -59,38 +57,6 @@ FLUSH_AFTER_SECONDS = DeliveryLimits.batch_seconds
 
 #: What became of an item handed over: its ledger status, or why none is recorded yet.
 Outcome = LedgerStatus | Transient
-
-
-def item_key(site: SiteInfo, data_type: DataType, item: Item) -> ItemKey:
-    """The key a destination de-duplicates on (see :class:`btic.types.ItemKey`)."""
-    if isinstance(item, Backup):
-        return ItemKey(site.host, data_type, backup_id(item.time))
-    if isinstance(item, Recording):
-        return ItemKey(site.host, data_type, item.lsid, item.instance)
-    return ItemKey(site.host, data_type, item.session.lsid)
-
-
-def backup_id(moment: datetime) -> str:
-    """A backup's id within its site: the appliance's time as ``YYYYMMDDTHHMMSSZ``."""
-    return moment.strftime("%Y%m%dT%H%M%SZ")
-
-
-@dataclass(frozen=True)
-class _Deferred:
-    """An item a destination holds in a batch, to be recorded when it is flushed."""
-
-    ctx: TransferContext
-    delivery: Delivery
-    item_time: datetime | None
-    summary: Summary
-    size: int
-    #: as handed over: sealed or not
-    handed: Sealed
-
-
-def _size_of(item: Item) -> int:
-    """An item's bytes, as a batch budget counts them."""
-    return len(item.xml) if isinstance(item, SessionDocument) else item.size
 
 
 class Deliverer:
@@ -129,16 +95,10 @@ class Deliverer:
         self._streaks: dict[str, tuple[str, int]] = {}
         self._down: dict[str, str] = {}
         self._streak_lock = threading.Lock()
-        # destination -> items in its unflushed batch, and when the batch began
-        self._deferred: dict[str, list[_Deferred]] = {}
-        self._batch_began: dict[str, float] = {}
-        # A batching destination's hand-overs and flushes never interleave, so a
-        # flush's failures name exactly the items the core holds for it.
-        self._batch_locks: dict[str, threading.RLock] = {}
-        self._batch_locks_lock = threading.Lock()
-        self._batch_bytes: dict[str, int] = {}
         #: each destination's limits, and its pauses while it is busy
         self.pacing = Pacing(plugins.limits, self.stop, log=log)
+        #: what batching destinations hold until they are flushed
+        self.batches = Batches(plugins, self.pacing)
 
     # -- handing over ------------------------------------------------------------------
 
@@ -160,11 +120,11 @@ class Deliverer:
             summary.count(destination, data_type.value, FAILED)
             return FAILED
         key = item_key(site, data_type, item)
-        plain = _sha256_of(item) if self.sealer.seals(destination, data_type) else None
+        plain = sha256_of(item) if self.sealer.seals(destination, data_type) else None
         ctx = self._context(destination, data_type, site, key, force, plain_sha256=plain)
         with ExitStack() as held:
             held.enter_context(self.pacing.gate(destination))
-            held.enter_context(self._batch_lock(destination))
+            held.enter_context(self.batches.lock(destination))
             try:
                 handed = held.enter_context(self.sealer.handed(destination, data_type, item))
             except (SpoolError, EncryptionError) as exc:
@@ -173,8 +133,9 @@ class Deliverer:
                 summary.problem(f"{destination}: {data_type.value} {key.ledger_key}: {exc}")
                 summary.count(destination, data_type.value, FAILED)
                 return FAILED
-            size = _size_of(handed.item)
-            self._make_room(destination, size)
+            size = size_of(handed.item)
+            if self.batches.would_overflow(destination, size):
+                self.flush(destination)  # the batch first, then this item
             while True:
                 if not self._ready(destination, summary):
                     # Busy past the run's patience, or the run stops: the item stays pending.
@@ -194,7 +155,8 @@ class Deliverer:
                     return self._settle(ctx, summary, item_time, error=_described(exc))
                 break
             if result is not None and getattr(result, "deferred", False):
-                self._defer(_Deferred(ctx, result, item_time, summary, size, handed))
+                if self.batches.add(Deferred(ctx, result, item_time, summary, size, handed)):
+                    self.flush(destination)
                 return DEFERRED
             return self._settle(ctx, summary, item_time, result=result, handed=handed)
 
@@ -261,12 +223,6 @@ class Deliverer:
             return self.plugins.on_backup(destination, backup=item, ctx=ctx)
         return self.plugins.on_session_xml(destination, session=item.session, xml=item.xml, ctx=ctx)
 
-    def _batch_lock(self, destination: str) -> threading.RLock | nullcontext[None]:
-        if not self.plugins.can_flush(destination):
-            return nullcontext()  # no batches: recordings are delivered in parallel
-        with self._batch_locks_lock:
-            return self._batch_locks.setdefault(destination, threading.RLock())
-
     def _log_plugin_bug(self, ctx: TransferContext, key: str) -> None:
         self.log.error(
             "plugin raised",
@@ -278,43 +234,18 @@ class Deliverer:
 
     # -- batches ------------------------------------------------------------------------
 
-    def _make_room(self, destination: str, size: int) -> None:
-        """Flush a batch that ``size`` more bytes would take past its budget."""
-        budget = self.pacing.limits(destination).batch_bytes
-        if (
-            budget is not None
-            and self._deferred.get(destination)
-            and self._batch_bytes.get(destination, 0) + size > budget
-        ):
-            self.flush(destination)
-
-    def _defer(self, entry: _Deferred) -> None:
-        destination = entry.ctx.destination
-        limits = self.pacing.limits(destination)
-        batch = self._deferred.setdefault(destination, [])
-        if not batch:
-            self._batch_began[destination] = time.monotonic()
-            self._batch_bytes[destination] = 0
-        batch.append(entry)
-        self._batch_bytes[destination] += entry.size
-        age = time.monotonic() - self._batch_began[destination]
-        held = self._batch_bytes[destination]
-        full = limits.batch_bytes is not None and held >= limits.batch_bytes
-        if len(batch) >= limits.batch_items or age >= limits.batch_seconds or full:
-            self.flush(destination)
-
     def flush(self, destination: str | None = None) -> None:
         """Make the batches of ``destination`` (of every destination when None)
         durable through ``on_flush``, and record their items: delivered, or failed
         with the destination's reason (they stay pending for the next run)."""
-        names = [destination] if destination is not None else list(self._deferred)
+        names = [destination] if destination is not None else self.batches.holders()
         for name in names:
-            with self._batch_lock(name):
-                batch = self._deferred.pop(name, [])
+            with self.batches.lock(name):
+                batch = self.batches.take(name)
                 if batch:
                     self._flush_batch(name, batch)
 
-    def _flush_batch(self, destination: str, batch: list[_Deferred]) -> None:
+    def _flush_batch(self, destination: str, batch: list[Deferred]) -> None:
         while True:
             if self.pacing.wait(destination) is not None:
                 # Busy past the run's patience, or the run stops: the batch was never
@@ -349,7 +280,7 @@ class Deliverer:
                     error=str(error), give_up=error.permanent,
                 )  # fmt: skip
 
-    def _batch_failed(self, destination: str, batch: list[_Deferred], exc: Exception) -> None:
+    def _batch_failed(self, destination: str, batch: list[Deferred], exc: Exception) -> None:
         """A batch that could not be stored at all is the destination's failure, not
         its items': each item is recorded failed (it stays pending), the cause is
         reported once, and the destination is left alone for the rest of the run."""
@@ -396,7 +327,7 @@ class Deliverer:
         if handed is not None and handed.sealed and result is not None:
             plain_sha256 = handed.plain_sha256
             # What was stored is the sealed copy the core made: its sha256 is known.
-            sha256 = sha256 or _sha256_of(handed.item)
+            sha256 = sha256 or sha256_of(handed.item)
         # A destination's failure is retried until it ends, however long (a full disk,
         # a database down): only the plugin can say an item itself is unacceptable.
         self.state.record(
@@ -551,12 +482,6 @@ class Deliverer:
         return placement
 
 
-def _sha256_of(item: Item) -> str:
-    if isinstance(item, SessionDocument):
-        return hashlib.sha256(item.xml).hexdigest()
-    return item.sha256
-
-
 def _described(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
@@ -569,6 +494,4 @@ __all__ = [
     "Deliverer",
     "Item",
     "SessionDocument",
-    "backup_id",
-    "item_key",
 ]
