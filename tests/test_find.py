@@ -159,3 +159,41 @@ def test_find_reads_people_and_machines_as_the_guides_shape_them(tmp_path):
     bad = run_btic("find", "--config", str(config), "--json", "--since", "yesterday-ish")
     assert bad.returncode == 2
     assert json.loads(bad.stdout)["ok"] is False
+
+
+def test_find_and_export_say_when_each_item_was_last_verified(tmp_path):
+    """verify records when it found each item as delivered; an item it found changed
+    keeps the time it was last found right; find and the export manifest show it."""
+    with SimulatedAppliance(
+        "rs", sessions=4, seed=13, live_sessions=0, presentations=0, recording_size=5_000,
+        clock=FrozenClock(), state_dir=tmp_path,
+    ) as sim:  # fmt: skip
+        config = write_config(tmp_path, sim, data=["session", "recording"])
+        assert run_btic("sync", "--all", "--config", str(config)).returncode == 0
+
+    def delivered() -> dict[str, dict]:
+        found = _find(config)
+        return {
+            i["location"]: i
+            for s in found["sessions"]
+            for i in s["items"]
+            if i["status"] == "delivered"
+        }
+
+    assert delivered() and all(i["verified_at"] is None for i in delivered().values())
+    assert run_btic("verify", "--config", str(config)).returncode == 0
+    first = delivered()
+    assert all(i["verified_at"] is not None for i in first.values())
+    victim = sorted(first)[0]
+    Path(victim).write_bytes(Path(victim).read_bytes() + b"!")
+    assert run_btic("verify", "--config", str(config)).returncode == 1
+    second = delivered()
+    assert second[victim]["verified_at"] == first[victim]["verified_at"]
+    assert all(
+        second[loc]["verified_at"] != first[loc]["verified_at"] for loc in second if loc != victim
+    )
+    out = tmp_path / "case"
+    assert run_btic("export", "--out", str(out), "--config", str(config)).returncode == 0
+    manifest = json.loads((out / "manifest.json").read_bytes())["items"]
+    by_location = {e["location"]: e for e in manifest}
+    assert by_location[victim]["verified_at"] == first[victim]["verified_at"]

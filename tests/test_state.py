@@ -142,12 +142,13 @@ def test_a_version_1_ledger_is_migrated_holds_sizes_over_2_gib_and_plaintext_has
     store = StateStore(state_url)
     moment = datetime(2026, 11, 23, tzinfo=timezone.utc)
     store.record(site="s", destination="d", data_type="recording", item_key="old", status="delivered",
-                 run_id="r", size=1000, item_time=moment)  # fmt: skip
+                 run_id="r", size=1000, item_time=moment, location="/a/old")  # fmt: skip
     with store.engine.begin() as connection:
         if store.engine.dialect.name == "postgresql":
             connection.execute(text("ALTER TABLE btic_deliveries ALTER COLUMN size TYPE INTEGER"))
-        # Version 3 added plain_sha256 (sealed items).
+        # Version 3 added plain_sha256 (sealed items) and verified_at.
         connection.execute(text("ALTER TABLE btic_deliveries DROP COLUMN plain_sha256"))
+        connection.execute(text("ALTER TABLE btic_deliveries DROP COLUMN verified_at"))
         connection.execute(
             update(meta_table).where(meta_table.c.key == "schema_version").values(value="1")
         )
@@ -156,9 +157,12 @@ def test_a_version_1_ledger_is_migrated_holds_sizes_over_2_gib_and_plaintext_has
     big = 3 * 2**30
     migrated.record(site="s", destination="d", data_type="recording", item_key="big",
                     status="delivered", run_id="r", size=big, item_time=moment,
-                    sha256="b" * 64, plain_sha256="a" * 64)  # fmt: skip
+                    sha256="b" * 64, plain_sha256="a" * 64, location="/a/big")  # fmt: skip
     sizes = {entry.item_key: entry.size for entry in migrated.entries()}
     plain = {entry.item_key: entry.plain_sha256 for entry in migrated.entries()}
+    checked = datetime.now(timezone.utc)
+    assert migrated.record_verified("d", started=checked) == 2
+    verified = {entry.verified_at for entry in migrated.entries()}
     with migrated.engine.connect() as connection:
         version = connection.execute(
             text("select value from btic_meta where key = 'schema_version'")
@@ -166,6 +170,7 @@ def test_a_version_1_ledger_is_migrated_holds_sizes_over_2_gib_and_plaintext_has
     migrated.close()
     assert sizes == {"old": 1000, "big": big}
     assert plain == {"old": None, "big": "a" * 64}
+    assert verified == {checked}
     assert version == "3"
 
 

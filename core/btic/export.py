@@ -84,6 +84,8 @@ class ManifestEntry:
     ledger_sha256: str | None
     recorded_at: str
     note: str | None = None
+    #: when btic verify last found it as delivered (None: not since it was delivered)
+    verified_at: str | None = None
     #: sealed to age recipients: ``sha256`` is the age file's, ``plain_sha256`` its content's
     encrypted: bool = False
     plain_sha256: str | None = None
@@ -143,6 +145,11 @@ def _export_item(
         sha256=None,
         ledger_sha256=item.sha256,
         recorded_at=item.updated_at.isoformat().replace("+00:00", "Z"),
+        verified_at=(
+            None
+            if item.verified_at is None
+            else item.verified_at.isoformat().replace("+00:00", "Z")
+        ),
         encrypted=item.plain_sha256 is not None,
         plain_sha256=item.plain_sha256,
     )

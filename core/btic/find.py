@@ -86,6 +86,7 @@ def _item_json(item: LedgerEntry) -> dict[str, Any]:
         "encrypted": item.plain_sha256 is not None,
         "plain_sha256": item.plain_sha256,
         "recorded_at": _iso(item.updated_at),
+        "verified_at": _iso(item.verified_at),
     }
 
 

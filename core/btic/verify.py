@@ -24,6 +24,7 @@ from btic.errors import ConfigError, DestinationError
 from btic.plugins import PluginManager
 from btic.state import DELIVERED, StateStore
 from btic.state.entries import is_session_marker
+from btic.state.values import now
 from btic.stored import stored_item_of
 from btic.types import StoredItem, VerifyFinding
 
@@ -67,6 +68,9 @@ def verify(
         report = DestinationReport(name)
         reports.append(report)
         destination = config.destinations[name]
+        started = now()
+        # Ledger keys of the items found wrong: the others are recorded as verified.
+        wrong: set[str] = set()
         try:
             config.configure_destination(plugins, name)
             items = _counted(_stored_items(config, state, name, site, since), report, on_item)
@@ -75,6 +79,8 @@ def verify(
                 for finding in plugins.on_verify(name, items=items):
                     report.findings[finding.kind] += 1
                     reported.add(finding.location)
+                    if finding.item_key is not None:
+                        wrong.add(finding.item_key.ledger_key)
                     on_finding(name, finding)
             except LookupError:
                 report.error = (
@@ -87,11 +93,15 @@ def verify(
                 on_finding(name, finding)
             if public_key is not None and site is None and since is None:
                 for finding in _against_digests(config, plugins, state, name, public_key, report):
+                    if finding.item_key is not None:
+                        wrong.add(finding.item_key.ledger_key)
                     if finding.location not in reported:
                         report.findings["tampered"] += 1
                         on_finding(name, finding)
         except (DestinationError, ConfigError) as exc:
             report.error = str(exc)
+            continue
+        state.record_verified(name, started=started, site=site, since=since, except_keys=wrong)
     return reports
 
 

@@ -179,7 +179,7 @@ def find_command(
 _CSV_FIELDS = [
     "site", "lsid", "start_time", "end_time", "external_key", "people", "customers",
     "destination", "data_type", "item_key", "status", "location", "size", "sha256",
-    "encrypted", "plain_sha256", "recorded_at",
+    "encrypted", "plain_sha256", "recorded_at", "verified_at",
 ]  # fmt: skip
 
 

@@ -34,6 +34,8 @@ class LedgerEntry:
     item_time: datetime | None = None
     #: a sealed item's plaintext sha256 (None: stored as it came)
     plain_sha256: str | None = None
+    #: when btic verify last found it as delivered
+    verified_at: datetime | None = None
 
 
 def ledger_entry(row: Any) -> LedgerEntry:
@@ -52,4 +54,5 @@ def ledger_entry(row: Any) -> LedgerEntry:
         as_utc(row.updated_at),
         aware(row.item_time),
         row.plain_sha256,
+        aware(row.verified_at),
     )

@@ -20,7 +20,8 @@ from sqlalchemy.dialects import mysql, postgresql
 from btic.statuses import LedgerStatus, RunStatus
 
 #: 2: btic_deliveries.size is a BIGINT (recordings over 2 GiB).
-#: 3: btic_deliveries.plain_sha256: a sealed item's plaintext sha256.
+#: 3: btic_deliveries.plain_sha256 (a sealed item's plaintext sha256) and
+#: verified_at (when ``btic verify`` last found the item as delivered).
 SCHEMA_VERSION = 3
 #: An appliance that answers "no such item" this many runs in a row is believed.
 MAX_ATTEMPTS = 5
@@ -77,6 +78,8 @@ deliveries = Table(
     # Set when the item was stored sealed to age recipients (``sha256`` is then the
     # sealed file's): what an auditor's decrypted copy must hash to.
     Column("plain_sha256", String(64)),
+    # When btic verify last found the item as delivered (None: not since delivered).
+    Column("verified_at", DateTime(timezone=True)),
     Column("attempts", Integer, nullable=False, default=0),
     Column("error", Text),
     Column("item_time", DateTime(timezone=True)),

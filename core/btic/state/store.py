@@ -59,6 +59,7 @@ from btic.state.schema import (
 from btic.state.session_index import SessionIndex
 from btic.state.tasks import TaskRecords
 from btic.state.values import now, stored_key
+from btic.state.verification import VerificationRecords
 from btic.state.watermarks import Watermarks
 from btic.statuses import LedgerStatus
 
@@ -84,6 +85,7 @@ class StateStore(
     SessionIndex,
     RetentionRecords,
     DigestRecords,
+    VerificationRecords,
 ):
     """Access to one state database.
 
@@ -235,6 +237,8 @@ class StateStore(
             "sha256": sha256,
             "plain_sha256": plain_sha256,
             "error": error,
+            # Delivered anew: not verified since.
+            "verified_at": None,
             "run_id": run_id,
             "updated_at": moment,
         }
@@ -242,7 +246,7 @@ class StateStore(
             values["item_time"] = item_time
         if sha256 is None and status == FAILED:
             # A failure keeps what the last delivery recorded.
-            del values["sha256"], values["plain_sha256"]
+            del values["sha256"], values["plain_sha256"], values["verified_at"]
         if soon and status in SETTLED and item_time is not None:
             if self._pending.add((site, destination, data_type, item_key), values):
                 self.flush_records()
@@ -457,17 +461,27 @@ def _size_as_bigint(connection: Connection) -> None:
         connection.execute(text(statement))
 
 
-def _plain_sha256(connection: Connection) -> None:
-    """2 -> 3: ``btic_deliveries.plain_sha256``, for items sealed to age recipients."""
+def _sealing_and_verification(connection: Connection) -> None:
+    """2 -> 3: ``btic_deliveries.plain_sha256`` (items sealed to age recipients) and
+    ``verified_at`` (when ``btic verify`` last found an item)."""
     columns = {column["name"] for column in inspect(connection).get_columns("btic_deliveries")}
-    if "plain_sha256" in columns:
-        return
     add = "ADD" if connection.dialect.name == "mssql" else "ADD COLUMN"
-    connection.execute(text(f"ALTER TABLE btic_deliveries {add} plain_sha256 VARCHAR(64)"))
+    moment = {
+        "postgresql": "TIMESTAMP WITH TIME ZONE",
+        "mssql": "DATETIMEOFFSET",
+        "mysql": "DATETIME",
+        "mariadb": "DATETIME",
+    }.get(connection.dialect.name, "DATETIME")
+    for name, kind in (("plain_sha256", "VARCHAR(64)"), ("verified_at", moment)):
+        if name not in columns:
+            connection.execute(text(f"ALTER TABLE btic_deliveries {add} {name} {kind}"))
 
 
 #: The step from each schema version to the next.
-_MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _size_as_bigint, 2: _plain_sha256}
+_MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    1: _size_as_bigint,
+    2: _sealing_and_verification,
+}
 
 
 def _given_up(
