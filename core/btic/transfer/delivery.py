@@ -120,8 +120,6 @@ class Deliverer:
             summary.count(destination, data_type.value, FAILED)
             return FAILED
         key = item_key(site, data_type, item)
-        plain = sha256_of(item) if self.sealer.seals(destination, data_type) else None
-        ctx = self._context(destination, data_type, site, key, force, plain_sha256=plain)
         with ExitStack() as held:
             held.enter_context(self.pacing.gate(destination))
             held.enter_context(self.batches.lock(destination))
@@ -133,6 +131,9 @@ class Deliverer:
                 summary.problem(f"{destination}: {data_type.value} {key.ledger_key}: {exc}")
                 summary.count(destination, data_type.value, FAILED)
                 return FAILED
+            ctx = self._context(
+                destination, data_type, site, key, force, plain_sha256=handed.plain_sha256
+            )
             size = size_of(handed.item)
             if self.batches.would_overflow(destination, size):
                 self.flush(destination)  # the batch first, then this item

@@ -10,7 +10,6 @@ sha256 of what was stored, so an auditor who decrypts an item can check it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -23,7 +22,7 @@ from btic import encryption
 from btic.appliance.downloads import spool_writes
 from btic.config.rules import Sealing
 from btic.naming import SEALED_EXTENSION
-from btic.transfer.items import Item, SessionDocument
+from btic.transfer.items import Item, SessionDocument, sha256_of
 from btic.types import Backup, DataType, Recording
 
 if TYPE_CHECKING:
@@ -76,9 +75,8 @@ class Sealer:
             with _sealed_file(item, recipients) as sealed:
                 yield sealed
             return
-        plain = hashlib.sha256(item.xml).hexdigest()
         sealed_xml = encryption.seal_bytes(item.xml, recipients)
-        yield Sealed(SessionDocument(item.session, sealed_xml), plain)
+        yield Sealed(SessionDocument(item.session, sealed_xml), sha256_of(item))
 
     def _recipients_of(self, destination: str) -> list[x25519.Recipient]:
         if destination not in self._recipients:
@@ -107,6 +105,6 @@ def _sealed_file(item: Recording | Backup, recipients: list[x25519.Recipient]) -
             sha256=sha256,
             path=target,
         )
-        yield Sealed(sealed, item.sha256)
+        yield Sealed(sealed, sha256_of(item))
     finally:
         target.unlink(missing_ok=True)
