@@ -18,15 +18,19 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from btic.errors import DestinationError
-from btic.integrity import DIGEST_DIRECTORY, Digest, check_chain, latest_entries, read_digests
+from btic.integrity import (
+    DIGEST_DIRECTORY,
+    MANIFEST,
+    Digest,
+    check_chain,
+    latest_entries,
+    read_digests,
+)
 from btic.plugins import PluginManager
 from btic.types import DataType, ItemKey, SiteInfo, StoredItem
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-#: An export's manifest: where each item is in the package.
-MANIFEST = "manifest.json"
 
 
 class Archive(Protocol):

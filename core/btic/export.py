@@ -23,8 +23,8 @@ from typing import IO, Any
 from btic import naming
 from btic.config import Config
 from btic.errors import DestinationError
-from btic.find import FoundSession
-from btic.integrity import DIGEST_DIRECTORY
+from btic.find import FoundSession, iso_time
+from btic.integrity import DIGEST_DIRECTORY, MANIFEST
 from btic.plugins import PluginManager
 from btic.state.entries import LedgerEntry
 from btic.statuses import LedgerStatus
@@ -116,7 +116,7 @@ def export(
     if public_key is not None:
         package.write("btic-signing.pub", [public_key])
     rows = [asdict(entry) for entry in manifest]
-    package.write("manifest.json", [json.dumps({"items": rows}, indent=2).encode() + b"\n"])
+    package.write(MANIFEST, [json.dumps({"items": rows}, indent=2).encode() + b"\n"])
     text = io.StringIO()
     writer = csv.DictWriter(text, list(ManifestEntry.__dataclass_fields__), lineterminator="\n")
     writer.writeheader()
@@ -144,13 +144,9 @@ def _export_item(
         size=item.size,
         sha256=None,
         ledger_sha256=item.sha256,
-        recorded_at=item.updated_at.isoformat().replace("+00:00", "Z"),
-        verified_at=(
-            None
-            if item.verified_at is None
-            else item.verified_at.isoformat().replace("+00:00", "Z")
-        ),
-        encrypted=item.plain_sha256 is not None,
+        recorded_at=iso_time(item.updated_at) or "",
+        verified_at=iso_time(item.verified_at),
+        encrypted=item.encrypted,
         plain_sha256=item.plain_sha256,
     )
     if item.status != LedgerStatus.DELIVERED or not item.location:

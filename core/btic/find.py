@@ -35,8 +35,8 @@ class FoundSession:
             "lsid": s.lsid,
             "appliance": s.host,
             "product": s.product,
-            "start_time": _iso(s.start_time),
-            "end_time": _iso(s.end_time),
+            "start_time": iso_time(s.start_time),
+            "end_time": iso_time(s.end_time),
             "external_key": s.external_key,
             "people": list(s.people),
             "customers": list(s.customers),
@@ -83,12 +83,13 @@ def _item_json(item: LedgerEntry) -> dict[str, Any]:
         "sha256": item.sha256,
         # Sealed to the destination's age recipients: sha256 is the stored file's,
         # plain_sha256 what its decrypted bytes hash to.
-        "encrypted": item.plain_sha256 is not None,
+        "encrypted": item.encrypted,
         "plain_sha256": item.plain_sha256,
-        "recorded_at": _iso(item.updated_at),
-        "verified_at": _iso(item.verified_at),
+        "recorded_at": iso_time(item.updated_at),
+        "verified_at": iso_time(item.verified_at),
     }
 
 
-def _iso(moment: datetime | None) -> str | None:
+def iso_time(moment: datetime | None) -> str | None:
+    """A UTC time as the JSON answers and manifests write it (``...Z``)."""
     return None if moment is None else moment.isoformat().replace("+00:00", "Z")

@@ -39,6 +39,8 @@ FORMAT = "btic-digest/1"
 #: Where a destination keeps its digests, beside the items (the file system's
 #: directory, an S3 prefix): hidden from listings of items.
 DIGEST_DIRECTORY = ".btic-digests"
+#: An export's manifest (every item: where it is in the package, its hashes, its times).
+MANIFEST = "manifest.json"
 
 
 class IntegrityError(BticError):

@@ -17,13 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from btic import encryption
+from btic.integrity import MANIFEST
 from btic.naming import SEALED_EXTENSION
 
 if TYPE_CHECKING:
     from pyrage import x25519
-
-#: An export's manifest, whose items name their paths and plaintext hashes.
-MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)

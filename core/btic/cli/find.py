@@ -204,7 +204,7 @@ def _print_lines(found: list[FoundSession], limit: int) -> None:
         s = session.session
         places: dict[str, list[str]] = {}
         for item in session.items:
-            sealed = " (encrypted)" if item.plain_sha256 is not None else ""
+            sealed = " (encrypted)" if item.encrypted else ""
             places.setdefault(item.destination, []).append(
                 f"{item.data_type} {item.status}{sealed}"
             )

@@ -37,6 +37,11 @@ class LedgerEntry:
     #: when btic verify last found it as delivered
     verified_at: datetime | None = None
 
+    @property
+    def encrypted(self) -> bool:
+        """Whether it was stored sealed to age recipients."""
+        return self.plain_sha256 is not None
+
 
 def ledger_entry(row: Any) -> LedgerEntry:
     """A row of ``btic_deliveries`` as a :class:`LedgerEntry`."""
