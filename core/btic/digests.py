@@ -64,13 +64,12 @@ def write_digests(
     """Write run ``run_id``'s digest into each of ``destinations`` it wrote to or
     removed from; a failure is the run's problem (the next run's digest chains on
     from the last one written)."""
-    secret = config.integrity.signing_key
-    if secret is None:
-        return
     try:
-        key = load_private_key(secret.get_secret_value().encode(), "integrity.signing_key")
+        key = _signing_key(config)
     except BticError as exc:
         summary.problem(f"no digest written: {exc}")
+        return
+    if key is None:
         return
     for destination in dict.fromkeys(destinations):
         entries = state.run_entries(destination, run_id)
@@ -104,27 +103,23 @@ def write_heartbeats(
     :data:`HEARTBEAT` (the daemon calls it between runs): its chain then shows that
     btic watched the destination every hour, and a gap shows when it did not.
     Returns the destinations written to; a failure is logged and tried next time."""
-    secret = config.integrity.signing_key
-    if secret is None:
+    if not signing_enabled(config):
         return []
     written = []
     key = None
     for destination in config.destinations:
-        last = state.last_digest_time(destination)
         moment = clock()
-        if last is not None and moment - last < HEARTBEAT:
+        if not _owes_heartbeat(state, destination, moment):
             continue
         try:
-            if key is None:
-                key = load_private_key(secret.get_secret_value().encode(), "integrity.signing_key")
+            key = key or _signing_key(config)
+            assert key is not None  # signing is enabled
             config.configure_destination(plugins, destination)
             if not plugins.can_digest(destination):
                 continue
             with _chain_of(state, destination, IDLE_RUN, wait=0) as held:
-                if not held:
-                    continue  # a run writes there now: its digest will do
-                last = state.last_digest_time(destination)
-                if last is not None and moment - last < HEARTBEAT:
+                # Asked again under the lease: a run may have written one meanwhile.
+                if not held or not _owes_heartbeat(state, destination, moment):
                     continue
                 _write_one(plugins, state, key, destination, IDLE_RUN, [], moment, log)
         except BticError as exc:
@@ -132,6 +127,22 @@ def write_heartbeats(
             continue
         written.append(destination)
     return written
+
+
+def _owes_heartbeat(state: StateStore, destination: str, moment: datetime) -> bool:
+    last = state.last_digest_time(destination)
+    return last is None or moment - last >= HEARTBEAT
+
+
+def _signing_key(config: Config) -> Ed25519PrivateKey | None:
+    """``[integrity] signing_key``, loaded; None when it is not set.
+
+    :raises BticError: it is not a usable key.
+    """
+    secret = config.integrity.signing_key
+    if secret is None:
+        return None
+    return load_private_key(secret.get_secret_value().encode(), "integrity.signing_key")
 
 
 @contextmanager
@@ -198,10 +209,8 @@ def public_key_of(config: Config) -> Ed25519PublicKey | None:
         except OSError as exc:
             raise BticError(f"integrity.public_key: {path}: {exc.strerror}") from None
         return load_public_key(pem, f"integrity.public_key ({path})")
-    if integrity.signing_key is None:
-        return None
-    pem = integrity.signing_key.get_secret_value().encode()
-    return load_private_key(pem, "integrity.signing_key").public_key()
+    key = _signing_key(config)
+    return None if key is None else key.public_key()
 
 
 @dataclass

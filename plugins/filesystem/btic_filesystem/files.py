@@ -139,24 +139,24 @@ def same_content(final: Path, sha256: str, size: int, item: str | None) -> Path 
     Redelivery (after a crash between writing and recording) must not add a
     numbered copy of the same item.
     """
-    for candidate in _name_and_siblings(final):
-        owner = item_of(candidate)
-        if owner is not None and owner != item:
-            continue
-        if candidate.stat().st_size == size and sha256_file(candidate) == sha256:
-            return candidate
-    return None
+    return _held_copy(final, item, lambda c: c.stat().st_size == size and sha256_file(c) == sha256)
 
 
 def same_plain_content(final: Path, plain_sha256: str, item: str | None) -> Path | None:
     """The existing sealed file (``final`` or a numbered sibling) of this very
     content: tagged with its plaintext's sha256, and not another item's. Two sealed
     copies of one item share no byte, so only the tag tells them apart."""
+    return _held_copy(final, item, lambda c: _attribute(c, PLAIN_ATTRIBUTE) == plain_sha256)
+
+
+def _held_copy(final: Path, item: str | None, same: Callable[[Path], bool]) -> Path | None:
+    """The first of ``final`` and its numbered siblings, not tagged as another item's,
+    that ``same`` says holds this content."""
     for candidate in _name_and_siblings(final):
         owner = item_of(candidate)
         if owner is not None and owner != item:
             continue
-        if _attribute(candidate, PLAIN_ATTRIBUTE) == plain_sha256:
+        if same(candidate):
             return candidate
     return None
 

@@ -228,21 +228,29 @@ class S3Destination:
 
     @btic.hookimpl
     def on_hold(self, item: btic.StoredItem, held: bool) -> bool:
-        start = f"s3://{self.options.bucket}/"
-        if not item.location.startswith(start):
-            raise btic.DestinationError(f"{item.location}: not in bucket {self.options.bucket}")
+        key = self._object_key(item.location)
         client, _ = self._service()
         if not self._bucket_locks(client):
             return False  # a legal hold needs object lock, which a bucket has from birth
         try:
             client.put_object_legal_hold(
                 Bucket=self.options.bucket,
-                Key=item.location.removeprefix(start),
+                Key=key,
                 LegalHold={"Status": "ON" if held else "OFF"},
             )
         except Exception as exc:  # noqa: BLE001 - described for the user
             raise described(exc, item.location) from None
         return True
+
+    def _object_key(self, location: str) -> str:
+        """The key of the object at ``location`` (``s3://BUCKET/KEY``) in this bucket.
+
+        :raises btic.DestinationError: it names another bucket.
+        """
+        start = f"s3://{self.options.bucket}/"
+        if not location.startswith(start):
+            raise btic.DestinationError(f"{location}: not in bucket {self.options.bucket}")
+        return location.removeprefix(start)
 
     def _bucket_locks(self, client: Any) -> bool:
         """Whether the bucket has object lock (asked once: it is set when a bucket is
@@ -273,14 +281,10 @@ class S3Destination:
 
     @btic.hookimpl
     def on_open(self, item: btic.StoredItem) -> Any:
-        start = f"s3://{self.options.bucket}/"
-        if not item.location.startswith(start):
-            raise btic.DestinationError(f"{item.location}: not in bucket {self.options.bucket}")
+        key = self._object_key(item.location)
         client, _ = self._service()
         try:
-            answer = client.get_object(
-                Bucket=self.options.bucket, Key=item.location.removeprefix(start)
-            )
+            answer = client.get_object(Bucket=self.options.bucket, Key=key)
         except Exception as exc:  # noqa: BLE001 - described for the user
             raise described(exc, item.location) from None
         return answer["Body"]  # a stream, read in chunks
