@@ -386,7 +386,13 @@ class Started:
         self.runs.append((outcome.name, outcome.started_at))
 
 
-def _live(path: Path, plugins: PluginManager, clock: Clock, until: datetime, started: Started):
+def _live(
+    path: Path,
+    plugins: PluginManager,
+    clock: Clock,
+    until: datetime,
+    started: Started | None = None,
+):
     """One life of a daemon on the simulated clock, until ``until``."""
 
     def wait(seconds: float) -> None:
@@ -400,7 +406,7 @@ def _live(path: Path, plugins: PluginManager, clock: Clock, until: datetime, sta
         plugins,
         config_path=path,
         log_for=lambda config: logs.configure("warning"),
-        extra_observers=(started,),
+        extra_observers=(started,) if started is not None else (),
         clock=clock,
         wait=wait,
     )
@@ -527,23 +533,7 @@ def test_an_idle_daemon_writes_an_hourly_digest_into_each_destination(tmp_path):
             more.write(f'[integrity]\nsigning_key = "file:{keys / "btic-signing.key"}"\n')
         plugins = PluginManager.from_environment().discover()
         start = datetime.now(timezone.utc)
-        clock = Clock(start)
-
-        def wait(seconds: float) -> None:
-            daemon.join_runs()
-            clock.now += timedelta(seconds=seconds)
-            if clock.now >= start + timedelta(minutes=150):
-                daemon.request_stop()
-
-        daemon = Daemon(
-            lambda: load_config(path, plugins),
-            plugins,
-            config_path=path,
-            log_for=logs.for_config,
-            clock=clock,
-            wait=wait,
-        )
-        stopped = daemon.run()
+        stopped = _live(path, plugins, Clock(start), start + timedelta(minutes=150))
     assert stopped.failed == ()
     with sqlite3.connect(tmp_path / "btic-state.db") as db:
         written = db.execute("select run_id, created_at from btic_digests order by name").fetchall()
