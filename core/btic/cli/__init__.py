@@ -26,6 +26,7 @@ from btic.cli import (
     notify,
     retention,
     schedules,
+    serve,
     service,
     setup,
     simulated,
@@ -57,6 +58,7 @@ for command in (
     retention.hold_group,
     integrity.integrity_group,
     notify.notify_group,
+    serve.serve_group,
 ):
     main.add_command(command)
 

@@ -39,6 +39,7 @@ from btic.config.sections import (
     LoggingConfig,
     NotificationsConfig,
     ScheduleConfig,
+    ServeConfig,
     SiteConfig,
     StateConfig,
     format_duration,
@@ -93,6 +94,7 @@ class Config:
     notifications: NotificationsConfig
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     integrity: IntegrityConfig = field(default_factory=IntegrityConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -327,6 +329,7 @@ def build_config(
         notifications=parsed.notifications,
         executor=parsed.executor,
         integrity=parsed.integrity,
+        serve=parsed.serve,
     )
     declared = {
         section: set(data[section]) if isinstance(data.get(section), Mapping) else set()

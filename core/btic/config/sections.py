@@ -291,6 +291,33 @@ class IntegrityConfig(_Section):
     )
 
 
+class ServeConfig(_Section):
+    """``[serve]``: ``btic serve``, the read-only viewer over the archive."""
+
+    host: str = Field(default="127.0.0.1", description="the address to listen on")
+    port: int = Field(default=8080, ge=1, le=65535)
+    users: dict[str, str] = Field(
+        default_factory=dict,
+        description="user name -> argon2id hash of the password (btic serve hash-password)",
+    )
+    session_secret: Secret | None = Field(
+        default=None,
+        description="signs the login cookie; default: a new one each start (logins end with it)",
+    )
+    lockout_failures: int = Field(default=5, ge=1, description="failed logins before a lockout")
+    lockout_minutes: int = Field(default=15, ge=1, description="how long a lockout lasts")
+
+    @field_validator("users")
+    @classmethod
+    def _hashes(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, hashed in value.items():
+            if not hashed.startswith("$argon2id$"):
+                raise ValueError(
+                    f"{name}: not an argon2id hash; make one with btic serve hash-password"
+                )
+        return value
+
+
 class ConfigFile(_Section):
     state: StateConfig = StateConfig()
     sites: dict[str, SiteConfig] = {}
@@ -302,3 +329,4 @@ class ConfigFile(_Section):
     executor: ExecutorConfig = ExecutorConfig()
     retention: RetentionConfig = RetentionConfig()
     integrity: IntegrityConfig = IntegrityConfig()
+    serve: ServeConfig = ServeConfig()
