@@ -10,13 +10,14 @@ state database is.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from btic.config import Config
 from btic.digests import check_digests, public_key_of
@@ -44,10 +45,40 @@ class DestinationReport:
     #: why the destination could not be verified (wholly or the unexpected part)
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+    #: the first findings (MOST_KEPT), as the integrity page lists them
+    kept: list[VerifyFinding] = field(default_factory=list)
+    #: what was checked: the items of one site, of sessions since a time
+    site: str | None = None
+    since: datetime | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The report as the state database keeps it and the viewer answers it."""
+        return {
+            "destination": self.destination,
+            "checked": self.checked,
+            "findings": dict(self.findings),
+            "notes": list(self.notes),
+            "error": self.error,
+            "site": self.site,
+            "since": None if self.since is None else self.since.isoformat(),
+            "examples": [
+                {
+                    "kind": f.kind,
+                    "location": f.location,
+                    "item_key": None if f.item_key is None else str(f.item_key),
+                    "detail": f.detail,
+                }
+                for f in self.kept
+            ],
+        }
 
     @property
     def failed(self) -> bool:
         return self.error is not None or any(self.findings.values())
+
+
+#: Findings a destination's report keeps (its counts are whole).
+MOST_KEPT = 200
 
 
 def verify(
@@ -61,48 +92,71 @@ def verify(
     on_finding: Callable[[str, VerifyFinding], None],
     on_item: Callable[[], None] = lambda: None,
 ) -> list[DestinationReport]:
-    """Verify each destination; ``on_finding(destination, finding)`` hears every finding."""
+    """Verify each destination; ``on_finding(destination, finding)`` hears every finding.
+    Each destination's report is kept in the state database as its last."""
     public_key = public_key_of(config)
     reports = []
     for name in destinations:
-        report = DestinationReport(name)
+        report = DestinationReport(name, site=site, since=since)
         reports.append(report)
-        destination = config.destinations[name]
-        started = now()
-        # Ledger keys of the items found wrong: the others are recorded as verified.
-        wrong: set[str] = set()
-        try:
-            config.configure_destination(plugins, name)
-            items = _counted(_stored_items(config, state, name, site, since), report, on_item)
-            reported: set[str] = set()
-            try:
-                for finding in plugins.on_verify(name, items=items):
-                    report.findings[finding.kind] += 1
-                    reported.add(finding.location)
-                    if finding.item_key is not None:
-                        wrong.add(finding.item_key.ledger_key)
-                    on_finding(name, finding)
-            except LookupError:
-                report.error = (
-                    f"plugin {destination.plugin} cannot verify (it has no on_verify); nothing "
-                    "was checked"
-                )
-                continue
-            for finding in _unexpected(plugins, state, name, report):
-                report.findings["unexpected"] += 1
-                on_finding(name, finding)
-            if public_key is not None and site is None and since is None:
-                for finding in _against_digests(config, plugins, state, name, public_key, report):
-                    if finding.item_key is not None:
-                        wrong.add(finding.item_key.ledger_key)
-                    if finding.location not in reported:
-                        report.findings["tampered"] += 1
-                        on_finding(name, finding)
-        except (DestinationError, ConfigError) as exc:
-            report.error = str(exc)
-            continue
-        state.record_verified(name, started=started, site=site, since=since, except_keys=wrong)
+
+        def heard(
+            destination: str, finding: VerifyFinding, kept: list[VerifyFinding] = report.kept
+        ) -> None:
+            if len(kept) < MOST_KEPT:
+                kept.append(finding)
+            on_finding(destination, finding)
+
+        _verify_one(config, plugins, state, report, public_key, heard, on_item)
+        state.record_verify_report(name, now(), json.dumps(report.as_json()))
     return reports
+
+
+def _verify_one(
+    config: Config,
+    plugins: PluginManager,
+    state: StateStore,
+    report: DestinationReport,
+    public_key: Ed25519PublicKey | None,
+    on_finding: Callable[[str, VerifyFinding], None],
+    on_item: Callable[[], None],
+) -> None:
+    name, site, since = report.destination, report.site, report.since
+    destination = config.destinations[name]
+    started = now()
+    # Ledger keys of the items found wrong: the others are recorded as verified.
+    wrong: set[str] = set()
+    try:
+        config.configure_destination(plugins, name)
+        items = _counted(_stored_items(config, state, name, site, since), report, on_item)
+        reported: set[str] = set()
+        try:
+            for finding in plugins.on_verify(name, items=items):
+                report.findings[finding.kind] += 1
+                reported.add(finding.location)
+                if finding.item_key is not None:
+                    wrong.add(finding.item_key.ledger_key)
+                on_finding(name, finding)
+        except LookupError:
+            report.error = (
+                f"plugin {destination.plugin} cannot verify (it has no on_verify); nothing "
+                "was checked"
+            )
+            return
+        for finding in _unexpected(plugins, state, name, report):
+            report.findings["unexpected"] += 1
+            on_finding(name, finding)
+        if public_key is not None and site is None and since is None:
+            for finding in _against_digests(config, plugins, state, name, public_key, report):
+                if finding.item_key is not None:
+                    wrong.add(finding.item_key.ledger_key)
+                if finding.location not in reported:
+                    report.findings["tampered"] += 1
+                    on_finding(name, finding)
+    except (DestinationError, ConfigError) as exc:
+        report.error = str(exc)
+        return
+    state.record_verified(name, started=started, site=site, since=since, except_keys=wrong)
 
 
 def _stored_items(

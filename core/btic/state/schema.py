@@ -260,6 +260,17 @@ destination_values = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+#: The last ``btic verify`` of each destination, as it ended: what the viewer's
+#: integrity page shows. Added without a schema version change, like the above.
+verifications = Table(
+    "btic_verifications",
+    metadata,
+    Column("destination", String(64), primary_key=True),
+    Column("finished_at", DateTime(timezone=True), nullable=False),
+    #: the report as JSON (btic.verify.DestinationReport.as_json)
+    Column("report", Text, nullable=False),
+)
+
 #: A task's statuses: waiting in the broker, being run, put back because its site
 #: had its fill of tasks, and how it ended (``ok``, ``failed``, ``interrupted``,
 #: ``error`` as runs end).
