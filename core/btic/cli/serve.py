@@ -40,23 +40,26 @@ def serve_group(
         raise UsageError("--certificate and --key go together")
     runtime: Runtime = context.obj
     config = runtime.load_config(config_path, secrets=False)
-    if not config.serve.users:
+    if not config.serve.users and not config.serve.trusted_proxies:
         raise UsageError(
-            "[serve] users is empty: nobody could log in; add a user with a hash from "
-            "btic serve hash-password"
+            "[serve] users is empty and no trusted_proxies are set: nobody could log in; add "
+            "a user with a hash from btic serve hash-password"
         )
     import uvicorn
 
     from btic.serve.app import make_app
 
     uvicorn.run(
-        make_app(config, https=True),
+        make_app(config, runtime.plugins, https=True),
         host=host or config.serve.host,
         port=port or config.serve.port,
         ssl_certfile=str(certificate) if certificate else None,
         ssl_keyfile=str(key) if key else None,
         log_level="warning",
         server_header=False,
+        # The client is the TCP peer: a trusted proxy is recognised by its own
+        # address, never by a forwarded header another client could send.
+        proxy_headers=False,
     )
 
 

@@ -8,7 +8,14 @@ from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    field_validator,
+)
 
 from btic.schedule import Period, zone_named
 from btic.secrets import DatabaseUrl, Secret
@@ -306,6 +313,16 @@ class ServeConfig(_Section):
     )
     lockout_failures: int = Field(default=5, ge=1, description="failed logins before a lockout")
     lockout_minutes: int = Field(default=15, ge=1, description="how long a lockout lasts")
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="addresses of reverse proxies that authenticate (OIDC at the proxy); "
+        "their user_header names the user, from any other address it is ignored",
+    )
+    user_header: str = Field(
+        default="X-Forwarded-User",
+        pattern=r"^[A-Za-z0-9-]+$",
+        description="the header a trusted proxy names its authenticated user in",
+    )
 
     @field_validator("users")
     @classmethod

@@ -3,10 +3,17 @@ after repeated failures, and the check every request passes."""
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def hash_password(password: str) -> str:
@@ -74,3 +81,30 @@ class Logins:
                 entry.locked_until = self._clock() + self._lock_seconds
                 entry.count = 0
         return False
+
+
+class Viewers:
+    """Who is asking: the user a trusted proxy names in its header (only when the
+    request comes from one of ``proxies``), or the local user of the login cookie."""
+
+    def __init__(self, users: Mapping[str, str], proxies: Sequence[Network], header: str):
+        self._users = frozenset(users)
+        self._proxies = tuple(proxies)
+        self._header = header
+
+    def user_of(self, request: Request) -> str | None:
+        if self._proxies and self._from_proxy(request):
+            named = request.headers.get(self._header, "").strip()
+            if named:
+                return named
+        name = request.session.get("user")
+        return name if isinstance(name, str) and name in self._users else None
+
+    def _from_proxy(self, request: Request) -> bool:
+        if request.client is None:
+            return False
+        try:
+            address = ipaddress.ip_address(request.client.host)
+        except ValueError:
+            return False
+        return any(address in network for network in self._proxies)

@@ -48,6 +48,8 @@ class SessionQuery:
 
     :ivar since: sessions that ended at or after this time.
     :ivar until: sessions that started before this time.
+    :ivar offset: skip this many matches (a page further on).
+    :ivar oldest_first: by end time ascending; the latest first otherwise.
     """
 
     site: str | None = None
@@ -57,6 +59,8 @@ class SessionQuery:
     until: datetime | None = None
     terms: tuple[TermFilter, ...] = ()
     limit: int = 1000
+    offset: int = 0
+    oldest_first: bool = False
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,7 @@ class SessionIndex:
                 _replace(connection, waiting)
 
     def find_sessions(self, query: SessionQuery) -> list[IndexedSession]:
-        """The sessions matching ``query``, the latest first, at most ``query.limit``."""
+        """The sessions matching ``query`` in its order, at most ``query.limit``."""
         self.flush_index()
         with self.engine.connect() as connection:
             return [_indexed(row) for row in connection.execute(_select(query))]
@@ -172,7 +176,9 @@ def _select(query: SessionQuery) -> Select[Any]:
         statement = statement.where(s.c.end_time >= query.since)
     if query.until is not None:
         statement = statement.where(s.c.start_time < query.until)
-    return statement.distinct().order_by(s.c.end_time.desc(), s.c.lsid).limit(query.limit)
+    by_end = s.c.end_time.asc() if query.oldest_first else s.c.end_time.desc()
+    order = (by_end, s.c.lsid)
+    return statement.distinct().order_by(*order).limit(query.limit).offset(query.offset)
 
 
 def _indexed(row: Any) -> IndexedSession:
