@@ -124,7 +124,10 @@ def test_repeated_failures_lock_a_name_even_against_the_right_password(viewer):
 
 def test_the_login_cookie_is_secure_when_served_over_tls(tmp_path):
     config = load_config(_archive(tmp_path), PluginManager().discover())
-    with _serving(make_app(config, PluginManager().discover(), https=True)) as url, httpx.Client(base_url=url) as client:
+    with (
+        _serving(make_app(config, PluginManager().discover(), https=True)) as url,
+        httpx.Client(base_url=url) as client,
+    ):
         done = client.post("/login", data={"name": "auditor", "password": "right horse"},
                            follow_redirects=False)  # fmt: skip
     assert "secure" in done.headers["set-cookie"].lower()

@@ -260,8 +260,12 @@ def on_hold(item: StoredItem, held: bool) -> bool | None:
 
 @hookspec(firstresult=True)
 def on_open(item: StoredItem) -> IO[bytes] | None:
-    """Open one stored item for reading, for ``btic export``: its bytes as stored
-    (the file, the object), streamed; the caller closes it.
+    """Open one stored item for reading, for ``btic export`` and ``btic serve``: its
+    bytes as stored (the file, the object), streamed; the caller closes it.
+
+    Return a seekable file where seeking is cheap (a file; an object read with
+    ranged GETs): the viewer answers a range request (a recording played from its
+    middle) by seeking; from a stream that cannot seek it reads and discards.
 
     Optional: the items of a destination without it are listed in an export's
     manifest with their location, not copied.

@@ -14,6 +14,7 @@ import btic
 from btic import DataType, naming
 from btic_s3 import retention
 from btic_s3.options import S3Options
+from btic_s3.reading import ObjectReader
 from btic_s3.service import described, error_code, is_missing, make_client
 from btic_s3.uploads import MARKERS, Body, Uploader, b64
 
@@ -280,14 +281,16 @@ class S3Destination:
                     yield self._location(entry["Key"])
 
     @btic.hookimpl
-    def on_open(self, item: btic.StoredItem) -> Any:
+    def on_open(self, item: btic.StoredItem) -> io.BufferedReader:
         key = self._object_key(item.location)
         client, _ = self._service()
         try:
             answer = client.get_object(Bucket=self.options.bucket, Key=key)
         except Exception as exc:  # noqa: BLE001 - described for the user
             raise described(exc, item.location) from None
-        return answer["Body"]  # a stream, read in chunks
+        # Seekable: a range of a large recording is one ranged GET, not a read from 0.
+        reader = ObjectReader(client, self.options.bucket, key, answer, item.location)
+        return io.BufferedReader(reader, buffer_size=MIB)
 
     @btic.hookimpl
     def on_digest(self, digest: btic.Digest) -> str:
