@@ -368,17 +368,22 @@ def _entry(found: FoundSession, params: Any, query: Any) -> LedgerEntry | None:
     return None
 
 
+#: What browsers play in a ``<video>`` or ``<audio>``; other recordings (a vendor's
+#: player format, Flash video) are downloads.
+PLAYABLE = frozenset({"video/mp4", "video/webm", "video/ogg", "audio/mpeg", "audio/ogg"})
+
+
 def _media_type(entry: LedgerEntry, name: str) -> str:
-    """What a browser is told the bytes are: a report in clear as plain text (its raw
-    XML shown, never rendered: an XML document can carry XHTML script), audio and
-    video by their name; anything else (a sealed item, a vendor's player format)
-    is downloaded."""
+    """What a browser is told the bytes are: a report in clear or a text recording as
+    plain text (raw XML shown, never rendered: an XML document can carry XHTML
+    script), what browsers play by its name; anything else (a sealed item, a
+    vendor's format) is a download."""
     if entry.encrypted:
         return "application/octet-stream"
     guessed, _ = mimetypes.guess_type(name)
-    if guessed in ("application/xml", "text/xml") or name.endswith(".xml"):
+    if guessed in ("application/xml", "text/xml", "text/plain") or name.endswith(".xml"):
         return "text/plain; charset=utf-8"
-    if guessed and guessed.split("/")[0] in ("video", "audio"):
+    if guessed in PLAYABLE:
         return guessed
     return "application/octet-stream"
 
