@@ -47,7 +47,11 @@ def serve_group(
         )
     import uvicorn
 
+    from btic import logs
     from btic.serve.app import make_app
+
+    # The audit of the audit (who saw what) goes where btic's log goes: [logging].
+    logs.for_config(config)
 
     uvicorn.run(
         make_app(config, runtime.plugins, https=True),

@@ -30,6 +30,8 @@ def inert(value: object) -> object:
     override, an escape sequence) as U+FFFD: shown, never acted on. Jinja2's
     autoescape then makes markup text."""
     if isinstance(value, str):
+        if value.isprintable():  # no control or format character: most values, at C speed
+            return value
         return "".join(
             "\ufffd" if unicodedata.category(char) in ("Cc", "Cf") and char not in "\n\t" else char
             for char in value
