@@ -31,6 +31,8 @@ from s3_server import moto_server
 
 SCRIPT = '<script>document.title="pwned"</script>'
 HOSTILE = SCRIPT + "\u202eevil"
+#: The S3 destination's secret key: in no page and no answer.
+SECRET = "s3cr3t-in-no-page"
 #: Every route of the viewer, with parameters that name nothing.
 ROUTES = [
     "/",
@@ -261,7 +263,7 @@ def three_archives(tmp_path_factory):
         clock=FrozenClock(), state_dir=tmp_path,
     ) as sim:  # fmt: skip
         bucket = s3.bucket("viewer")
-        options = s3.options(bucket)
+        options = s3.options(bucket, secret_access_key=SECRET)
         site = sim.site_toml("sim").rstrip() + '\nfirst_run_since = "all"\n'
         destinations = {
             "archive": f'plugin = "filesystem"\ndirectory = "{tmp_path / "archive"}"\n',
@@ -294,6 +296,7 @@ def three_archives(tmp_path_factory):
 @pytest.mark.parametrize("destination", ["archive", "bucket", "sql"])
 def test_the_json_api_over_each_shipped_destination(three_archives, destination):
     with serving(three_archives[destination]) as url, logged_in(url) as client:
+        seen = []
         found = client.get("/api/sessions").json()
         assert found["ok"] and found["count"] == 6
         with_recording = [
@@ -303,6 +306,9 @@ def test_the_json_api_over_each_shipped_destination(three_archives, destination)
         assert with_recording
         one = client.get(with_recording[0]["api"]).json()
         assert one["ok"] and one["lsid"] == with_recording[0]["lsid"]
+        seen += [json.dumps(found), json.dumps(one), client.get(with_recording[0]["url"]).text,
+                 client.get("/integrity").text, client.get("/api/integrity").text]  # fmt: skip
+        assert not [text for text in seen if SECRET in text]  # no secret of the configuration
         mine = [i for i in one["items"] if i["destination"] == destination]
         others = [i for i in one["items"] if i["destination"] != destination]
         assert mine and all(i["url"] is None for i in others)  # not in this configuration
@@ -364,3 +370,36 @@ def test_the_integrity_page_shows_the_last_verify_and_its_findings(tmp_path):
         assert example["kind"] == "changed" and example["location"] == str(changed)
         page = client.get("/integrity").text
         assert "1 changed" in page and str(changed) in page
+
+
+def test_a_sealed_report_is_listed_downloadable_and_never_decrypted(tmp_path):
+    x25519 = pytest.importorskip("pyrage").x25519
+    identity = x25519.Identity.generate()
+    config = guide_archive(tmp_path)
+    sealed = tmp_path / "sealed"
+    config.write_text(
+        config.read_text()
+        + f'[destinations.vault]\nplugin = "filesystem"\ndirectory = "{sealed}"\n'
+        f'encrypt = {{ recipients = ["{identity.to_public()}"] }}\n'
+    )
+    saved = tmp_path / "secret.xml"
+    saved.write_bytes(
+        report(session_xml("sealed-1", extra="<external_key>TOP-SECRET</external_key>"))
+    )
+    imported = run_btic("import-xml", str(saved), "--dest", "vault", "--host",
+                        "support.example.com", "--config", str(config))  # fmt: skip
+    assert imported.returncode == 0, imported.output
+    with serving(config) as url, logged_in(url) as client:
+        one = client.get("/api/sessions/support.example.com/sealed-1").json()
+        assert one["report"]["session"] is None and "encrypted" in one["report"]["unavailable"]
+        (item,) = one["items"]
+        assert item["encrypted"] and item["location"].endswith(".xml.age")
+        page = client.get("/sessions/support.example.com/sealed-1").text
+        assert "encrypted" in page and "Raw XML" not in page
+        download = client.get(item["url"])
+        # the stored age file as it is: the server holds no identity
+        assert download.headers["content-type"] == "application/octet-stream"
+        assert download.headers["content-disposition"].startswith("attachment")
+        assert download.content == Path(item["location"]).read_bytes()
+        assert download.content.startswith(b"age-encryption.org/v1")
+        assert b"TOP-SECRET" not in download.content

@@ -100,16 +100,7 @@ def verify_command(
             {
                 "ok": not failed,
                 "findings": found,
-                "destinations": [
-                    {
-                        "destination": result.destination,
-                        "checked": result.checked,
-                        "findings": dict(result.findings),
-                        "notes": list(result.notes),
-                        "error": result.error,
-                    }
-                    for result in reports
-                ],
+                "destinations": [result.as_json() for result in reports],
             }
         )
     for result in reports:
