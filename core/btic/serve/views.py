@@ -9,8 +9,10 @@ what the ledger says a destination holds is ever opened, through its plugin.
 
 from __future__ import annotations
 
+import functools
 import json
 import mimetypes
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -101,6 +103,28 @@ def _moment(text: str, field: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
+#: A handler given the user's name, and the route handler it becomes.
+Handler = Callable[["Views", Request, str], Awaitable[Response]]
+Routed = Callable[["Views", Request], Awaitable[Response]]
+
+
+def _for_users(*, page: bool) -> Callable[[Handler], Routed]:
+    """The handler runs for a user (a page's anonymous caller is sent to the login,
+    an API's or a download's is answered 401) and is given the user's name."""
+
+    def wrapped(handler: Handler) -> Routed:
+        @functools.wraps(handler)
+        async def handled(self: Views, request: Request) -> Response:
+            user = self._viewers.user_of(request)
+            if user is None:
+                return _to_login() if page else _unauthorized()
+            return await handler(self, request, user)
+
+        return handled
+
+    return wrapped
+
+
 class Views:
     """The handlers, over one :class:`ArchiveReader` and one :class:`Viewers`."""
 
@@ -125,10 +149,8 @@ class Views:
 
     # -- search --
 
-    async def search_page(self, request: Request) -> Response:
-        user = self._viewers.user_of(request)
-        if user is None:
-            return _to_login()
+    @_for_users(page=True)
+    async def search_page(self, request: Request, user: str) -> Response:
         search = Search.of(request)
         found: list[FoundSession] = []
         problem = None
@@ -152,10 +174,8 @@ class Views:
             status_code=400 if problem else 200,
         )
 
-    async def search_api(self, request: Request) -> Response:
-        user = self._viewers.user_of(request)
-        if user is None:
-            return _unauthorized()
+    @_for_users(page=False)
+    async def search_api(self, request: Request, user: str) -> Response:
         search = Search.of(request)
         try:
             found = await run_in_threadpool(self._reader.search, search.query())
@@ -180,16 +200,13 @@ class Views:
 
     # -- one session --
 
-    async def session_page(self, request: Request) -> Response:
-        user = self._viewers.user_of(request)
-        if user is None:
-            return _to_login()
-        site, lsid = request.path_params["site"], request.path_params["lsid"]
-        found = await run_in_threadpool(self._reader.session, site, lsid)
-        if found is None:
+    @_for_users(page=True)
+    async def session_page(self, request: Request, user: str) -> Response:
+        read = await self._read(request)
+        if read is None:
             return _not_found(request, user)
-        report = await run_in_threadpool(self._reader.read_report, found)
-        audit.info("session page", user=user, site=site, lsid=lsid)
+        found, report = read
+        audit.info("session page", user=user, site=found.session.site, lsid=found.session.lsid)
         return page(
             request,
             "session.html",
@@ -204,38 +221,31 @@ class Views:
             },
         )
 
-    async def session_api(self, request: Request) -> Response:
-        user = self._viewers.user_of(request)
-        if user is None:
-            return _unauthorized()
+    @_for_users(page=False)
+    async def session_api(self, request: Request, user: str) -> Response:
+        read = await self._read(request)
+        if read is None:
+            return JSONResponse({"ok": False, "problem": "no such session"}, status_code=404)
+        found, report = read
+        audit.info("session api", user=user, site=found.session.site, lsid=found.session.lsid)
+        answer = found.as_json()
+        for item, entry in zip(answer["items"], found.items, strict=True):
+            item["url"] = self._item_view(found, entry)["url"]
+        return JSONResponse({"ok": True, **answer, "report": _report_json(report)})
+
+    async def _read(self, request: Request) -> tuple[FoundSession, ReadReport] | None:
+        """The session the URL names and its report as read; None when the archive
+        has no such session."""
         site, lsid = request.path_params["site"], request.path_params["lsid"]
         found = await run_in_threadpool(self._reader.session, site, lsid)
         if found is None:
-            return JSONResponse({"ok": False, "problem": "no such session"}, status_code=404)
-        report = await run_in_threadpool(self._reader.read_report, found)
-        audit.info("session api", user=user, site=site, lsid=lsid)
-        return JSONResponse(
-            {
-                "ok": True,
-                **found.as_json(),
-                "items": [
-                    {**item, "url": view["url"]}
-                    for item, view in zip(
-                        found.as_json()["items"],
-                        (self._item_view(found, entry) for entry in found.items),
-                        strict=True,
-                    )
-                ],
-                "report": _report_json(report),
-            }
-        )
+            return None
+        return found, await run_in_threadpool(self._reader.read_report, found)
 
     # -- an item's bytes --
 
-    async def item(self, request: Request) -> Response:
-        user = self._viewers.user_of(request)
-        if user is None:
-            return _unauthorized()
+    @_for_users(page=False)
+    async def item(self, request: Request, user: str) -> Response:
         params = request.path_params
         found = await run_in_threadpool(self._reader.session, params["site"], params["lsid"])
         entry = None if found is None else _entry(found, params, request.query_params)
@@ -287,10 +297,8 @@ class Views:
 
     # -- integrity --
 
-    async def integrity_page(self, request: Request) -> Response:
-        user = self._viewers.user_of(request)
-        if user is None:
-            return _to_login()
+    @_for_users(page=True)
+    async def integrity_page(self, request: Request, user: str) -> Response:
         overview = await run_in_threadpool(self._reader.integrity)
         audit.info("integrity page", user=user)
         return page(
@@ -299,10 +307,8 @@ class Views:
             {"user": user, "destinations": [_integrity_json(d) for d in overview]},
         )
 
-    async def integrity_api(self, request: Request) -> Response:
-        user = self._viewers.user_of(request)
-        if user is None:
-            return _unauthorized()
+    @_for_users(page=False)
+    async def integrity_api(self, request: Request, user: str) -> Response:
         overview = await run_in_threadpool(self._reader.integrity)
         audit.info("integrity api", user=user)
         return JSONResponse({"ok": True, "destinations": [_integrity_json(d) for d in overview]})
