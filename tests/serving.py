@@ -49,3 +49,21 @@ def logged_in(
         done = client.post("/login", data={"name": name, "password": password})
         assert done.status_code == 200 and "Log out" in done.text, done.text
         yield client
+
+
+@contextlib.contextmanager
+def audit_events() -> Iterator[list[dict[str, object]]]:
+    """The log events the viewer writes meanwhile, at every level: whatever an
+    earlier test configured (a level that drops ``info``) is put back after."""
+    import logging
+
+    import structlog
+    from structlog.testing import capture_logs
+
+    before = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    try:
+        with capture_logs() as events:
+            yield events
+    finally:
+        structlog.configure(**before)

@@ -15,8 +15,7 @@ import httpx
 import pytest
 from conftest import run_btic
 from hostile import report, session_xml
-from serving import logged_in, serving
-from structlog.testing import capture_logs
+from serving import audit_events, logged_in, serving
 from test_parse import RS_SESSION
 
 pytest.importorskip("starlette")
@@ -321,7 +320,7 @@ def test_the_json_api_over_each_shipped_destination(three_archives, destination)
         assert report["read_from"] == destination and report["intact"] is True
         assert report["session"]["lsid"] == one["lsid"] and report["session"]["events"]
         (recording,) = [i for i in mine if i["data_type"] == "recording"]
-        with capture_logs() as logged:
+        with audit_events() as logged:
             whole = client.get(recording["url"])
         # the audit of the audit: who took what
         assert {
