@@ -94,4 +94,5 @@ def test_the_listed_line_is_the_commands_own(name):
     ctx = click.Context(main)
     command = main.get_command(ctx, name)
     assert command is not None and command.name == name
+    assert command.callback is not None and command.callback.__module__ == lazy.module
     assert lazy.short_help == command.get_short_help_str(limit=80)

@@ -111,7 +111,7 @@ COMMANDS: dict[str, LazyCommand] = {
         "Each schedule's period, last run, result and next run; for each site,...",
     ),
     "sync": LazyCommand(
-        "btic.cli.simulated",
+        "btic.cli.schedules",
         "sync_command",
         "Run the schedules that are due, incrementally.",
     ),
