@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import socket
 import threading
 import time
@@ -596,11 +597,18 @@ def test_a_session_without_an_lsid_is_refused(lsid_attribute):
         ("", "an <event event_type='Chat Message'> has no time"),
     ],
 )
-def test_an_event_time_that_does_not_parse_fails_the_session(event_time, named):
-    """Never 1970-01-01: a made-up time would misplace the event in every archive."""
+def test_an_event_time_that_does_not_parse_fails_whoever_reads_the_events(event_time, named):
+    """Never 1970-01-01: a made-up time would misplace the event in every archive.
+    Events are built when first read: the session and its XML are whole (a file
+    keeps the appliance's bytes), and a destination that reads the events (SQL)
+    fails the item, naming the event."""
     body = PRESENTATION.replace('<event timestamp="1475308801"', f"<event {event_time}")
-    [(lsid, reason)] = _unreadable(document(body, None), report="presentation")
-    assert lsid == "p1" and named in reason
+    ((session, xml),) = parse.iter_sessions(
+        io.BytesIO(document(body, None)), product="rs", report="presentation", host="h"
+    )
+    assert session.lsid == "p1" and f"<event {event_time}".encode() in xml
+    with pytest.raises(ValueError, match=re.escape(named)):
+        list(session.events)
 
 
 @pytest.mark.parametrize("element", ["start_time", "end_time"])
@@ -639,3 +647,30 @@ def test_a_value_that_cannot_be_converted_is_reported_and_kept_in_the_xml():
     # matched by id, the identifier both still give
     assert [r.primary_rep for r in s.representatives] == [True, False]
     assert b'gsnumber="four"' in xml and b"<seconds_involved>10m</seconds_involved>" in xml
+
+
+def test_an_unreadable_event_fails_only_the_destination_that_reads_events(tmp_path):
+    """The file system keeps the appliance's bytes (its XML is whole); the SQL
+    destination, which writes each event as a row, fails the item and says why."""
+    import json
+    from pathlib import Path
+
+    from conftest import run_btic
+
+    body = RS_SESSION.replace('<event timestamp="1475308900"', '<event timestamp="soon"')
+    saved = tmp_path / "saved.xml"
+    saved.write_bytes(document(body, NAMESPACES[0]))
+    config = tmp_path / "btic.toml"
+    config.write_text(
+        f'[destinations.files]\nplugin = "filesystem"\ndirectory = "{tmp_path / "files"}"\n'
+        f'[destinations.sql]\nplugin = "sqlserver"\nurl = "sqlite:///{tmp_path / "r.db"}"\n'
+    )
+    config.chmod(0o600)
+    done = run_btic("import-xml", str(saved), "--dest", "files", "--dest", "sql", "--host",
+                    "support.example.com", "--config", str(config), "--json")  # fmt: skip
+    assert done.returncode == 1 and "no readable time: 'soon'" in done.output, done.output
+    found = json.loads(run_btic("find", "--config", str(config), "--json").stdout)
+    items = {i["destination"]: i for s in found["sessions"] for i in s["items"]}
+    assert items["files"]["status"] == "delivered"
+    assert b'timestamp="soon"' in Path(items["files"]["location"]).read_bytes()
+    assert items["sql"]["status"] == "failed"

@@ -30,6 +30,7 @@ import pluggy
 from pydantic import BaseModel
 
 from btic import hookspecs
+from btic.entry_points import DISABLE_ENV, ENTRY_POINT_GROUP, STRICT_ENV
 from btic.errors import ConfigError, ConfigProblem, PluginLoadError
 from btic.types import AppContext, DataType, DeliveryLimits, data_types_for_hooks
 
@@ -46,10 +47,6 @@ if TYPE_CHECKING:
         TransferContext,
         VerifyFinding,
     )
-
-ENTRY_POINT_GROUP = "btic"
-DISABLE_ENV = "BTIC_DISABLE_PLUGINS"
-STRICT_ENV = "BTIC_STRICT_PLUGINS"
 
 
 class PluginWarning(UserWarning):

@@ -91,6 +91,14 @@ class Choice:
     waiting: list[tuple[str, datetime]]
 
 
+def waiting_lines(choice: Choice, periods: Mapping[str, Period]) -> list[str]:
+    """A line for each schedule that waits: when its next slot comes, in its zone."""
+    return [
+        f"schedule {name}: not due; next at {when.astimezone(periods[name].zone):%Y-%m-%d %H:%M %Z}"
+        for name, when in choice.waiting
+    ]
+
+
 def choose(
     periods: Mapping[str, Period],
     last_slots: Mapping[str, datetime | None],

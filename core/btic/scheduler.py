@@ -328,11 +328,8 @@ class Scheduler:
             schedule has finished.
         """
         choice = self.choose(names, anyway=anyway)
-        zones = {name: self.config.schedules[name].period().zone for name, _ in choice.waiting}
-        notes = [
-            f"schedule {name}: not due; next at {when.astimezone(zones[name]):%Y-%m-%d %H:%M %Z}"
-            for name, when in choice.waiting
-        ]
+        periods = {name: self.config.schedules[name].period() for name, _ in choice.waiting}
+        notes = schedule.waiting_lines(choice, periods)
         claimed = []
         for name, slot in choice.due:
             refusal = self.claim(name, slot, anyway=anyway)

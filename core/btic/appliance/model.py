@@ -11,10 +11,19 @@ Elements the appliance leaves out are ``None`` (or empty lists), never guessed.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal, overload
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    SerializerFunctionWrapHandler,
+    ValidatorFunctionWrapHandler,
+    WrapSerializer,
+    WrapValidator,
+)
 
 Product = Literal["rs", "pa"]
 #: How a message names each product.
@@ -87,6 +96,72 @@ class Event(_Model):
     files: tuple[TransferredFile, ...] = ()
     data: tuple[EventValue, ...] = ()
     system_information: tuple[SystemInfoCategory, ...] = ()
+
+
+class LazyEvents(Sequence[Event]):
+    """A session's events, built on first use by ``build`` (from the session's own
+    XML): a destination that stores the XML as it is never pays for them.
+
+    Reads like the tuple it becomes; equal to any sequence of the same events.
+    Building raises ``ValueError`` (naming the event) when an event cannot be read.
+    """
+
+    __slots__ = ("_build", "_events", "_lock")
+
+    def __init__(self, build: Callable[[], tuple[Event, ...]]):
+        self._build: Callable[[], tuple[Event, ...]] | None = build
+        self._events: tuple[Event, ...] | None = None
+        self._lock = threading.Lock()
+
+    def built(self) -> tuple[Event, ...]:
+        """The events, built now if they were not."""
+        if self._events is None:
+            with self._lock:
+                if self._events is None:
+                    assert self._build is not None
+                    self._events = self._build()
+                    self._build = None  # and what it held (the XML) with it
+        return self._events
+
+    @overload
+    def __getitem__(self, index: int) -> Event: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Event, ...]: ...
+    def __getitem__(self, index: int | slice) -> Event | tuple[Event, ...]:
+        return self.built()[index]
+
+    def __len__(self) -> int:
+        return len(self.built())
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self.built())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return self.built() == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.built())
+
+    def __repr__(self) -> str:
+        return repr(self.built()) if self._events is not None else "LazyEvents(not built)"
+
+
+def _events_as_given(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    return value if isinstance(value, LazyEvents) else handler(value)
+
+
+def _events_as_tuple(value: Any, handler: SerializerFunctionWrapHandler) -> Any:
+    return handler(tuple(value))
+
+
+#: ``Session.events``: a tuple of :class:`Event`, or :class:`LazyEvents` as they are.
+Events = Annotated[
+    tuple[Event, ...],
+    WrapValidator(_events_as_given),
+    WrapSerializer(_events_as_tuple),
+]
 
 
 class CustomerInfo(_Model):
@@ -258,7 +333,8 @@ class Session(_Model):
     teams: tuple[Team, ...] = ()
     customer_surveys: tuple[ExitSurvey, ...] = ()
     rep_surveys: tuple[ExitSurvey, ...] = ()
-    events: tuple[Event, ...] = ()
+    #: built on first use when the session came from a report (see LazyEvents)
+    events: Events = ()
     unconverted: tuple[str, ...] = ()
 
     @property

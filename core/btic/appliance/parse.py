@@ -210,7 +210,7 @@ def iter_sessions(
             continue  # a nested element that happens to be called "session"
         xml = etree.tostring(element, encoding="UTF-8", xml_declaration=True, with_tail=False)
         try:
-            session = parse_session(element, product=product, report=report, host=host)
+            session = parse_session(element, product=product, report=report, host=host, xml=xml)
         except (ValueError, OverflowError, OSError) as exc:  # pydantic's errors are ValueErrors
             lsid = element.get("lsid", "").strip()
             reason = f"session {lsid or '(no lsid)'} cannot be read: {_first_line(exc)}"

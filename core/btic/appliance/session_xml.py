@@ -16,13 +16,22 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from datetime import datetime, timezone
 from typing import Any
 
 from lxml import etree
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from btic.appliance.model import CustomerInfo, Entity, Product, ReportKind, Session
+from btic.appliance.model import (
+    CustomerInfo,
+    Entity,
+    Event,
+    LazyEvents,
+    Product,
+    ReportKind,
+    Session,
+)
 from btic.appliance.xmlnames import LOCAL_NAMES, local
 
 Values = dict[str, Any]
@@ -323,12 +332,20 @@ def _derive_ownership(reps: list[Values], primary: Values | None, report: Report
 
 
 def parse_session(
-    element: etree._Element, *, product: Product, report: ReportKind, host: str
+    element: etree._Element,
+    *,
+    product: Product,
+    report: ReportKind,
+    host: str,
+    xml: bytes | None = None,
 ) -> Session:
     """Build a :class:`Session` from one ``<session>`` element.
 
+    :param xml: the session's standalone XML: its events are then built from it on
+        first use (:class:`~btic.appliance.model.LazyEvents`); without it, now.
     :raises ValueError: for a value that cannot be read (a time out of range,
-        a model of the wrong shape), naming the field.
+        a model of the wrong shape), naming the field; for an event, when they
+        are built.
     """
     lsid = (element.get("lsid") or "").strip()
     if not lsid:
@@ -393,8 +410,11 @@ def parse_session(
         elif name == "rep_survey_list":
             values["rep_surveys"] = _surveys(child, "representative", unconverted)
         elif name == "session_details":
-            entities: _Entities = {}
-            values["events"] = [_event(e, entities, unconverted) for e in child]
+            if xml is None:
+                entities: _Entities = {}
+                values["events"] = [_event(e, entities, unconverted) for e in child]
+            elif len(child):
+                values["events"] = LazyEvents(functools.partial(events_of, xml))
     if values.get("session_type") is None:
         values["session_type"] = "presentation" if report == "presentation" else "support"
     if "representatives" in values:
@@ -407,3 +427,31 @@ def parse_session(
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         raise ValueError(f"{where}: {first['msg']}") from None
+
+
+_EVENTS = TypeAdapter(tuple[Event, ...])
+
+
+def events_of(xml: bytes) -> tuple[Event, ...]:
+    """The events of one session's standalone XML (as :func:`parse_session` got it).
+
+    :raises ValueError: for an event that cannot be read, naming it.
+    """
+    # The XML came out of the hardened parse of the report; read again as hardened.
+    parser = etree.XMLParser(
+        resolve_entities=False, load_dtd=False, no_network=True, remove_comments=True,
+        remove_pis=True,
+    )  # fmt: skip
+    root = etree.fromstring(xml, parser)
+    entities: _Entities = {}
+    unconverted: Unconverted = []
+    for name, child in _named_children(root):
+        if name == "session_details":
+            values = [_event(e, entities, unconverted) for e in child]
+            try:
+                return _EVENTS.validate_python(values)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(part) for part in ("events", *first["loc"]))
+                raise ValueError(f"{where}: {first['msg']}") from None
+    return ()

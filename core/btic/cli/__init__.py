@@ -18,48 +18,6 @@ One module per area: :mod:`~btic.cli.setup` (plugins, check, init),
 
 from __future__ import annotations
 
-from btic.cli import (
-    backups,
-    decrypt,
-    find,
-    integrity,
-    notify,
-    retention,
-    schedules,
-    serve,
-    service,
-    setup,
-    simulated,
-    status,
-    transfers,
-    verify,
-)
 from btic.cli.base import main
-
-for command in (
-    setup.plugins_command,
-    setup.check_command,
-    setup.init_command,
-    transfers.transfer_command,
-    schedules.sync_command,
-    service.run_command,
-    service.worker_command,
-    status.status_command,
-    status.retry_command,
-    transfers.import_xml_command,
-    simulated.demo_command,
-    simulated.sim_command,
-    backups.backup_group,
-    decrypt.decrypt_command,
-    verify.verify_command,
-    find.find_command,
-    find.export_command,
-    retention.retention_command,
-    retention.hold_group,
-    integrity.integrity_group,
-    notify.notify_group,
-    serve.serve_group,
-):
-    main.add_command(command)
 
 __all__ = ["main"]

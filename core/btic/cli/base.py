@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-import btic
-from btic.config import Config, default_config_path, load_config
+from btic.cli.commands import COMMANDS
 from btic.errors import BticError
-from btic.plugins import PluginManager, PluginWarning
+
+if TYPE_CHECKING:
+    from btic.config import Config
+    from btic.plugins import PluginManager
 
 config_option = click.option(
     "--config",
@@ -26,21 +29,35 @@ config_option = click.option(
 
 class Commands(click.Group):
     """Reports a :class:`BticError` from any command as ``error:`` lines and its exit
-    code, and offers the commands installed plugins add through their
-    ``register_commands`` hook (plugins are loaded only when such a command is named
-    or the commands are listed, never at import)."""
+    code, and offers btic's own commands (:mod:`btic.cli.commands`, each module
+    imported when its command is named) and those installed plugins add through
+    their ``register_commands`` hook (plugins are loaded only when such a command
+    is named; listing them reads :mod:`btic.cli.listing`'s record)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        own = super().list_commands(ctx)
-        return sorted({*own, *ctx.ensure_object(Runtime).plugin_commands(own)})
+        from btic.cli.listing import plugin_command_lines
+
+        return sorted({*COMMANDS, *plugin_command_lines(ctx.ensure_object(Runtime), COMMANDS)})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        command = super().get_command(ctx, cmd_name)
-        if command is not None:
-            return command
-        own = super().list_commands(ctx)
-        found = ctx.ensure_object(Runtime).plugin_commands(own).get(cmd_name)
+        lazy = COMMANDS.get(cmd_name)
+        if lazy is not None:
+            command = getattr(importlib.import_module(lazy.module), lazy.attribute)
+            return command if isinstance(command, click.Command) else None
+        found = ctx.ensure_object(Runtime).plugin_commands(COMMANDS).get(cmd_name)
         return found if isinstance(found, click.Command) else None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The list of ``btic --help`` from the table and the plugins' record: no
+        command module or plugin is imported to show it."""
+        from btic.cli.listing import plugin_command_lines
+
+        lines = {name: lazy.short_help for name, lazy in COMMANDS.items()}
+        lines.update(plugin_command_lines(ctx.ensure_object(Runtime), COMMANDS))
+        limit = formatter.width - 6 - max(len(name) for name in lines)
+        rows = [(name, _cut(lines[name], limit)) for name in sorted(lines)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -52,6 +69,18 @@ class Commands(click.Group):
         except click.ClickException as exc:
             _keep_json_promise(ctx, [exc.format_message()])
             raise
+
+
+def _cut(line: str, limit: int) -> str:
+    """``line`` in at most ``limit`` characters, cut between words with ``...``."""
+    if len(line) <= limit:
+        return line
+    words, kept = line.split(), ""
+    for word in words:
+        if len(kept) + len(word) + 4 > limit:
+            break
+        kept = f"{kept} {word}" if kept else word
+    return kept.rstrip(".,;:") + "..."
 
 
 def _keep_json_promise(ctx: click.Context, problems: list[str]) -> None:
@@ -96,6 +125,8 @@ class Runtime:
 
     def plugin_commands(self, own: Iterable[str]) -> dict[str, Any]:
         """The commands installed plugins add, by name (none may take one of ``own``)."""
+        from btic.plugins import PluginWarning
+
         if self._commands is None:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", PluginWarning)
@@ -108,6 +139,8 @@ class Runtime:
         """The command is done: every destination it made is closed (``on_close``)."""
         if self._plugins is None:
             return
+        from btic.plugins import PluginWarning
+
         with warnings.catch_warnings(record=True) as caught:
             # Said as plain lines, like the plugins' load warnings.
             warnings.simplefilter("always", PluginWarning)
@@ -117,6 +150,8 @@ class Runtime:
 
     @property
     def plugins(self) -> PluginManager:
+        from btic.plugins import PluginManager, PluginWarning
+
         if self._plugins is None:
             with warnings.catch_warnings():
                 # Reported below as plain lines, not as Python warnings.
@@ -135,6 +170,8 @@ class Runtime:
             destination's credentials) only when it uses it.
         :raises ConfigError: with every problem, and the file they are in.
         """
+        from btic.config import default_config_path, load_config
+
         config = load_config(path or default_config_path(), self.plugins)
         for message in config.warnings:
             warn(message)
@@ -148,7 +185,7 @@ def warn(message: str) -> None:
 
 
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(btic.__version__, prog_name="btic", message="%(prog)s %(version)s")
+@click.version_option(package_name="btic", prog_name="btic", message="%(prog)s %(version)s")
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """Archive BeyondTrust session reports, recordings and backups."""

@@ -9,7 +9,7 @@ import click
 from btic.cli.base import echo_json, promise_json
 
 
-@click.command("decrypt")
+@click.command("decrypt", short_help="Decrypt .age files that a destination with `encrypt` stored.")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option(
     "-i",

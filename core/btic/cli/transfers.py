@@ -16,6 +16,7 @@ import click
 from btic.appliance.model import Product
 from btic.appliance.reports import DateWindow, RelativeWindow
 from btic.cli.base import Runtime, config_option, echo_json, promise_json
+from btic.cli.options import output_options, verbosity_of
 from btic.config import Config, parse_duration
 from btic.transfer import Reporter, SilentReporter, Summary, TransferRequest
 from btic.types import DataType
@@ -174,26 +175,6 @@ class Output:
                 err=True,
             )
         return text
-
-
-def output_options(command: Callable[..., None]) -> Callable[..., None]:
-    """-q, -v and --json, for the commands that move data."""
-    command = click.option(
-        "--json", "as_json", is_flag=True, help="Print the summary as one JSON object."
-    )(command)
-    command = click.option(
-        "-v",
-        "--verbose",
-        count=True,
-        help="One log line per item, and the summary even when all went well.",
-    )(command)
-    return click.option(
-        "-q", "--quiet", is_flag=True, help="Only errors and the summary; no progress bars."
-    )(command)
-
-
-def verbosity_of(quiet: bool, verbose: int) -> int:
-    return -1 if quiet else verbose
 
 
 @contextmanager

@@ -1,0 +1,47 @@
+"""Where plugins are found, without loading any: the entry-point group, the
+environment switches, and a fingerprint of what is installed."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+ENTRY_POINT_GROUP = "btic"
+DISABLE_ENV = "BTIC_DISABLE_PLUGINS"
+STRICT_ENV = "BTIC_STRICT_PLUGINS"
+
+
+def fingerprint(environ: Mapping[str, str] | None = None) -> str:
+    """What a listing of the plugins' commands depends on: each plugin's entry point,
+    distribution and version, the time its package's files last changed (an
+    editable install changes without a new version), and the switches.
+    Cheap: metadata and a few ``stat`` calls, no plugin imported."""
+    environ = os.environ if environ is None else environ
+    parts = [environ.get(DISABLE_ENV, ""), environ.get(STRICT_ENV, "")]
+    for ep in sorted(
+        importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name, e.value)
+    ):
+        dist = getattr(ep, "dist", None)
+        parts += [ep.name, ep.value, dist.name if dist else "", dist.version if dist else ""]
+        parts.append(str(_changed(ep.value.split(":")[0].split(".")[0])))
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def _changed(package: str) -> int:
+    """The latest modification time of a top-level package's modules (0 if not found)."""
+    try:
+        spec = importlib.util.find_spec(package)  # a top-level name: nothing is imported
+    except (ImportError, ValueError):
+        return 0
+    if spec is None or spec.origin is None:
+        return 0
+    origin = Path(spec.origin)
+    files = origin.parent.glob("*.py") if origin.name == "__init__.py" else [origin]
+    try:
+        return max((f.stat().st_mtime_ns for f in files), default=0)
+    except OSError:
+        return 0
