@@ -16,12 +16,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Literal, Protocol
 
-import structlog
-from structlog.typing import FilteringBoundLogger
-
 from btic.errors import DestinationError
 
 if TYPE_CHECKING:
+    from structlog.typing import FilteringBoundLogger
+
     from btic.appliance.model import Product, Session
 
 
@@ -194,6 +193,8 @@ def data_types_for_hooks(hooks: set[str] | frozenset[str]) -> frozenset[DataType
 
 def default_logger() -> FilteringBoundLogger:
     """btic's logger, as configured by the command line (or structlog's defaults)."""
+    import structlog  # here: importing structlog costs a quick command a fifth of a second
+
     logger: FilteringBoundLogger = structlog.get_logger("btic")
     return logger
 

@@ -17,10 +17,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
-from structlog.typing import FilteringBoundLogger
 
 from btic.config.consistency import (
     capability_problems,
@@ -49,6 +48,9 @@ from btic.naming import ConfigWarning
 from btic.plugins import PluginManager
 from btic.secrets import Secret
 from btic.types import AppContext, DataType, SiteInfo, default_logger
+
+if TYPE_CHECKING:
+    from structlog.typing import FilteringBoundLogger
 
 if sys.version_info >= (3, 11):
     import tomllib
