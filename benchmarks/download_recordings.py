@@ -20,7 +20,10 @@ say how close each comes to it (a 1 GbE port carries about 119 MiB/s).
 
     .venv/bin/python benchmarks/download_recordings.py \
         [--count 8 --megabytes 512 --repeat 3 --transport https,http --large-megabytes 2048]
-        [--link 119]
+        [--link 119] [--netns-rate 1gbit]
+
+--netns-rate runs it all in a private network namespace whose loopback is
+shaped by ``tc qdisc ... tbf`` (a real link's token bucket, in the kernel).
 """
 
 from __future__ import annotations
@@ -193,6 +196,41 @@ def measure(tls: bool, args: argparse.Namespace, workdir: Path) -> None:
             )
 
 
+NETNS_ENV = "BTIC_BENCH_NETNS"
+
+
+def in_namespace(rate: str) -> None:
+    """Run this script again inside a new network namespace whose ``lo`` is shaped
+    to ``rate`` (a token bucket, as a port of that speed is): the simulator, curl
+    and btic then all talk through the same shaped wire. Says why and returns
+    where a namespace cannot be made."""
+    name = f"btic-bench-{os.getpid()}"
+    setup = [
+        ["ip", "netns", "add", name],
+        ["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"],
+        # burst: 4 MB, several 64 KB loopback packets; latency: how long a packet may queue
+        ["ip", "netns", "exec", name, "tc", "qdisc", "add", "dev", "lo", "root", "tbf",
+         "rate", rate, "burst", "4mb", "latency", "50ms"],
+    ]  # fmt: skip
+    try:
+        for command in setup:
+            subprocess.run(command, check=True, capture_output=True, text=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        detail = getattr(exc, "stderr", "") or str(exc)
+        print(f"skipped: no shaped network namespace here ({detail.strip()})")
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        return
+    print(f"in network namespace {name}, loopback shaped to {rate} (tc tbf)")
+    try:
+        subprocess.run(
+            ["ip", "netns", "exec", name, sys.executable, *sys.argv],
+            env={**os.environ, NETNS_ENV: name},
+            check=False,
+        )
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=8)
@@ -203,7 +241,16 @@ def main() -> None:
     parser.add_argument(
         "--link", type=float, default=0, help="MB/s of the wire the simulator sends through"
     )
+    parser.add_argument(
+        "--netns-rate",
+        default="",
+        help="run everything in a private network namespace whose loopback is shaped to "
+        "this rate by tc tbf (1gbit, 2500mbit); needs root and iproute2",
+    )
     args = parser.parse_args()
+    if args.netns_rate and NETNS_ENV not in os.environ:
+        in_namespace(args.netns_rate)
+        return
     if not shutil.which("curl"):
         sys.exit("curl is needed for the baseline")
     transports = [t.strip().lower() for t in args.transport.split(",") if t.strip()]
