@@ -32,6 +32,7 @@ from btic.state.session_index import SessionQuery, TermFilter
 from btic.state.verification import DestinationIntegrity
 from btic.statuses import LedgerStatus
 from btic.summaries import TermKind
+from btic.types import DataType, ItemKey
 
 #: The search fields, as the page and the API name them.
 FIELDS = ("site", "lsid", "person", "customer", "host", "external_key", "since", "until")
@@ -272,7 +273,7 @@ class Views:
             item_key=entry.item_key,
             range=None if wanted is None else wanted.content_range,
         )
-        name = (entry.location or "item").replace("\\", "/").rsplit("/", 1)[-1]
+        name = _file_name(entry)
         media_type = _media_type(entry, name)
         inline = media_type != "application/octet-stream" and "download" not in request.query_params
         headers = {
@@ -314,19 +315,17 @@ class Views:
         return JSONResponse({"ok": True, "destinations": [_integrity_json(d) for d in overview]})
 
     def _item_view(self, found: FoundSession, entry: LedgerEntry) -> dict[str, Any]:
-        openable = self._reader.can_open(entry)
+        instance = _instance(found, entry)
         url = None
-        if openable:
+        if self._reader.can_open(entry):
             url = f"{_session_url(found)}/items/{_quoted(entry.destination)}/{entry.data_type}"
-            _, _, instance = entry.item_key.partition("#")
-            if instance:
+            if instance is not None:
                 url += f"?instance={instance}"
-        name = (entry.location or "").replace("\\", "/").rsplit("/", 1)[-1]
         return {
             "entry": entry,
             "url": url,
-            "media_type": _media_type(entry, name),
-            "instance": entry.item_key.partition("#")[2] or None,
+            "media_type": _media_type(entry, _file_name(entry)),
+            "instance": instance,
         }
 
 
@@ -362,16 +361,30 @@ def _quoted(text: str) -> str:
 
 
 def _entry(found: FoundSession, params: Any, query: Any) -> LedgerEntry | None:
-    instance = query.get("instance")
-    key = found.session.lsid if not instance else f"{found.session.lsid}#{instance}"
+    wanted = query.get("instance") or None
     for entry in found.items:
         if (
             entry.destination == params["destination"]
             and entry.data_type == params["data_type"]
-            and entry.item_key == key
+            and wanted == _text(_instance(found, entry))
         ):
             return entry
     return None
+
+
+def _instance(found: FoundSession, entry: LedgerEntry) -> int | None:
+    """The numbered recording's instance of ``entry`` (None for a report or the recording)."""
+    key = ItemKey.from_ledger(found.session.host, DataType(entry.data_type), entry.item_key)
+    return key.instance
+
+
+def _text(number: int | None) -> str | None:
+    return None if number is None else str(number)
+
+
+def _file_name(entry: LedgerEntry) -> str:
+    """The last part of the item's location, as a download is named."""
+    return (entry.location or "item").replace("\\", "/").rsplit("/", 1)[-1]
 
 
 #: What browsers play in a ``<video>`` or ``<audio>``; other recordings (a vendor's
