@@ -186,3 +186,24 @@ def test_statuses_read_as_their_text_in_logs_json_rows_and_lookups():
     # A row's plain text is the status, in comparisons and in hashed lookups alike.
     assert LedgerStatus.DELIVERED == "delivered" and {"delivered": 1}[LedgerStatus.DELIVERED] == 1
     assert LedgerStatus("removed") is LedgerStatus.REMOVED
+
+
+@pytest.mark.parametrize(
+    ("dialect", "collation"),
+    [
+        ("postgresql", 'COLLATE "C"'),
+        ("mysql", "COLLATE utf8mb4_bin"),
+        ("mariadb", "COLLATE utf8mb4_bin"),
+    ],
+)
+def test_search_terms_are_compared_bytewise_on_every_server(dialect, collation):
+    """A prefix search uses the terms' index only under a bytewise collation, and
+    the schema says so without importing the dialects' own types at start-up."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.schema import CreateTable
+
+    from btic.state.schema import session_terms
+
+    server = make_url(f"{dialect}://").get_dialect()()
+    ddl = str(CreateTable(session_terms).compile(dialect=server))
+    assert f"term VARCHAR(200) {collation} NOT NULL" in ddl
