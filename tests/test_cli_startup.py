@@ -54,6 +54,19 @@ def test_help_and_version_import_nothing_heavy(tmp_path):
     assert version.stdout.startswith("btic ") and _heavy(modules) == []
 
 
+def test_version_names_every_installed_plugin_and_its_version(tmp_path):
+    import importlib.metadata
+
+    done, modules = _imported_by(["--version"], tmp_path)
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"btic {importlib.metadata.version('btic')}"
+    for name, distribution in (("filesystem", "btic-filesystem"), ("s3", "btic-s3"),
+                               ("sqlserver", "btic-sqlserver")):  # fmt: skip
+        version = importlib.metadata.version(distribution)
+        assert f"  plugin {name}: {distribution} {version}" in lines
+    assert _heavy(modules) == []  # read from metadata: no plugin imported
+
+
 def test_a_plugin_installed_after_the_listing_is_listed(tmp_path, distributions):
     _imported_by(["--help"], tmp_path)
     site = distributions.make(

@@ -45,3 +45,13 @@ def _changed(package: str) -> int:
         return max((f.stat().st_mtime_ns for f in files), default=0)
     except OSError:
         return 0
+
+
+def installed() -> list[tuple[str, str, str]]:
+    """Each plugin's entry-point name, distribution and version, from metadata alone
+    (no plugin is imported; a plugin that would not load is listed all the same)."""
+    found = []
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(ep, "dist", None)
+        found.append((ep.name, dist.name if dist else "?", dist.version if dist else "?"))
+    return sorted(found)

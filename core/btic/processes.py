@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 
+#: Whether a PID can be asked about without harm (``os.kill(pid, 0)`` on POSIX;
+#: on Windows the same call ends the process).
+CAN_SIGNAL_ZERO = os.name == "posix"
+
 
 def process_alive(pid: int) -> bool:
     """True unless ``pid`` is known to be gone.
@@ -11,7 +15,7 @@ def process_alive(pid: int) -> bool:
     Where that cannot be told cheaply (not POSIX), the answer is True, so
     callers leave files alone rather than delete another writer's.
     """
-    if pid == os.getpid() or os.name != "posix":
+    if pid == os.getpid() or not CAN_SIGNAL_ZERO:
         return True
     try:
         os.kill(pid, 0)

@@ -184,8 +184,29 @@ def warn(message: str) -> None:
     click.echo(f"warning: {message}", err=True)
 
 
+def _print_versions(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``btic --version``: btic's, then each installed plugin's, read from metadata
+    (a bug report says what was running without loading anything)."""
+    if not value or ctx.resilient_parsing:
+        return
+    from btic import __version__
+    from btic.entry_points import installed
+
+    click.echo(f"btic {__version__}")
+    for name, distribution, version in installed():
+        click.echo(f"  plugin {name}: {distribution} {version}")
+    ctx.exit()
+
+
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="btic", prog_name="btic", message="%(prog)s %(version)s")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_versions,
+    help="Show btic's version and each installed plugin's, and exit.",
+)
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """Archive BeyondTrust session reports, recordings and backups."""

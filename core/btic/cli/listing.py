@@ -16,22 +16,16 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from btic.entry_points import fingerprint
+from btic.locations import cache_directory
 
 if TYPE_CHECKING:
     from btic.cli.base import Runtime
 
 #: The record's name in btic's cache directory.
 RECORD = "plugin-commands.json"
-
-
-def cache_directory() -> Path:
-    """btic's cache directory: ``$XDG_CACHE_HOME/btic`` or ``~/.cache/btic``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "btic"
 
 
 def plugin_command_lines(runtime: Runtime, own: Iterable[str]) -> dict[str, str]:

@@ -15,15 +15,19 @@ import contextlib
 import os
 import shutil
 import stat
-import sys
 import tempfile
 from pathlib import Path
 from typing import IO
 
 from btic.errors import SpoolError
 
-if sys.platform != "win32":
+try:
     import fcntl
+except ImportError:  # Windows: no advisory locks; a run's PID is all there is
+    _FLOCK = False
+else:
+    _FLOCK = True
+from btic.locations import cache_directory
 from btic.processes import process_alive
 
 SPOOL_NAME = "btic-spool"
@@ -37,8 +41,7 @@ def spool_parent(state_url: str) -> Path:
     prefix = "sqlite:///"
     if state_url.startswith(prefix) and state_url[len(prefix) :] not in ("", ":memory:"):
         return Path(state_url[len(prefix) :]).parent / SPOOL_NAME
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "btic" / SPOOL_NAME
+    return cache_directory() / SPOOL_NAME
 
 
 class RunSpool:
@@ -82,17 +85,20 @@ def _hold_lock(path: Path) -> IO[bytes] | None:
     # The lock file gets its name only once locked: a run sweeping the spool at that
     # moment (another thread of a worker, another process) must never find it
     # unlocked and remove a directory whose run has just begun.
+    if not _FLOCK:
+        # Windows: an open file cannot be renamed, and none is swept by a lock
+        # (see _abandoned); the open file only keeps the directory from removal.
+        return path.open("wb")
     pending = path.with_name(f"{path.name}.new")
     handle = pending.open("wb")
-    if sys.platform != "win32":  # Windows: PID liveness is all there is
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
     os.replace(pending, path)
     return handle
 
 
 def _abandoned(directory: Path) -> bool:
     lock = directory / LOCK_NAME
-    if sys.platform == "win32" or not lock.exists():
+    if not _FLOCK or not lock.exists():
         # No lock to ask (Windows, or a spool of an older btic): the PID must be gone.
         pid = directory.name.split("-", 1)[0]
         return pid.isdigit() and not process_alive(int(pid))

@@ -12,6 +12,6 @@ name format, file name conflict handling, retention count and download format.
 from btic_filesystem.destination import FileSystemDestination
 from btic_filesystem.options import FileSystemOptions
 
-__version__ = "0.1.0"
+__version__ = "1.0.0"
 
 __all__ = ["FileSystemDestination", "FileSystemOptions", "__version__"]

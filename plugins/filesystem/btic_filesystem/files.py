@@ -217,8 +217,13 @@ def remove_stale_temps(directory: Path) -> None:
             Path(entry.path).unlink(missing_ok=True)
 
 
+#: Whether a directory can be opened to fsync it (POSIX); on Windows NTFS makes
+#: a rename durable itself and a directory cannot be opened as a file.
+DIRECTORY_FSYNC = os.name == "posix"
+
+
 def fsync_directory(directory: Path) -> None:
-    if os.name != "posix":
+    if not DIRECTORY_FSYNC:
         return
     fd = os.open(directory, os.O_RDONLY)
     try:

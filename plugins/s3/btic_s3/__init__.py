@@ -19,6 +19,6 @@ from __future__ import annotations
 from btic_s3.destination import S3Destination
 from btic_s3.options import S3Options
 
-__version__ = "0.1.0"
+__version__ = "1.0.0"
 
 __all__ = ["S3Destination", "S3Options", "__version__"]

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 import btic
+from btic.plugin import process_alive
 from btic_s3.service import described, is_missing
 
 #: Where upload markers live, under the destination's prefix.
@@ -282,12 +283,11 @@ def _abandoned(note: dict[str, Any]) -> bool:
     if note.get("host") != socket.gethostname():
         return False  # another machine's upload, perhaps still running
     try:
-        os.kill(int(note["pid"]), 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, KeyError, ValueError):
+        pid = int(note["pid"])
+    except (KeyError, ValueError):
         return False
-    return False  # its process is still running
+    # Not os.kill(pid, 0) here: on Windows that ends the process.
+    return not process_alive(pid)
 
 
 def _compare(answered: str | None, expected: str, where: str) -> None:

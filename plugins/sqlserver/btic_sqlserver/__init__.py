@@ -19,6 +19,6 @@ from __future__ import annotations
 from btic_sqlserver.destination import SqlServerDestination
 from btic_sqlserver.options import SqlServerOptions
 
-__version__ = "0.1.0"
+__version__ = "1.0.0"
 
 __all__ = ["SqlServerDestination", "SqlServerOptions", "__version__"]
