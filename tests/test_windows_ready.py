@@ -76,7 +76,7 @@ def test_every_module_imports_and_the_demo_runs_without_posix_only_modules(tmp_p
             ",".join(POSIX_ONLY),
             ",".join(NOT_ON_WINDOWS),
             str(tmp_path / "demo"),
-        ],  # fmt: skip
+        ],
         capture_output=True,
         text=True,
         env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")},
