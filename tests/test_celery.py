@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 from conftest import BTIC, new_postgres_database
+from test_systemd import FakeSystemd, notify_env
 from transfer_helpers import check_archive, expected_files, wait_for
 
 from btic import logs
@@ -549,3 +550,33 @@ def test_a_task_naming_a_site_the_workers_configuration_lacks_fails_with_the_rea
         detail = connection.execute(sqlalchemy.text("select detail from btic_tasks")).scalar_one()
     engine.dispose()
     assert detail == "this worker's configuration lacks it: no site named 's0'; defined: old"
+
+
+def test_btic_worker_is_ready_when_celery_takes_tasks_and_says_it_drains(
+    tmp_path, postgres_url, broker
+):
+    """`btic worker` under systemd (``Type=notify``): see test_systemd."""
+    state = new_postgres_database(postgres_url)
+    systemd = FakeSystemd(str(tmp_path / "notify"))
+    with SimulatedAppliance("rs", tls=False, sessions=2, seed=62, live_sessions=0) as sim:
+        config = celery_config(tmp_path, [sim], state, broker, queue="notify")
+        log = tmp_path / "worker.log"
+        with log.open("ab") as out:
+            worker = subprocess.Popen(
+                [BTIC, "worker", "--config", str(config), "-c", "1", "-n", "notify@%h"],
+                stdout=out,
+                stderr=out,
+                env=notify_env(systemd, 2_000_000),
+            )
+        try:
+            ready = systemd.until("READY=1", [worker])
+            assert "STATUS=taking tasks from notify" in ready
+            systemd.until("WATCHDOG=1", [worker])
+            worker.send_signal(signal.SIGTERM)
+            systemd.until("STOPPING=1", [])
+            assert worker.wait(timeout=120) == 0, log.read_text()
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+            systemd.close()

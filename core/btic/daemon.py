@@ -43,6 +43,7 @@ from btic.scheduler import (
 )
 from btic.state import StateStore
 from btic.statuses import RunStatus
+from btic.systemd import Notifier
 from btic.transfer import Reporter, Tally
 
 if TYPE_CHECKING:
@@ -102,6 +103,7 @@ class Daemon:
         wait: Callable[[float], None] | None = None,
         stop_timeout: timedelta = STOP_TIMEOUT,
         executor: str | None = None,
+        notifier: Notifier | None = None,
     ):
         self._load = load
         self.plugins = plugins
@@ -112,6 +114,8 @@ class Daemon:
         self.reporter = reporter
         self.call_observer = call_observer
         self.executor = executor
+        #: systemd's READY/WATCHDOG/STOPPING (inert when not under systemd)
+        self.notifier = notifier or Notifier(None)
         self.clock = clock
         self._wait = wait
         self.stop_timeout = stop_timeout
@@ -169,8 +173,12 @@ class Daemon:
             config=str(self.config_path) if self.config_path else None,
             pid=os.getpid(),
         )
+        self.notifier.ready(f"{len(self.scheduler.enabled())} schedules")
         try:
             while not self.stop.is_set():
+                # The loop itself is what the watchdog watches: a scheduler stuck
+                # anywhere in it stops the pings, and systemd restarts the service.
+                self.notifier.alive()
                 self._reload_if_changed()
                 waiting = self._start_due()
                 if self.once:
@@ -178,6 +186,7 @@ class Daemon:
                     break
                 self._heartbeat(state)
                 self._sleep(waiting)
+            self.notifier.stopping("finishing the items in hand")
             abandoned = self._finish_runs()
         finally:
             if not self._running():
@@ -257,6 +266,9 @@ class Daemon:
     def _sleep(self, waiting: list[tuple[str, datetime]]) -> None:
         # Schedules due but not startable (running, or another daemon's) wait a tick.
         seconds = TICK.total_seconds()
+        ping_every = self.notifier.ping_every
+        if ping_every is not None:
+            seconds = min(seconds, ping_every)
         if waiting:
             next_due = min(when for _, when in waiting)
             seconds = min(seconds, max((next_due - self.clock()).total_seconds(), 1.0))

@@ -66,10 +66,12 @@ def run_command(
     Keeps one token per site across runs. SIGHUP, or a change of the
     configuration file, reloads it (a configuration that does not load keeps
     the old one running). SIGTERM or SIGINT finish the items in hand, up to
-    --stop-timeout, then exit: 0 after SIGTERM, 130 after SIGINT.
+    --stop-timeout, then exit: 0 after SIGTERM, 130 after SIGINT. Under systemd
+    with ``Type=notify`` it says when it is ready and pings ``WatchdogSec=``.
     """
     from btic import logs
     from btic.daemon import Daemon
+    from btic.systemd import Notifier
 
     path = config_path or default_config_path()
     config = runtime.load_config(path)
@@ -91,6 +93,7 @@ def run_command(
         call_observer=metrics,
         stop_timeout=timedelta(seconds=stop_timeout),
         executor=executor,
+        notifier=Notifier.from_environment(),
     )
     if metrics is not None and metrics_port is not None:
         from btic.metrics import serve
@@ -157,21 +160,30 @@ def worker_command(
     from btic.executor.app import celery_app
     from btic.executor.worker import Worker, register
     from btic.notify import notifiers
+    from btic.systemd import Notifier, WatchdogThread
 
     path = config_path or default_config_path()
     config = runtime.load_config(path)
     log = logs.for_config(config)
     worker = Worker(config, runtime.plugins, log=log, observers=notifiers(config, log))
+    systemd = Notifier.from_environment()
+    watchdog = WatchdogThread(systemd)
     try:
         app = celery_app(config.executor)
         app.conf.worker_prefetch_multiplier = prefetch
         register(app, worker)
 
-        from celery.signals import worker_shutting_down
+        from celery.signals import worker_ready, worker_shutting_down
+
+        def ready(**_: object) -> None:
+            systemd.ready(f"taking tasks from {queues or config.executor.queue}")
+            watchdog.start()
 
         def stopping(**_: object) -> None:
+            systemd.stopping("draining: the tasks in hand go back to the queue")
             worker.stop.set()
 
+        worker_ready.connect(ready, weak=False)
         worker_shutting_down.connect(stopping, weak=False)
         # Celery's log level applies to every library: one line per HTTP request is noise.
         logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -189,6 +201,7 @@ def worker_command(
             ]
         )
     finally:
+        watchdog.stop()
         worker.close()
 
 
