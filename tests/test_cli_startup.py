@@ -109,3 +109,22 @@ def test_the_listed_line_is_the_commands_own(name):
     assert command is not None and command.name == name
     assert command.callback is not None and command.callback.__module__ == lazy.module
     assert lazy.short_help == command.get_short_help_str(limit=80)
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [("btic sy", "sync"), ("btic sq", "sql"), ("btic sync --sch", "--schedule")],
+)
+def test_shell_completion_offers_commands_plugin_commands_and_options(tmp_path, words, expected):
+    """What the README's ``_BTIC_COMPLETE=bash_source`` script asks for each <Tab>."""
+    env = {
+        **os.environ,
+        "XDG_CACHE_HOME": str(tmp_path),
+        "_BTIC_COMPLETE": "bash_complete",
+        "COMP_WORDS": words,
+        "COMP_CWORD": str(len(words.split()) - 1),
+    }
+    btic = str(Path(sys.executable).with_name("btic"))
+    done = subprocess.run([btic], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert f"plain,{expected}" in done.stdout.splitlines()
