@@ -537,9 +537,11 @@ def test_init_writes_a_starter_configuration_that_checks(tmp_path):
 
 
 def test_version():
+    import importlib.metadata
+
     result = run_btic("--version")
     assert result.returncode == 0
-    assert result.stdout.strip().startswith("btic 0.")
+    assert result.stdout.splitlines()[0] == f"btic {importlib.metadata.version('btic')}"
 
 
 def test_check_offline_json_is_pure_json_and_an_unknown_site_is_refused(tmp_path):
