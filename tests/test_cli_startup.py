@@ -18,7 +18,7 @@ from btic.cli import main
 from btic.cli.commands import COMMANDS
 
 #: What the quick commands must not import: each costs tens of milliseconds.
-HEAVY = ("sqlalchemy", "httpx", "pydantic", "lxml", "structlog", "rich", "btic_sqlserver",
+HEAVY = ("sqlalchemy", "httpx", "pydantic", "lxml", "structlog", "rich", "pluggy", "btic_sqlserver",
          "btic_s3", "btic_filesystem", "btic.transfer", "btic.appliance")  # fmt: skip
 
 

@@ -15,8 +15,6 @@ Plugin authors import from here::
 
 from typing import TYPE_CHECKING, Any
 
-from btic.hookspecs import hookimpl
-
 if TYPE_CHECKING:
     __version__: str
     from btic.appliance.model import (
@@ -45,6 +43,7 @@ if TYPE_CHECKING:
         DestinationError,
         UsageError,
     )
+    from btic.hookspecs import hookimpl
     from btic.integrity import DIGEST_DIRECTORY, Digest, read_digests
     from btic.naming import ConfigWarning
     from btic.secrets import DatabaseUrl, Secret
@@ -71,6 +70,8 @@ if TYPE_CHECKING:
 #: ``import btic`` (which every plugin and every command does) costs next to
 #: nothing; a command that never touches the session models never imports pydantic.
 _LAZY = {
+    # pluggy too is imported on first use: `btic --help` and `--version` need none of it
+    "hookimpl": "btic.hookspecs",
     "AppContext": "btic.types",
     "Backup": "btic.types",
     "ConfigError": "btic.errors",
