@@ -128,3 +128,21 @@ def test_shell_completion_offers_commands_plugin_commands_and_options(tmp_path, 
     done = subprocess.run([btic], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     assert f"plain,{expected}" in done.stdout.splitlines()
+
+
+def test_a_command_without_a_sql_destination_does_not_load_the_sql_tables(tmp_path):
+    """Every command loads every installed plugin; the SQL plugin's tables, their
+    dialects and its row models wait until a SQL destination is used."""
+    config = tmp_path / "btic.toml"
+    config.write_text(
+        '[sites.s]\nhost = "h"\nclient_id = "a"\nclient_secret = "x"\n'
+        f'[destinations.d]\nplugin = "filesystem"\ndirectory = "{tmp_path / "archive"}"\n'
+        '[schedules.every]\nevery = "1h"\n[[schedules.every.transfers]]\n'
+        'site = "s"\ndestinations = ["d"]\ndata = ["session"]\n'
+    )
+    config.chmod(0o600)
+    done, modules = _imported_by(["status", "--config", str(config)], tmp_path)
+    assert "btic_sqlserver" in modules, done.stderr  # the plugin itself was loaded
+    for heavy in ("btic_sqlserver.schema", "btic_sqlserver.rows", "sqlalchemy.dialects.mssql",
+                  "sqlalchemy.dialects.mysql", "sqlalchemy.dialects.postgresql"):  # fmt: skip
+        assert heavy not in modules, heavy
