@@ -9,10 +9,34 @@ import importlib.util
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 ENTRY_POINT_GROUP = "btic"
 DISABLE_ENV = "BTIC_DISABLE_PLUGINS"
 STRICT_ENV = "BTIC_STRICT_PLUGINS"
+
+
+class InstalledPlugin(NamedTuple):
+    """A plugin as its distribution's metadata describes it, not loaded."""
+
+    name: str  # the entry point's, what ``plugin = "..."`` names
+    value: str  # ``module:Class``
+    distribution: str
+    version: str
+
+
+def installed() -> list[InstalledPlugin]:
+    """Each plugin's entry point, distribution and version, from metadata alone (no
+    plugin is imported; a plugin that would not load is listed all the same)."""
+    found = []
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(ep, "dist", None)
+        found.append(
+            InstalledPlugin(
+                ep.name, ep.value, dist.name if dist else "?", dist.version if dist else "?"
+            )
+        )
+    return sorted(found)
 
 
 def fingerprint(environ: Mapping[str, str] | None = None) -> str:
@@ -22,12 +46,8 @@ def fingerprint(environ: Mapping[str, str] | None = None) -> str:
     Cheap: metadata and a few ``stat`` calls, no plugin imported."""
     environ = os.environ if environ is None else environ
     parts = [environ.get(DISABLE_ENV, ""), environ.get(STRICT_ENV, "")]
-    for ep in sorted(
-        importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name, e.value)
-    ):
-        dist = getattr(ep, "dist", None)
-        parts += [ep.name, ep.value, dist.name if dist else "", dist.version if dist else ""]
-        parts.append(str(_changed(ep.value.split(":")[0].split(".")[0])))
+    for plugin in installed():
+        parts += [*plugin, str(_changed(plugin.value.split(":")[0].split(".")[0]))]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
@@ -45,13 +65,3 @@ def _changed(package: str) -> int:
         return max((f.stat().st_mtime_ns for f in files), default=0)
     except OSError:
         return 0
-
-
-def installed() -> list[tuple[str, str, str]]:
-    """Each plugin's entry-point name, distribution and version, from metadata alone
-    (no plugin is imported; a plugin that would not load is listed all the same)."""
-    found = []
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        dist = getattr(ep, "dist", None)
-        found.append((ep.name, dist.name if dist else "?", dist.version if dist else "?"))
-    return sorted(found)

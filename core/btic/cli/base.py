@@ -193,8 +193,8 @@ def _print_versions(ctx: click.Context, _param: click.Parameter, value: bool) ->
     from btic.entry_points import installed
 
     click.echo(f"btic {__version__}")
-    for name, distribution, version in installed():
-        click.echo(f"  plugin {name}: {distribution} {version}")
+    for plugin in installed():
+        click.echo(f"  plugin {plugin.name}: {plugin.distribution} {plugin.version}")
     ctx.exit()
 
 
