@@ -5,12 +5,17 @@ from __future__ import annotations
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from btic.cli.base import Runtime, config_option, echo_json, promise_json
 from btic.cli.options import output_options, verbosity_of
 from btic.errors import WorkFailed, interruption
+
+if TYPE_CHECKING:
+    from btic.config import Config
+    from btic.state import StateStore
 
 
 @click.command("sync")
@@ -38,7 +43,6 @@ def sync_command(
     Each window starts at what the last run delivered and ends at the
     appliance's present; watermarks move.
     """
-    from btic import schedule
     from btic.state import StateStore, failures_reported
 
     promise_json(as_json)
@@ -47,48 +51,41 @@ def sync_command(
     config.require_work()
     names = [n for n in (schedules or config.schedules) if schedules or config.schedules[n].enabled]
     verbosity = verbosity_of(quiet, verbose)
-    if not schedules and not run_all:
-        # Nothing due is cron's common case (every minute): it is answered from the
-        # state database before the transfer engine is imported.
-        periods = {name: config.schedules[name].period() for name in names}
-        with failures_reported(config.state_url):
-            store = StateStore(config.state_url)
-            try:
-                choice = schedule.choose(
-                    periods, store.last_slots(periods), datetime.now(timezone.utc)
-                )
-            finally:
-                store.close()
-        if not choice.due:
-            _say_idle(schedule.waiting_lines(choice, periods), verbosity=verbosity, as_json=as_json)
-            return
-    from btic.cli.transfers import Output, stopping_on_signals
-    from btic.notify import notifiers
-    from btic.scheduler import Scheduler
-    from btic.statuses import RunStatus
-    from btic.transfer import Summary
-
-    output = Output(config, verbosity, as_json, quiet_when_ok=True)
     with failures_reported(config.state_url):
-        store = StateStore(config.state_url)
-        scheduler = Scheduler(
-            config,
-            runtime.plugins,
-            store,
-            log=output.log,
-            reporter=output.reporter,
-            observers=notifiers(config, output.log),
-            items_on_console=output.per_item,
-        )
+        store = StateStore(config.state_url)  # one connection pool for the check and the run
         try:
-            with output.bars, stopping_on_signals(scheduler.stop) as received:
-                outcomes, notes = scheduler.run_due(names, anyway=bool(schedules) or run_all)
+            if not schedules and not run_all:
+                waiting = _all_waiting(config, store, names)
+                if waiting is not None:
+                    _say_idle(waiting, verbosity=verbosity, as_json=as_json)
+                    return
+            from btic.cli.transfers import Output, stopping_on_signals
+            from btic.notify import notifiers
+            from btic.scheduler import Scheduler
+
+            output = Output(config, verbosity, as_json, quiet_when_ok=True)
+            scheduler = Scheduler(
+                config,
+                runtime.plugins,
+                store,
+                log=output.log,
+                reporter=output.reporter,
+                observers=notifiers(config, output.log),
+                items_on_console=output.per_item,
+            )
+            try:
+                with output.bars, stopping_on_signals(scheduler.stop) as received:
+                    outcomes, notes = scheduler.run_due(names, anyway=bool(schedules) or run_all)
+            finally:
+                scheduler.close()
         finally:
-            scheduler.close()
             store.close()
     if not outcomes:
         _say_idle(notes, verbosity=verbosity, as_json=as_json)
         return
+    from btic.statuses import RunStatus
+    from btic.transfer import Summary
+
     total = Summary()
     for outcome in outcomes:
         total.merge(outcome.summary)
@@ -109,6 +106,19 @@ def sync_command(
         raise interruption(received[0])
     if total.failed:
         raise WorkFailed("the run had failures")
+
+
+def _all_waiting(config: Config, store: StateStore, names: list[str]) -> list[str] | None:
+    """When none of ``names`` is due, the line saying when each comes due; else None.
+
+    Nothing due is cron's common case (every minute): it is answered from the state
+    database before the transfer engine is imported.
+    """
+    from btic import schedule
+
+    periods = {name: config.schedules[name].period() for name in names}
+    choice = schedule.choose(periods, store.last_slots(periods), datetime.now(timezone.utc))
+    return None if choice.due else schedule.waiting_lines(choice, periods)
 
 
 def _say_idle(notes: list[str], *, verbosity: int, as_json: bool) -> None:
