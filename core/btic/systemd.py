@@ -101,9 +101,9 @@ class Notifier:
 
 
 class WatchdogThread:
-    """Pings the watchdog from a thread while ``healthy()`` says so (for a process
-    whose main loop is someone else's, such as a Celery worker's): it says the
-    process lives, not that its tasks progress."""
+    """Pings the watchdog from a thread (for a process whose main loop is someone
+    else's, such as a Celery worker's): it says the process lives, not that its
+    tasks progress."""
 
     def __init__(self, notifier: Notifier):
         self.notifier = notifier
@@ -125,5 +125,8 @@ class WatchdogThread:
             self._thread.join()
 
     def _run(self, every: float) -> None:
+        # Woken twice as often as a ping is due: alive() sends only once ``every``
+        # has passed, and a wake-up a hair early must not push the ping to the
+        # next round, a whole watchdog timeout later.
         while not self._stop.wait(every / 2):
             self.notifier.alive()
